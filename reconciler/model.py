@@ -1,0 +1,166 @@
+"""Typed desired state: the pydantic models behind ``desired/*.yaml`` and ``reconcile schema``.
+
+The models are strict (no coercion: ``enabled: yes`` is an error, not a string) and closed
+(an unknown key is an error), because a typo in a GitOps source of truth must fail in review,
+not silently do nothing. Cross-object rules (a placement naming an undeclared server, an http
+server on a stdio-only target) live in ``desired.py``, which knows file locations.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr, model_validator
+
+SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def server_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a portable server name, or None if it is (MCPJungle's rule)."""
+    if not SERVER_NAME.match(name):
+        return "only letters, digits, '-' and '_' are allowed"
+    if "__" in name:
+        return "'__' is reserved as the tool separator by MCPJungle and Gemini"
+    if name.endswith("_"):
+        return "a trailing '_' is not allowed"
+    return None
+
+
+class Kind(str, Enum):
+    """Every target kind the schema knows. Kinds without an implementation fail validation."""
+
+    CLAUDE_DESKTOP = "claude-desktop"
+    CLAUDE_CODE = "claude-code"
+    CURSOR = "cursor"
+    VSCODE = "vscode"
+    WINDSURF = "windsurf"
+    CODEX = "codex"
+    GEMINI = "gemini"
+    OPENCODE = "opencode"
+    MCPJUNGLE = "mcpjungle"
+
+
+class OnDrift(str, Enum):
+    """What a non-dry run does with a live edit of a managed entry."""
+
+    SYNC = "sync"  # revert it to desired
+    RECORD = "record"  # commit an allowed-divergence record
+    REPORT = "report"  # leave it, report it, exit 1
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToolPolicy(_Closed):
+    """Governed tools: globs over a server's tool names."""
+
+    allow: tuple[StrictStr, ...] = ()
+    deny: tuple[StrictStr, ...] = ()
+
+
+class Server(_Closed):
+    """One MCP server, declared once. stdio when ``command`` is set, http/sse when ``url`` is."""
+
+    description: StrictStr | None = None
+    command: StrictStr | None = None
+    args: tuple[StrictStr, ...] = ()
+    env: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    cwd: StrictStr | None = None
+    url: StrictStr | None = None
+    transport: Literal["stdio", "http", "sse"] | None = None
+    headers: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    enabled: StrictBool = True
+    required: StrictBool = False
+    tools: ToolPolicy | None = None
+    aliases: tuple[StrictStr, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> Server:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                "set exactly one of 'command' (a stdio server) or 'url' (an http/sse server)"
+            )
+        if self.command is not None:
+            if self.transport not in (None, "stdio"):
+                raise ValueError(f"transport {self.transport!r} needs 'url', not 'command'")
+            if self.headers:
+                raise ValueError("'headers' apply to http/sse servers; a stdio server uses 'env'")
+        else:
+            if self.transport == "stdio":
+                raise ValueError("transport 'stdio' needs 'command', not 'url'")
+            if self.args or self.env or self.cwd:
+                raise ValueError("'args', 'env' and 'cwd' apply to stdio servers only")
+        return self
+
+    @property
+    def effective_transport(self) -> str:
+        if self.command is not None:
+            return "stdio"
+        return self.transport or "http"
+
+
+class PlacementRef(_Closed):
+    """A placement written as a mapping: ``{name: github, required: false}``."""
+
+    name: StrictStr
+    required: StrictBool | None = None
+
+
+Placement = Annotated[StrictStr | PlacementRef, Field(union_mode="left_to_right")]
+
+
+class Target(_Closed):
+    """A place that holds copies of servers. Kind-specific fields are checked in ``desired.py``."""
+
+    kind: Kind
+    path: StrictStr | None = None
+    scope: Literal["user", "project", "local"] | None = None
+    project: StrictStr | None = None
+    servers: tuple[Placement, ...] = ("*",)
+    on_drift: OnDrift = OnDrift.SYNC
+    prune: StrictBool = False
+    exclusive: StrictBool = False
+    optional: StrictBool = False
+    secrets: Literal["reference", "resolve"] | None = None
+    bridge: Literal["mcp-remote"] | None = None
+    url: StrictStr | None = None
+    token: StrictStr | None = None
+    timeout: Annotated[float, Strict()] | None = Field(default=None, gt=0)
+
+
+class Mirror(_Closed):
+    """Source-copy parity for a file tree (the ``mirrors`` issue implements it)."""
+
+    source: StrictStr
+    copies: tuple[StrictStr, ...] = Field(min_length=1)
+    include: tuple[StrictStr, ...] = ()
+    exclude: tuple[StrictStr, ...] = ()
+    on_drift: OnDrift = OnDrift.REPORT
+    prune: StrictBool = False
+
+
+class Resolver(_Closed):
+    """A secret resolver: a command run without a shell; ``{name}`` is substituted."""
+
+    command: tuple[StrictStr, ...] = Field(min_length=1)
+    timeout: Annotated[float, Strict()] = Field(default=10.0, gt=0)
+
+
+class DesiredFile(_Closed):
+    """One file of ``desired/``: any of the four sections."""
+
+    servers: dict[StrictStr, Server] = Field(default_factory=dict)
+    targets: dict[StrictStr, Target] = Field(default_factory=dict)
+    mirrors: dict[StrictStr, Mirror] = Field(default_factory=dict)
+    secrets: dict[StrictStr, Resolver] = Field(default_factory=dict)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of one desired-state file, for editors and ``reconcile schema``."""
+    schema = DesiredFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mcp-reconciler desired state"
+    return schema

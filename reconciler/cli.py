@@ -1,0 +1,243 @@
+"""The command line: parse arguments, call the engine, render, exit with the documented code.
+
+Thin on purpose: no reconciling logic lives here, and nothing below this module imports
+click. Global options (``--desired``, ``--state-dir``, ``--json``, ``-q``/``-v``,
+``--no-color``) are accepted before or after a subcommand, as DESIGN section 7 promises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from reconciler.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
+from reconciler.report import ExitCode, RunReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = """\b
+Exit codes (the same for every command):
+  0  converged: no actionable drift (allowed divergences do not count)
+  1  actionable drift remains (found by --dry-run or status, or left by on_drift: report)
+  2  invalid invocation or invalid desired state; nothing was changed
+  3  a required target failed; the other targets were still processed
+"""
+
+
+@dataclass
+class Settings:
+    desired: Path = Path("desired")
+    state_dir: Path | None = None
+    json: bool = False
+    verbosity: int = 0
+    color: bool | None = None
+
+
+def _settings() -> Settings:
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    settings: Settings = root.meta.setdefault("reconciler.settings", Settings())
+    return settings
+
+
+def _store(attr: str, transform: Callable[[Any], Any] = lambda v: v) -> Callable[..., None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        source = ctx.get_parameter_source(param.name or "")
+        if value is None or (source is click.core.ParameterSource.DEFAULT and value in (0, False)):
+            return
+        setattr(_settings(), attr, transform(value))
+
+    return callback
+
+
+def global_options(f: F) -> F:
+    """The options every command accepts, wherever they appear on the line."""
+    options = [
+        click.option("--desired", type=click.Path(path_type=Path, file_okay=False),
+                     envvar="RECONCILER_DESIRED", show_envvar=True, expose_value=False,
+                     callback=_store("desired"),
+                     help="Desired-state directory [default: ./desired]."),
+        click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
+                     envvar="RECONCILER_STATE_DIR", show_envvar=True, expose_value=False,
+                     callback=_store("state_dir"),
+                     help="State directory [default: the platform's user state dir]."),
+        click.option("--json", "as_json", is_flag=True, default=False, expose_value=False,
+                     callback=_store("json"), help="Print one JSON document (schema 1)."),
+        click.option("-v", "--verbose", count=True, expose_value=False,
+                     callback=_store("verbosity"), help="More output (repeatable)."),
+        click.option("-q", "--quiet", count=True, expose_value=False,
+                     callback=_store("verbosity", lambda v: -v), help="Less output."),
+        click.option("--no-color", is_flag=True, default=False, expose_value=False,
+                     callback=_store("color", lambda v: False), help="Plain text output."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _fail(code: ExitCode, message: str) -> NoReturn:
+    settings = _settings()
+    if settings.json:
+        click.echo(json.dumps({"schema": 1, "exit_code": int(code), "errors": message.splitlines()}))
+    click.echo(message, err=True)
+    sys.exit(int(code))
+
+
+def _engine() -> Any:
+    from reconciler.engine import Engine
+    from reconciler.state import default_state_dir
+
+    settings = _settings()
+    return Engine(settings.desired, settings.state_dir or default_state_dir())
+
+
+def _style() -> Callable[[str, str], str]:
+    settings = _settings()
+    color = settings.color
+    if color is None:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    if not color:
+        return lambda text, role: text
+    colors = {"add": "green", "remove": "red", "change": "yellow", "bad": "red", "dim": None}
+
+    def style(text: str, role: str) -> str:
+        if role == "bold":
+            return click.style(text, bold=True)
+        if role == "dim":
+            return click.style(text, dim=True)
+        return click.style(text, fg=colors.get(role))
+
+    return style
+
+
+def _setup_logging() -> None:
+    level = {-1: logging.ERROR, 0: logging.ERROR, 1: logging.INFO}.get(
+        max(-1, min(_settings().verbosity, 2)), logging.DEBUG
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def _run(action: Callable[[], RunReport]) -> NoReturn:
+    _setup_logging()
+    try:
+        report = action()
+    except DesiredStateError as e:
+        count = len(e.problems)
+        _fail(ExitCode.INVALID, f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
+                                "nothing was changed")
+    except (UsageError, RepositoryError) as e:
+        _fail(ExitCode.INVALID, f"error: {e}")
+    except ReconcilerError as e:
+        _fail(ExitCode.FAILED, f"error: {e}")
+    settings = _settings()
+    if settings.json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    elif settings.verbosity >= 0 or report.exit_code:
+        from reconciler.report import render_text
+
+        click.echo(render_text(report, _style(), verbose=settings.verbosity > 0))
+    sys.exit(int(report.exit_code))
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
+@click.option("--dry-run", is_flag=True, help="Plan and show; write nothing (not even state).")
+@click.option("-t", "--target", "target_names", multiple=True, metavar="T",
+              help="Only this target (repeatable).")
+@click.option("-s", "--server", "server_names", multiple=True, metavar="S",
+              help="Only this server (repeatable).")
+@click.version_option(package_name="mcp-reconciler", prog_name="reconcile")
+@global_options
+@click.pass_context
+def main(ctx: click.Context, dry_run: bool, target_names: tuple[str, ...],
+         server_names: tuple[str, ...]) -> None:
+    """Reconcile MCP server configurations with the desired state in git.
+
+    Without a command: one pass over every target. It observes each target, compares it
+    with desired/, and applies what differs (or, with --dry-run, only shows it).
+
+    \b
+    Examples:
+      reconcile --dry-run                 what would change, and why
+      reconcile                           apply it
+      reconcile --target desktop --json   one target, machine-readable
+      reconcile validate                  check desired/ (pre-commit, CI)
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from reconciler.engine import PassOptions
+
+    _run(lambda: _engine().run(PassOptions(dry_run, target_names, server_names)))
+
+
+@main.command()
+@click.option("-t", "--target", "target_names", multiple=True, metavar="T",
+              help="Only this target (repeatable).")
+@global_options
+def status(target_names: tuple[str, ...]) -> None:
+    """Server x target matrix from a fresh observation (writes nothing).
+
+    Each cell is one of: in_sync, drift, missing, disabled, error, or '.' where the
+    server is not placed. Also shows the result of the last applying pass, if any.
+    """
+    from reconciler.engine import PassOptions
+    from reconciler.status import matrix_json, render_matrix
+
+    _setup_logging()
+    engine = _engine()
+    try:
+        state = engine.load()
+        report = engine.run(PassOptions(dry_run=True, targets=target_names))
+    except DesiredStateError as e:
+        _fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+    except (UsageError, RepositoryError) as e:
+        _fail(ExitCode.INVALID, f"error: {e}")
+    last = engine.store.read_status()
+    if _settings().json:
+        click.echo(json.dumps(matrix_json(state, report, last), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_matrix(state, report, last))
+    sys.exit(int(report.exit_code))
+
+
+@main.command()
+@global_options
+def validate() -> None:
+    """Check desired state only: schema, references, placements. Exit 0 or 2.
+
+    Lists every problem at once, each as file:line:column: message (hint).
+    Suited to pre-commit hooks and CI.
+    """
+    from reconciler.engine import Engine
+
+    settings = _settings()
+    try:
+        state = Engine(settings.desired, Path(os.devnull)).load()
+    except DesiredStateError as e:
+        _fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+    if settings.json:
+        click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": []}))
+    elif settings.verbosity >= 0:
+        click.echo(f"desired state is valid: {len(state.servers)} server(s), "
+                   f"{len(state.targets)} target(s) in {len(state.files)} file(s)")
+    sys.exit(0)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of a desired-state file (for editor completion)."""
+    from reconciler.model import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))

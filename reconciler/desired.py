@@ -1,0 +1,493 @@
+"""Load ``desired/``: every YAML file, validated, merged, with file:line:column on every error.
+
+A GitOps source of truth is edited by people in review, so the loader's job is as much to
+explain as to parse: it collects every problem in every file before giving up (one run shows
+them all), points at the key or value at fault, and suggests the likely fix ("did you mean").
+
+ruamel's round-trip loader gives positions; the document is turned into plain data with a
+map from each path to its position, validated by the pydantic models, and pydantic's error
+locations are translated back to lines. Cross-file and cross-object rules (a name defined
+twice, a placement of an undeclared server, a transport a target cannot carry) are checked
+here because only here are locations known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler import model
+from reconciler.errors import DesiredStateError, Problem
+from reconciler.essence import CAPABILITIES
+from reconciler.model import DesiredFile, Kind, OnDrift, Server
+from reconciler.model import Target as TargetSpec
+
+Loc = tuple[str | int, ...]
+MAX_NODES = 200_000  # bounds alias expansion (a "billion laughs" document)
+DIVERGENCES_DIR = "divergences"
+
+
+@dataclass(frozen=True)
+class Located:
+    file: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A server placed on a target, with its requiredness there resolved."""
+
+    server: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """The merged, validated desired state, with where each named object was defined."""
+
+    root: Path  # the desired directory
+    servers: Mapping[str, Server]
+    targets: Mapping[str, TargetSpec]
+    mirrors: Mapping[str, model.Mirror] = field(default_factory=dict)
+    secrets: Mapping[str, model.Resolver] = field(default_factory=dict)
+    origins: Mapping[tuple[str, str], Located] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+
+    def placements(self, target: str) -> dict[str, Placement]:
+        """The servers a target must carry, globs expanded, in declaration order."""
+        spec = self.targets[target]
+        placed: dict[str, Placement] = {}
+        for item in spec.servers:
+            name, required = (item, None) if isinstance(item, str) else (item.name, item.required)
+            names = fnmatch.filter(self.servers, name) if _is_glob(name) else [name]
+            for server in names:
+                if server in self.servers:
+                    req = self.servers[server].required if required is None else required
+                    placed[server] = Placement(server, req)
+        return placed
+
+
+def _is_glob(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
+
+
+def make_yaml() -> Any:
+    """The one YAML factory: round-trip (positions, comments), YAML 1.2, no duplicate keys."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def desired_files(root: Path) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` under ``root`` except divergence records, sorted."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = Path(dirpath).relative_to(root)
+        if rel.parts[:1] == (DIVERGENCES_DIR,):
+            continue
+        found += [Path(dirpath) / f for f in sorted(filenames) if f.endswith((".yaml", ".yml"))]
+    return found
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
+    """Load and validate ``root``; raise DesiredStateError listing every problem found."""
+    if not root.is_dir():
+        raise DesiredStateError(
+            [Problem(display_path(root), 0, 0, "desired directory not found",
+                     "pass --desired DIR or set RECONCILER_DESIRED")]
+        )
+    problems: list[Problem] = []
+    parsed: list[tuple[Path, DesiredFile, dict[Loc, Located], dict[Loc, Located]]] = []
+    files = desired_files(root)
+    for path in files:
+        result = _load_file(path, problems)
+        if result is not None:
+            parsed.append((path, *result))
+
+    servers: dict[str, Server] = {}
+    targets: dict[str, TargetSpec] = {}
+    mirrors: dict[str, model.Mirror] = {}
+    secrets: dict[str, model.Resolver] = {}
+    origins: dict[tuple[str, str], Located] = {}
+    value_locs: dict[tuple[str, str], dict[Loc, Located]] = {}
+    for path, document, keylocs, vallocs in parsed:
+        for section, into in (
+            ("servers", servers), ("targets", targets), ("mirrors", mirrors), ("secrets", secrets)
+        ):
+            for name, value in getattr(document, section).items():
+                here = keylocs.get((section, name)) or Located(display_path(path), 0, 0)
+                first = origins.get((section, name))
+                if first is not None:
+                    problems.append(Problem(
+                        here.file, here.line, here.column,
+                        f"{section[:-1]} '{name}' is defined twice",
+                        f"first defined at {first.file}:{first.line}:{first.column}",
+                    ))
+                    continue
+                into[name] = value  # type: ignore[index]
+                origins[(section, name)] = here
+                value_locs[(section, name)] = {
+                    loc[2:]: v for loc, v in vallocs.items() if loc[:2] == (section, name)
+                } | {("@key",): here}
+
+    state = DesiredState(root, servers, targets, mirrors, secrets, origins, tuple(files))
+    problems += _cross_check(state, value_locs, implemented)
+    if problems:
+        raise DesiredStateError(problems)
+    return state
+
+
+def _load_file(
+    path: Path, problems: list[Problem]
+) -> tuple[DesiredFile, dict[Loc, Located], dict[Loc, Located]] | None:
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(Problem(shown, 0, 0, f"cannot read: {e}"))
+        return None
+    try:
+        document = make_yaml().load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        message = (e.problem or e.context or "invalid YAML").strip()
+        hint = ""
+        if "duplicate key" in message or "found duplicate key" in str(e):
+            message, hint = _duplicate_key_message(e)
+        problems.append(Problem(shown, line, col, message, hint))
+        return None
+    except YAMLError as e:
+        problems.append(Problem(shown, 0, 0, f"invalid YAML: {e}"))
+        return None
+    if document is None:
+        return DesiredFile(), {}, {}
+    keylocs: dict[Loc, Located] = {}
+    vallocs: dict[Loc, Located] = {}
+    try:
+        plain = _plain(document, (), shown, keylocs, vallocs, [0])
+    except _TooLarge:
+        problems.append(Problem(shown, 1, 1, "document expands to too many nodes",
+                                "aliases are expanded; a recursive or exploding alias is refused"))
+        return None
+    if not isinstance(plain, dict):
+        problems.append(Problem(shown, 1, 1, "a desired-state file must be a mapping",
+                                "top-level keys: servers, targets, mirrors, secrets"))
+        return None
+    try:
+        return DesiredFile.model_validate(plain), keylocs, vallocs
+    except ValidationError as e:
+        problems += _translate(e, plain, shown, keylocs, vallocs)
+        return None
+
+
+def _duplicate_key_message(e: Exception) -> tuple[str, str]:
+    text = str(e)
+    key = ""
+    marker = 'found duplicate key "'
+    if marker in text:
+        key = text.split(marker, 1)[1].split('"', 1)[0]
+    return f"duplicate key '{key}'", "a key may appear once per mapping; merge the two"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _plain(
+    node: Any, loc: Loc, file: str, keylocs: dict[Loc, Located], vallocs: dict[Loc, Located],
+    budget: list[int],
+) -> Any:
+    """Round-trip YAML to plain data, recording where each key and value sits."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    budget[0] += 1
+    if budget[0] > MAX_NODES:
+        raise _TooLarge
+    if isinstance(node, CommentedMap):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            here = (*loc, key)
+            with contextlib.suppress(KeyError, IndexError, AttributeError, TypeError):
+                kl, kc = node.lc.key(key)
+                keylocs[here] = Located(file, kl + 1, kc + 1)
+                vl, vc = node.lc.value(key)
+                vallocs[here] = Located(file, vl + 1, vc + 1)
+            plain_key = key if isinstance(key, (str, int, float, bool)) or key is None else str(key)
+            out[plain_key] = _plain(value, here, file, keylocs, vallocs, budget)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for i, value in enumerate(node):
+            here = (*loc, i)
+            with contextlib.suppress(KeyError, IndexError, AttributeError, TypeError):
+                il, ic = node.lc.item(i)
+                vallocs[here] = keylocs[here] = Located(file, il + 1, ic + 1)
+            items.append(_plain(value, here, file, keylocs, vallocs, budget))
+        return items
+    if isinstance(node, dict):
+        return {k: _plain(v, (*loc, k), file, keylocs, vallocs, budget) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v, (*loc, i), file, keylocs, vallocs, budget) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if node is None:
+        return None
+    # Tagged scalars and other round-trip types: kept inert as text, and rejected by the schema.
+    return str(node) if not hasattr(node, "value") else node.value
+
+
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "servers": model.Server,
+    "targets": model.Target,
+    "mirrors": model.Mirror,
+    "secrets": model.Resolver,
+}
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The model whose fields are valid keys at ``loc`` (for "did you mean")."""
+    if len(loc) == 0:
+        return DesiredFile
+    section = loc[0]
+    if len(loc) == 2 and isinstance(section, str):
+        return _SECTION_MODELS.get(section)
+    if len(loc) == 3 and section == "servers" and loc[2] == "tools":
+        return model.ToolPolicy
+    if len(loc) == 4 and section == "targets" and loc[2] == "servers":
+        return model.PlacementRef
+    return None
+
+
+def _data_loc(raw: tuple[Any, ...], data: Any) -> Loc:
+    """Drop pydantic's union tags from an error location, keeping only real data keys."""
+    loc: list[str | int] = []
+    node = data
+    for part in raw:
+        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            loc.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node and raw[-1] == part:
+            loc.append(part)  # the key itself is the problem (missing or extra)
+    return tuple(loc)
+
+
+def _position(loc: Loc, keylocs: Mapping[Loc, Located], vallocs: Mapping[Loc, Located],
+              *, key: bool, file: str) -> Located:
+    table = keylocs if key else vallocs
+    for end in range(len(loc), -1, -1):
+        found = table.get(loc[:end]) or keylocs.get(loc[:end])
+        if found:
+            return found
+    return Located(file, 1, 1)
+
+
+def _translate(
+    error: ValidationError, data: Any, file: str,
+    keylocs: Mapping[Loc, Located], vallocs: Mapping[Loc, Located],
+) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[Loc] = set()
+    for item in error.errors(include_url=False):
+        raw = tuple(item["loc"])
+        loc = _data_loc(raw, data)
+        kind = item["type"]
+        union_member = any(p in ("str", "PlacementRef") for p in raw if isinstance(p, str)) and (
+            len(loc) >= 3 and loc[0] == "targets" and loc[2] == "servers"
+        )
+        if union_member:
+            loc = loc[:4]
+            item_value = data["targets"][loc[1]]["servers"][loc[3]] if len(loc) == 4 else None
+            if isinstance(item_value, dict) and "str" in raw:
+                continue  # a mapping placement: the PlacementRef errors say more
+            if loc in seen:
+                continue
+            seen.add(loc)
+            if kind == "extra_forbidden":
+                key = str(raw[-1])
+                where = _position((*loc, key), keylocs, vallocs, key=True, file=file)
+                problems.append(Problem(where.file, where.line, where.column,
+                                        f"unknown key '{key}' in a placement",
+                                        _did_you_mean(key, model.PlacementRef)))
+                continue
+            where = _position(loc, keylocs, vallocs, key=False, file=file)
+            problems.append(Problem(where.file, where.line, where.column,
+                                    "a placement is a server name or {name: NAME, required: BOOL}",
+                                    "for example: servers: [time, {name: github, required: false}]"))
+            continue
+        if loc in seen and kind != "extra_forbidden":
+            continue
+        seen.add(loc)
+        path = ".".join(str(p) for p in loc)
+        if kind == "extra_forbidden":
+            key = str(loc[-1]) if loc else str(raw[-1])
+            where = _position(loc, keylocs, vallocs, key=True, file=file)
+            owner = _model_at(loc[:-1])
+            problems.append(Problem(where.file, where.line, where.column,
+                                    f"unknown key '{key}'" + (f" in {'.'.join(map(str, loc[:-1]))}" if len(loc) > 1 else ""),
+                                    _did_you_mean(key, owner)))
+        elif kind == "missing":
+            where = _position(loc[:-1], keylocs, vallocs, key=True, file=file)
+            problems.append(Problem(where.file, where.line, where.column,
+                                    f"missing required key '{loc[-1] if loc else raw[-1]}'"
+                                    + (f" in {'.'.join(map(str, loc[:-1]))}" if len(loc) > 1 else "")))
+        elif kind == "value_error":
+            where = _position(loc, keylocs, vallocs, key=True, file=file)
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(Problem(where.file, where.line, where.column,
+                                    f"{path}: {message}" if path else message))
+        elif kind in ("enum", "literal_error"):
+            where = _position(loc, keylocs, vallocs, key=False, file=file)
+            value = item.get("input")
+            expected = item.get("ctx", {}).get("expected", "")
+            hint = f"expected {expected}"
+            if kind == "enum" and loc[-1:] == ("kind",):
+                hint = f"known kinds: {', '.join(k.value for k in Kind)}"
+                close = difflib.get_close_matches(str(value), [k.value for k in Kind], n=1)
+                if close:
+                    hint = f"did you mean '{close[0]}'? " + hint
+            problems.append(Problem(where.file, where.line, where.column,
+                                    f"{path}: invalid value {value!r}", hint))
+        else:
+            where = _position(loc, keylocs, vallocs, key=False, file=file)
+            got = type(item.get("input")).__name__
+            hint = _TYPE_HINTS.get(kind, f"got {_yaml_type(got)}")
+            problems.append(Problem(where.file, where.line, where.column,
+                                    f"{path}: {str(item['msg']).lower()}", hint))
+    return problems
+
+
+_TYPE_HINTS = {
+    "bool_type": "use true or false (YAML 1.2: yes/no/on/off are strings)",
+    "string_type": "quote the value if it is meant as text",
+}
+
+
+def _yaml_type(python_type: str) -> str:
+    return {"dict": "a mapping", "list": "a list", "str": "a string", "int": "a number",
+            "float": "a number", "bool": "a boolean", "NoneType": "nothing"}.get(python_type,
+                                                                              python_type)
+
+
+def _did_you_mean(key: str, owner: type[BaseModel] | None) -> str:
+    if owner is None:
+        return ""
+    known = list(owner.model_fields)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return f"known keys: {', '.join(known)}"
+
+
+def _cross_check(
+    state: DesiredState,
+    locs: Mapping[tuple[str, str], Mapping[Loc, Located]],
+    implemented: set[Kind] | None,
+) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def at(section: str, name: str, *path: str | int) -> Located:
+        table = locs.get((section, name), {})
+        for end in range(len(path), -1, -1):
+            found = table.get(tuple(path[:end]))
+            if found:
+                return found
+        return table.get(("@key",), Located("desired", 0, 0))
+
+    for name in state.servers:
+        why = model.server_name_problem(name)
+        if why:
+            where = at("servers", name)
+            problems.append(Problem(where.file, where.line, where.column,
+                                    f"invalid server name '{name}'", why))
+
+    for name, spec in state.targets.items():
+        problems += _check_target(state, name, spec, lambda *p, n=name: at("targets", n, *p),
+                                  implemented)
+    return problems
+
+
+def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any,
+                  implemented: set[Kind] | None) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def problem(where: Located, message: str, hint: str = "") -> None:
+        problems.append(Problem(where.file, where.line, where.column, message, hint))
+
+    kind = spec.kind
+    if implemented is not None and kind not in implemented:
+        problem(at("kind"), f"target '{name}': kind '{kind.value}' is not supported yet",
+                f"supported kinds: {', '.join(sorted(k.value for k in implemented))}")
+    if kind is Kind.MCPJUNGLE:
+        if spec.url is None:
+            problem(at("@key"), f"target '{name}': an mcpjungle target needs 'url'",
+                    "for example url: http://127.0.0.1:8080")
+        for key in ("path", "scope", "project", "bridge"):
+            if getattr(spec, key) is not None:
+                problem(at(key), f"target '{name}': '{key}' does not apply to kind mcpjungle")
+    else:
+        for key in ("url", "token", "timeout"):
+            if getattr(spec, key) is not None:
+                problem(at(key), f"target '{name}': '{key}' applies only to kind mcpjungle",
+                        "a client target is a file: use 'path' to move it")
+    if kind is Kind.CLAUDE_DESKTOP and spec.scope is not None:
+        problem(at("scope"), f"target '{name}': Claude Desktop has one file and no scopes")
+    if spec.on_drift is OnDrift.RECORD and not _record_supported():
+        problem(at("on_drift"), f"target '{name}': on_drift 'record' is not available yet",
+                "use sync or report")
+
+    capability = CAPABILITIES[kind]
+    for index, item in enumerate(spec.servers):
+        ref = item if isinstance(item, str) else item.name
+        where = at("servers", index)
+        if _is_glob(ref):
+            continue
+        if ref not in state.servers:
+            close = difflib.get_close_matches(ref, list(state.servers), n=1)
+            problem(where, f"target '{name}' places undeclared server '{ref}'",
+                    f"did you mean '{close[0]}'?" if close else "declare it under servers:")
+    for server_name in state.placements(name):
+        server = state.servers[server_name]
+        transport = server.effective_transport
+        if not capability.expresses(transport) and spec.bridge is None:
+            where = at("servers")
+            problem(where, f"target '{name}' ({kind.value}) cannot carry {transport} server "
+                    f"'{server_name}'",
+                    "place it elsewhere, or set bridge: mcp-remote to run it through mcp-remote"
+                    if transport != "stdio" else "this kind carries remote servers only")
+    return problems
+
+
+def _record_supported() -> bool:
+    """``on_drift: record`` needs the divergence machinery; until it lands, refuse it clearly."""
+    return False

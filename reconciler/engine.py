@@ -1,0 +1,265 @@
+"""The one orchestrator of a pass: load, observe, compare, plan, apply, verify, report.
+
+Everything with an effect is reached from here and nowhere else: targets are observed
+concurrently, each target is planned by the pure core and then applied on its own, so a
+failing target degrades the report without stopping the others (Argo's per-resource model,
+not Flux's all-or-nothing). The state directory is touched only by a non-dry run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from reconciler import desired, targets
+from reconciler.compare import align_header_names
+from reconciler.desired import DesiredState
+from reconciler.errors import ConcurrentChange, ReconcilerError, TargetError, UsageError
+from reconciler.essence import (
+    Essence,
+    Sealer,
+    bridge_mcp_remote,
+    fingerprint_with,
+    from_server,
+    mask,
+    seal,
+)
+from reconciler.plan import Action, Slot, TargetPlan, plan_target
+from reconciler.report import Phase, RunReport, TargetReport
+from reconciler.state import Inventory, StateStore
+from reconciler.targets import Context, Observation, Target, Write
+
+log = logging.getLogger("reconciler")
+
+CAS_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    dry_run: bool = False
+    targets: tuple[str, ...] = ()  # empty: every target
+    servers: tuple[str, ...] = ()  # empty: every server
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One placement as a target must hold it: the writable essence and its sealed twin."""
+
+    slot: Slot
+    essence: Essence | None
+
+
+class Engine:
+    """Runs passes over one desired directory and one state directory."""
+
+    def __init__(
+        self,
+        desired_dir: Path,
+        state_dir: Path,
+        *,
+        home: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        platform: str = sys.platform,
+    ) -> None:
+        self.desired_dir = desired_dir
+        self.store = StateStore(state_dir)
+        self.home = home or Path.home()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.platform = platform
+
+    def load(self) -> DesiredState:
+        return desired.load(self.desired_dir, implemented=set(targets.KINDS))
+
+    def run(self, options: PassOptions) -> RunReport:
+        started = time.monotonic()
+        state = self.load()
+        names = _select(options.targets, state.targets, "target")
+        _select(options.servers, state.servers, "server")
+        fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
+        context = Context(
+            home=self.home,
+            platform=self.platform,
+            root=self.desired_dir.resolve().parent,
+            lock_dir=None if options.dry_run else self.store.lock_dir,
+            environ=self.environ,
+        )
+        built = {name: targets.build(name, state.targets[name], context) for name in names}
+        try:
+            if len(built) > 1:
+                with ThreadPoolExecutor(max_workers=min(8, len(built))) as pool:
+                    results = list(
+                        pool.map(lambda n: self._reconcile(n, built[n], state, fingerprint,
+                                                           options), names)
+                    )
+            else:
+                results = [self._reconcile(n, built[n], state, fingerprint, options)
+                           for n in names]
+        finally:
+            for target in built.values():
+                target.close()
+        warnings = []
+        if state.mirrors:
+            warnings.append("mirrors are declared but not reconciled by this version")
+        report = RunReport(options.dry_run, tuple(results), tuple(warnings))
+        if not options.dry_run:
+            self.store.write_status({**report.to_json(), "finished": time.time(),
+                                     "duration_s": round(time.monotonic() - started, 4)})
+        return report
+
+    # -- one target ------------------------------------------------------------------------
+
+    def _reconcile(
+        self, name: str, target: Target, state: DesiredState, fingerprint: Sealer,
+        options: PassOptions,
+    ) -> TargetReport:
+        spec = state.targets[name]
+        base = TargetReport(name, target.kind.value, target.describe(), spec.optional)
+        phase = Phase.OBSERVE
+        try:
+            inventory = self.store.inventory(name)
+            for attempt in range(CAS_ATTEMPTS):
+                phase = Phase.OBSERVE
+                observation = target.observe()
+                phase = Phase.PLAN
+                rendered = self._render(state, name, target, observation, options)
+                plan = self._plan(state, name, rendered, observation, inventory, fingerprint,
+                                  options)
+                if options.dry_run or not plan.to_apply:
+                    self._remember_in_sync(name, rendered, plan, inventory, fingerprint,
+                                           options)
+                    return self._report(base, plan, frozenset())
+                phase = Phase.APPLY
+                writes = self._writes(plan, rendered)
+                try:
+                    target.apply(observation, writes)
+                except ConcurrentChange:
+                    log.info("%s: changed during the pass, retrying (%d)", name, attempt + 1)
+                    continue
+                phase = Phase.VERIFY
+                self._verify(target, writes, fingerprint)
+                self._remember(name, rendered, plan, writes, observation, inventory, fingerprint)
+                return self._report(base, plan, frozenset(w.entry for w in writes))
+            raise ConcurrentChange(f"kept changing during {CAS_ATTEMPTS} attempts; try again")
+        except ReconcilerError as e:
+            recoverable = e.recoverable if isinstance(e, TargetError) else False
+            log.warning("%s: %s failed: %s", name, phase.value, e)
+            return replace(base, error=str(e), phase=phase, recoverable=recoverable)
+
+    def _render(
+        self, state: DesiredState, name: str, target: Target, observation: Observation,
+        options: PassOptions,
+    ) -> list[Rendered]:
+        spec = state.targets[name]
+        capability = target.capability
+        rendered = []
+        for server_name, placement in state.placements(name).items():
+            if options.servers and server_name not in options.servers:
+                continue
+            server = state.servers[server_name]
+            entry = next(
+                (n for n in (server_name, *server.aliases) if n in observation.entries),
+                server_name,
+            )
+            full = from_server(server)
+            if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
+                full = bridge_mcp_remote(full) | {"enabled": server.enabled}
+            essence: Essence | None = mask(full, capability)
+            if not server.enabled and not capability.enabled_switch:
+                essence = None  # no switch in this client: disabled means absent
+            slot = Slot(server_name, entry, None, placement.required)
+            rendered.append(Rendered(slot, essence))
+        return rendered
+
+    def _plan(
+        self, state: DesiredState, name: str, rendered: list[Rendered], observation: Observation,
+        inventory: Inventory, fingerprint: Sealer, options: PassOptions,
+    ) -> TargetPlan:
+        spec = state.targets[name]
+        slots = []
+        sealed_desired: dict[str, Essence | None] = {}
+        for item in rendered:
+            sealed = seal(item.essence, fingerprint) if item.essence is not None else None
+            sealed_desired[item.slot.entry] = sealed
+            slots.append(replace(item.slot, desired=sealed))
+        live = {
+            entry: align_header_names(seal(essence, fingerprint), sealed_desired.get(entry))
+            for entry, essence in observation.entries.items()
+        }
+        scope = None
+        if options.servers:
+            scope = frozenset(options.servers) | frozenset(s.entry for s in slots)
+        return plan_target(
+            slots, live, inventory.entries, frozenset(inventory.created),
+            on_drift=spec.on_drift, prune=spec.prune, exclusive=spec.exclusive,
+            may_delete=bool(state.servers), scope=scope,
+        )
+
+    @staticmethod
+    def _writes(plan: TargetPlan, rendered: list[Rendered]) -> list[Write]:
+        by_entry = {r.slot.entry: r.essence for r in rendered}
+        return [
+            Write(c.entry, by_entry.get(c.entry) if c.action is not Action.DELETE else None,
+                  c.action)
+            for c in plan.to_apply
+            if c.action is not Action.RECORD
+        ]
+
+    def _verify(self, target: Target, writes: list[Write], fingerprint: Sealer) -> None:
+        after = target.observe()
+        for write in writes:
+            live = after.entries.get(write.entry)
+            want = write.essence
+            same = (live is None) if want is None else (
+                live is not None and seal(live, fingerprint) == seal(want, fingerprint)
+            )
+            if not same:
+                raise TargetError(f"entry '{write.entry}' does not read back as written")
+
+    def _remember(
+        self, name: str, rendered: list[Rendered], plan: TargetPlan, writes: list[Write],
+        before: Observation, inventory: Inventory, fingerprint: Sealer,
+    ) -> None:
+        for write in writes:
+            if write.essence is None:
+                inventory.entries.pop(write.entry, None)
+                inventory.created.discard(write.entry)
+                continue
+            inventory.entries[write.entry] = seal(write.essence, fingerprint)
+            if write.entry not in before.entries:
+                inventory.created.add(write.entry)
+        self._remember_in_sync(name, rendered, plan, inventory, fingerprint,
+                               PassOptions(dry_run=False))
+
+    def _remember_in_sync(
+        self, name: str, rendered: list[Rendered], plan: TargetPlan, inventory: Inventory,
+        fingerprint: Sealer, options: PassOptions,
+    ) -> None:
+        """Entries found already as desired join the inventory (not as created by us)."""
+        if options.dry_run:
+            return
+        in_sync = set(plan.in_sync)
+        for item in rendered:
+            if item.slot.server in in_sync and item.essence is not None:
+                inventory.entries[item.slot.entry] = seal(item.essence, fingerprint)
+        self.store.save_inventory(name, inventory)
+
+    @staticmethod
+    def _report(base: TargetReport, plan: TargetPlan, applied: frozenset[str]) -> TargetReport:
+        return replace(base, changes=plan.changes, applied=applied, in_sync=plan.in_sync,
+                       unmanaged=plan.unmanaged, orphaned=plan.orphaned, notes=plan.notes)
+
+
+def _select(wanted: tuple[str, ...], known: Mapping[str, object], what: str) -> list[str]:
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise UsageError(
+            f"unknown {what}{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(declared: {', '.join(known) or 'none'})"
+        )
+    return list(wanted) if wanted else list(known)

@@ -1,0 +1,190 @@
+"""The essence: one server entry in a normalized, comparable form.
+
+Every client spells the same server differently (``type: http`` here, ``httpUrl`` there,
+``serverUrl`` elsewhere, a command merged with its args in opencode). Drift is never
+computed on raw files: each target maps its entries to an essence, desired state is mapped
+to the essence the target can express (its capability mask), and the two are compared.
+
+An essence is plain JSON data (``dict``), so it diffs, serializes and hashes trivially:
+
+    {"transport": "stdio", "command": "uvx", "args": ["mcp-server-time"], "env": {"TZ": "UTC"}}
+    {"transport": "http", "url": "https://example.com/mcp", "headers": {"X-Team": "a"}}
+
+Rules (reference/CLIENTS.md 4.3): ``transport`` is ``stdio``, ``http`` (streamable) or
+``sse``; ``args`` is ordered; ``env``/``headers`` are maps; empty maps, lists and strings
+equal absence; URLs get a lowercase scheme and host and lose a default port, but keep a
+trailing slash and the fragment. ``enabled`` appears only where the kind has a switch.
+
+Values under ``env`` and ``headers`` are treated as secrets: they are sealed (replaced by a
+keyed fingerprint) before they are compared, stored as last-applied, or shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from reconciler.model import Kind, Server
+
+Essence = dict[str, Any]
+
+TRANSPORTS = ("stdio", "http", "sse")
+SECRET_FIELDS = ("env", "headers")
+# The order fields are shown and written in; also the complete set of essence fields.
+FIELDS = ("transport", "command", "args", "env", "cwd", "url", "headers", "enabled")
+
+
+@dataclass(frozen=True)
+class Capability:
+    """What a target kind can express: its transports, fields, and enabled switch."""
+
+    transports: frozenset[str]
+    fields: frozenset[str]
+    enabled_switch: bool = False
+
+    def expresses(self, transport: str) -> bool:
+        return transport in self.transports
+
+
+_STDIO = frozenset({"transport", "command", "args", "env"})
+_REMOTE = frozenset({"url", "headers"})
+
+CAPABILITIES: dict[Kind, Capability] = {
+    # Claude Desktop's file carries stdio servers only (remote ones are app connectors).
+    Kind.CLAUDE_DESKTOP: Capability(frozenset({"stdio"}), _STDIO),
+    Kind.CLAUDE_CODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE),
+    Kind.CURSOR: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True),
+    Kind.VSCODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}),
+    Kind.WINDSURF: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True),
+    Kind.CODEX: Capability(
+        frozenset({"stdio", "http"}), _STDIO | _REMOTE | {"cwd", "enabled"}, True
+    ),
+    Kind.GEMINI: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}),
+    Kind.OPENCODE: Capability(frozenset({"stdio", "http"}), _STDIO | _REMOTE | {"enabled"}, True),
+    Kind.MCPJUNGLE: Capability(frozenset({"stdio", "http", "sse"}), _STDIO | _REMOTE | {"enabled"}, True),
+}
+
+
+def normalize_url(url: str) -> str:
+    """Lowercase scheme and host, drop a default port; keep path, trailing slash, query, fragment."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url.strip()
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is not None and not (
+        (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+    ):
+        host = f"{host}:{port}"
+    userinfo = ""
+    if parts.username is not None:
+        userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
+        userinfo += "@"
+    return urlunsplit((scheme, userinfo + host, parts.path, parts.query, parts.fragment))
+
+
+def normalize(raw: Mapping[str, Any]) -> Essence:
+    """Canonical essence from loosely filled fields: defaults in, empties out, stable order."""
+    out: Essence = {}
+    transport = raw.get("transport")
+    if not transport:
+        transport = "stdio" if raw.get("command") else "http"
+    for field in FIELDS:
+        value = transport if field == "transport" else raw.get(field)
+        if value is None or value == "" or value == [] or value == {}:
+            continue
+        if field == "args":
+            value = [str(a) for a in value]
+        elif field in SECRET_FIELDS:
+            value = {str(k): str(v) for k, v in sorted(value.items())}
+        elif field == "url":
+            value = normalize_url(str(value))
+        out[field] = value
+    return out
+
+
+def from_server(server: Server) -> Essence:
+    """The full essence of a declared server, before any target's capability mask."""
+    return normalize(
+        {
+            "transport": server.effective_transport,
+            "command": server.command,
+            "args": list(server.args),
+            "env": dict(server.env),
+            "cwd": server.cwd,
+            "url": server.url,
+            "headers": dict(server.headers),
+            "enabled": server.enabled,
+        }
+    )
+
+
+def bridge_mcp_remote(essence: Essence) -> Essence:
+    """Render a remote server as a stdio one through ``npx -y mcp-remote URL``."""
+    args = ["-y", "mcp-remote", essence["url"]]
+    for name, value in essence.get("headers", {}).items():
+        args += ["--header", f"{name}:{value}"]
+    if essence.get("transport") == "sse":
+        args += ["--transport", "sse-only"]
+    return normalize({"transport": "stdio", "command": "npx", "args": args})
+
+
+def mask(essence: Essence, capability: Capability) -> Essence:
+    """Drop what the kind cannot express, so both sides are compared on the same fields."""
+    masked = {k: v for k, v in essence.items() if k in capability.fields or k == "transport"}
+    if capability.enabled_switch:
+        masked.setdefault("enabled", True)
+    else:
+        masked.pop("enabled", None)
+    return masked
+
+
+Sealer = Callable[[str], str]
+
+
+def fingerprint_with(key: bytes) -> Sealer:
+    """A keyed fingerprint function: equal values give equal prints, and none is reversible."""
+
+    def seal(value: str) -> str:
+        digest = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return f"hmac-sha256:{digest}"
+
+    return seal
+
+
+def seal(essence: Essence, fingerprint: Sealer) -> Essence:
+    """The essence with every secret-bearing value replaced by its keyed fingerprint."""
+    sealed = dict(essence)
+    for field in SECRET_FIELDS:
+        if field in sealed:
+            sealed[field] = {k: fingerprint(v) for k, v in sealed[field].items()}
+    return sealed
+
+
+def is_sealed_value(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("hmac-sha256:")
+
+
+def display(value: Any) -> str:
+    """A value as shown to people: sealed values become ``‹secret:4f1c2a›``."""
+    if is_sealed_value(value):
+        return f"‹secret:{value.split(':', 1)[1][:6]}›"
+    if value is None:
+        return "(absent)"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(display(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {display(v)}" for k, v in value.items()) + "}"
+    return str(value)

@@ -1,0 +1,194 @@
+"""The outcome of a pass, its exit code, and its two renderings (JSON schema 1, human text).
+
+Exit codes are API (DESIGN section 7) and are decided in exactly one place,
+``RunReport.exit_code``. Every value that reaches a rendering is sealed first, so neither
+rendering can leak a secret: they show fingerprints as ``‹secret:4f1c2a›``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from reconciler.essence import display
+from reconciler.plan import Change
+
+SCHEMA_VERSION = 1
+
+
+class ExitCode(int, Enum):
+    CONVERGED = 0
+    DRIFT = 1
+    INVALID = 2
+    FAILED = 3
+
+
+class Phase(str, Enum):
+    OBSERVE = "observe"
+    PLAN = "plan"
+    APPLY = "apply"
+    VERIFY = "verify"
+
+
+class TargetStatus(str, Enum):
+    IN_SYNC = "in_sync"
+    DRIFTED = "drifted"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class TargetReport:
+    name: str
+    kind: str
+    location: str
+    optional: bool
+    changes: tuple[Change, ...] = ()
+    applied: frozenset[str] = frozenset()  # entries whose change this pass carried out
+    in_sync: tuple[str, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    orphaned: tuple[str, ...] = ()
+    error: str | None = None
+    phase: Phase | None = None
+    recoverable: bool = True
+    notes: tuple[str, ...] = ()
+
+    def was_applied(self, change: Change) -> bool:
+        return change.entry in self.applied
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        """Changes still to make: actionable drift that this pass did not carry out."""
+        return tuple(c for c in self.changes if not self.was_applied(c))
+
+    @property
+    def status(self) -> TargetStatus:
+        if self.error is not None:
+            return TargetStatus.ERROR
+        return TargetStatus.DRIFTED if self.pending else TargetStatus.IN_SYNC
+
+
+@dataclass(frozen=True)
+class RunReport:
+    dry_run: bool
+    targets: tuple[TargetReport, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if any(t.error is not None and not t.optional for t in self.targets):
+            return ExitCode.FAILED
+        if any(t.status is TargetStatus.DRIFTED for t in self.targets):
+            return ExitCode.DRIFT
+        return ExitCode.CONVERGED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "exit_code": int(self.exit_code),
+            "dry_run": self.dry_run,
+            "targets": [_target_json(t) for t in self.targets],
+            "degraded": [
+                {
+                    "target": t.name,
+                    "phase": t.phase.value if t.phase else None,
+                    "required": not t.optional,
+                    "error": t.error,
+                    "recoverable": t.recoverable,
+                    "location": t.location,
+                }
+                for t in self.targets
+                if t.error is not None
+            ],
+            "warnings": list(self.warnings),
+        }
+
+
+def _target_json(t: TargetReport) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "kind": t.kind,
+        "location": t.location,
+        "status": t.status.value,
+        "error": t.error,
+        "changes": [
+            {
+                "server": c.server,
+                "entry": c.entry,
+                "action": c.action.value,
+                "origin": c.origin.value,
+                "paths": c.paths,
+                "applied": t.was_applied(c),
+                "diff": [
+                    {"path": f.path, "live": display(f.old), "desired": display(f.new)}
+                    for f in c.fields
+                ],
+            }
+            for c in t.changes
+        ],
+        "allowed": [],
+        "in_sync": list(t.in_sync),
+        "unmanaged": list(t.unmanaged),
+        "orphaned": list(t.orphaned),
+        "notes": list(t.notes),
+    }
+
+
+Style = Callable[[str, str], str]  # (text, role) -> text; roles: add change remove dim bad
+
+
+def _plain(text: str, role: str) -> str:
+    return text
+
+
+_SIGIL = {"create": "+", "delete": "-", "disable": "-", "enable": "+", "record": "✎"}
+
+
+def render_text(report: RunReport, style: Style = _plain, verbose: bool = False) -> str:
+    """Per target a short plan with field-level differences; secrets shown as fingerprints."""
+    lines: list[str] = []
+    for t in report.targets:
+        status = t.status.value.replace("_", " ")
+        role = {"in_sync": "dim", "drifted": "change", "error": "bad"}[t.status.value]
+        lines.append(f"{style(t.name, 'bold')} ({t.kind}, {t.location}): {style(status, role)}")
+        if t.error is not None:
+            optional = " (optional target: warning only)" if t.optional else ""
+            lines.append(f"  {style('error', 'bad')} in {t.phase.value if t.phase else '?'}: "
+                         f"{t.error}{optional}")
+        for c in t.changes:
+            sigil = _SIGIL.get(c.action.value, "~")
+            done = t.was_applied(c)
+            verb = c.action.value + ("d" if done and c.action.value.endswith("e") else
+                                     "ed" if done else "")
+            if not done and not report.dry_run and not c.apply:
+                verb += " (not applied: on_drift report)"
+            name = c.server if c.entry == c.server else f"{c.server} (as {c.entry})"
+            role = {"+": "add", "-": "remove"}.get(sigil, "change")
+            lines.append(f"  {style(sigil, role)} {name}: {verb}, origin {c.origin.value}")
+            for f in c.fields:
+                lines.append(f"      ~ {f.path}: {display(f.old)} -> {display(f.new)}")
+        if verbose and t.in_sync:
+            lines.append(f"  {style('in sync:', 'dim')} {', '.join(t.in_sync)}")
+        if t.unmanaged:
+            lines.append(f"  {style('unmanaged:', 'dim')} {', '.join(t.unmanaged)}")
+        if t.orphaned:
+            lines.append(
+                f"  {style('orphaned:', 'dim')} {', '.join(t.orphaned)} "
+                "(created by mcp-reconciler, no longer desired; set prune: true to delete)"
+            )
+        for note in t.notes:
+            lines.append(f"  note: {note}")
+    for warning in report.warnings:
+        lines.append(f"warning: {warning}")
+    code = report.exit_code
+    summary = {
+        ExitCode.CONVERGED: "converged",
+        ExitCode.DRIFT: "drift remains" if not report.dry_run else "drift found",
+        ExitCode.FAILED: "a required target failed",
+    }[code]
+    verb = "would change" if report.dry_run else "changed"
+    count = sum(len(t.pending) if report.dry_run else len(t.applied) for t in report.targets)
+    lines.append(style(f"{summary}: {count} {verb} across {len(report.targets)} target(s)",
+                       "bold"))
+    return "\n".join(lines)

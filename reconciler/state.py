@@ -1,0 +1,116 @@
+"""The state directory: last-applied essences, the fingerprint key, the status file.
+
+Client files carry no metadata, so what this tool wrote (the inventory that makes pruning
+safe and the third side of the three-way compare) is kept here, per target. Essences are
+stored sealed: the state directory never holds a secret value. The only secret-bearing
+file is the fingerprint key itself, created once with mode 0600.
+
+A dry run must not create anything, not even this directory: readers here never write, and
+an absent key gives an ephemeral one (there is nothing applied to compare against anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler import fsutil
+from reconciler.errors import ReconcilerError
+from reconciler.essence import Essence
+
+KEY_FILE = "fingerprint.key"
+STATUS_FILE = "status.json"
+FORMAT = 1
+
+
+def default_state_dir() -> Path:
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("mcp-reconciler", appauthor=False))
+
+
+@dataclass
+class Inventory:
+    """What this tool last applied on one target, keyed by entry name on the target."""
+
+    entries: dict[str, Essence] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)
+
+    def to_json(self, target: str) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "target": target,
+            "entries": {
+                name: {"essence": essence, "created": name in self.created}
+                for name, essence in sorted(self.entries.items())
+            },
+        }
+
+
+class StateStore:
+    """Reads and writes one state directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _inventory_path(self, target: str) -> Path:
+        return self.root / "last-applied" / f"{target}.json"
+
+    def inventory(self, target: str) -> Inventory:
+        path = self._inventory_path(target)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return Inventory()
+        except (OSError, ValueError) as e:
+            raise ReconcilerError(f"{path}: unreadable last-applied record: {e}") from e
+        inventory = Inventory()
+        for name, record in data.get("entries", {}).items():
+            inventory.entries[name] = record["essence"]
+            if record.get("created"):
+                inventory.created.add(name)
+        return inventory
+
+    def save_inventory(self, target: str, inventory: Inventory) -> None:
+        payload = json.dumps(inventory.to_json(target), indent=2, sort_keys=False) + "\n"
+        path = self._inventory_path(target)
+        current = fsutil.read_snapshot(path)
+        if current.content != payload.encode():  # unchanged state is not rewritten
+            fsutil.atomic_write(path, payload.encode())
+
+    def fingerprint_key(self, *, create: bool) -> bytes:
+        """The HMAC key; created (0600) only when ``create``, else ephemeral if absent."""
+        path = self.root / KEY_FILE
+        try:
+            key = path.read_bytes()
+            if len(key) >= 32:
+                return key
+        except FileNotFoundError:
+            pass
+        fresh = secrets.token_bytes(32)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(fresh)
+            return path.read_bytes()
+        return fresh
+
+    def write_status(self, report: dict[str, Any]) -> None:
+        data = (json.dumps(report, indent=2) + "\n").encode()
+        fsutil.atomic_write(self.root / STATUS_FILE, data)
+
+    def read_status(self) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = json.loads((self.root / STATUS_FILE).read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        return result
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.root / "locks"

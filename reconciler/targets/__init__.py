@@ -1,0 +1,37 @@
+"""Target kinds: the registry from a ``kind:`` in desired state to the class that handles it.
+
+A kind is supported when it has an entry here; validation rejects placements on kinds that
+are declared by the schema but not implemented yet, instead of failing at apply time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconciler.model import Kind
+from reconciler.model import Target as TargetSpec
+from reconciler.targets.base import Context, Observation, Target, Write
+
+__all__ = ["KINDS", "Context", "Observation", "Target", "Write", "build", "supported"]
+
+Factory = Callable[[str, TargetSpec, Context], Target]
+
+
+def _claude_desktop(name: str, spec: TargetSpec, context: Context) -> Target:
+    from reconciler.targets.jsonclients import ClaudeDesktop
+
+    return ClaudeDesktop(name, spec, context)
+
+
+# Factories import their module lazily, so a run pays only for the kinds it uses.
+KINDS: dict[Kind, Factory] = {
+    Kind.CLAUDE_DESKTOP: _claude_desktop,
+}
+
+
+def supported(kind: Kind) -> bool:
+    return kind in KINDS
+
+
+def build(name: str, spec: TargetSpec, context: Context) -> Target:
+    return KINDS[spec.kind](name, spec, context)

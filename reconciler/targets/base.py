@@ -1,0 +1,70 @@
+"""What every target offers the engine: observe to essences, apply a list of writes.
+
+A target hides its medium (a JSON file, a TOML file, an HTTP API, a folder) behind two calls.
+``observe`` returns essences keyed by entry name plus an opaque snapshot; ``apply`` gets that
+snapshot back, so a file target can refuse to write over a change it has not seen
+(compare-and-swap) and an API target can restore what it replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from reconciler.essence import Capability, Essence
+from reconciler.model import Kind
+from reconciler.plan import Action
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A target's entries as essences, and what the target needs to apply safely later."""
+
+    entries: Mapping[str, Essence]
+    snapshot: Any = None
+    # Fields this observation could not see (e.g. MCPJungle without admin rights).
+    blind_fields: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Write:
+    """Make ``entry`` hold ``essence`` (rendered, secrets resolved), or remove it if None."""
+
+    entry: str
+    essence: Essence | None
+    action: Action
+    sensitive: bool = False  # the essence holds resolved secret values
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a target lives: the home directory, platform and folders it resolves paths from."""
+
+    home: Path
+    platform: str  # sys.platform spelling: linux, darwin, win32
+    root: Path  # the desired repository's root: relative paths start here
+    lock_dir: Path | None  # None in a dry run: nothing may be created
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+
+class Target(Protocol):
+    name: str
+    kind: Kind
+    capability: Capability
+
+    def describe(self) -> str:
+        """Where the target is, for people: a path or a URL."""
+        ...
+
+    def observe(self) -> Observation: ...
+
+    def apply(self, observation: Observation, writes: Sequence[Write]) -> None: ...
+
+    def watch_paths(self) -> tuple[Path, ...]:
+        """Files whose change should trigger a pass (none for API targets)."""
+        ...
+
+    def close(self) -> None: ...

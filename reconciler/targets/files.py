@@ -1,0 +1,119 @@
+"""The shared mechanism of every file-backed client target.
+
+Each client stores servers in its own document format (JSON, JSONC, TOML) and spells them in
+its own dialect, but the way to change such a file safely is always the same: read a
+snapshot, map entries to essences, and on apply take the reconciler's lock, re-check the
+snapshot (compare-and-swap), merge only the managed entries into the document as it is on
+disk, and write atomically. Subclasses supply only the format and the dialect.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from reconciler import fsutil
+from reconciler.essence import Capability, Essence
+from reconciler.model import Kind
+from reconciler.model import Target as TargetSpec
+from reconciler.targets.base import Context, Observation, Write
+
+
+class FileTarget(ABC):
+    """A client config file holding a map of server entries somewhere inside a document."""
+
+    kind: Kind
+    capability: Capability
+
+    def __init__(self, name: str, spec: TargetSpec, context: Context) -> None:
+        self.name = name
+        self.spec = spec
+        self.context = context
+        self.path = self.locate(spec, context)
+
+    # -- what subclasses provide -------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        """The client's own file location for this platform and scope."""
+
+    @abstractmethod
+    def parse(self, content: bytes) -> Any:
+        """The whole document; raise TargetFormatError (with file:line) if it is not valid."""
+
+    @abstractmethod
+    def render(self, document: Any, original: bytes | None) -> bytes:
+        """Serialize the document in the original's style (indentation, final newline)."""
+
+    @abstractmethod
+    def entries(self, document: Any) -> Mapping[str, Any]:
+        """The native server entries in the document (empty if the section is absent)."""
+
+    @abstractmethod
+    def entries_for_update(self, document: Any) -> MutableMapping[str, Any]:
+        """The server section, created where it is missing, for in-place edits."""
+
+    @abstractmethod
+    def to_essence(self, entry: str, native: Any) -> Essence:
+        """One native entry as an essence; TargetFormatError if it is not an entry at all."""
+
+    @abstractmethod
+    def to_native(self, essence: Essence, existing: Any) -> Any:
+        """The native entry for an essence, keeping fields of ``existing`` that we do not manage."""
+
+    # -- the shared mechanism ----------------------------------------------------------
+
+    @classmethod
+    def locate(cls, spec: TargetSpec, context: Context) -> Path:
+        if spec.path:
+            if spec.path == "~" or spec.path.startswith("~/"):
+                return context.home / spec.path[2:]
+            path = Path(spec.path)
+            return path if path.is_absolute() else context.root / path
+        return cls.default_path(spec, context)
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def watch_paths(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+    def close(self) -> None:
+        return None
+
+    def observe(self) -> Observation:
+        snapshot = fsutil.read_snapshot(self.path)
+        if not snapshot.exists:
+            return Observation({}, snapshot)
+        document = self.parse(snapshot.content or b"")
+        essences = {
+            name: self.to_essence(name, native) for name, native in self.entries(document).items()
+        }
+        return Observation(essences, snapshot)
+
+    def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
+        snapshot: fsutil.Snapshot = observation.snapshot
+        with fsutil.locked(self.context.lock_dir, self.path):
+            # Merge into the document as it is on disk now: the CAS below refuses if that
+            # differs from what was observed, so no change made meanwhile is lost.
+            current = fsutil.read_snapshot(self.path)
+            if current.content != snapshot.content:
+                raise fsutil.ConcurrentChange(
+                    f"{self.path}: changed since it was read; the pass is retried"
+                )
+            document = self.parse(current.content) if current.exists else self.empty_document()
+            section = self.entries_for_update(document)
+            for write in writes:
+                if write.essence is None:
+                    section.pop(write.entry, None)
+                else:
+                    section[write.entry] = self.to_native(write.essence, section.get(write.entry))
+            data = self.render(document, current.content)
+            sensitive = any(w.sensitive for w in writes)
+            fsutil.compare_and_swap(current, data, mode=fsutil.NEW_FILE_MODE if sensitive else None)
+
+    def empty_document(self) -> Any:
+        return {}

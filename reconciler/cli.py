@@ -61,22 +61,57 @@ def _store(attr: str, transform: Callable[[Any], Any] = lambda v: v) -> Callable
 def global_options(f: F) -> F:
     """The options every command accepts, wherever they appear on the line."""
     options = [
-        click.option("--desired", type=click.Path(path_type=Path, file_okay=False),
-                     envvar="RECONCILER_DESIRED", show_envvar=True, expose_value=False,
-                     callback=_store("desired"),
-                     help="Desired-state directory [default: ./desired]."),
-        click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
-                     envvar="RECONCILER_STATE_DIR", show_envvar=True, expose_value=False,
-                     callback=_store("state_dir"),
-                     help="State directory [default: the platform's user state dir]."),
-        click.option("--json", "as_json", is_flag=True, default=False, expose_value=False,
-                     callback=_store("json"), help="Print one JSON document (schema 1)."),
-        click.option("-v", "--verbose", count=True, expose_value=False,
-                     callback=_store("verbosity"), help="More output (repeatable)."),
-        click.option("-q", "--quiet", count=True, expose_value=False,
-                     callback=_store("verbosity", lambda v: -v), help="Less output."),
-        click.option("--no-color", is_flag=True, default=False, expose_value=False,
-                     callback=_store("color", lambda v: False), help="Plain text output."),
+        click.option(
+            "--desired",
+            type=click.Path(path_type=Path, file_okay=False),
+            envvar="RECONCILER_DESIRED",
+            show_envvar=True,
+            expose_value=False,
+            callback=_store("desired"),
+            help="Desired-state directory [default: ./desired].",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            envvar="RECONCILER_STATE_DIR",
+            show_envvar=True,
+            expose_value=False,
+            callback=_store("state_dir"),
+            help="State directory [default: the platform's user state dir].",
+        ),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            callback=_store("json"),
+            help="Print one JSON document (schema 1).",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            count=True,
+            expose_value=False,
+            callback=_store("verbosity"),
+            help="More output (repeatable).",
+        ),
+        click.option(
+            "-q",
+            "--quiet",
+            count=True,
+            expose_value=False,
+            callback=_store("verbosity", lambda v: -v),
+            help="Less output.",
+        ),
+        click.option(
+            "--no-color",
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            callback=_store("color", lambda v: False),
+            help="Plain text output.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -86,7 +121,9 @@ def global_options(f: F) -> F:
 def _fail(code: ExitCode, message: str) -> NoReturn:
     settings = _settings()
     if settings.json:
-        click.echo(json.dumps({"schema": 1, "exit_code": int(code), "errors": message.splitlines()}))
+        click.echo(
+            json.dumps({"schema": 1, "exit_code": int(code), "errors": message.splitlines()})
+        )
     click.echo(message, err=True)
     sys.exit(int(code))
 
@@ -122,8 +159,9 @@ def _setup_logging() -> None:
     level = {-1: logging.ERROR, 0: logging.ERROR, 1: logging.INFO}.get(
         max(-1, min(_settings().verbosity, 2)), logging.DEBUG
     )
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def _run(action: Callable[[], RunReport]) -> NoReturn:
@@ -132,8 +170,11 @@ def _run(action: Callable[[], RunReport]) -> NoReturn:
         report = action()
     except DesiredStateError as e:
         count = len(e.problems)
-        _fail(ExitCode.INVALID, f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
-                                "nothing was changed")
+        _fail(
+            ExitCode.INVALID,
+            f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
+            "nothing was changed",
+        )
     except (UsageError, RepositoryError) as e:
         _fail(ExitCode.INVALID, f"error: {e}")
     except ReconcilerError as e:
@@ -154,15 +195,28 @@ def _run(action: Callable[[], RunReport]) -> NoReturn:
     epilog=EXIT_CODES_HELP,
 )
 @click.option("--dry-run", is_flag=True, help="Plan and show; write nothing (not even state).")
-@click.option("-t", "--target", "target_names", multiple=True, metavar="T",
-              help="Only this target (repeatable).")
-@click.option("-s", "--server", "server_names", multiple=True, metavar="S",
-              help="Only this server (repeatable).")
+@click.option(
+    "-t",
+    "--target",
+    "target_names",
+    multiple=True,
+    metavar="T",
+    help="Only this target (repeatable).",
+)
+@click.option(
+    "-s",
+    "--server",
+    "server_names",
+    multiple=True,
+    metavar="S",
+    help="Only this server (repeatable).",
+)
 @click.version_option(package_name="mcp-reconciler", prog_name="reconcile")
 @global_options
 @click.pass_context
-def main(ctx: click.Context, dry_run: bool, target_names: tuple[str, ...],
-         server_names: tuple[str, ...]) -> None:
+def main(
+    ctx: click.Context, dry_run: bool, target_names: tuple[str, ...], server_names: tuple[str, ...]
+) -> None:
     """Reconcile MCP server configurations with the desired state in git.
 
     Without a command: one pass over every target. It observes each target, compares it
@@ -183,8 +237,14 @@ def main(ctx: click.Context, dry_run: bool, target_names: tuple[str, ...],
 
 
 @main.command()
-@click.option("-t", "--target", "target_names", multiple=True, metavar="T",
-              help="Only this target (repeatable).")
+@click.option(
+    "-t",
+    "--target",
+    "target_names",
+    multiple=True,
+    metavar="T",
+    help="Only this target (repeatable).",
+)
 @global_options
 def status(target_names: tuple[str, ...]) -> None:
     """Server x target matrix from a fresh observation (writes nothing).
@@ -230,8 +290,10 @@ def validate() -> None:
     if settings.json:
         click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": []}))
     elif settings.verbosity >= 0:
-        click.echo(f"desired state is valid: {len(state.servers)} server(s), "
-                   f"{len(state.targets)} target(s) in {len(state.files)} file(s)")
+        click.echo(
+            f"desired state is valid: {len(state.servers)} server(s), "
+            f"{len(state.targets)} target(s) in {len(state.files)} file(s)"
+        )
     sys.exit(0)
 
 

@@ -10,13 +10,13 @@ annotation does: desired (git), live (the target) and last-applied (what this to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from reconciler.essence import Essence
 
 
-class Origin(str, Enum):
+class Origin(StrEnum):
     """Who moved: git, a person editing the target, both, or nobody yet (never applied)."""
 
     NEW = "new"

@@ -115,8 +115,15 @@ def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
     """Load and validate ``root``; raise DesiredStateError listing every problem found."""
     if not root.is_dir():
         raise DesiredStateError(
-            [Problem(display_path(root), 0, 0, "desired directory not found",
-                     "pass --desired DIR or set RECONCILER_DESIRED")]
+            [
+                Problem(
+                    display_path(root),
+                    0,
+                    0,
+                    "desired directory not found",
+                    "pass --desired DIR or set RECONCILER_DESIRED",
+                )
+            ]
         )
     problems: list[Problem] = []
     parsed: list[tuple[Path, DesiredFile, dict[Loc, Located], dict[Loc, Located]]] = []
@@ -134,19 +141,26 @@ def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
     value_locs: dict[tuple[str, str], dict[Loc, Located]] = {}
     for path, document, keylocs, vallocs in parsed:
         for section, into in (
-            ("servers", servers), ("targets", targets), ("mirrors", mirrors), ("secrets", secrets)
+            ("servers", servers),
+            ("targets", targets),
+            ("mirrors", mirrors),
+            ("secrets", secrets),
         ):
             for name, value in getattr(document, section).items():
                 here = keylocs.get((section, name)) or Located(display_path(path), 0, 0)
                 first = origins.get((section, name))
                 if first is not None:
-                    problems.append(Problem(
-                        here.file, here.line, here.column,
-                        f"{section[:-1]} '{name}' is defined twice",
-                        f"first defined at {first.file}:{first.line}:{first.column}",
-                    ))
+                    problems.append(
+                        Problem(
+                            here.file,
+                            here.line,
+                            here.column,
+                            f"{section[:-1]} '{name}' is defined twice",
+                            f"first defined at {first.file}:{first.line}:{first.column}",
+                        )
+                    )
                     continue
-                into[name] = value  # type: ignore[index]
+                into[name] = value
                 origins[(section, name)] = here
                 value_locs[(section, name)] = {
                     loc[2:]: v for loc, v in vallocs.items() if loc[:2] == (section, name)
@@ -191,12 +205,26 @@ def _load_file(
     try:
         plain = _plain(document, (), shown, keylocs, vallocs, [0])
     except _TooLarge:
-        problems.append(Problem(shown, 1, 1, "document expands to too many nodes",
-                                "aliases are expanded; a recursive or exploding alias is refused"))
+        problems.append(
+            Problem(
+                shown,
+                1,
+                1,
+                "document expands to too many nodes",
+                "aliases are expanded; a recursive or exploding alias is refused",
+            )
+        )
         return None
     if not isinstance(plain, dict):
-        problems.append(Problem(shown, 1, 1, "a desired-state file must be a mapping",
-                                "top-level keys: servers, targets, mirrors, secrets"))
+        problems.append(
+            Problem(
+                shown,
+                1,
+                1,
+                "a desired-state file must be a mapping",
+                "top-level keys: servers, targets, mirrors, secrets",
+            )
+        )
         return None
     try:
         return DesiredFile.model_validate(plain), keylocs, vallocs
@@ -219,7 +247,11 @@ class _TooLarge(Exception):
 
 
 def _plain(
-    node: Any, loc: Loc, file: str, keylocs: dict[Loc, Located], vallocs: dict[Loc, Located],
+    node: Any,
+    loc: Loc,
+    file: str,
+    keylocs: dict[Loc, Located],
+    vallocs: dict[Loc, Located],
     budget: list[int],
 ) -> Any:
     """Round-trip YAML to plain data, recording where each key and value sits."""
@@ -294,16 +326,29 @@ def _data_loc(raw: tuple[Any, ...], data: Any) -> Loc:
     loc: list[str | int] = []
     node = data
     for part in raw:
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             loc.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node and raw[-1] == part:
+        elif (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and part not in node
+            and raw[-1] == part
+        ):
             loc.append(part)  # the key itself is the problem (missing or extra)
     return tuple(loc)
 
 
-def _position(loc: Loc, keylocs: Mapping[Loc, Located], vallocs: Mapping[Loc, Located],
-              *, key: bool, file: str) -> Located:
+def _position(
+    loc: Loc,
+    keylocs: Mapping[Loc, Located],
+    vallocs: Mapping[Loc, Located],
+    *,
+    key: bool,
+    file: str,
+) -> Located:
     table = keylocs if key else vallocs
     for end in range(len(loc), -1, -1):
         found = table.get(loc[:end]) or keylocs.get(loc[:end])
@@ -313,8 +358,11 @@ def _position(loc: Loc, keylocs: Mapping[Loc, Located], vallocs: Mapping[Loc, Lo
 
 
 def _translate(
-    error: ValidationError, data: Any, file: str,
-    keylocs: Mapping[Loc, Located], vallocs: Mapping[Loc, Located],
+    error: ValidationError,
+    data: Any,
+    file: str,
+    keylocs: Mapping[Loc, Located],
+    vallocs: Mapping[Loc, Located],
 ) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[Loc] = set()
@@ -336,14 +384,26 @@ def _translate(
             if kind == "extra_forbidden":
                 key = str(raw[-1])
                 where = _position((*loc, key), keylocs, vallocs, key=True, file=file)
-                problems.append(Problem(where.file, where.line, where.column,
-                                        f"unknown key '{key}' in a placement",
-                                        _did_you_mean(key, model.PlacementRef)))
+                problems.append(
+                    Problem(
+                        where.file,
+                        where.line,
+                        where.column,
+                        f"unknown key '{key}' in a placement",
+                        _did_you_mean(key, model.PlacementRef),
+                    )
+                )
                 continue
             where = _position(loc, keylocs, vallocs, key=False, file=file)
-            problems.append(Problem(where.file, where.line, where.column,
-                                    "a placement is a server name or {name: NAME, required: BOOL}",
-                                    "for example: servers: [time, {name: github, required: false}]"))
+            problems.append(
+                Problem(
+                    where.file,
+                    where.line,
+                    where.column,
+                    "a placement is a server name or {name: NAME, required: BOOL}",
+                    "for example: servers: [time, {name: github, required: false}]",
+                )
+            )
             continue
         if loc in seen and kind != "extra_forbidden":
             continue
@@ -353,19 +413,35 @@ def _translate(
             key = str(loc[-1]) if loc else str(raw[-1])
             where = _position(loc, keylocs, vallocs, key=True, file=file)
             owner = _model_at(loc[:-1])
-            problems.append(Problem(where.file, where.line, where.column,
-                                    f"unknown key '{key}'" + (f" in {'.'.join(map(str, loc[:-1]))}" if len(loc) > 1 else ""),
-                                    _did_you_mean(key, owner)))
+            problems.append(
+                Problem(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"unknown key '{key}'"
+                    + (f" in {'.'.join(map(str, loc[:-1]))}" if len(loc) > 1 else ""),
+                    _did_you_mean(key, owner),
+                )
+            )
         elif kind == "missing":
             where = _position(loc[:-1], keylocs, vallocs, key=True, file=file)
-            problems.append(Problem(where.file, where.line, where.column,
-                                    f"missing required key '{loc[-1] if loc else raw[-1]}'"
-                                    + (f" in {'.'.join(map(str, loc[:-1]))}" if len(loc) > 1 else "")))
+            problems.append(
+                Problem(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"missing required key '{loc[-1] if loc else raw[-1]}'"
+                    + (f" in {'.'.join(map(str, loc[:-1]))}" if len(loc) > 1 else ""),
+                )
+            )
         elif kind == "value_error":
             where = _position(loc, keylocs, vallocs, key=True, file=file)
             message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(Problem(where.file, where.line, where.column,
-                                    f"{path}: {message}" if path else message))
+            problems.append(
+                Problem(
+                    where.file, where.line, where.column, f"{path}: {message}" if path else message
+                )
+            )
         elif kind in ("enum", "literal_error"):
             where = _position(loc, keylocs, vallocs, key=False, file=file)
             value = item.get("input")
@@ -376,14 +452,24 @@ def _translate(
                 close = difflib.get_close_matches(str(value), [k.value for k in Kind], n=1)
                 if close:
                     hint = f"did you mean '{close[0]}'? " + hint
-            problems.append(Problem(where.file, where.line, where.column,
-                                    f"{path}: invalid value {value!r}", hint))
+            problems.append(
+                Problem(
+                    where.file, where.line, where.column, f"{path}: invalid value {value!r}", hint
+                )
+            )
         else:
             where = _position(loc, keylocs, vallocs, key=False, file=file)
             got = type(item.get("input")).__name__
             hint = _TYPE_HINTS.get(kind, f"got {_yaml_type(got)}")
-            problems.append(Problem(where.file, where.line, where.column,
-                                    f"{path}: {str(item['msg']).lower()}", hint))
+            problems.append(
+                Problem(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"{path}: {str(item['msg']).lower()}",
+                    hint,
+                )
+            )
     return problems
 
 
@@ -394,9 +480,15 @@ _TYPE_HINTS = {
 
 
 def _yaml_type(python_type: str) -> str:
-    return {"dict": "a mapping", "list": "a list", "str": "a string", "int": "a number",
-            "float": "a number", "bool": "a boolean", "NoneType": "nothing"}.get(python_type,
-                                                                              python_type)
+    return {
+        "dict": "a mapping",
+        "list": "a list",
+        "str": "a string",
+        "int": "a number",
+        "float": "a number",
+        "bool": "a boolean",
+        "NoneType": "nothing",
+    }.get(python_type, python_type)
 
 
 def _did_you_mean(key: str, owner: type[BaseModel] | None) -> str:
@@ -428,17 +520,20 @@ def _cross_check(
         why = model.server_name_problem(name)
         if why:
             where = at("servers", name)
-            problems.append(Problem(where.file, where.line, where.column,
-                                    f"invalid server name '{name}'", why))
+            problems.append(
+                Problem(where.file, where.line, where.column, f"invalid server name '{name}'", why)
+            )
 
     for name, spec in state.targets.items():
-        problems += _check_target(state, name, spec, lambda *p, n=name: at("targets", n, *p),
-                                  implemented)
+        problems += _check_target(
+            state, name, spec, lambda *p, n=name: at("targets", n, *p), implemented
+        )
     return problems
 
 
-def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any,
-                  implemented: set[Kind] | None) -> list[Problem]:
+def _check_target(
+    state: DesiredState, name: str, spec: TargetSpec, at: Any, implemented: set[Kind] | None
+) -> list[Problem]:
     problems: list[Problem] = []
 
     def problem(where: Located, message: str, hint: str = "") -> None:
@@ -446,25 +541,37 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any,
 
     kind = spec.kind
     if implemented is not None and kind not in implemented:
-        problem(at("kind"), f"target '{name}': kind '{kind.value}' is not supported yet",
-                f"supported kinds: {', '.join(sorted(k.value for k in implemented))}")
+        problem(
+            at("kind"),
+            f"target '{name}': kind '{kind.value}' is not supported yet",
+            f"supported kinds: {', '.join(sorted(k.value for k in implemented))}",
+        )
     if kind is Kind.MCPJUNGLE:
         if spec.url is None:
-            problem(at("@key"), f"target '{name}': an mcpjungle target needs 'url'",
-                    "for example url: http://127.0.0.1:8080")
+            problem(
+                at("@key"),
+                f"target '{name}': an mcpjungle target needs 'url'",
+                "for example url: http://127.0.0.1:8080",
+            )
         for key in ("path", "scope", "project", "bridge"):
             if getattr(spec, key) is not None:
                 problem(at(key), f"target '{name}': '{key}' does not apply to kind mcpjungle")
     else:
         for key in ("url", "token", "timeout"):
             if getattr(spec, key) is not None:
-                problem(at(key), f"target '{name}': '{key}' applies only to kind mcpjungle",
-                        "a client target is a file: use 'path' to move it")
+                problem(
+                    at(key),
+                    f"target '{name}': '{key}' applies only to kind mcpjungle",
+                    "a client target is a file: use 'path' to move it",
+                )
     if kind is Kind.CLAUDE_DESKTOP and spec.scope is not None:
         problem(at("scope"), f"target '{name}': Claude Desktop has one file and no scopes")
     if spec.on_drift is OnDrift.RECORD and not _record_supported():
-        problem(at("on_drift"), f"target '{name}': on_drift 'record' is not available yet",
-                "use sync or report")
+        problem(
+            at("on_drift"),
+            f"target '{name}': on_drift 'record' is not available yet",
+            "use sync or report",
+        )
 
     capability = CAPABILITIES[kind]
     for index, item in enumerate(spec.servers):
@@ -474,17 +581,23 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any,
             continue
         if ref not in state.servers:
             close = difflib.get_close_matches(ref, list(state.servers), n=1)
-            problem(where, f"target '{name}' places undeclared server '{ref}'",
-                    f"did you mean '{close[0]}'?" if close else "declare it under servers:")
+            problem(
+                where,
+                f"target '{name}' places undeclared server '{ref}'",
+                f"did you mean '{close[0]}'?" if close else "declare it under servers:",
+            )
     for server_name in state.placements(name):
         server = state.servers[server_name]
         transport = server.effective_transport
         if not capability.expresses(transport) and spec.bridge is None:
             where = at("servers")
-            problem(where, f"target '{name}' ({kind.value}) cannot carry {transport} server "
-                    f"'{server_name}'",
-                    "place it elsewhere, or set bridge: mcp-remote to run it through mcp-remote"
-                    if transport != "stdio" else "this kind carries remote servers only")
+            problem(
+                where,
+                f"target '{name}' ({kind.value}) cannot carry {transport} server '{server_name}'",
+                "place it elsewhere, or set bridge: mcp-remote to run it through mcp-remote"
+                if transport != "stdio"
+                else "this kind carries remote servers only",
+            )
     return problems
 
 

@@ -94,12 +94,13 @@ class Engine:
             if len(built) > 1:
                 with ThreadPoolExecutor(max_workers=min(8, len(built))) as pool:
                     results = list(
-                        pool.map(lambda n: self._reconcile(n, built[n], state, fingerprint,
-                                                           options), names)
+                        pool.map(
+                            lambda n: self._reconcile(n, built[n], state, fingerprint, options),
+                            names,
+                        )
                     )
             else:
-                results = [self._reconcile(n, built[n], state, fingerprint, options)
-                           for n in names]
+                results = [self._reconcile(n, built[n], state, fingerprint, options) for n in names]
         finally:
             for target in built.values():
                 target.close()
@@ -108,14 +109,23 @@ class Engine:
             warnings.append("mirrors are declared but not reconciled by this version")
         report = RunReport(options.dry_run, tuple(results), tuple(warnings))
         if not options.dry_run:
-            self.store.write_status({**report.to_json(), "finished": time.time(),
-                                     "duration_s": round(time.monotonic() - started, 4)})
+            self.store.write_status(
+                {
+                    **report.to_json(),
+                    "finished": time.time(),
+                    "duration_s": round(time.monotonic() - started, 4),
+                }
+            )
         return report
 
     # -- one target ------------------------------------------------------------------------
 
     def _reconcile(
-        self, name: str, target: Target, state: DesiredState, fingerprint: Sealer,
+        self,
+        name: str,
+        target: Target,
+        state: DesiredState,
+        fingerprint: Sealer,
         options: PassOptions,
     ) -> TargetReport:
         spec = state.targets[name]
@@ -128,11 +138,11 @@ class Engine:
                 observation = target.observe()
                 phase = Phase.PLAN
                 rendered = self._render(state, name, target, observation, options)
-                plan = self._plan(state, name, rendered, observation, inventory, fingerprint,
-                                  options)
+                plan = self._plan(
+                    state, name, rendered, observation, inventory, fingerprint, options
+                )
                 if options.dry_run or not plan.to_apply:
-                    self._remember_in_sync(name, rendered, plan, inventory, fingerprint,
-                                           options)
+                    self._remember_in_sync(name, rendered, plan, inventory, fingerprint, options)
                     return self._report(base, plan, frozenset())
                 phase = Phase.APPLY
                 writes = self._writes(plan, rendered)
@@ -152,7 +162,11 @@ class Engine:
             return replace(base, error=str(e), phase=phase, recoverable=recoverable)
 
     def _render(
-        self, state: DesiredState, name: str, target: Target, observation: Observation,
+        self,
+        state: DesiredState,
+        name: str,
+        target: Target,
+        observation: Observation,
         options: PassOptions,
     ) -> list[Rendered]:
         spec = state.targets[name]
@@ -177,8 +191,14 @@ class Engine:
         return rendered
 
     def _plan(
-        self, state: DesiredState, name: str, rendered: list[Rendered], observation: Observation,
-        inventory: Inventory, fingerprint: Sealer, options: PassOptions,
+        self,
+        state: DesiredState,
+        name: str,
+        rendered: list[Rendered],
+        observation: Observation,
+        inventory: Inventory,
+        fingerprint: Sealer,
+        options: PassOptions,
     ) -> TargetPlan:
         spec = state.targets[name]
         slots = []
@@ -195,17 +215,24 @@ class Engine:
         if options.servers:
             scope = frozenset(options.servers) | frozenset(s.entry for s in slots)
         return plan_target(
-            slots, live, inventory.entries, frozenset(inventory.created),
-            on_drift=spec.on_drift, prune=spec.prune, exclusive=spec.exclusive,
-            may_delete=bool(state.servers), scope=scope,
+            slots,
+            live,
+            inventory.entries,
+            frozenset(inventory.created),
+            on_drift=spec.on_drift,
+            prune=spec.prune,
+            exclusive=spec.exclusive,
+            may_delete=bool(state.servers),
+            scope=scope,
         )
 
     @staticmethod
     def _writes(plan: TargetPlan, rendered: list[Rendered]) -> list[Write]:
         by_entry = {r.slot.entry: r.essence for r in rendered}
         return [
-            Write(c.entry, by_entry.get(c.entry) if c.action is not Action.DELETE else None,
-                  c.action)
+            Write(
+                c.entry, by_entry.get(c.entry) if c.action is not Action.DELETE else None, c.action
+            )
             for c in plan.to_apply
             if c.action is not Action.RECORD
         ]
@@ -215,15 +242,23 @@ class Engine:
         for write in writes:
             live = after.entries.get(write.entry)
             want = write.essence
-            same = (live is None) if want is None else (
-                live is not None and seal(live, fingerprint) == seal(want, fingerprint)
+            same = (
+                (live is None)
+                if want is None
+                else (live is not None and seal(live, fingerprint) == seal(want, fingerprint))
             )
             if not same:
                 raise TargetError(f"entry '{write.entry}' does not read back as written")
 
     def _remember(
-        self, name: str, rendered: list[Rendered], plan: TargetPlan, writes: list[Write],
-        before: Observation, inventory: Inventory, fingerprint: Sealer,
+        self,
+        name: str,
+        rendered: list[Rendered],
+        plan: TargetPlan,
+        writes: list[Write],
+        before: Observation,
+        inventory: Inventory,
+        fingerprint: Sealer,
     ) -> None:
         for write in writes:
             if write.essence is None:
@@ -233,12 +268,18 @@ class Engine:
             inventory.entries[write.entry] = seal(write.essence, fingerprint)
             if write.entry not in before.entries:
                 inventory.created.add(write.entry)
-        self._remember_in_sync(name, rendered, plan, inventory, fingerprint,
-                               PassOptions(dry_run=False))
+        self._remember_in_sync(
+            name, rendered, plan, inventory, fingerprint, PassOptions(dry_run=False)
+        )
 
     def _remember_in_sync(
-        self, name: str, rendered: list[Rendered], plan: TargetPlan, inventory: Inventory,
-        fingerprint: Sealer, options: PassOptions,
+        self,
+        name: str,
+        rendered: list[Rendered],
+        plan: TargetPlan,
+        inventory: Inventory,
+        fingerprint: Sealer,
+        options: PassOptions,
     ) -> None:
         """Entries found already as desired join the inventory (not as created by us)."""
         if options.dry_run:
@@ -251,8 +292,15 @@ class Engine:
 
     @staticmethod
     def _report(base: TargetReport, plan: TargetPlan, applied: frozenset[str]) -> TargetReport:
-        return replace(base, changes=plan.changes, applied=applied, in_sync=plan.in_sync,
-                       unmanaged=plan.unmanaged, orphaned=plan.orphaned, notes=plan.notes)
+        return replace(
+            base,
+            changes=plan.changes,
+            applied=applied,
+            in_sync=plan.in_sync,
+            unmanaged=plan.unmanaged,
+            orphaned=plan.orphaned,
+            notes=plan.notes,
+        )
 
 
 def _select(wanted: tuple[str, ...], known: Mapping[str, object], what: str) -> list[str]:

@@ -65,12 +65,14 @@ CAPABILITIES: dict[Kind, Capability] = {
     ),
     Kind.GEMINI: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}),
     Kind.OPENCODE: Capability(frozenset({"stdio", "http"}), _STDIO | _REMOTE | {"enabled"}, True),
-    Kind.MCPJUNGLE: Capability(frozenset({"stdio", "http", "sse"}), _STDIO | _REMOTE | {"enabled"}, True),
+    Kind.MCPJUNGLE: Capability(
+        frozenset({"stdio", "http", "sse"}), _STDIO | _REMOTE | {"enabled"}, True
+    ),
 }
 
 
 def normalize_url(url: str) -> str:
-    """Lowercase scheme and host, drop a default port; keep path, trailing slash, query, fragment."""
+    """Lowercase scheme and host, drop a default port; keep path, slash, query, fragment."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -103,7 +105,7 @@ def normalize(raw: Mapping[str, Any]) -> Essence:
             continue
         if field == "args":
             value = [str(a) for a in value]
-        elif field in SECRET_FIELDS:
+        elif field in SECRET_FIELDS and isinstance(value, Mapping):
             value = {str(k): str(v) for k, v in sorted(value.items())}
         elif field == "url":
             value = normalize_url(str(value))

@@ -9,7 +9,7 @@ server on a stdio-only target) live in ``desired.py``, which knows file location
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr, model_validator
@@ -28,7 +28,7 @@ def server_name_problem(name: str) -> str | None:
     return None
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """Every target kind the schema knows. Kinds without an implementation fail validation."""
 
     CLAUDE_DESKTOP = "claude-desktop"
@@ -42,7 +42,7 @@ class Kind(str, Enum):
     MCPJUNGLE = "mcpjungle"
 
 
-class OnDrift(str, Enum):
+class OnDrift(StrEnum):
     """What a non-dry run does with a live edit of a managed entry."""
 
     SYNC = "sync"  # revert it to desired

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from reconciler.compare import FieldChange, Origin, diff, origin
 from reconciler.essence import Essence
 from reconciler.model import OnDrift
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     REPLACE = "replace"  # MCPJungle has no update: deregister and register

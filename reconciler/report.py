@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from reconciler.essence import display
@@ -25,14 +25,14 @@ class ExitCode(int, Enum):
     FAILED = 3
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     OBSERVE = "observe"
     PLAN = "plan"
     APPLY = "apply"
     VERIFY = "verify"
 
 
-class TargetStatus(str, Enum):
+class TargetStatus(StrEnum):
     IN_SYNC = "in_sync"
     DRIFTED = "drifted"
     ERROR = "error"
@@ -154,13 +154,16 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
         lines.append(f"{style(t.name, 'bold')} ({t.kind}, {t.location}): {style(status, role)}")
         if t.error is not None:
             optional = " (optional target: warning only)" if t.optional else ""
-            lines.append(f"  {style('error', 'bad')} in {t.phase.value if t.phase else '?'}: "
-                         f"{t.error}{optional}")
+            lines.append(
+                f"  {style('error', 'bad')} in {t.phase.value if t.phase else '?'}: "
+                f"{t.error}{optional}"
+            )
         for c in t.changes:
             sigil = _SIGIL.get(c.action.value, "~")
             done = t.was_applied(c)
-            verb = c.action.value + ("d" if done and c.action.value.endswith("e") else
-                                     "ed" if done else "")
+            verb = c.action.value + (
+                "d" if done and c.action.value.endswith("e") else "ed" if done else ""
+            )
             if not done and not report.dry_run and not c.apply:
                 verb += " (not applied: on_drift report)"
             name = c.server if c.entry == c.server else f"{c.server} (as {c.entry})"
@@ -189,6 +192,5 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
     }[code]
     verb = "would change" if report.dry_run else "changed"
     count = sum(len(t.pending) if report.dry_run else len(t.applied) for t in report.targets)
-    lines.append(style(f"{summary}: {count} {verb} across {len(report.targets)} target(s)",
-                       "bold"))
+    lines.append(style(f"{summary}: {count} {verb} across {len(report.targets)} target(s)", "bold"))
     return "\n".join(lines)

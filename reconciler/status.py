@@ -32,8 +32,9 @@ def cell(state: DesiredState, target: TargetReport, server: str) -> str:
     return "disabled"  # placed, disabled, and absent from a kind without a switch
 
 
-def matrix_json(state: DesiredState, report: RunReport, last: dict[str, Any] | None
-                ) -> dict[str, Any]:
+def matrix_json(
+    state: DesiredState, report: RunReport, last: dict[str, Any] | None
+) -> dict[str, Any]:
     return {
         "schema": 1,
         "exit_code": int(report.exit_code),
@@ -44,7 +45,9 @@ def matrix_json(state: DesiredState, report: RunReport, last: dict[str, Any] | N
         "unmanaged": {t.name: list(t.unmanaged) for t in report.targets if t.unmanaged},
         "targets": report.to_json()["targets"],
         "degraded": report.to_json()["degraded"],
-        "last_pass": None if last is None else {
+        "last_pass": None
+        if last is None
+        else {
             "exit_code": last.get("exit_code"),
             "finished": last.get("finished"),
             "duration_s": last.get("duration_s"),
@@ -58,8 +61,9 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
     for server in state.servers:
         rows.append([server, *(cell(state, t, server) for t in report.targets)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     for t in report.targets:
         if t.unmanaged:
             lines.append(f"unmanaged on {t.name}: {', '.join(t.unmanaged)}")
@@ -69,8 +73,11 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
         import datetime
 
         finished = last.get("finished")
-        when = (datetime.datetime.fromtimestamp(finished, datetime.UTC).isoformat(timespec="seconds")
-                if isinstance(finished, (int, float)) else "?")
+        when = (
+            datetime.datetime.fromtimestamp(finished, datetime.UTC).isoformat(timespec="seconds")
+            if isinstance(finished, (int, float))
+            else "?"
+        )
         lines.append(f"last applying pass: {when}, exit code {last.get('exit_code')}")
     else:
         lines.append("last applying pass: none recorded")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import fsutil
+from reconciler.errors import ConcurrentChange
 from reconciler.essence import Capability, Essence
 from reconciler.model import Kind
 from reconciler.model import Target as TargetSpec
@@ -101,10 +102,13 @@ class FileTarget(ABC):
             # differs from what was observed, so no change made meanwhile is lost.
             current = fsutil.read_snapshot(self.path)
             if current.content != snapshot.content:
-                raise fsutil.ConcurrentChange(
+                raise ConcurrentChange(
                     f"{self.path}: changed since it was read; the pass is retried"
                 )
-            document = self.parse(current.content) if current.exists else self.empty_document()
+            if current.content is None:
+                document = self.empty_document()
+            else:
+                document = self.parse(current.content)
             section = self.entries_for_update(document)
             for write in writes:
                 if write.essence is None:

@@ -49,7 +49,9 @@ class JsonFileTarget(FileTarget):
         try:
             document = json.loads(text)
         except json.JSONDecodeError as e:
-            raise TargetFormatError(f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from e
+            raise TargetFormatError(
+                f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
+            ) from e
         if not isinstance(document, dict):
             raise TargetFormatError(f"{self.path}: the top level is not a JSON object")
         return document
@@ -132,7 +134,9 @@ def _plain_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("env", "headers"):
         value = raw.get(name)
         if isinstance(value, dict):
-            out[name] = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+            out[name] = {
+                str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()
+            }
     if "enabled" in raw:
         out["enabled"] = raw["enabled"]
     return out

@@ -466,7 +466,7 @@ def _translate(
                     where.file,
                     where.line,
                     where.column,
-                    f"{path}: {str(item['msg']).lower()}",
+                    f"{path}: {str(item['msg']).lower().replace('tuple', 'list')}",
                     hint,
                 )
             )
@@ -510,7 +510,7 @@ def _cross_check(
 
     def at(section: str, name: str, *path: str | int) -> Located:
         table = locs.get((section, name), {})
-        for end in range(len(path), -1, -1):
+        for end in range(len(path), 0, -1):
             found = table.get(tuple(path[:end]))
             if found:
                 return found

@@ -298,6 +298,7 @@ def validate() -> None:
 
 
 @main.command()
+@global_options
 def schema() -> None:
     """Print the JSON Schema of a desired-state file (for editor completion)."""
     from reconciler.model import json_schema

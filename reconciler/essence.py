@@ -45,6 +45,9 @@ class Capability:
     transports: frozenset[str]
     fields: frozenset[str]
     enabled_switch: bool = False
+    # The client can reference an environment variable itself (reference/CLIENTS.md 1.13):
+    # essences carry ``${env:NAME}`` and the dialect writes the client's own syntax.
+    env_references: bool = False
 
     def expresses(self, transport: str) -> bool:
         return transport in self.transports
@@ -56,15 +59,24 @@ _REMOTE = frozenset({"url", "headers"})
 CAPABILITIES: dict[Kind, Capability] = {
     # Claude Desktop's file carries stdio servers only (remote ones are app connectors).
     Kind.CLAUDE_DESKTOP: Capability(frozenset({"stdio"}), _STDIO),
-    Kind.CLAUDE_CODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE),
-    Kind.CURSOR: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True),
-    Kind.VSCODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}),
-    Kind.WINDSURF: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True),
-    Kind.CODEX: Capability(
-        frozenset({"stdio", "http"}), _STDIO | _REMOTE | {"cwd", "enabled"}, True
+    Kind.CLAUDE_CODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE, env_references=True),
+    Kind.CURSOR: Capability(
+        frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True, env_references=True
     ),
-    Kind.GEMINI: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}),
-    Kind.OPENCODE: Capability(frozenset({"stdio", "http"}), _STDIO | _REMOTE | {"enabled"}, True),
+    Kind.VSCODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}, env_references=True),
+    Kind.WINDSURF: Capability(
+        frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True, env_references=True
+    ),
+    Kind.CODEX: Capability(
+        frozenset({"stdio", "http"}),
+        _STDIO | _REMOTE | {"cwd", "enabled"},
+        True,
+        env_references=True,
+    ),
+    Kind.GEMINI: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}, env_references=True),
+    Kind.OPENCODE: Capability(
+        frozenset({"stdio", "http"}), _STDIO | _REMOTE | {"enabled"}, True, env_references=True
+    ),
     Kind.MCPJUNGLE: Capability(
         frozenset({"stdio", "http", "sse"}), _STDIO | _REMOTE | {"enabled"}, True
     ),

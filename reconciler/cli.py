@@ -162,6 +162,9 @@ def _setup_logging() -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    from reconciler.secrets import install_logging
+
+    install_logging()  # log records are scrubbed of secret values, whatever the handler
 
 
 def _run(action: Callable[[], RunReport]) -> NoReturn:
@@ -229,6 +232,9 @@ def main(
       reconcile --target desktop --json   one target, machine-readable
       reconcile validate                  check desired/ (pre-commit, CI)
     """
+    from reconciler.secrets import wrap_streams
+
+    wrap_streams()  # every write to stdout and stderr passes the secret redactor
     if ctx.invoked_subcommand is not None:
         return
     from reconciler.engine import PassOptions
@@ -295,6 +301,47 @@ def validate() -> None:
             f"{len(state.targets)} target(s) in {len(state.files)} file(s)"
         )
     sys.exit(0)
+
+
+@main.command()
+@click.option(
+    "-t",
+    "--target",
+    "target_names",
+    multiple=True,
+    metavar="T",
+    help="Only this target (repeatable).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also count values mcp-reconciler resolved from references (Claude Desktop...).",
+)
+@global_options
+def audit(target_names: tuple[str, ...], strict: bool) -> None:
+    """List every inline secret in the live targets. Exit 1 if any (writes nothing).
+
+    Each finding: target, server, field, kind (github-token, bearer-token, high-entropy...)
+    and the value's keyed fingerprint, never the value. `reconcile import` and `reconcile
+    adopt` move such values into references.
+    """
+    from reconciler.audit import audit as run_audit
+    from reconciler.audit import render_text
+
+    _setup_logging()
+    try:
+        report = run_audit(_engine(), target_names, strict=strict)
+    except DesiredStateError as e:
+        _fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+    except (UsageError, RepositoryError) as e:
+        _fail(ExitCode.INVALID, f"error: {e}")
+    except ReconcilerError as e:
+        _fail(ExitCode.FAILED, f"error: {e}")
+    if _settings().json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(report))
+    sys.exit(int(report.exit_code))
 
 
 @main.command()

@@ -528,6 +528,9 @@ def _cross_check(
         problems += _check_target(
             state, name, spec, lambda *p, n=name: at("targets", n, *p), implemented
         )
+    from reconciler.secrets import check_desired  # references, resolvers, literal secrets
+
+    problems += check_desired(state.servers, state.targets, state.secrets, at)
     return problems
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,16 @@ from reconciler.essence import (
 )
 from reconciler.plan import Action, Slot, TargetPlan, plan_target
 from reconciler.report import Phase, RunReport, TargetReport
+from reconciler.secrets import (
+    REDACTOR,
+    SecretResolver,
+    redact,
+    redact_data,
+    reference_mode,
+    register_literals,
+    render_essence,
+    seal_paths,
+)
 from reconciler.state import Inventory, StateStore
 from reconciler.targets import Context, Observation, Target, Write
 
@@ -53,6 +64,13 @@ class Rendered:
 
     slot: Slot
     essence: Essence | None
+    sensitive: bool = False  # holds resolved secret values: written with mode 0600
+    secret_paths: frozenset[str] = frozenset()  # outside env/headers, sealed like them
+    notes: tuple[str, ...] = ()
+
+    def sealed(self, essence: Essence, fingerprint: Sealer) -> Essence:
+        """``essence`` (desired or live) with every secret-bearing value fingerprinted."""
+        return seal_paths(seal(essence, fingerprint), self.secret_paths, fingerprint)
 
 
 class Engine:
@@ -72,6 +90,21 @@ class Engine:
         self.home = home or Path.home()
         self.environ = dict(os.environ if environ is None else environ)
         self.platform = platform
+        self._secrets: tuple[DesiredState, SecretResolver] | None = None
+        self._secrets_lock = threading.Lock()
+
+    def secret_resolver(self, state: DesiredState) -> SecretResolver:
+        """The resolver of ``state``'s references: one per loaded state, so once per pass."""
+        with self._secrets_lock:
+            if self._secrets is None or self._secrets[0] is not state:
+                resolver = SecretResolver(
+                    state.secrets,
+                    self.environ,
+                    root=self.desired_dir.resolve().parent,
+                    home=self.home,
+                )
+                self._secrets = (state, resolver)
+            return self._secrets[1]
 
     def load(self) -> DesiredState:
         return desired.load(self.desired_dir, implemented=set(targets.KINDS))
@@ -82,12 +115,14 @@ class Engine:
         names = _select(options.targets, state.targets, "target")
         _select(options.servers, state.servers, "server")
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
+        REDACTOR.use_fingerprint(fingerprint)  # secrets in any text shown as in the diffs
         context = Context(
             home=self.home,
             platform=self.platform,
             root=self.desired_dir.resolve().parent,
             lock_dir=None if options.dry_run else self.store.lock_dir,
             environ=self.environ,
+            resolve=self.secret_resolver(state).resolve_text,
         )
         built = {name: targets.build(name, state.targets[name], context) for name in names}
         try:
@@ -110,11 +145,13 @@ class Engine:
         report = RunReport(options.dry_run, tuple(results), tuple(warnings))
         if not options.dry_run:
             self.store.write_status(
-                {
-                    **report.to_json(),
-                    "finished": time.time(),
-                    "duration_s": round(time.monotonic() - started, 4),
-                }
+                redact_data(
+                    {
+                        **report.to_json(),
+                        "finished": time.time(),
+                        "duration_s": round(time.monotonic() - started, 4),
+                    }
+                )
             )
         return report
 
@@ -159,7 +196,7 @@ class Engine:
         except ReconcilerError as e:
             recoverable = e.recoverable if isinstance(e, TargetError) else False
             log.warning("%s: %s failed: %s", name, phase.value, e)
-            return replace(base, error=str(e), phase=phase, recoverable=recoverable)
+            return replace(base, error=redact(str(e)), phase=phase, recoverable=recoverable)
 
     def _render(
         self,
@@ -171,6 +208,10 @@ class Engine:
     ) -> list[Rendered]:
         spec = state.targets[name]
         capability = target.capability
+        keep_env = reference_mode(target.kind, spec.secrets)
+        resolver = self.secret_resolver(state)
+        for live in observation.entries.values():
+            register_literals(live)  # a token in live args is scrubbed from any output
         rendered = []
         for server_name, placement in state.placements(name).items():
             if options.servers and server_name not in options.servers:
@@ -187,7 +228,16 @@ class Engine:
             if not server.enabled and not capability.enabled_switch:
                 essence = None  # no switch in this client: disabled means absent
             slot = Slot(server_name, entry, None, placement.required)
-            rendered.append(Rendered(slot, essence))
+            if essence is None:
+                rendered.append(Rendered(slot, essence))
+                continue
+            # References: kept as ${env:NAME} where the client resolves them, else resolved.
+            done = render_essence(
+                essence, resolver, kind=target.kind, keep_env=keep_env, server=server_name
+            )
+            rendered.append(
+                Rendered(slot, done.essence, done.sensitive, done.secret_paths, done.notes)
+            )
         return rendered
 
     def _plan(
@@ -203,18 +253,24 @@ class Engine:
         spec = state.targets[name]
         slots = []
         sealed_desired: dict[str, Essence | None] = {}
+        by_entry = {item.slot.entry: item for item in rendered}
         for item in rendered:
-            sealed = seal(item.essence, fingerprint) if item.essence is not None else None
+            sealed = item.sealed(item.essence, fingerprint) if item.essence is not None else None
             sealed_desired[item.slot.entry] = sealed
             slots.append(replace(item.slot, desired=sealed))
         live = {
-            entry: align_header_names(seal(essence, fingerprint), sealed_desired.get(entry))
+            entry: align_header_names(
+                by_entry[entry].sealed(essence, fingerprint)
+                if entry in by_entry
+                else seal(essence, fingerprint),
+                sealed_desired.get(entry),
+            )
             for entry, essence in observation.entries.items()
         }
         scope = None
         if options.servers:
             scope = frozenset(options.servers) | frozenset(s.entry for s in slots)
-        return plan_target(
+        plan = plan_target(
             slots,
             live,
             inventory.entries,
@@ -225,16 +281,22 @@ class Engine:
             may_delete=bool(state.servers),
             scope=scope,
         )
+        notes = tuple(n for item in rendered for n in item.notes)
+        return replace(plan, notes=plan.notes + notes) if notes else plan
 
     @staticmethod
     def _writes(plan: TargetPlan, rendered: list[Rendered]) -> list[Write]:
-        by_entry = {r.slot.entry: r.essence for r in rendered}
+        by_entry = {r.slot.entry: r for r in rendered}
         return [
             Write(
-                c.entry, by_entry.get(c.entry) if c.action is not Action.DELETE else None, c.action
+                c.entry,
+                item.essence if item is not None and c.action is not Action.DELETE else None,
+                c.action,
+                sensitive=item is not None and item.sensitive and c.action is not Action.DELETE,
             )
             for c in plan.to_apply
             if c.action is not Action.RECORD
+            for item in (by_entry.get(c.entry),)
         ]
 
     def _verify(self, target: Target, writes: list[Write], fingerprint: Sealer) -> None:
@@ -260,12 +322,18 @@ class Engine:
         inventory: Inventory,
         fingerprint: Sealer,
     ) -> None:
+        by_entry = {r.slot.entry: r for r in rendered}
         for write in writes:
             if write.essence is None:
                 inventory.entries.pop(write.entry, None)
                 inventory.created.discard(write.entry)
                 continue
-            inventory.entries[write.entry] = seal(write.essence, fingerprint)
+            item = by_entry.get(write.entry)
+            inventory.entries[write.entry] = (
+                item.sealed(write.essence, fingerprint)
+                if item is not None
+                else seal(write.essence, fingerprint)
+            )
             if write.entry not in before.entries:
                 inventory.created.add(write.entry)
         self._remember_in_sync(
@@ -287,7 +355,7 @@ class Engine:
         in_sync = set(plan.in_sync)
         for item in rendered:
             if item.slot.server in in_sync and item.essence is not None:
-                inventory.entries[item.slot.entry] = seal(item.essence, fingerprint)
+                inventory.entries[item.slot.entry] = item.sealed(item.essence, fingerprint)
         self.store.save_inventory(name, inventory)
 
     @staticmethod

@@ -8,7 +8,7 @@ snapshot back, so a file target can refuse to write over a change it has not see
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +48,9 @@ class Context:
     root: Path  # the desired repository's root: relative paths start here
     lock_dir: Path | None  # None in a dry run: nothing may be created
     environ: Mapping[str, str] = field(default_factory=dict)
+    # Resolves secret references in a target option (an mcpjungle ``token:``); the value is
+    # registered with the redactor. None: references are left as written.
+    resolve: Callable[[str], str] | None = None
 
 
 class Target(Protocol):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from reconciler.divergence import Allowed
 from reconciler.essence import display
 from reconciler.plan import Change
 
@@ -53,6 +54,7 @@ class TargetReport:
     phase: Phase | None = None
     recoverable: bool = True
     notes: tuple[str, ...] = ()
+    allowed: tuple[Allowed, ...] = ()  # drift covered by divergence records
 
     def was_applied(self, change: Change) -> bool:
         return change.entry in self.applied
@@ -127,7 +129,7 @@ def _target_json(t: TargetReport) -> dict[str, Any]:
             }
             for c in t.changes
         ],
-        "allowed": [],
+        "allowed": [a.to_json() for a in t.allowed],
         "in_sync": list(t.in_sync),
         "unmanaged": list(t.unmanaged),
         "orphaned": list(t.orphaned),
@@ -171,6 +173,10 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
             lines.append(f"  {style(sigil, role)} {name}: {verb}, origin {c.origin.value}")
             for f in c.fields:
                 lines.append(f"      ~ {f.path}: {display(f.old)} -> {display(f.new)}")
+        for a in t.allowed:
+            name = a.server if a.entry == a.server else f"{a.server} (as {a.entry})"
+            paths = ", ".join(a.paths)
+            lines.append(f"  {style('=', 'dim')} {name}: allowed by {a.file} ({paths}), {a.state}")
         if verbose and t.in_sync:
             lines.append(f"  {style('in sync:', 'dim')} {', '.join(t.in_sync)}")
         if t.unmanaged:

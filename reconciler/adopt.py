@@ -1,0 +1,700 @@
+"""``reconcile adopt`` and ``reconcile import``: live entries written back into desired state.
+
+Adopt is the second answer to drift (ANCHORS 2.4): instead of reverting the target, make git
+say what the target says. Import bootstraps a desired repository from a target. Both edit the
+YAML files in place with ruamel's round-trip mode, so every comment, the key order and the
+indentation of the file survive, and both commit exactly the files they wrote.
+
+No secret value ever reaches desired state: every value the secrets module detects as a
+secret (every ``env``/``headers`` value when it cannot tell) is replaced by an
+``${env:NAME}`` reference, and the names are listed so that the user can export them. Where
+desired state already referenced a secret there, the reference is kept.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler import divergence, fsutil, gitlog
+from reconciler.errors import DesiredStateError, UsageError
+from reconciler.essence import CAPABILITIES, Essence
+from reconciler.model import Kind, server_name_problem
+from reconciler.model import Target as TargetSpec
+
+if TYPE_CHECKING:
+    from reconciler.desired import DesiredState
+    from reconciler.engine import Engine
+
+FILE_MODE = 0o644
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REFERENCE = re.compile(r"\$\{[^{}]*\}|<GET_FROM_INFISICAL:[^<>]*>")
+_ARG_KEY = re.compile(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)=(.*)$", re.S)
+_FLAG = re.compile(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)$")
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A secret moved out of a live entry into a reference: where it was and its variable."""
+
+    server: str
+    path: str  # JSON Pointer into the entry
+    variable: str
+
+
+@dataclass(frozen=True)
+class Result:
+    action: str  # adopt | import
+    target: str
+    servers: tuple[str, ...]
+    files: tuple[str, ...]
+    commit: str | None
+    moved: tuple[Moved, ...] = ()
+    notes: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": 1,
+            "exit_code": 0,
+            "action": self.action,
+            "target": self.target,
+            "servers": list(self.servers),
+            "files": list(self.files),
+            "commit": self.commit,
+            "secrets": [
+                {"server": m.server, "path": m.path, "reference": f"${{env:{m.variable}}}"}
+                for m in self.moved
+            ],
+            "skipped": list(self.skipped),
+            "notes": list(self.notes),
+        }
+
+    def render(self) -> str:
+        verb = "adopted" if self.action == "adopt" else "imported"
+        lines = [
+            f"{verb} {', '.join(self.servers) or 'nothing'} from {self.target} "
+            f"into {', '.join(self.files) or '-'}"
+        ]
+        if self.commit:
+            lines.append(f"commit {self.commit}")
+        if self.skipped:
+            lines.append(f"skipped (already declared; use adopt): {', '.join(self.skipped)}")
+        if self.moved:
+            lines.append("inline secrets moved to references; export them before the next pass:")
+            for variable in sorted({m.variable for m in self.moved}):
+                where = ", ".join(
+                    f"{m.server}{m.path}" for m in self.moved if m.variable == variable
+                )
+                lines.append(f"  {variable}  (from {where})")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# -- secrets out of a live entry -----------------------------------------------------------
+
+
+def _env_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).upper().strip("_") or "SECRET"
+
+
+def _findings(essence: Essence) -> list[tuple[str, str]]:
+    """(pointer, literal) of every secret in the entry, by the secrets module's detection."""
+    try:
+        from reconciler.secrets import scan_essence
+    except ImportError:  # pragma: no cover - without detection every env/header value counts
+        found = []
+        for name in ("env", "headers"):
+            for key, value in essence.get(name, {}).items():
+                if not _REFERENCE.search(value):
+                    found.append((f"/{name}/{_escape(key)}", value))
+        return found
+    return [(f.path, f.value) for f in scan_essence(essence)]
+
+
+def _register(value: str) -> None:
+    try:
+        from reconciler.secrets import REDACTOR
+    except ImportError:  # pragma: no cover
+        return
+    REDACTOR.add(value)
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def without_secrets(
+    server: str, essence: Essence, keep: Mapping[str, str] | None = None
+) -> tuple[Essence, list[Moved]]:
+    """The entry with each secret replaced by a reference; ``keep`` maps pointers to the
+    reference desired state already had there (kept as it is)."""
+    from reconciler.compare import pointer_parts
+
+    keep = keep or {}
+    out: Essence = {
+        k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+        for k, v in essence.items()
+    }
+    moved: list[Moved] = []
+    for pointer, value in _findings(essence):
+        _register(value)
+        parts = pointer_parts(pointer)
+        if pointer in keep:
+            reference = keep[pointer]
+            variable = _variable_of(reference) or reference
+        else:
+            reference, variable = _reference_for(server, parts, value, essence)
+        _put(out, parts, reference)
+        moved.append(Moved(server, pointer, variable))
+    return out, moved
+
+
+def _variable_of(reference: str) -> str | None:
+    match = re.search(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}", reference)
+    return match.group(1) if match else None
+
+
+def _reference_for(server: str, parts: list[str], value: str, essence: Essence) -> tuple[str, str]:
+    field = parts[0] if parts else ""
+    prefix = _env_name(server)
+    if field == "env" and len(parts) == 2:
+        variable = parts[1] if _ENV_NAME.match(parts[1]) else f"{prefix}_{_env_name(parts[1])}"
+        return f"${{env:{variable}}}", variable
+    if field == "headers" and len(parts) == 2:
+        if parts[1].lower() == "authorization":
+            scheme, _, rest = value.partition(" ")
+            variable = f"{prefix}_TOKEN"
+            if rest and scheme.lower() in ("bearer", "token", "basic"):
+                return f"{scheme} ${{env:{variable}}}", variable
+            return f"${{env:{variable}}}", variable
+        variable = f"{prefix}_{_env_name(parts[1])}"
+        return f"${{env:{variable}}}", variable
+    if field == "args" and len(parts) == 2 and parts[1].isdigit():
+        args = essence.get("args", [])
+        index = int(parts[1])
+        match = _ARG_KEY.match(value)
+        if match:
+            variable = f"{prefix}_{_env_name(match.group(1))}"
+            return value[: match.start(2)] + f"${{env:{variable}}}", variable
+        flag = _FLAG.match(args[index - 1]) if index > 0 else None
+        variable = f"{prefix}_{_env_name(flag.group(1))}" if flag else f"{prefix}_SECRET"
+        return f"${{env:{variable}}}", variable
+    if field == "url":
+        variable = f"{prefix}_PASSWORD"
+        return (
+            re.sub(r"(://[^:/@]*:)[^@/]*@", lambda m: f"{m.group(1)}${{env:{variable}}}@", value),
+            variable,
+        )
+    variable = f"{prefix}_SECRET"
+    return f"${{env:{variable}}}", variable
+
+
+def _put(node: Any, parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def definition(essence: Essence) -> dict[str, Any]:
+    """Server fields (desired-state spelling) for an essence, defaults left out."""
+    out: dict[str, Any] = {}
+    if "command" in essence:
+        out["command"] = essence["command"]
+        if essence.get("args"):
+            out["args"] = list(essence["args"])
+        if essence.get("env"):
+            out["env"] = dict(essence["env"])
+        if essence.get("cwd"):
+            out["cwd"] = essence["cwd"]
+    else:
+        out["url"] = essence.get("url", "")
+        if essence.get("transport") == "sse":
+            out["transport"] = "sse"
+        if essence.get("headers"):
+            out["headers"] = dict(essence["headers"])
+    if essence.get("enabled") is False:
+        out["enabled"] = False
+    return out
+
+
+# -- round-trip YAML -----------------------------------------------------------------------
+
+
+@dataclass
+class Document:
+    """One desired-state file loaded for a minimal edit."""
+
+    path: Path
+    original: bytes | None
+    data: Any
+    indent: tuple[int, int, int] = (2, 4, 2)
+    touched: bool = field(default=False)
+
+    def dump(self) -> bytes:
+        from reconciler.desired import make_yaml
+
+        yaml = make_yaml()
+        mapping, sequence, offset = self.indent
+        yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+        out = io.StringIO()
+        yaml.dump(self.data, out)
+        return out.getvalue().encode("utf-8")
+
+
+def guess_indent(text: str) -> tuple[int, int, int]:
+    """(mapping, sequence, offset) as ruamel wants them, read off the file's own layout."""
+    mapping = sequence = offset = None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    for before, line in itertools.pairwise(lines):
+        outer = len(before) - len(before.lstrip())
+        inner = len(line) - len(line.lstrip())
+        if not before.rstrip().endswith(":") or inner <= outer:
+            continue
+        if line.lstrip().startswith("- "):
+            if offset is None:
+                offset = inner - outer
+                sequence = offset + 2
+        elif mapping is None:
+            mapping = inner - outer
+    mapping = mapping or 2
+    if offset is None:
+        offset, sequence = 2, 4
+    return mapping, sequence or offset + 2, offset
+
+
+def load_document(path: Path) -> Document:
+    from reconciler.desired import make_yaml
+
+    snapshot = fsutil.read_snapshot(path)
+    if snapshot.content is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        return Document(path, None, CommentedMap())
+    text = snapshot.content.decode("utf-8")
+    data = make_yaml().load(text)
+    if data is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        data = CommentedMap()
+    return Document(path, snapshot.content, data, guess_indent(text))
+
+
+def _flow_list(items: Sequence[Any]) -> Any:
+    from ruamel.yaml.comments import CommentedSeq
+
+    seq = CommentedSeq(list(items))
+    seq.fa.set_flow_style()
+    return seq
+
+
+def _block_map(items: Mapping[str, Any]) -> Any:
+    from ruamel.yaml.comments import CommentedMap
+
+    return CommentedMap(items)
+
+
+def new_server_node(fields: Mapping[str, Any]) -> Any:
+    from ruamel.yaml.comments import CommentedMap
+
+    node = CommentedMap()
+    for key, value in fields.items():
+        if key == "args":
+            node[key] = _flow_list(value)
+        elif isinstance(value, dict):
+            node[key] = _block_map(value)
+        else:
+            node[key] = value
+    return node
+
+
+SERVER_FIELDS = ("command", "args", "env", "cwd", "url", "transport", "headers", "enabled")
+
+
+def update_server_node(node: Any, fields: Mapping[str, Any], managed: frozenset[str]) -> None:
+    """Change ``node`` in place to carry ``fields`` for the managed keys, touching nothing else."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    for key in SERVER_FIELDS:
+        if key not in managed:
+            continue
+        want = fields.get(key)
+        if want is None:
+            if key in node:
+                del node[key]
+            continue
+        have = node.get(key)
+        if key == "args":
+            if have is not None and [str(a) for a in have] == list(want):
+                continue
+            flow = not isinstance(have, CommentedSeq) or have.fa.flow_style()
+            seq = CommentedSeq(list(want))
+            if flow:
+                seq.fa.set_flow_style()
+            _set_key(node, key, seq)
+        elif isinstance(want, dict):
+            if isinstance(have, CommentedMap):
+                for name in [k for k in have if k not in want]:
+                    del have[name]
+                for name, value in want.items():
+                    if have.get(name) != value:
+                        have[name] = value
+            else:
+                _set_key(node, key, _block_map(want))
+        elif have != want:
+            _set_key(node, key, want)
+
+
+def _set_key(node: Any, key: str, value: Any) -> None:
+    if key in node:
+        node[key] = value
+        return
+    # New keys go where the field order puts them, not after description/tools/aliases.
+    order = {k: i for i, k in enumerate(SERVER_FIELDS)}
+    position = len(node)
+    for index, existing in enumerate(node):
+        if existing in order and order[existing] > order[key]:
+            position = index
+            break
+    node.insert(position, key, value)
+
+
+# -- adopt ---------------------------------------------------------------------------------
+
+
+def _server_file(state: DesiredState, name: str) -> Path:
+    for path in state.files:
+        document = load_document(path)
+        servers = document.data.get("servers") if hasattr(document.data, "get") else None
+        if servers is not None and name in servers:
+            return path
+    raise UsageError(f"server '{name}' is not declared in desired state")
+
+
+def _managed_keys(kind: Kind) -> frozenset[str]:
+    capability = CAPABILITIES[kind]
+    keys = set(capability.fields) - {"transport"}
+    if "url" in keys:
+        keys.add("transport")
+    if capability.enabled_switch:
+        keys.add("enabled")
+    # Switching a server between stdio and remote drops the other kind's fields.
+    return frozenset(keys)
+
+
+def adopt(engine: Engine, server: str, target: str) -> Result:
+    """Write the live entry of ``server`` on ``target`` into desired state, and commit it."""
+    from reconciler.essence import from_server
+
+    root = _require_repository(engine)
+    state = engine.load()
+    if target not in state.targets:
+        raise UsageError(
+            f"unknown target: {target} (declared: {', '.join(state.targets) or 'none'})"
+        )
+    spec = state.targets[target]
+    if server not in state.servers:
+        raise UsageError(
+            f"server '{server}' is not declared in desired state; "
+            f"`reconcile import --target {target} --server {server}` adds it"
+        )
+    declared = state.servers[server]
+    observation = engine.observe(target, spec, state)
+    entry = next((n for n in (server, *declared.aliases) if n in observation.entries), None)
+    if entry is None:
+        raise UsageError(f"{target} holds no entry for server '{server}': nothing to adopt")
+    live = dict(observation.entries[entry])
+    if spec.bridge == "mcp-remote" and declared.url is not None:
+        raise UsageError(
+            f"{target} carries '{server}' through mcp-remote; adopt it from a target that "
+            "holds the remote entry itself"
+        )
+    current = from_server(declared)
+    keep = {}
+    for name in ("env", "headers"):
+        for key, value in current.get(name, {}).items():
+            if _REFERENCE.search(value):
+                keep[f"/{name}/{_escape(key)}"] = value
+    clean, moved = without_secrets(server, live, keep)
+    fields = definition(clean)
+    managed = _managed_keys(spec.kind)
+    if "command" in fields:
+        managed |= {"url", "headers", "transport"}
+    else:
+        managed |= {"command", "args", "env", "cwd"}
+
+    path = _server_file(state, server)
+    records = [
+        r for r in divergence.load(engine.desired_dir) if r.target == target and r.server == server
+    ]
+    with gitlog.open_repository(engine.desired_dir) as repo:
+        _refuse_dirty(repo, [path])
+        document = load_document(path)
+        update_server_node(document.data["servers"][server], fields, managed)
+        changed = _write_validated(engine, [document], remove=[r.file for r in records])
+        body = (
+            f"The live entry of {server} on {target} becomes desired state, so that the "
+            "target is in sync without being reverted."
+        )
+        if moved:
+            names = ", ".join(sorted({m.variable for m in moved}))
+            body += f"\n\nSecrets stay out of git: they are referenced as {names}."
+        if records:
+            body += f"\n\nRemoved divergence record(s): {', '.join(r.id for r in records)}."
+        paths = sorted({f.path for f in _fields_changed(current, clean)})
+        message = gitlog.build_message(
+            f"adopt: {server} from {target}",
+            body,
+            [
+                ("Action", "adopt"),
+                ("Target", target),
+                ("Server", server),
+                ("Paths", ", ".join(paths) if paths else divergence.WHOLE_ENTRY),
+            ],
+            redact=_redact(),
+        )
+        sha = repo.commit(changed, message, author=repo.identity()) if changed else None
+    notes = []
+    for m in moved:
+        if m.path in keep:
+            notes.append(
+                f"{m.path} keeps its reference {keep[m.path]}; if the live value is new, update "
+                "the secret behind it"
+            )
+    return Result(
+        "adopt",
+        target,
+        (server,),
+        tuple(_shown(root, p) for p in changed),
+        sha,
+        tuple(moved),
+        tuple(notes),
+    )
+
+
+def _fields_changed(old: Essence, new: Essence) -> Sequence[Any]:
+    from reconciler.compare import diff
+
+    return diff(old, new)
+
+
+# -- import --------------------------------------------------------------------------------
+
+
+def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
+    """Declare the servers a target holds (and the target's placement), and commit."""
+    root = _require_repository(engine)
+    engine.desired_dir.mkdir(parents=True, exist_ok=True)
+    state = engine.load()
+    declared_target = target in state.targets
+    if declared_target:
+        spec = state.targets[target]
+    else:
+        try:
+            kind = Kind(target)
+        except ValueError as e:
+            raise UsageError(
+                f"unknown target: {target} (declared: {', '.join(state.targets) or 'none'}); "
+                f"or give a kind to declare one: {', '.join(k.value for k in Kind)}"
+            ) from e
+        spec = TargetSpec(kind=kind, servers=())
+        from reconciler import targets as registry
+
+        if not registry.supported(kind):
+            raise UsageError(f"kind '{kind.value}' is not supported yet")
+    observation = engine.observe(target, spec, state)
+    missing = [s for s in only if s not in observation.entries]
+    if missing:
+        raise UsageError(
+            f"{target} holds no entry named {', '.join(missing)} "
+            f"(it holds: {', '.join(observation.entries) or 'nothing'})"
+        )
+    names = [n for n in observation.entries if not only or n in only]
+    if not names:
+        raise UsageError(f"{target} holds no MCP server entries: nothing to import")
+    bad = [(n, why) for n in names if (why := server_name_problem(n))]
+    if bad:
+        raise UsageError(
+            "cannot import entries whose names are not portable server names: "
+            + "; ".join(f"'{n}': {why}" for n, why in bad)
+        )
+    skipped = [n for n in names if n in state.servers]
+    fresh = [n for n in names if n not in state.servers]
+
+    moved: list[Moved] = []
+    definitions: dict[str, dict[str, Any]] = {}
+    for name in fresh:
+        clean, found = without_secrets(name, dict(observation.entries[name]))
+        definitions[name] = definition(clean)
+        moved += found
+
+    with gitlog.open_repository(engine.desired_dir) as repo:
+        servers_path = _section_file(state, "servers", engine.desired_dir / "servers.yaml")
+        targets_path = (
+            _target_file(state, target)
+            if declared_target
+            else _section_file(state, "targets", engine.desired_dir / "targets.yaml")
+        )
+        _refuse_dirty(repo, sorted({servers_path, targets_path}))
+        documents: dict[Path, Document] = {}
+
+        def doc(path: Path) -> Document:
+            if path not in documents:
+                documents[path] = load_document(path)
+            return documents[path]
+
+        if fresh:
+            servers = _section(doc(servers_path), "servers")
+            for name in fresh:
+                servers[name] = new_server_node(definitions[name])
+        placed = list(state.placements(target)) if declared_target else []
+        to_place = [n for n in names if n not in placed]
+        if to_place:
+            targets_node = _section(doc(targets_path), "targets")
+            if declared_target:
+                node = targets_node[target]
+                if "servers" in node:
+                    node["servers"].extend(to_place)
+                else:
+                    pass  # no servers key: the default "*" already places everything
+            else:
+                from ruamel.yaml.comments import CommentedMap
+
+                node = CommentedMap()
+                node["kind"] = spec.kind.value
+                node["servers"] = _flow_list(to_place)
+                targets_node[target] = node
+        changed = _write_validated(engine, list(documents.values()))
+        body = f"Bootstrapped from what {target} holds: {', '.join(names)}."
+        if moved:
+            body += (
+                "\n\nInline secrets were moved out into environment references: "
+                + ", ".join(sorted({m.variable for m in moved}))
+                + "."
+            )
+        message = gitlog.build_message(
+            f"import: {len(fresh)} server{'s' if len(fresh) != 1 else ''} from {target}",
+            body,
+            [
+                ("Action", "import"),
+                ("Target", target),
+                ("Server", ", ".join(names)),
+                ("Paths", divergence.WHOLE_ENTRY),
+            ],
+            redact=_redact(),
+        )
+        sha = repo.commit(changed, message, author=repo.identity()) if changed else None
+    return Result(
+        "import",
+        target,
+        tuple(fresh),
+        tuple(_shown(root, p) for p in changed),
+        sha,
+        tuple(moved),
+        (),
+        tuple(skipped),
+    )
+
+
+def _section(document: Document, key: str) -> Any:
+    from ruamel.yaml.comments import CommentedMap
+
+    if key not in document.data or document.data[key] is None:
+        document.data[key] = CommentedMap()
+    return document.data[key]
+
+
+def _section_file(state: DesiredState, section: str, default: Path) -> Path:
+    for (kind, _name), located in state.origins.items():
+        if kind == section:
+            for path in state.files:
+                if _same(path, located.file):
+                    return path
+    return default
+
+
+def _target_file(state: DesiredState, target: str) -> Path:
+    located = state.origins.get(("targets", target))
+    if located is not None:
+        for path in state.files:
+            if _same(path, located.file):
+                return path
+    raise UsageError(f"cannot find the file that declares target '{target}'")
+
+
+def _same(path: Path, shown: str) -> bool:
+    from reconciler.desired import display_path
+
+    return display_path(path) == shown
+
+
+# -- shared --------------------------------------------------------------------------------
+
+
+def _require_repository(engine: Engine) -> Path:
+    from reconciler.review import require_repository
+
+    return require_repository(engine.desired_dir)
+
+
+def _redact() -> Any:
+    from reconciler.review import redactor
+
+    return redactor()
+
+
+def _shown(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _refuse_dirty(repo: gitlog.Repository, paths: Sequence[Path]) -> None:
+    """A file about to be edited must be committed as it is: its commit holds only our edit."""
+    dirty = repo.is_modified([p for p in paths if p.exists()])
+    if dirty:
+        raise UsageError(
+            f"{', '.join(dirty)}: uncommitted changes; commit or stash them first, so that "
+            "this commit holds only the reconciler's edit"
+        )
+
+
+def _write_validated(
+    engine: Engine, documents: Sequence[Document], remove: Sequence[Path] = ()
+) -> list[Path]:
+    """Write the documents, then validate desired state; restore everything if it fails."""
+    changed: list[Path] = []
+    saved: list[tuple[Path, bytes | None]] = []
+    try:
+        for document in documents:
+            data = document.dump()
+            if data == document.original:
+                continue
+            saved.append((document.path, document.original))
+            fsutil.atomic_write(document.path, data, mode=None if document.original else FILE_MODE)
+            changed.append(document.path)
+        for path in remove:
+            if path.exists():
+                saved.append((path, path.read_bytes()))
+                path.unlink()
+                changed.append(path)
+        engine.load()
+        divergence.load(engine.desired_dir)
+    except DesiredStateError:
+        for path, original in reversed(saved):
+            if original is None:
+                path.unlink(missing_ok=True)
+            else:
+                fsutil.atomic_write(path, original)
+        raise
+    return changed

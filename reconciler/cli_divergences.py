@@ -1,0 +1,190 @@
+"""Command line of the git-backed commands: allow, divergences, adopt, import.
+
+Kept beside ``cli.py`` and registered into its group by ``register``: the same thin layer
+(parse, call, render, exit with the documented code), no reconciling logic.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from typing import Any, NoReturn
+
+import click
+
+from reconciler.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
+from reconciler.report import ExitCode
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from e
+
+
+def register(main: click.Group) -> None:
+    """Add the commands to the ``reconcile`` group."""
+    from reconciler.cli import _engine, _fail, _settings, _setup_logging, global_options
+
+    def guarded(action: Callable[[], Any]) -> Any:
+        _setup_logging()
+        try:
+            return action()
+        except DesiredStateError as e:
+            count = len(e.problems)
+            _fail(
+                ExitCode.INVALID,
+                f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
+                "nothing was changed",
+            )
+        except (UsageError, RepositoryError) as e:
+            _fail(ExitCode.INVALID, f"error: {e}")
+        except ReconcilerError as e:
+            _fail(ExitCode.FAILED, f"error: {e}")
+
+    def finish(payload: dict[str, Any], text: str, code: int = 0) -> NoReturn:
+        if _settings().json:
+            click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        elif _settings().verbosity >= 0 or code:
+            click.echo(text)
+        sys.exit(code)
+
+    @main.command()
+    @click.argument("server")
+    @click.option("-t", "--target", required=True, metavar="T", help="The target that differs.")
+    @click.option(
+        "--path",
+        "paths",
+        multiple=True,
+        metavar="P",
+        help="A JSON Pointer to allow (repeatable) [default: all of the current drift].",
+    )
+    @click.option("--reason", required=True, help="Why the difference is intended.")
+    @click.option(
+        "--expires", callback=_date, metavar="DATE", help="Last day it is allowed (YYYY-MM-DD)."
+    )
+    @global_options
+    def allow(
+        server: str, target: str, paths: tuple[str, ...], reason: str, expires: date | None
+    ) -> None:
+        """Record the current drift of SERVER on a target as an allowed divergence, and commit.
+
+        The record (desired/divergences/<target>--<server>.yaml) covers the drift while the
+        live values at its paths stay as they are now; an edit makes them drift again.
+        """
+        from reconciler import review
+
+        done = guarded(lambda: review.allow(_engine(), server, target, paths, reason, expires))
+        code = int(ExitCode.DRIFT) if done.expired else 0
+        record = done.records[0]
+        text = [f"allowed {record.server} on {record.target} ({record.shown_paths})"]
+        text.append(f"  record {done.shown[0]}, commit {done.commit or '(nothing to commit)'}")
+        text += [f"warning: {n}" for n in done.notes]
+        finish(done.to_json(code), "\n".join(text), code)
+
+    @main.group(invoke_without_command=True)
+    @global_options
+    @click.pass_context
+    def divergences(ctx: click.Context) -> None:
+        """Review divergence records and the commits that made them (default: list)."""
+        if ctx.invoked_subcommand is None:
+            ctx.invoke(divergences_list)
+
+    @divergences.command("list")
+    @global_options
+    def divergences_list() -> None:
+        """Each record: commit, author, date, reason, expiry and state.
+
+        States: active, unreviewed, expiring (within a week), expired, stale (the drift is
+        gone), changed (the live value moved on: it is drift again), unknown.
+        """
+        from reconciler import review
+
+        listed = guarded(lambda: review.list_records(_engine()))
+        payload = {"schema": 1, "exit_code": 0, "records": [i.to_json() for i in listed]}
+        finish(payload, review.render_list(listed))
+
+    @divergences.command("show")
+    @click.argument("record_id", metavar="ID")
+    @global_options
+    def divergences_show(record_id: str) -> None:
+        """One record, its commit, and the current difference (secrets masked)."""
+        from reconciler import review
+
+        item, message = guarded(lambda: review.show(_engine(), record_id))
+        payload = {"schema": 1, "exit_code": 0, "record": item.to_json(), "message": message}
+        finish(payload, review.render_show(item, message))
+
+    def _done(verb: str, done: Any) -> NoReturn:
+        lines = [f"{verb} {r.id} ({f})" for r, f in zip(done.records, done.shown, strict=True)]
+        if done.commit:
+            lines.append(f"commit {done.commit}")
+        lines += list(done.notes)
+        finish(done.to_json(0), "\n".join(lines))
+
+    @divergences.command("accept")
+    @click.argument("record_id", metavar="ID")
+    @global_options
+    def divergences_accept(record_id: str) -> None:
+        """Mark a record reviewed (reviewed: true) and commit."""
+        from reconciler import review
+
+        _done("accepted", guarded(lambda: review.accept(_engine(), record_id)))
+
+    @divergences.command("reject")
+    @click.argument("record_id", metavar="ID")
+    @global_options
+    def divergences_reject(record_id: str) -> None:
+        """Remove a record and commit; the next pass syncs the target, even on_drift: record."""
+        from reconciler import review
+
+        _done("rejected", guarded(lambda: review.reject(_engine(), record_id)))
+
+    @divergences.command("prune-stale")
+    @global_options
+    def divergences_prune() -> None:
+        """Remove every stale record (its drift is gone) in one commit."""
+        from reconciler import review
+
+        _done("pruned", guarded(lambda: review.prune_stale(_engine())))
+
+    @main.command()
+    @click.argument("server")
+    @click.option("-t", "--target", required=True, metavar="T", help="Take the entry from here.")
+    @global_options
+    def adopt(server: str, target: str) -> None:
+        """Write SERVER's live entry on a target back into desired state, and commit.
+
+        The YAML file keeps its comments and layout; secret values become ${env:NAME}
+        references (listed), never literals.
+        """
+        from reconciler import adopt as adopting
+
+        done = guarded(lambda: adopting.adopt(_engine(), server, target))
+        finish(done.to_json(), done.render())
+
+    @main.command("import")
+    @click.option(
+        "-t",
+        "--target",
+        required=True,
+        metavar="T",
+        help="A declared target, or a kind (claude-desktop, ...) to declare a target of.",
+    )
+    @click.option("-s", "--server", "servers", multiple=True, metavar="S", help="Only this entry.")
+    @global_options
+    def import_(target: str, servers: tuple[str, ...]) -> None:
+        """Bootstrap desired state from what a target holds, and commit.
+
+        Creates server definitions and the target's placement; inline secrets are moved
+        into ${env:NAME} references and listed, so you can export them.
+        """
+        from reconciler import adopt as adopting
+
+        done = guarded(lambda: adopting.import_target(_engine(), target, servers))
+        finish(done.to_json(), done.render())

@@ -15,10 +15,11 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 
-from reconciler import desired, targets
+from reconciler import desired, divergence, targets
 from reconciler.compare import align_header_names
 from reconciler.desired import DesiredState
 from reconciler.errors import ConcurrentChange, ReconcilerError, TargetError, UsageError
@@ -31,6 +32,8 @@ from reconciler.essence import (
     mask,
     seal,
 )
+from reconciler.model import OnDrift
+from reconciler.model import Target as TargetSpec
 from reconciler.plan import Action, Slot, TargetPlan, plan_target
 from reconciler.report import Phase, RunReport, TargetReport
 from reconciler.secrets import (
@@ -56,6 +59,17 @@ class PassOptions:
     dry_run: bool = False
     targets: tuple[str, ...] = ()  # empty: every target
     servers: tuple[str, ...] = ()  # empty: every server
+
+
+@dataclass
+class Divergences:
+    """A pass's divergence records, rejections to sync, and the records it must write."""
+
+    records: tuple[divergence.Record, ...] = ()
+    rejected: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    today: date = field(default_factory=date.today)
+    drafts: dict[str, tuple[divergence.Draft, ...]] = field(default_factory=dict)
+    shown: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,21 +138,30 @@ class Engine:
             environ=self.environ,
             resolve=self.secret_resolver(state).resolve_text,
         )
+        found = self.divergences(state, names, options)
         built = {name: targets.build(name, state.targets[name], context) for name in names}
         try:
             if len(built) > 1:
                 with ThreadPoolExecutor(max_workers=min(8, len(built))) as pool:
                     results = list(
                         pool.map(
-                            lambda n: self._reconcile(n, built[n], state, fingerprint, options),
+                            lambda n: self._reconcile(
+                                n, built[n], state, fingerprint, options, found
+                            ),
                             names,
                         )
                     )
             else:
-                results = [self._reconcile(n, built[n], state, fingerprint, options) for n in names]
+                results = [
+                    self._reconcile(n, built[n], state, fingerprint, options, found) for n in names
+                ]
         finally:
             for target in built.values():
                 target.close()
+        if not options.dry_run:
+            from reconciler.review import finish_pass
+
+            results = finish_pass(self, found, results)
         warnings = []
         if state.mirrors:
             warnings.append("mirrors are declared but not reconciled by this version")
@@ -164,7 +187,9 @@ class Engine:
         state: DesiredState,
         fingerprint: Sealer,
         options: PassOptions,
+        found: Divergences | None = None,
     ) -> TargetReport:
+        found = found or Divergences()
         spec = state.targets[name]
         base = TargetReport(name, target.kind.value, target.describe(), spec.optional)
         phase = Phase.OBSERVE
@@ -178,19 +203,27 @@ class Engine:
                 plan = self._plan(
                     state, name, rendered, observation, inventory, fingerprint, options
                 )
+                matched = self._match(
+                    state, name, rendered, observation, inventory, fingerprint, options, plan, found
+                )
+                plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
+                base = replace(base, allowed=matched.allowed)
                 if options.dry_run or not plan.to_apply:
                     self._remember_in_sync(name, rendered, plan, inventory, fingerprint, options)
                     return self._report(base, plan, frozenset())
                 phase = Phase.APPLY
                 writes = self._writes(plan, rendered)
-                try:
-                    target.apply(observation, writes)
-                except ConcurrentChange:
-                    log.info("%s: changed during the pass, retrying (%d)", name, attempt + 1)
-                    continue
-                phase = Phase.VERIFY
-                self._verify(target, writes, fingerprint)
+                writes = [self._keep(w, matched.keep, observation) for w in writes]
+                if writes:
+                    try:
+                        target.apply(observation, writes)
+                    except ConcurrentChange:
+                        log.info("%s: changed during the pass, retrying (%d)", name, attempt + 1)
+                        continue
+                    phase = Phase.VERIFY
+                    self._verify(target, writes, fingerprint)
                 self._remember(name, rendered, plan, writes, observation, inventory, fingerprint)
+                found.drafts[name] = matched.drafts
                 return self._report(base, plan, frozenset(w.entry for w in writes))
             raise ConcurrentChange(f"kept changing during {CAS_ATTEMPTS} attempts; try again")
         except ReconcilerError as e:
@@ -249,6 +282,7 @@ class Engine:
         inventory: Inventory,
         fingerprint: Sealer,
         options: PassOptions,
+        on_drift: OnDrift | None = None,
     ) -> TargetPlan:
         spec = state.targets[name]
         slots = []
@@ -275,7 +309,7 @@ class Engine:
             live,
             inventory.entries,
             frozenset(inventory.created),
-            on_drift=spec.on_drift,
+            on_drift=on_drift or spec.on_drift,
             prune=spec.prune,
             exclusive=spec.exclusive,
             may_delete=bool(state.servers),
@@ -283,6 +317,100 @@ class Engine:
         )
         notes = tuple(n for item in rendered for n in item.notes)
         return replace(plan, notes=plan.notes + notes) if notes else plan
+
+    # -- divergence records ----------------------------------------------------------------
+
+    def divergences(
+        self, state: DesiredState, names: list[str], options: PassOptions
+    ) -> Divergences:
+        """Load the records; before a pass that may commit one, make sure git is there."""
+        from reconciler import review
+
+        records = divergence.load(self.desired_dir)
+        recording = any(state.targets[n].on_drift is OnDrift.RECORD for n in names)
+        if recording and not options.dry_run:
+            review.require_repository(self.desired_dir)
+        return Divergences(
+            records,
+            review.read_rejections(self.store.root),
+            self.today(),
+            shown=review.shown_paths(self.desired_dir, records),
+        )
+
+    def today(self) -> date:
+        return date.today()
+
+    def _match(
+        self,
+        state: DesiredState,
+        name: str,
+        rendered: list[Rendered],
+        observation: Observation,
+        inventory: Inventory,
+        fingerprint: Sealer,
+        options: PassOptions,
+        plan: TargetPlan,
+        found: Divergences,
+    ) -> divergence.Match:
+        """Covered drift out of the plan; rejected records synced; live edits to record."""
+        rejected = found.rejected.get(name, {})
+        sync_plan = None
+        if rejected and any(c.action is Action.RECORD for c in plan.changes):
+            sync_plan = self._plan(
+                state,
+                name,
+                rendered,
+                observation,
+                inventory,
+                fingerprint,
+                options,
+                on_drift=OnDrift.SYNC,
+            )
+        return divergence.resolve(
+            name,
+            state.targets[name].on_drift,
+            plan.changes,
+            sync_plan.changes if sync_plan is not None else None,
+            self._sealed_live(rendered, observation, fingerprint),
+            fingerprint,
+            found.records,
+            rejected,
+            found.today,
+            servers=options.servers,
+            placed=[r.slot.server for r in rendered],
+            shown=found.shown,
+        )
+
+    @staticmethod
+    def _sealed_live(
+        rendered: list[Rendered], observation: Observation, fingerprint: Sealer
+    ) -> dict[str, Essence]:
+        """The live entries sealed as ``_plan`` compares them (records fingerprint these)."""
+        by_entry = {item.slot.entry: item for item in rendered}
+        out = {}
+        for entry, essence in observation.entries.items():
+            item = by_entry.get(entry)
+            want = (
+                item.sealed(item.essence, fingerprint)
+                if item is not None and item.essence is not None
+                else None
+            )
+            live = (
+                item.sealed(essence, fingerprint)
+                if item is not None
+                else seal(essence, fingerprint)
+            )
+            out[entry] = align_header_names(live, want)
+        return out
+
+    @staticmethod
+    def _keep(write: Write, keep: Mapping[str, tuple[str, ...]], observation: Observation) -> Write:
+        """A sync of an entry keeps the values that a record allows to differ."""
+        pointers = keep.get(write.entry)
+        if not pointers or write.essence is None:
+            return write
+        live = observation.entries.get(write.entry)
+        return replace(write, essence=divergence.keep_live(write.essence, live, pointers))
 
     @staticmethod
     def _writes(plan: TargetPlan, rendered: list[Rendered]) -> list[Write]:
@@ -369,6 +497,76 @@ class Engine:
             orphaned=plan.orphaned,
             notes=plan.notes,
         )
+
+    # -- one target, read only (allow, adopt, import, divergences) -------------------------
+
+    def observe(self, name: str, spec: TargetSpec, state: DesiredState) -> Observation:
+        """What one target holds now (``spec`` need not be declared: ``reconcile import``)."""
+        context = Context(
+            home=self.home,
+            platform=self.platform,
+            root=self.desired_dir.resolve().parent,
+            lock_dir=None,
+            environ=self.environ,
+            resolve=self.secret_resolver(state).resolve_text,
+        )
+        target = targets.build(name, spec, context)
+        try:
+            return target.observe()
+        finally:
+            target.close()
+
+    def inspect(
+        self, name: str, servers: tuple[str, ...] = (), *, state: DesiredState | None = None
+    ) -> Inspection:
+        """A dry-run plan of one target, with the sealed live entries records are made from.
+
+        Uses the state directory's fingerprint key (created if absent): a record's
+        ``observed`` must be comparable with every later pass.
+        """
+        state = state or self.load()
+        _select((name,), state.targets, "target")
+        fingerprint = fingerprint_with(self.store.fingerprint_key(create=True))
+        options = PassOptions(dry_run=True, targets=(name,), servers=servers)
+        found = self.divergences(state, [name], options)
+        spec = state.targets[name]
+        context = Context(
+            home=self.home,
+            platform=self.platform,
+            root=self.desired_dir.resolve().parent,
+            lock_dir=None,
+            environ=self.environ,
+            resolve=self.secret_resolver(state).resolve_text,
+        )
+        target = targets.build(name, spec, context)
+        try:
+            observation = target.observe()
+            rendered = self._render(state, name, target, observation, options)
+            inventory = self.store.inventory(name)
+            plan = self._plan(state, name, rendered, observation, inventory, fingerprint, options)
+            matched = self._match(
+                state, name, rendered, observation, inventory, fingerprint, options, plan, found
+            )
+            base = TargetReport(name, target.kind.value, target.describe(), spec.optional)
+        finally:
+            target.close()
+        plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
+        report = replace(self._report(base, plan, frozenset()), allowed=matched.allowed)
+        sealed = self._sealed_live(rendered, observation, fingerprint)
+        return Inspection(state, report, observation, sealed, fingerprint, matched, found)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One target as ``Engine.inspect`` found it."""
+
+    state: DesiredState
+    report: TargetReport
+    observation: Observation
+    sealed: Mapping[str, Essence]  # live entries, sealed, header names as desired spells them
+    fingerprint: Sealer
+    matched: divergence.Match
+    found: Divergences
 
 
 def _select(wanted: tuple[str, ...], known: Mapping[str, object], what: str) -> list[str]:

@@ -351,3 +351,13 @@ def schema() -> None:
     from reconciler.model import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
+
+
+def _register_git_commands() -> None:
+    """allow, divergences, adopt, import: reconciler/cli_divergences.py (issue 5)."""
+    from reconciler.cli_divergences import register
+
+    register(main)
+
+
+_register_git_commands()

@@ -605,5 +605,5 @@ def _check_target(
 
 
 def _record_supported() -> bool:
-    """``on_drift: record`` needs the divergence machinery; until it lands, refuse it clearly."""
-    return False
+    """``on_drift: record`` is carried out by the divergence machinery (divergence, review)."""
+    return True

@@ -271,10 +271,16 @@ def status(target_names: tuple[str, ...]) -> None:
     except (UsageError, RepositoryError) as e:
         _fail(ExitCode.INVALID, f"error: {e}")
     last = engine.store.read_status()
+    from reconciler.watch import read_daemon_status, render_daemon_status
+
+    daemon = read_daemon_status(engine.store.root)
     if _settings().json:
-        click.echo(json.dumps(matrix_json(state, report, last), indent=2, ensure_ascii=False))
+        data = {**matrix_json(state, report, last), "daemon": daemon}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         click.echo(render_matrix(state, report, last))
+        if daemon is not None:
+            click.echo(render_daemon_status(daemon))
     sys.exit(int(report.exit_code))
 
 
@@ -351,6 +357,157 @@ def schema() -> None:
     from reconciler.model import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
+
+
+# -- the daemon (issue 7) ----------------------------------------------------------------------
+
+
+def _watch_options(f: F) -> F:
+    options = [
+        click.option(
+            "--interval",
+            type=click.FloatRange(min=1),
+            default=300,
+            show_default=True,
+            metavar="S",
+            help="Periodic resync of every target, seconds (jittered by 10%).",
+        ),
+        click.option(
+            "--debounce",
+            type=click.IntRange(min=0),
+            default=200,
+            show_default=True,
+            metavar="MS",
+            help="Quiet time that ends a burst of file changes, milliseconds.",
+        ),
+        click.option(
+            "--pull",
+            is_flag=True,
+            help="At each resync, fetch the desired repository and fast-forward it.",
+        ),
+        click.option(
+            "--metrics",
+            "metrics_addr",
+            metavar="ADDR",
+            help="Serve /metrics and /healthz at PORT or HOST:PORT (PORT alone: loopback).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="Log lines for people, or JSON lines for machines.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command()
+@_watch_options
+@global_options
+def watch(
+    interval: float, debounce: int, pull: bool, metrics_addr: str | None, log_format: str
+) -> None:
+    """Keep every target converged: reconcile on each saved file, and resync periodically.
+
+    Watches the desired directory and the folder of every target file. Invalid desired
+    state is logged and nothing is touched until it is fixed. SIGINT/SIGTERM finish the
+    current pass and exit 0. One daemon per state directory (a second one exits 2).
+    """
+    from reconciler.watch import WatchOptions, serve, setup_logging
+
+    setup_logging(log_format, _settings().verbosity)
+    options = WatchOptions(interval=interval, debounce=debounce / 1000, pull=pull)
+    try:
+        code = serve(_engine(), options, metrics_addr=metrics_addr)
+    except (UsageError, RepositoryError) as e:
+        _fail(ExitCode.INVALID, f"error: {e}")
+    sys.exit(code)
+
+
+@main.group()
+def service() -> None:
+    """Run `reconcile watch` at login: a systemd user unit (Linux) or launchd agent (macOS)."""
+
+
+def _service_spec(
+    interval: float, debounce: int, pull: bool, metrics_addr: str | None, log_format: str
+) -> Any:
+    from reconciler.service import ServiceSpec
+    from reconciler.state import default_state_dir
+
+    settings = _settings()
+    args = ["--interval", f"{interval:g}", "--debounce", str(debounce)]
+    if pull:
+        args.append("--pull")
+    if metrics_addr:
+        args += ["--metrics", metrics_addr]
+    if log_format != "text":
+        args += ["--log-format", log_format]
+    return ServiceSpec(
+        desired=settings.desired.absolute(),
+        state_dir=(settings.state_dir or default_state_dir()).absolute(),
+        watch_args=tuple(args),
+    )
+
+
+@service.command("print")
+@_watch_options
+@global_options
+def service_print(**watch_args: Any) -> None:
+    """Print the unit (or agent) that `install` would write."""
+    from reconciler import service as svc
+
+    try:
+        text = svc.render(_service_spec(**watch_args), sys.platform, Path.home())
+    except UsageError as e:
+        _fail(ExitCode.INVALID, f"error: {e}")
+    click.echo(text, nl=False)
+
+
+@service.command("install")
+@_watch_options
+@click.option("--enable", is_flag=True, help="Also enable and start it now.")
+@global_options
+def service_install(enable: bool, **watch_args: Any) -> None:
+    """Write the unit (or agent) for this desired and state directory."""
+    from reconciler import service as svc
+
+    try:
+        path = svc.install(_service_spec(**watch_args), sys.platform, Path.home(), os.environ)
+        commands = svc.enable_commands(sys.platform, path)
+    except (UsageError, ReconcilerError) as e:
+        _fail(ExitCode.INVALID, f"error: {e}")
+    click.echo(f"wrote {path}")
+    if enable:
+        failures = svc.run_commands(commands)
+        for failure in failures:
+            click.echo(f"error: {failure}", err=True)
+        sys.exit(3 if failures else 0)
+    click.echo("start it with:\n  " + "\n  ".join(" ".join(c) for c in commands))
+
+
+@service.command("uninstall")
+@click.option("--disable/--no-disable", default=True, help="Stop and disable it first.")
+@global_options
+def service_uninstall(disable: bool) -> None:
+    """Stop (unless --no-disable) and remove the unit (or agent)."""
+    from reconciler import service as svc
+
+    try:
+        path = svc.unit_path(sys.platform, Path.home(), os.environ)
+    except UsageError as e:
+        _fail(ExitCode.INVALID, f"error: {e}")
+    if not path.exists():
+        click.echo(f"nothing to remove: {path} does not exist")
+        sys.exit(0)
+    if disable:
+        for failure in svc.run_commands(svc.disable_commands(sys.platform, path)):
+            click.echo(f"warning: {failure}", err=True)
+    svc.uninstall(sys.platform, Path.home(), os.environ)
+    click.echo(f"removed {path}")
 
 
 def _register_git_commands() -> None:

@@ -1,0 +1,951 @@
+"""The watcher daemon: keep every target converged, reacting to file saves in milliseconds.
+
+Three layers, so the decisions can be tested without a file watcher or a clock:
+
+- ``WatchSet`` turns the desired state into the directories to watch (the desired tree and
+  the nearest existing parent of every target file: editors and clients save by rename,
+  so a watch on the file itself goes silent after the first save) and classifies a batch of
+  changed paths: desired state changed, which targets changed, whether to re-watch.
+- ``Daemon.iteration(paths)`` runs one step of the loop for one debounced batch: it skips
+  events whose file still holds what the last pass left there (the daemon's own writes),
+  reloads desired state when its content changed (an invalid one is logged and nothing is
+  touched until it is fixed), honours per-target backoff and the periodic resync, runs the
+  pass through the engine, and records the outcome (status file, log line, metrics).
+- ``serve`` is the effectful shell: the daemon lock, signals, the watchfiles thread, the
+  debounce timing and the metrics endpoint.
+
+Passes are level-triggered: an event only says *which* targets to look at; what to do is
+always computed from the whole desired state and the target as it is now, so a lost, merged
+or reordered event can never leave a target wrong for longer than the next resync.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from reconciler import fsutil, targets
+from reconciler.errors import DesiredStateError, ReconcilerError, UsageError
+from reconciler.metrics import Metrics, MetricsServer
+from reconciler.report import ExitCode, RunReport
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
+
+    from reconciler.desired import DesiredState
+    from reconciler.engine import Engine
+
+log = logging.getLogger("reconciler.watch")
+
+DESIRED_SUFFIXES = (".yaml", ".yml")
+DAEMON_STATUS = "daemon.json"
+DAEMON_LOCK = "daemon.lock"
+HEARTBEAT = 5.0  # the loop wakes at least this often, so /healthz can tell it is alive
+ABSENT = "absent"
+
+
+class AlreadyRunning(UsageError):
+    """Another daemon holds this state directory (exit 2)."""
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    interval: float = 300.0  # periodic resync, seconds
+    debounce: float = 0.2  # quiet time that ends a burst of changes, seconds
+    jitter: float = 0.1  # resync interval spread, as a fraction
+    pull: bool = False  # fetch and fast-forward the desired repository at each resync
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    burst_cap: float | None = None  # longest a continuous burst may defer a pass
+    flap_limit: int = 6  # this many syncs of one target within flap_window is a fight
+    flap_window: float = 60.0
+    force_polling: bool | None = None  # None: watchfiles decides (WSL, env variable)
+
+    @property
+    def max_delay(self) -> float:
+        return self.burst_cap if self.burst_cap is not None else max(2.0, 10 * self.debounce)
+
+
+# -- what to watch, and what a change means ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What one batch of changed paths asks for."""
+
+    desired: bool = False
+    targets: frozenset[str] = frozenset()  # targets named by a change of something else
+    files: frozenset[Path] = frozenset()  # changed target files (checked against our writes)
+    rewatch: bool = False  # the set of directories to watch may have changed
+
+    def __bool__(self) -> bool:
+        return self.desired or bool(self.targets) or bool(self.files) or self.rewatch
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name.endswith("~")
+
+
+def _is_desired_file(path: Path) -> bool:
+    return path.suffix in DESIRED_SUFFIXES and not _hidden(path.name)
+
+
+def _desired_dirs(root: Path) -> set[Path]:
+    found = {root}
+    if not root.is_dir():
+        return found
+    for top, dirs, _files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        found.update(Path(top) / d for d in dirs)
+    return found
+
+
+def _spellings(path: Path) -> set[Path]:
+    """The names under which events about a target file arrive (its link and its file)."""
+    path = path if path.is_absolute() else path.absolute()
+    names = {path.parent.resolve() / path.name}
+    if path.is_symlink():
+        names.add(fsutil.real_path(path))
+    return names
+
+
+@dataclass(frozen=True)
+class WatchSet:
+    desired: Path
+    desired_dirs: frozenset[Path]
+    files: Mapping[Path, frozenset[str]]  # target file -> targets stored in it
+    ancestors: Mapping[Path, frozenset[str]]  # missing folders on the way to a target file
+    watched_for: Mapping[Path, frozenset[str]]  # watched folder -> targets whose file is in it
+    dirs: tuple[Path, ...]  # what to watch (non-recursively), all existing
+
+    @classmethod
+    def build(cls, desired: Path, target_paths: Mapping[str, Iterable[Path]]) -> WatchSet:
+        root = desired.resolve()
+        desired_dirs = _desired_dirs(root)
+        files: dict[Path, set[str]] = {}
+        ancestors: dict[Path, set[str]] = {}
+        watched_for: dict[Path, set[str]] = {}
+        for name, paths in target_paths.items():
+            for path in paths:
+                for spelling in _spellings(path):
+                    files.setdefault(spelling, set()).add(name)
+                    parent = spelling.parent
+                    while not parent.is_dir() and parent.parent != parent:
+                        ancestors.setdefault(parent, set()).add(name)
+                        parent = parent.parent
+                    watched_for.setdefault(parent, set()).add(name)
+        dirs = {d for d in desired_dirs if d.is_dir()} | set(watched_for)
+        return cls(
+            root,
+            frozenset(desired_dirs),
+            {k: frozenset(v) for k, v in files.items()},
+            {k: frozenset(v) for k, v in ancestors.items()},
+            {k: frozenset(v) for k, v in watched_for.items()},
+            tuple(sorted(dirs)),
+        )
+
+    def in_desired(self, path: Path) -> bool:
+        return path == self.desired or self.desired in path.parents
+
+    def classify(self, paths: Iterable[Path]) -> Trigger:
+        desired = rewatch = False
+        names: set[str] = set()
+        files: set[Path] = set()
+        for path in paths:
+            if self.in_desired(path):
+                if path in self.desired_dirs:  # a watched folder went away
+                    desired = rewatch = True
+                elif _is_desired_file(path):
+                    desired = True
+                elif not _hidden(path.name) and path.is_dir():  # a new folder of files
+                    desired = rewatch = True
+                continue
+            if path in self.files:
+                files.add(path)
+            elif path in self.ancestors:  # a missing parent appeared: watch closer
+                names |= self.ancestors[path]
+                rewatch = True
+            elif path in self.watched_for:  # the watched folder itself changed
+                names |= self.watched_for[path]
+                rewatch = True
+        return Trigger(desired, frozenset(names), frozenset(files), rewatch)
+
+    def relevant(self, path: Path) -> bool:
+        """The watchfiles filter: drop editor temp files and unrelated neighbours early."""
+        return bool(self.classify((path,)))
+
+
+def file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return ABSENT
+    except OSError:
+        return "unreadable"
+
+
+def desired_digest(root: Path) -> str:
+    """One hash over every desired file's name and bytes: did desired state change at all?"""
+    digest = hashlib.sha256()
+    for folder in sorted(_desired_dirs(root)):
+        try:
+            names = sorted(e.name for e in os.scandir(folder) if e.is_file())
+        except OSError:
+            continue
+        for name in names:
+            path = folder / name
+            if not _is_desired_file(path):
+                continue
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+            digest.update(file_digest(path).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def target_paths(engine: Engine, state: DesiredState) -> dict[str, tuple[Path, ...]]:
+    """The files each target lives in (API targets have none), without touching anything."""
+    context = targets.Context(
+        home=engine.home,
+        platform=engine.platform,
+        root=engine.desired_dir.resolve().parent,
+        lock_dir=None,
+        environ=engine.environ,
+    )
+    found: dict[str, tuple[Path, ...]] = {}
+    for name, spec in state.targets.items():
+        try:
+            target = targets.build(name, spec, context)
+        except (ReconcilerError, KeyError) as e:
+            log.warning("%s: cannot tell which files to watch: %s", name, e)
+            continue
+        try:
+            found[name] = tuple(target.watch_paths())
+        finally:
+            target.close()
+    return found
+
+
+# -- backoff ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Backoff:
+    """Per-target exponential backoff: base, doubling on every failure, capped; reset on success."""
+
+    base: float = 1.0
+    cap: float = 300.0
+    failures: dict[str, int] = field(default_factory=dict)
+    until: dict[str, float] = field(default_factory=dict)
+
+    def failed(self, name: str, now: float) -> float:
+        count = self.failures.get(name, 0) + 1
+        self.failures[name] = count
+        delay = min(self.cap, self.base * 2.0 ** min(count - 1, 62))
+        self.until[name] = now + delay
+        return delay
+
+    def succeeded(self, name: str) -> None:
+        self.failures.pop(name, None)
+        self.until.pop(name, None)
+
+    def blocked(self, name: str, now: float) -> bool:
+        return self.until.get(name, now) > now
+
+    def due(self, now: float) -> set[str]:
+        """Targets whose wait is over: retry them now."""
+        return {name for name, when in self.until.items() if when <= now}
+
+    def next_due(self) -> float | None:
+        return min(self.until.values()) if self.until else None
+
+    def forget(self, keep: set[str]) -> None:
+        for name in [n for n in self.until if n not in keep]:
+            self.succeeded(name)
+
+
+# -- one iteration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """One pass as the daemon reports it (log line, status file, metrics)."""
+
+    number: int
+    trigger: str  # start, desired, target, retry, resync
+    targets: tuple[str, ...]
+    actions: Mapping[str, int]  # applied changes by action
+    pending: int  # actionable changes left (on_drift: report, failures)
+    errors: Mapping[str, str]
+    exit_code: int
+    result: str  # converged, drift, failed, error
+    duration: float
+    finished: float  # Unix time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pass": self.number,
+            "trigger": self.trigger,
+            "targets": list(self.targets),
+            "actions": dict(self.actions),
+            "pending": self.pending,
+            "errors": dict(self.errors),
+            "exit_code": self.exit_code,
+            "result": self.result,
+            "duration_s": round(self.duration, 4),
+            "finished": self.finished,
+        }
+
+
+_RESULTS = {
+    ExitCode.CONVERGED: "converged",
+    ExitCode.DRIFT: "drift",
+    ExitCode.FAILED: "failed",
+    ExitCode.INVALID: "invalid",
+}
+
+
+class Daemon:
+    """The watch loop's decisions and bookkeeping, one ``iteration`` at a time."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        options: WatchOptions | None = None,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        pull: Callable[[Path], Any] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.options = options or WatchOptions()
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._pull = pull
+        self.state: DesiredState | None = None
+        self.valid = False
+        self.desired_seen: str | None = None  # digest of the desired content last loaded
+        self.desired_errors: list[str] = []
+        self.watchset = WatchSet.build(engine.desired_dir, {})
+        self.left: dict[Path, str] = {}  # what each target file held after our last pass
+        self.backoff = Backoff(self.options.backoff_base, self.options.backoff_cap)
+        self.syncs: dict[str, deque[float]] = {}
+        self.next_resync = self.clock() + self._resync_delay()
+        self.passes = 0
+        self.last: PassRecord | None = None
+        self.last_pull: str | None = None
+        self.in_pass = False
+        self.started = time.time()
+        self.metrics_url: str | None = None
+
+    def prepare(self) -> None:
+        """Load desired state and compute what to watch, before the watcher and first pass."""
+        self.desired_seen = desired_digest(self.watchset.desired)
+        self._reload()
+
+    # the loop asks these
+
+    def deadline(self) -> float:
+        """When the next iteration is due without any file event (resync or a retry)."""
+        due = self.backoff.next_due()
+        return self.next_resync if due is None else min(self.next_resync, due)
+
+    def iteration(self, changed: Iterable[Path] = (), *, start: bool = False) -> PassRecord | None:
+        """Handle one debounced batch of changed paths (possibly empty: a timer fired)."""
+        now = self.clock()
+        trigger = self.watchset.classify(changed)
+        resync = now >= self.next_resync
+        if resync:
+            self.next_resync = now + self._resync_delay()
+            if self.options.pull:
+                self._do_pull()
+        desired_changed = False
+        if start or resync or trigger.desired or self.state is None or not self.valid:
+            digest = desired_digest(self.watchset.desired)
+            if digest != self.desired_seen:
+                self.desired_seen = digest
+                desired_changed = self._reload()
+        if trigger.rewatch and not desired_changed:
+            self.rebuild_watchset()
+        if self.state is None or not self.valid:
+            return None  # invalid desired state: touch nothing until it is fixed
+        declared = set(self.state.targets)
+        if start or desired_changed:
+            names, why = declared, "start" if start else "desired"
+        elif resync:
+            names = {n for n in declared if not self.backoff.blocked(n, now)}
+            why = "resync"
+        else:
+            changed_files = {f for f in trigger.files if file_digest(f) != self.left.get(f)}
+            named = set(trigger.targets)
+            for path in changed_files:
+                named |= self.watchset.files.get(path, frozenset())
+            names = {n for n in named if not self.backoff.blocked(n, now)}
+            retries = self.backoff.due(now)
+            why = "target" if names else "retry"
+            names |= retries
+        names &= declared
+        if not names:
+            return None
+        return self._pass(names, why)
+
+    # internals
+
+    def _resync_delay(self) -> float:
+        spread = self.options.interval * self.options.jitter
+        return max(0.0, self.options.interval + self.rng.uniform(-spread, spread))
+
+    def _do_pull(self) -> None:
+        from reconciler import pull
+
+        puller = self._pull or pull.pull
+        try:
+            result = puller(self.engine.desired_dir)
+        except Exception as e:  # a pull problem must never stop reconciling
+            log.warning("pull failed: %s", e, extra={"event": "pull", "outcome": "failed"})
+            self.last_pull = f"failed: {e}"
+            return
+        outcome = str(getattr(result, "outcome", "?"))
+        level = logging.WARNING if outcome in ("diverged", "failed") else logging.INFO
+        if outcome == "skipped" and self.last_pull == result.message:
+            level = logging.DEBUG  # say "no remote" once, not every resync
+        log.log(level, "pull: %s", result.message, extra={"event": "pull", "outcome": outcome})
+        self.last_pull = result.message
+
+    def _reload(self) -> bool:
+        try:
+            state = self.engine.load()
+        except DesiredStateError as e:
+            self._invalid(e)
+            return False
+        self.state, self.valid, self.desired_errors = state, True, []
+        self.metrics.set_desired_valid(True)
+        declared = set(state.targets)
+        self.backoff.forget(declared)
+        self.metrics.forget_targets(declared)
+        self.rebuild_watchset()
+        return True
+
+    def _invalid(self, error: DesiredStateError) -> None:
+        self.valid = False
+        self.desired_errors = [str(p) for p in error.problems]
+        self.metrics.set_desired_valid(False)
+        self.metrics.observe_pass("invalid", 0.0)
+        kept = "keeping the last good state" if self.state is not None else "no good state yet"
+        log.error(
+            "desired state is invalid (%d problem(s)); %s, touching nothing until it is fixed",
+            len(error.problems),
+            kept,
+            extra={"event": "invalid", "errors": self.desired_errors},
+        )
+        for problem in self.desired_errors:
+            log.error("  %s", problem)
+        self.write_status()
+
+    def rebuild_watchset(self) -> None:
+        paths = target_paths(self.engine, self.state) if self.state is not None else {}
+        self.watchset = WatchSet.build(self.engine.desired_dir, paths)
+
+    def _pass(self, names: set[str], why: str) -> PassRecord | None:
+        from reconciler.engine import PassOptions
+
+        started = self.clock()
+        self.in_pass = True
+        report: RunReport | None = None
+        failure: str | None = None
+        try:
+            report = self.engine.run(PassOptions(targets=tuple(sorted(names))))
+        except DesiredStateError as e:  # desired changed again between our load and the pass
+            self.desired_seen = None
+            self._invalid(e)
+            return None
+        except ReconcilerError as e:
+            failure = str(e)
+        except Exception as e:  # a bug must not kill the daemon: log it, back off, go on
+            log.exception("pass failed unexpectedly")
+            failure = f"internal error: {type(e).__name__}: {e}"
+        finally:
+            self.in_pass = False
+            duration = self.clock() - started
+        now = self.clock()
+        if any(folder.is_dir() for folder in self.watchset.ancestors):
+            self.rebuild_watchset()  # the pass created a target's folder: watch it closely
+        for path, owners in self.watchset.files.items():
+            if owners & names:
+                self.left[path] = file_digest(path)
+        self.passes += 1
+        record = self._record(report, failure, names, why, duration, now)
+        self.last = record
+        self.metrics.observe_pass(record.result, duration)
+        self.metrics.set_backoff({n: max(0.0, u - now) for n, u in self.backoff.until.items()})
+        self.metrics.beat()
+        self._log(record)
+        self.write_status()
+        return record
+
+    def _record(
+        self,
+        report: RunReport | None,
+        failure: str | None,
+        names: set[str],
+        why: str,
+        duration: float,
+        now: float,
+    ) -> PassRecord:
+        actions: dict[str, int] = {}
+        pending = 0
+        errors: dict[str, str] = {}
+        if report is None:
+            for name in names:
+                self.backoff.failed(name, now)
+                errors[name] = failure or "failed"
+            code, result = int(ExitCode.FAILED), "error"
+        else:
+            for t in report.targets:
+                for change in t.changes:
+                    if t.was_applied(change):
+                        actions[change.action.value] = actions.get(change.action.value, 0) + 1
+                pending += len(t.pending)
+                self.metrics.observe_target(t.name, drift=len(t.pending), up=t.error is None)
+                fought = any(
+                    t.was_applied(c) and c.origin.value in ("live", "conflict") for c in t.changes
+                )
+                if t.error is not None:
+                    errors[t.name] = t.error
+                    delay = self.backoff.failed(t.name, now)
+                    log.warning("%s: failed, next try in %gs", t.name, delay)
+                elif fought and self._flapping(t.name, now):
+                    delay = self.backoff.failed(t.name, now)
+                    errors[t.name] = "flapping"
+                    log.warning(
+                        "%s: changed back by something else after each of the last %d syncs; "
+                        "backing off %gs (on_drift: report or record ends the fight)",
+                        t.name,
+                        self.options.flap_limit,
+                        delay,
+                    )
+                elif fought:
+                    self.backoff.until.pop(t.name, None)  # retried; the failure count stays
+                else:
+                    self.backoff.succeeded(t.name)
+            code = int(report.exit_code)
+            result = _RESULTS[report.exit_code]
+        return PassRecord(
+            self.passes,
+            why,
+            tuple(sorted(names)),
+            actions,
+            pending,
+            errors,
+            code,
+            result,
+            duration,
+            time.time(),
+        )
+
+    def _flapping(self, name: str, now: float) -> bool:
+        """True when a target's live edits were reverted too often lately: a fight with a writer."""
+        times = self.syncs.setdefault(name, deque(maxlen=self.options.flap_limit))
+        times.append(now)
+        if len(times) == times.maxlen and now - times[0] <= self.options.flap_window:
+            times.clear()
+            return True
+        return False
+
+    def _log(self, record: PassRecord) -> None:
+        actions = ", ".join(f"{a} {n}" for a, n in sorted(record.actions.items())) or "no changes"
+        if record.pending:
+            actions += f", {record.pending} pending"
+        level = logging.WARNING if record.errors else logging.INFO
+        log.log(
+            level,
+            "pass %d (%s): %d target(s) [%s]: %s in %.3fs, %s",
+            record.number,
+            record.trigger,
+            len(record.targets),
+            ", ".join(record.targets),
+            actions,
+            record.duration,
+            record.result,
+            extra={"event": "pass", **record.to_json()},
+        )
+
+    def write_status(self, *, running: bool = True) -> None:
+        """The daemon's side of ``reconcile status``: alive, desired valid, last pass, backoff."""
+        now = self.clock()
+        data = {
+            "schema": 1,
+            "pid": os.getpid(),
+            "running": running,
+            "started": self.started,
+            "updated": time.time(),
+            "desired": str(self.engine.desired_dir.absolute()),
+            "desired_valid": self.valid,
+            "desired_errors": self.desired_errors[:50],
+            "passes": self.passes,
+            "last_pass": self.last.to_json() if self.last else None,
+            "backoff": {
+                name: {
+                    "failures": self.backoff.failures.get(name, 0),
+                    "retry_in_s": round(max(0.0, until - now), 3),
+                }
+                for name, until in sorted(self.backoff.until.items())
+            },
+            "next_resync_in_s": round(max(0.0, self.next_resync - now), 3),
+            "last_pull": self.last_pull,
+            "metrics": self.metrics_url,
+        }
+        try:
+            payload = (json_dumps(data) + "\n").encode()
+            fsutil.atomic_write(self.engine.store.root / DAEMON_STATUS, payload)
+        except ReconcilerError as e:
+            log.warning("cannot write the daemon status: %s", e)
+
+
+def json_dumps(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def read_daemon_status(state_dir: Path) -> dict[str, Any] | None:
+    """The daemon status file, with ``running`` corrected when its process is gone."""
+    import json
+
+    try:
+        data: dict[str, Any] = json.loads((state_dir / DAEMON_STATUS).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = data.get("pid")
+    if data.get("running") and isinstance(pid, int) and not _alive(pid):
+        data["running"] = False
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def render_daemon_status(data: dict[str, Any]) -> str:
+    state = f"running (pid {data.get('pid')})" if data.get("running") else "not running"
+    text = f"daemon: {state}"
+    if not data.get("desired_valid", True):
+        text += f", desired state invalid ({len(data.get('desired_errors') or [])} problem(s))"
+    last = data.get("last_pass")
+    if isinstance(last, dict):
+        import datetime
+
+        finished = last.get("finished")
+        when = (
+            datetime.datetime.fromtimestamp(finished, datetime.UTC).isoformat(timespec="seconds")
+            if isinstance(finished, (int, float))
+            else "?"
+        )
+        text += (
+            f"; last pass #{last.get('pass')} ({last.get('trigger')}) at {when}: "
+            f"{last.get('result')}, exit code {last.get('exit_code')}"
+        )
+    backoff = data.get("backoff") or {}
+    if backoff:
+        text += f"; backing off: {', '.join(sorted(backoff))}"
+    return text
+
+
+# -- the effectful shell -------------------------------------------------------------------
+
+
+class Watcher:
+    """watchfiles' sync generator in its own thread, feeding batches of paths to ``sink``."""
+
+    def __init__(
+        self,
+        watchset: WatchSet,
+        sink: Callable[[object], None],
+        *,
+        debounce_ms: int,
+        force_polling: bool | None,
+    ) -> None:
+        self.dirs = watchset.dirs
+        self._watchset = watchset
+        self._sink = sink
+        self.step = max(5, min(20, debounce_ms))
+        self._force_polling = force_polling
+        self.stop_event = _StopFlag()
+        self.thread = threading.Thread(target=self._run, name="reconciler-watch", daemon=True)
+        self.thread.start()
+        # Return only once the watches are in place, so no change made after this can be
+        # missed (the caller's next pass reads everything made before it).
+        self.ready = self.stop_event.polled.wait(timeout=5.0)
+
+    def _run(self) -> None:
+        import watchfiles
+
+        def keep(change: object, path: str) -> bool:
+            return self._watchset.relevant(Path(path))
+
+        try:
+            for changes in watchfiles.watch(
+                *self.dirs,
+                watch_filter=keep,
+                debounce=max(self.step, 200),
+                step=self.step,
+                stop_event=self.stop_event,
+                rust_timeout=1000,
+                yield_on_timeout=False,
+                raise_interrupt=False,
+                recursive=False,
+                force_polling=self._force_polling,
+                poll_delay_ms=50,
+                ignore_permission_denied=True,
+            ):
+                paths = {Path(p) for _change, p in changes}
+                if paths:
+                    self._sink(paths)
+        except Exception as e:
+            self.stop_event.polled.set()
+            if not self.stop_event.is_set():
+                self._sink(WatcherFailed(e))
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=2.0)
+
+
+class _StopFlag:
+    """watchfiles' stop_event; its first poll from the Rust loop also says "watching now"."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.polled = threading.Event()
+
+    def is_set(self) -> bool:
+        self.polled.set()
+        return self._stop.is_set()
+
+    def set(self) -> None:
+        self._stop.set()
+
+
+@dataclass(frozen=True)
+class WatcherFailed:
+    error: Exception
+
+
+_STOP = object()
+
+
+def acquire_lock(state_dir: Path) -> BaseFileLock:
+    """One daemon per state directory; a second one gets AlreadyRunning (exit 2)."""
+    from filelock import FileLock, Timeout
+
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the state directory {state_dir}: {e.strerror}") from e
+    lock = FileLock(str(state_dir / DAEMON_LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        other = read_daemon_status(state_dir) or {}
+        pid = f" (pid {other['pid']})" if other.get("pid") else ""
+        raise AlreadyRunning(
+            f"another `reconcile watch` is already running for the state directory "
+            f"{state_dir}{pid}; stop it first, or give this one its own --state-dir"
+        ) from None
+    return lock
+
+
+def setup_logging(log_format: str, verbosity: int) -> None:
+    """One handler on stderr: text for people, JSON lines (python-json-logger) for machines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                json_ensure_ascii=False,
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(
+        logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
+    )
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected" is noise
+
+
+def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = None) -> int:
+    """Run the daemon until SIGINT/SIGTERM; returns the exit code (0)."""
+    if not engine.desired_dir.is_dir():
+        raise UsageError(f"desired directory {engine.desired_dir} does not exist")
+    lock = acquire_lock(engine.store.root)
+    events: queue.SimpleQueue[object] = queue.SimpleQueue()
+    stop = threading.Event()
+    metrics = Metrics()
+    daemon = Daemon(engine, options, metrics=metrics)
+    received: list[tuple[int, bool]] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append((signum, daemon.in_pass))
+        stop.set()
+        events.put(_STOP)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server: MetricsServer | None = None
+    watcher: Watcher | None = None
+    debounce_ms = round(options.debounce * 1000)
+    try:
+        if metrics_addr is not None:
+            server = MetricsServer(metrics_addr, metrics, lambda: _health(daemon, metrics))
+            daemon.metrics_url = server.url
+            log.info("metrics at %s/metrics", server.url, extra={"event": "metrics"})
+        log.info(
+            "watching %s (debounce %d ms, resync every %gs%s)",
+            engine.desired_dir,
+            debounce_ms,
+            options.interval,
+            ", pull" if options.pull else "",
+            extra={"event": "start", "pid": os.getpid()},
+        )
+        daemon.prepare()
+        watcher = Watcher(
+            daemon.watchset,
+            events.put,
+            debounce_ms=debounce_ms,
+            force_polling=options.force_polling,
+        )
+        log.debug("watching folders: %s", ", ".join(map(str, watcher.dirs)))
+        daemon.write_status()
+        if not stop.is_set():
+            daemon.iteration(start=True)  # covers everything changed before the watch began
+            watcher = _follow(daemon, watcher, events.put, debounce_ms, options)
+        pending: set[Path] = set()
+        first = last = 0.0
+        restart_delay = 1.0
+        # watchfiles already waited one quiet step before yielding a batch
+        quiet = max(0.0, options.debounce - watcher.step / 1000)
+        while not stop.is_set():
+            now = time.monotonic()
+            wait = min(daemon.deadline() - now, HEARTBEAT)
+            if pending:
+                wait = min(wait, last + quiet - now, first + options.max_delay - now)
+            try:
+                item = events.get(timeout=max(0.0, wait))
+            except queue.Empty:
+                item = None
+            if item is _STOP or stop.is_set():
+                break
+            if isinstance(item, WatcherFailed):
+                log.error(
+                    "the file watcher failed (%s); restarting it in %gs", item.error, restart_delay
+                )
+                watcher.close()
+                with contextlib.suppress(queue.Empty):
+                    if events.get(timeout=restart_delay) is _STOP or stop.is_set():
+                        break
+                restart_delay = min(60.0, restart_delay * 2)
+                daemon.rebuild_watchset()
+                watcher = Watcher(
+                    daemon.watchset,
+                    events.put,
+                    debounce_ms=debounce_ms,
+                    force_polling=options.force_polling,
+                )
+                daemon.iteration(start=True)  # re-read everything: events may have been lost
+                continue
+            now = time.monotonic()
+            if isinstance(item, set):
+                restart_delay = 1.0
+                if not pending:
+                    first = now
+                pending |= item
+                last = now
+                continue
+            metrics.beat()
+            batch: set[Path] = set()
+            if pending and (now >= last + quiet or now >= first + options.max_delay):
+                batch, pending = pending, set()
+            if batch or daemon.deadline() <= now:
+                daemon.iteration(batch)
+                watcher = _follow(daemon, watcher, events.put, debounce_ms, options)
+    finally:
+        if watcher is not None:
+            watcher.close()
+        if server is not None:
+            server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        daemon.write_status(running=False)
+        lock.release()
+    if received:
+        signum, during = received[0]
+        name = signal.Signals(signum).name
+        log.info(
+            "stopping on %s%s",
+            name,
+            " (the pass in progress completed first)" if during else "",
+            extra={"event": "stop", "signal": name, "during_pass": during},
+        )
+    return 0
+
+
+def _follow(
+    daemon: Daemon,
+    watcher: Watcher,
+    sink: Callable[[object], None],
+    debounce_ms: int,
+    options: WatchOptions,
+) -> Watcher:
+    """Re-watch when the folders to watch changed (a target's folder appeared, say).
+
+    The new watcher starts before the old one stops, so nothing goes unwatched; target files
+    in newly watched folders are then checked once, since a change made there before the
+    watch began produced no event for us.
+    """
+    for _ in range(3):
+        if daemon.watchset.dirs == watcher.dirs:
+            break
+        added = set(daemon.watchset.dirs) - set(watcher.dirs)
+        fresh = Watcher(
+            daemon.watchset, sink, debounce_ms=debounce_ms, force_polling=options.force_polling
+        )
+        watcher.close()
+        watcher = fresh
+        log.debug("now watching: %s", ", ".join(map(str, watcher.dirs)))
+        daemon.iteration([f for f in daemon.watchset.files if f.parent in added])
+    return watcher
+
+
+def _health(daemon: Daemon, metrics: Metrics) -> tuple[bool, str]:
+    stale = time.monotonic() - metrics.heartbeat
+    if stale > 4 * HEARTBEAT and not daemon.in_pass:
+        return False, f"loop stalled for {stale:.0f}s"
+    if not daemon.valid:
+        return True, "ok (desired state invalid: waiting for a fix)"
+    return True, "ok"

@@ -9,13 +9,15 @@ disk, and write atomically. Subclasses supply only the format and the dialect.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from reconciler import fsutil
-from reconciler.errors import ConcurrentChange
+from reconciler.errors import ConcurrentChange, TargetError
 from reconciler.essence import Capability, Essence
 from reconciler.model import Kind
 from reconciler.model import Target as TargetSpec
@@ -95,13 +97,24 @@ class FileTarget(ABC):
         }
         return Observation(essences, snapshot)
 
+    # "file": any change since observe refuses the write (the pass is retried).
+    # "entries": only a change to an entry being written does; a change elsewhere in the
+    # document (a client saving its own state) is merged, for files their app rewrites often.
+    cas_scope = "file"
+
+    def client_lock(self) -> AbstractContextManager[None]:
+        """The client's own lock on its file, for clients that have one (none by default)."""
+        return contextlib.nullcontext()
+
     def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
         snapshot: fsutil.Snapshot = observation.snapshot
-        with fsutil.locked(self.context.lock_dir, self.path):
+        with fsutil.locked(self.context.lock_dir, self.path), self.client_lock():
             # Merge into the document as it is on disk now: the CAS below refuses if that
             # differs from what was observed, so no change made meanwhile is lost.
             current = fsutil.read_snapshot(self.path)
-            if current.content != snapshot.content:
+            if current.content != snapshot.content and not self._only_elsewhere(
+                snapshot, current, writes
+            ):
                 raise ConcurrentChange(
                     f"{self.path}: changed since it was read; the pass is retried"
                 )
@@ -121,3 +134,16 @@ class FileTarget(ABC):
 
     def empty_document(self) -> Any:
         return {}
+
+    def _only_elsewhere(
+        self, seen: fsutil.Snapshot, now: fsutil.Snapshot, writes: Sequence[Write]
+    ) -> bool:
+        """True when the file changed, but not in any entry about to be written."""
+        if self.cas_scope != "entries" or seen.content is None or now.content is None:
+            return False
+        try:
+            before = self.entries(self.parse(seen.content))
+            after = self.entries(self.parse(now.content))
+        except TargetError:  # caught mid-write by a non-atomic writer: retry the pass
+            return False
+        return all(before.get(w.entry) == after.get(w.entry) for w in writes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from reconciler.errors import TargetFormatError
 from reconciler.essence import CAPABILITIES, Essence, normalize
 from reconciler.model import Kind
 from reconciler.model import Target as TargetSpec
+from reconciler.targets import jsonc, nodelock, paths, references
 from reconciler.targets.base import Context
 from reconciler.targets.files import FileTarget
 
@@ -35,28 +37,56 @@ def detect_indent(content: bytes | None) -> str | int:
 
 
 class JsonFileTarget(FileTarget):
-    """A JSON document with the server map at ``servers_key`` (a path of object keys)."""
+    """A JSON document with the server map at ``servers_key`` (a path of object keys).
+
+    ``jsonc``: the client accepts comments and trailing commas; such a file is read, and
+    edited in place so that every comment stays (see ``jsonc.py``). ``syntax``: how the
+    client spells an environment reference.
+    """
 
     servers_key: tuple[str, ...] = ("mcpServers",)
+    jsonc: bool = False
+    syntax: references.Syntax = references.ENV_COLON
 
-    def parse(self, content: bytes) -> Any:
+    def _text(self, content: bytes) -> str:
         try:
-            text = content.decode("utf-8-sig")
+            return content.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise TargetFormatError(f"{self.path}: not UTF-8 text (byte {e.start})") from e
+
+    def parse(self, content: bytes) -> Any:
+        text = self._text(content)
         if not text.strip():
             return {}
         try:
             document = json.loads(text)
         except json.JSONDecodeError as e:
-            raise TargetFormatError(
-                f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
-            ) from e
+            if not self.jsonc:
+                raise TargetFormatError(
+                    f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
+                ) from e
+            try:
+                document = jsonc.parse(text).value
+            except jsonc.JsoncError as error:
+                raise TargetFormatError(
+                    f"{self.path}:{error.line}:{error.column}: invalid JSON: {error.message}"
+                ) from error
         if not isinstance(document, dict):
             raise TargetFormatError(f"{self.path}: the top level is not a JSON object")
         return document
 
     def render(self, document: Any, original: bytes | None) -> bytes:
+        if self.jsonc and original is not None and original.strip():
+            text = self._text(original)
+            parsed = jsonc.parse(text)
+            if not parsed.plain:  # comments or trailing commas: edit the text in place
+                unit = detect_indent(original)
+                try:
+                    edited = jsonc.edit(parsed, document, "\t" if unit == "\t" else " " * int(unit))
+                except jsonc.JsoncError as e:
+                    where = f"{self.path}:{e.line}" if e.line else str(self.path)
+                    raise TargetFormatError(f"{where}: {e.message}") from e
+                return edited.encode("utf-8")
         text = json.dumps(document, indent=detect_indent(original), ensure_ascii=False)
         if original is None or original.endswith(b"\n") or not original.strip():
             text += "\n"
@@ -95,20 +125,28 @@ class JsonFileTarget(FileTarget):
         return self.native_to_essence(native)
 
     def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
-        kind = native.get("type")
-        transport = {"stdio": "stdio", "http": "http", "streamable-http": "http", "sse": "sse"}
         raw = dict(native)
-        raw["transport"] = transport.get(kind, kind) if isinstance(kind, str) else None
-        return normalize(_plain_fields(raw))
+        raw["transport"] = _transport(native.get("type"))
+        return self.essence_of(raw)
+
+    def essence_of(self, raw: Mapping[str, Any]) -> Essence:
+        """The essence of loosely typed fields, references turned into the canonical form."""
+        return normalize(references.convert(_plain_fields(raw), self.syntax.to_essence))
 
     def to_native(self, essence: Essence, existing: Any) -> Any:
         native = dict(existing) if isinstance(existing, dict) else {}
+        essence = references.convert(essence, self.syntax.to_native)
         written = self.written_fields(essence)
+        written.update(self.switch_fields(essence.get("enabled", True), native))
         for name in self.managed_fields:
             if name not in written:
                 native.pop(name, None)
         native.update(written)  # existing keys keep their place; new ones go last
         return native
+
+    def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
+        """The native fields of the enabled switch, for kinds that have one."""
+        return {}
 
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         """The managed native fields for an essence, in the client's spelling."""
@@ -117,6 +155,22 @@ class JsonFileTarget(FileTarget):
             if name in essence:
                 fields[name] = essence[name]
         return fields
+
+
+_TRANSPORTS = {
+    "stdio": "stdio",
+    "http": "http",
+    "streamable-http": "http",
+    "streamableHttp": "http",
+    "sse": "sse",
+}
+
+
+def _transport(kind: Any) -> str | None:
+    """A ``type`` field as a transport; absent means inferred (command: stdio, else http)."""
+    if kind is None:
+        return None
+    return _TRANSPORTS.get(kind, kind) if isinstance(kind, str) else json.dumps(kind)
 
 
 def _plain_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,3 +229,166 @@ class ClaudeDesktop(JsonFileTarget):
 
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         return {k: essence[k] for k in ("command", "args", "env") if k in essence}
+
+
+class ClaudeCode(JsonFileTarget):
+    """Claude Code: ``~/.claude.json`` (user and local scopes) or a project's ``.mcp.json``.
+
+    ``scope: user`` is the top-level ``mcpServers``; ``scope: local`` is
+    ``projects.<absolute project path>.mcpServers`` in the same file; ``scope: project`` is
+    ``<project>/.mcp.json``. Claude Code rewrites ``~/.claude.json`` constantly, so there the
+    write takes Claude Code's own lock and merges around any change it made meanwhile.
+    """
+
+    kind = Kind.CLAUDE_CODE
+    capability = CAPABILITIES[Kind.CLAUDE_CODE]
+    syntax = references.CLAUDE_CODE
+    managed_fields = ("type", "command", "args", "env", "url", "headers")
+
+    def __init__(self, name: str, spec: TargetSpec, context: Context) -> None:
+        super().__init__(name, spec, context)
+        self.scope = paths.scope(spec)
+        if self.scope == "local":
+            project = str(paths.project_dir(spec, context).resolve())
+            self.servers_key = ("projects", project, "mcpServers")
+        if self.scope in ("user", "local"):
+            self.cas_scope = "entries"
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            return paths.project_dir(spec, context) / ".mcp.json"
+        config_dir = context.environ.get("CLAUDE_CONFIG_DIR")
+        return (Path(config_dir) if config_dir else context.home) / ".claude.json"
+
+    def describe(self) -> str:
+        if self.scope == "local":
+            return f"{self.path} [project {self.servers_key[1]}]"
+        return str(self.path)
+
+    def client_lock(self) -> AbstractContextManager[None]:
+        if self.scope == "project":
+            return super().client_lock()
+        return nodelock.held(self.path)
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        return {"type": essence["transport"], **super().written_fields(essence)}
+
+
+class Cursor(JsonFileTarget):
+    """Cursor: ``~/.cursor/mcp.json`` or ``<project>/.cursor/mcp.json``; the type is inferred."""
+
+    kind = Kind.CURSOR
+    capability = CAPABILITIES[Kind.CURSOR]
+    managed_fields = ("type", "command", "args", "env", "url", "headers")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            return paths.project_dir(spec, context) / ".cursor" / "mcp.json"
+        return context.home / ".cursor" / "mcp.json"
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        fields = super().written_fields(essence)
+        if essence["transport"] == "sse":  # a url alone is streamable http (sse fallback)
+            fields = {"type": "sse", **fields}
+        return fields
+
+
+class VSCode(JsonFileTarget):
+    """VS Code: the user profile's ``mcp.json`` or ``<project>/.vscode/mcp.json``, key ``servers``.
+
+    The file is JSONC: comments are kept (an edit that would drop one is refused).
+    """
+
+    kind = Kind.VSCODE
+    capability = CAPABILITIES[Kind.VSCODE]
+    servers_key = ("servers",)
+    jsonc = True
+    managed_fields = ("type", "command", "args", "env", "cwd", "url", "headers")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            return paths.project_dir(spec, context) / ".vscode" / "mcp.json"
+        return paths.user_config(context) / "Code" / "User" / "mcp.json"
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        return {"type": essence["transport"], **super().written_fields(essence)}
+
+
+class Windsurf(JsonFileTarget):
+    """Windsurf: ``~/.codeium/windsurf/mcp_config.json``; remote servers use ``serverUrl``.
+
+    Windsurf tells streamable http from sse by itself; an sse server also gets
+    ``"type": "sse"`` so that it reads back as declared. The switch is ``disabled``.
+    """
+
+    kind = Kind.WINDSURF
+    capability = CAPABILITIES[Kind.WINDSURF]
+    managed_fields = ("type", "command", "args", "env", "serverUrl", "url", "headers", "disabled")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        return context.home / ".codeium" / "windsurf" / "mcp_config.json"
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        raw = dict(native)
+        raw["url"] = native.get("serverUrl", native.get("url"))
+        raw["transport"] = _transport(native.get("type"))
+        disabled = native.get("disabled", False)
+        raw["enabled"] = not disabled if isinstance(disabled, bool) else disabled
+        return self.essence_of(raw)
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        fields = {
+            "serverUrl" if k == "url" else k: v for k, v in super().written_fields(essence).items()
+        }
+        if essence["transport"] == "sse":
+            fields = {"type": "sse", **fields}
+        return fields
+
+    def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
+        if enabled is False:
+            return {"disabled": True}
+        return {"disabled": False} if "disabled" in existing else {}
+
+
+class Gemini(JsonFileTarget):
+    """Gemini CLI: ``~/.gemini/settings.json`` or ``<project>/.gemini/settings.json``.
+
+    Streamable http is written as ``httpUrl``; sse as ``url`` with ``"type": "sse"`` (older
+    releases take any ``url`` as sse, 0.61 takes a ``url`` without type as http with an sse
+    fallback: the explicit type means sse for both). The file accepts comments.
+    """
+
+    kind = Kind.GEMINI
+    capability = CAPABILITIES[Kind.GEMINI]
+    syntax = references.GEMINI
+    jsonc = True
+    managed_fields = ("type", "command", "args", "env", "cwd", "url", "httpUrl", "headers")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            return paths.project_dir(spec, context) / ".gemini" / "settings.json"
+        home = context.environ.get("GEMINI_CLI_HOME")
+        return (Path(home) if home else context.home) / ".gemini" / "settings.json"
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        raw = dict(native)
+        if "httpUrl" in native:
+            raw["url"], raw["transport"] = native["httpUrl"], "http"
+        elif "url" in native:
+            raw["transport"] = _transport(native.get("type")) or "http"
+        else:
+            raw["transport"] = None if "command" in native else _transport(native.get("type"))
+        return self.essence_of(raw)
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        fields = super().written_fields(essence)
+        if essence["transport"] == "http":
+            fields = {"httpUrl" if k == "url" else k: v for k, v in fields.items()}
+        elif essence["transport"] == "sse":
+            fields = {"type": "sse", **fields}
+        return fields

@@ -1,0 +1,272 @@
+"""Codex CLI: ``config.toml``, one ``[mcp_servers.NAME]`` table per server, edited with tomlkit.
+
+``$CODEX_HOME/config.toml`` (default ``~/.codex/config.toml``) or a trusted project's
+``.codex/config.toml``. The document is edited in place with tomlkit, so comments, key
+order and the rest of the file (profiles, projects, model settings) stay as they are; a
+table we write is updated key by key, so a comment beside ``command = ...`` survives a
+change of its value.
+
+Codex has no ``${...}`` expansion; it takes secrets by name (reference/CLIENTS.md 1.6).
+The dialect maps them onto the canonical ``${env:NAME}`` references of the essence:
+
+- ``env_vars = ["KEY"]``                 <->  env ``KEY: ${env:KEY}`` (same name only)
+- ``bearer_token_env_var = "X"``         <->  header ``Authorization: Bearer ${env:X}``
+- ``env_http_headers = {H = "Y"}``       <->  header ``H: ${env:Y}``
+- ``http_headers`` / ``env``             <->  literal headers / env values
+
+Anything else that looks like a reference is written literally (Codex passes it through
+unexpanded); ``expresses_reference`` tells the secrets layer which values Codex can keep as
+references, so that it resolves the rest. Codex has no sse transport; ``enabled`` is its
+switch, written only when false or already present.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import TargetFormatError
+from reconciler.essence import CAPABILITIES, Essence, normalize
+from reconciler.model import Kind
+from reconciler.model import Target as TargetSpec
+from reconciler.targets import paths
+from reconciler.targets.base import Context
+from reconciler.targets.files import FileTarget
+from reconciler.targets.references import canonical, referenced_name
+
+_BEARER = re.compile(r"Bearer \$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+MANAGED = (
+    "command",
+    "args",
+    "env",
+    "env_vars",
+    "cwd",
+    "url",
+    "bearer_token_env_var",
+    "http_headers",
+    "env_http_headers",
+    "enabled",
+)
+
+
+def expresses_reference(field: str, key: str, value: str) -> bool:
+    """True when Codex can hold ``value`` (at ``/field/key`` of an essence) as a reference."""
+    if field == "env":
+        return referenced_name(value) == key
+    if field == "headers":
+        if key.lower() == "authorization" and _BEARER.fullmatch(value):
+            return True
+        return referenced_name(value) is not None
+    return False
+
+
+class Codex(FileTarget):
+    kind = Kind.CODEX
+    capability = CAPABILITIES[Kind.CODEX]
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            return paths.project_dir(spec, context) / ".codex" / "config.toml"
+        codex_home = context.environ.get("CODEX_HOME")
+        return (Path(codex_home) if codex_home else context.home / ".codex") / "config.toml"
+
+    # -- the TOML format ------------------------------------------------------------------
+
+    def parse(self, content: bytes) -> Any:
+        import tomlkit  # lazily: only runs that hold a codex target pay for it
+        from tomlkit.exceptions import ParseError, TOMLKitError
+
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise TargetFormatError(f"{self.path}: not UTF-8 text (byte {e.start})") from e
+        try:
+            return tomlkit.parse(text)
+        except ParseError as e:
+            message = str(e).split(" at line ")[0]
+            raise TargetFormatError(
+                f"{self.path}:{e.line}:{e.col + 1}: invalid TOML: {message}"
+            ) from e
+        except TOMLKitError as e:
+            raise TargetFormatError(f"{self.path}: invalid TOML: {e}") from e
+
+    def render(self, document: Any, original: bytes | None) -> bytes:
+        import tomlkit
+
+        text = tomlkit.dumps(document)
+        text = text.rstrip("\n") + "\n" if text.strip() else ""
+        return text.encode("utf-8")
+
+    def empty_document(self) -> Any:
+        import tomlkit
+
+        return tomlkit.document()
+
+    def _section(self, document: Any) -> Any:
+        section = document.get("mcp_servers")
+        if section is not None and not isinstance(section, MutableMapping):
+            raise TargetFormatError(f"{self.path}: 'mcp_servers' is not a table")
+        return section
+
+    def entries(self, document: Any) -> Mapping[str, Any]:
+        section = self._section(document)
+        if section is None:
+            return {}
+        return {name: _plain(value) for name, value in section.items()}
+
+    def entries_for_update(self, document: Any) -> MutableMapping[str, Any]:
+        import tomlkit
+
+        section = self._section(document)
+        if section is None:
+            section = tomlkit.table(is_super_table=True)
+            document["mcp_servers"] = section
+        result: MutableMapping[str, Any] = section
+        return result
+
+    # -- the dialect ------------------------------------------------------------------------
+
+    def to_essence(self, entry: str, native: Any) -> Essence:
+        if not isinstance(native, dict):
+            raise TargetFormatError(f"{self.path}: 'mcp_servers.{entry}' is not a table")
+        raw: dict[str, Any] = {"enabled": native.get("enabled", True)}
+        if "command" in native or "url" not in native:
+            raw["transport"] = "stdio"
+            raw["command"] = _text(native.get("command"))
+            args = native.get("args")
+            if args is not None:
+                raw["args"] = [_text(a) for a in args] if isinstance(args, list) else [_text(args)]
+            env = _string_map(native.get("env"))
+            for item in native.get("env_vars") or []:
+                name = item.get("name") if isinstance(item, dict) else item
+                if isinstance(name, str):
+                    env.setdefault(name, canonical(name))
+            raw["env"] = env
+            raw["cwd"] = _text(native.get("cwd"))
+        else:
+            raw["transport"] = "http"
+            raw["url"] = _text(native.get("url"))
+            headers = _string_map(native.get("http_headers"))
+            for name, variable in _string_map(native.get("env_http_headers")).items():
+                headers[name] = canonical(variable)
+            bearer = native.get("bearer_token_env_var")
+            if isinstance(bearer, str):
+                headers["Authorization"] = f"Bearer {canonical(bearer)}"
+            raw["headers"] = headers
+        return normalize({k: v for k, v in raw.items() if v is not None})
+
+    def to_native(self, essence: Essence, existing: Any) -> Any:
+        import tomlkit
+
+        table = existing if isinstance(existing, MutableMapping) else tomlkit.table()
+        fields = _native_fields(essence, existing if isinstance(existing, Mapping) else {})
+        for name in MANAGED:
+            if name not in fields and name in table:
+                del table[name]
+        for name, value in fields.items():
+            _assign(table, name, value)
+        return table
+
+
+def _native_fields(essence: Essence, existing: Mapping[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if essence["transport"] == "stdio":
+        fields["command"] = essence["command"]
+        if "args" in essence:
+            fields["args"] = essence["args"]
+        literal: dict[str, str] = {}
+        passed: list[str] = []
+        for key, value in essence.get("env", {}).items():
+            if referenced_name(value) == key:
+                passed.append(key)
+            else:
+                literal[key] = value
+        if literal:
+            fields["env"] = literal
+        if passed:
+            fields["env_vars"] = _env_vars(passed, existing.get("env_vars"))
+        if "cwd" in essence:
+            fields["cwd"] = essence["cwd"]
+    else:
+        fields["url"] = essence["url"]
+        plain: dict[str, str] = {}
+        by_name: dict[str, str] = {}
+        for key, value in essence.get("headers", {}).items():
+            bearer = _BEARER.fullmatch(value)
+            if key.lower() == "authorization" and bearer:
+                fields["bearer_token_env_var"] = bearer.group(1)
+            elif referenced_name(value) is not None:
+                by_name[key] = referenced_name(value) or ""
+            else:
+                plain[key] = value
+        if plain:
+            fields["http_headers"] = plain
+        if by_name:
+            fields["env_http_headers"] = by_name
+    enabled = essence.get("enabled", True)
+    if enabled is False:
+        fields["enabled"] = False
+    elif "enabled" in existing:
+        fields["enabled"] = enabled
+    return fields
+
+
+def _env_vars(names: list[str], existing: Any) -> list[Any]:
+    """The names to pass through, keeping the form (``{name, source}``) each already has."""
+    kept: list[Any] = []
+    if isinstance(existing, list):
+        for item in existing:
+            name = item.get("name") if isinstance(item, Mapping) else item
+            if name in names and name not in [_name(k) for k in kept]:
+                kept.append(_plain(item))
+    have = {_name(k) for k in kept}
+    return kept + [n for n in names if n not in have]
+
+
+def _name(item: Any) -> Any:
+    return item.get("name") if isinstance(item, Mapping) else item
+
+
+def _assign(table: MutableMapping[str, Any], name: str, value: Any) -> None:
+    """Set one key, touching the document only where the value really changes."""
+    import tomlkit
+
+    current = table.get(name)
+    if _plain(current) == value:
+        return
+    if isinstance(value, dict) and isinstance(current, MutableMapping):
+        for key in [k for k in current if k not in value]:
+            del current[key]
+        for key, item in value.items():
+            if _plain(current.get(key)) != item:
+                current[key] = item
+        return
+    if isinstance(value, dict):
+        inline = isinstance(table, tomlkit.items.InlineTable) or name != "env"
+        container: Any = tomlkit.inline_table() if inline else tomlkit.table()
+        for key, item in value.items():
+            container[key] = item
+        table[name] = container
+        return
+    table[name] = value
+
+
+def _plain(value: Any) -> Any:
+    unwrap = getattr(value, "unwrap", None)
+    return unwrap() if callable(unwrap) else value
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}

@@ -1,0 +1,77 @@
+"""opencode: ``opencode.json`` (JSONC), servers under ``mcp``, command and args as one array.
+
+An entry is ``{"type": "local", "command": [cmd, *args], "environment": {...}, "cwd": ...}``
+or ``{"type": "remote", "url": ..., "headers": {...}}``, both with ``enabled``. A remote
+server negotiates streamable http or sse by itself, so only http is declared. Fields the
+client owns (``timeout``, ``oauth``) are kept. opencode expands ``{env:NAME}`` anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.essence import CAPABILITIES, Essence
+from reconciler.model import Kind
+from reconciler.model import Target as TargetSpec
+from reconciler.targets import paths, references
+from reconciler.targets.base import Context
+from reconciler.targets.jsonclients import JsonFileTarget
+
+
+class OpenCode(JsonFileTarget):
+    kind = Kind.OPENCODE
+    capability = CAPABILITIES[Kind.OPENCODE]
+    servers_key = ("mcp",)
+    jsonc = True
+    syntax = references.OPENCODE
+    managed_fields = ("type", "command", "environment", "cwd", "url", "headers", "enabled")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            folder = paths.project_dir(spec, context)
+        else:
+            folder = paths.xdg_config(context) / "opencode"
+        # opencode reads opencode.json and opencode.jsonc; write the one that exists.
+        plain, commented = folder / "opencode.json", folder / "opencode.jsonc"
+        return commented if commented.exists() and not plain.exists() else plain
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        kind = native.get("type")
+        raw: dict[str, Any] = {"enabled": native.get("enabled", True)}
+        if kind == "local":
+            raw["transport"] = "stdio"
+            command = native.get("command")
+            if isinstance(command, list) and command:
+                raw["command"], raw["args"] = command[0], command[1:]
+            elif command is not None:  # malformed: shown as drift, never guessed
+                raw["command"] = command if isinstance(command, str) else json.dumps(command)
+            raw["env"] = native.get("environment")
+            raw["cwd"] = native.get("cwd")
+        else:
+            raw["transport"] = "http" if kind == "remote" else kind
+            raw["url"] = native.get("url")
+            raw["headers"] = native.get("headers")
+        return self.essence_of(raw)
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        if essence["transport"] == "stdio":
+            fields: dict[str, Any] = {
+                "type": "local",
+                "command": [essence["command"], *essence.get("args", [])],
+            }
+            if "env" in essence:
+                fields["environment"] = essence["env"]
+            if "cwd" in essence:
+                fields["cwd"] = essence["cwd"]
+            return fields
+        fields = {"type": "remote", "url": essence["url"]}
+        if "headers" in essence:
+            fields["headers"] = essence["headers"]
+        return fields
+
+    def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
+        return {"enabled": enabled is not False}

@@ -569,6 +569,8 @@ def _check_target(
                 )
     if kind is Kind.CLAUDE_DESKTOP and spec.scope is not None:
         problem(at("scope"), f"target '{name}': Claude Desktop has one file and no scopes")
+    elif kind in SCOPES:
+        problems += _check_scope(name, spec, at)
     if spec.on_drift is OnDrift.RECORD and not _record_supported():
         problem(
             at("on_drift"),
@@ -601,6 +603,50 @@ def _check_target(
                 if transport != "stdio"
                 else "this kind carries remote servers only",
             )
+    return problems
+
+
+# The scopes each client kind has (reference/CLIENTS.md 1.2-1.7, 1.12); the first is the default.
+SCOPES: dict[Kind, tuple[str, ...]] = {
+    Kind.CLAUDE_CODE: ("user", "local", "project"),
+    Kind.CURSOR: ("user", "project"),
+    Kind.VSCODE: ("user", "project"),
+    Kind.WINDSURF: ("user",),
+    Kind.CODEX: ("user", "project"),
+    Kind.GEMINI: ("user", "project"),
+    Kind.OPENCODE: ("user", "project"),
+}
+
+
+def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
+    """``scope`` must exist for the kind; ``project`` goes with (and only with) project/local."""
+    problems: list[Problem] = []
+
+    def problem(key: str, message: str, hint: str) -> None:
+        where = at(key)
+        problems.append(Problem(where.file, where.line, where.column, message, hint))
+
+    scopes = SCOPES[spec.kind]
+    scope = spec.scope or scopes[0]
+    if scope not in scopes:
+        problem(
+            "scope",
+            f"target '{name}': {spec.kind.value} has no scope '{scope}'",
+            f"scopes: {', '.join(scopes)}",
+        )
+    elif scope in ("project", "local") and spec.project is None:
+        if not (scope == "project" and spec.path is not None):
+            problem(
+                "scope",
+                f"target '{name}': scope '{scope}' needs 'project:' (the project's folder)",
+                "for example project: ~/src/app",
+            )
+    elif scope == "user" and spec.project is not None:
+        problem(
+            "project",
+            f"target '{name}': 'project' applies to scope project or local",
+            "set scope: project (or local for Claude Code)",
+        )
     return problems
 
 

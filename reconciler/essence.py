@@ -60,10 +60,10 @@ CAPABILITIES: dict[Kind, Capability] = {
     # Claude Desktop's file carries stdio servers only (remote ones are app connectors).
     Kind.CLAUDE_DESKTOP: Capability(frozenset({"stdio"}), _STDIO),
     Kind.CLAUDE_CODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE, env_references=True),
-    Kind.CURSOR: Capability(
-        frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True, env_references=True
-    ),
+    # Cursor keeps its on/off toggle in app state, not in mcp.json: no switch in the file.
+    Kind.CURSOR: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE, env_references=True),
     Kind.VSCODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}, env_references=True),
+    # Windsurf's switch is an inverted ``disabled`` flag inside the entry.
     Kind.WINDSURF: Capability(
         frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True, env_references=True
     ),
@@ -74,8 +74,12 @@ CAPABILITIES: dict[Kind, Capability] = {
         env_references=True,
     ),
     Kind.GEMINI: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}, env_references=True),
+    # opencode: ``remote`` negotiates http or sse itself, so sse cannot be declared.
     Kind.OPENCODE: Capability(
-        frozenset({"stdio", "http"}), _STDIO | _REMOTE | {"enabled"}, True, env_references=True
+        frozenset({"stdio", "http"}),
+        _STDIO | _REMOTE | {"cwd", "enabled"},
+        True,
+        env_references=True,
     ),
     Kind.MCPJUNGLE: Capability(
         frozenset({"stdio", "http", "sse"}), _STDIO | _REMOTE | {"enabled"}, True
@@ -89,6 +93,8 @@ def normalize_url(url: str) -> str:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError:
+        return url.strip()
+    if "{" in parts.netloc:  # a reference in the host (``https://${env:HOST}/mcp``) stays as is
         return url.strip()
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()

@@ -23,9 +23,26 @@ def _claude_desktop(name: str, spec: TargetSpec, context: Context) -> Target:
     return ClaudeDesktop(name, spec, context)
 
 
+def _lazy(module: str, cls: str) -> Factory:
+    def build(name: str, spec: TargetSpec, context: Context) -> Target:
+        from importlib import import_module
+
+        target: Target = getattr(import_module(module), cls)(name, spec, context)
+        return target
+
+    return build
+
+
 # Factories import their module lazily, so a run pays only for the kinds it uses.
 KINDS: dict[Kind, Factory] = {
     Kind.CLAUDE_DESKTOP: _claude_desktop,
+    Kind.CLAUDE_CODE: _lazy("reconciler.targets.jsonclients", "ClaudeCode"),
+    Kind.CURSOR: _lazy("reconciler.targets.jsonclients", "Cursor"),
+    Kind.VSCODE: _lazy("reconciler.targets.jsonclients", "VSCode"),
+    Kind.WINDSURF: _lazy("reconciler.targets.jsonclients", "Windsurf"),
+    Kind.CODEX: _lazy("reconciler.targets.codex", "Codex"),
+    Kind.GEMINI: _lazy("reconciler.targets.jsonclients", "Gemini"),
+    Kind.OPENCODE: _lazy("reconciler.targets.opencode", "OpenCode"),
 }
 
 

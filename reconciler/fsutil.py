@@ -59,14 +59,19 @@ def real_path(path: Path) -> Path:
         raise TargetError(f"{path}: symlink loop", recoverable=False) from e
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, mode: int | None = None, follow_symlinks: bool = True
+) -> None:
     """Replace ``path``'s content with ``data`` so readers see the old or the new file, whole.
 
     The mode of an existing file is kept unless ``mode`` is given; a new file gets 0600.
+    With ``follow_symlinks=False`` a symlink at ``path`` is replaced by the file instead of
+    written through (mirrors: a link in a copy is never followed).
     """
-    target = real_path(path)
+    target = real_path(path) if follow_symlinks else path
     try:
-        current_mode = stat.S_IMODE(target.stat().st_mode)
+        st = target.stat() if follow_symlinks else target.lstat()
+        current_mode = None if stat.S_ISLNK(st.st_mode) else stat.S_IMODE(st.st_mode)
     except FileNotFoundError:
         current_mode = None
     final_mode = mode if mode is not None else (current_mode or NEW_FILE_MODE)

@@ -40,6 +40,7 @@ class Kind(StrEnum):
     GEMINI = "gemini"
     OPENCODE = "opencode"
     MCPJUNGLE = "mcpjungle"
+    MIRROR = "mirror"  # a mirror copy: declared under ``mirrors:``, never under ``targets:``
 
 
 class OnDrift(StrEnum):

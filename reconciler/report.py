@@ -7,7 +7,7 @@ rendering can leak a secret: they show fingerprints as ``‹secret:4f1c2a›``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
@@ -55,6 +55,9 @@ class TargetReport:
     recoverable: bool = True
     notes: tuple[str, ...] = ()
     allowed: tuple[Allowed, ...] = ()  # drift covered by divergence records
+    # Lines shown under one drifted path (a mirror's unified diff), keyed by JSON Pointer.
+    details: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    held: Mapping[str, str] = field(default_factory=dict)  # entry -> why it is not applied
 
     def was_applied(self, change: Change) -> bool:
         return change.entry in self.applied
@@ -124,6 +127,7 @@ def _target_json(t: TargetReport) -> dict[str, Any]:
                 "applied": t.was_applied(c),
                 "diff": [
                     {"path": f.path, "live": display(f.old), "desired": display(f.new)}
+                    | ({"details": list(t.details[f.path])} if f.path in t.details else {})
                     for f in c.fields
                 ],
             }
@@ -167,12 +171,13 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
                 "d" if done and c.action.value.endswith("e") else "ed" if done else ""
             )
             if not done and not report.dry_run and not c.apply:
-                verb += " (not applied: on_drift report)"
+                verb += f" (not applied: {t.held.get(c.entry, 'on_drift report')})"
             name = c.server if c.entry == c.server else f"{c.server} (as {c.entry})"
             role = {"+": "add", "-": "remove"}.get(sigil, "change")
             lines.append(f"  {style(sigil, role)} {name}: {verb}, origin {c.origin.value}")
             for f in c.fields:
                 lines.append(f"      ~ {f.path}: {display(f.old)} -> {display(f.new)}")
+                lines.extend(f"          {line}" for line in t.details.get(f.path, ()))
         for a in t.allowed:
             name = a.server if a.entry == a.server else f"{a.server} (as {a.entry})"
             paths = ", ".join(a.paths)

@@ -51,6 +51,9 @@ class Context:
     # Resolves secret references in a target option (an mcpjungle ``token:``); the value is
     # registered with the redactor. None: references are left as written.
     resolve: Callable[[str], str] | None = None
+    # The state directory, for caches a target keeps between passes (mirror hashes); they
+    # are written only when ``lock_dir`` is set (a non-dry run). None: no cache.
+    state_dir: Path | None = None
 
 
 class Target(Protocol):

@@ -1,0 +1,1000 @@
+"""Mirror targets: one copy of a mirrored source tree, observed and synced file by file.
+
+A mirror (``mirrors:`` in desired state) keeps each of its copies in parity with its source.
+Each copy is a target of its own, named after the mirror (``<mirror>:<copy path>`` when the
+mirror has several copies), so it takes part in a pass, ``status``, ``--json``, exit codes,
+``allow`` and the daemon like any other target. Its entries are files, addressed by JSON
+Pointers (``/src/index.ts``); the per-file comparison is pure (``reconciler.mirrordiff``).
+
+Trees are walked without following any symlink: a link is compared by its target text, and a
+write never goes through a link (a link in the copy where the source has a file is replaced,
+never written through; a folder that is a link in the copy is never entered). Regular files
+are hashed (SHA-256) only when their size, mtime, ctime or inode changed since the last pass:
+the hashes are cached per tree in the state directory, written by non-dry runs only. An entry
+whose timestamps are too close to the scan that hashed it is stored "racy" and re-hashed next
+time (git's racy-clean rule), so a same-size edit in the same clock tick is never missed.
+
+A sync copies each drifted file atomically (``fsutil.atomic_write``: temp file, fsync,
+rename), with the source's mode; symlinks are recreated with a temp link and a rename; extra
+files are deleted only with ``prune: true``. Before each file is replaced, the copy is checked
+against what was observed (compare-and-swap per file) and the source's bytes against the hash
+that was compared: a concurrent edit makes the pass retry instead of losing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import StrictStr
+
+from reconciler import fsutil
+from reconciler.compare import FieldChange, Origin
+from reconciler.errors import ConcurrentChange, Problem, ReconcilerError, TargetError
+from reconciler.essence import Capability, Sealer
+from reconciler.mirrordiff import (
+    ALWAYS_SKIPPED,
+    Drift,
+    FileDiff,
+    FileState,
+    Selection,
+    binary_summary,
+    compare,
+    nested,
+    path_of,
+    unified_diff,
+)
+from reconciler.model import Kind, Mirror, OnDrift, server_name_problem
+from reconciler.model import Target as TargetSpec
+from reconciler.plan import Action, Change
+from reconciler.targets.base import Context, Observation, Write
+
+if TYPE_CHECKING:
+    from reconciler.desired import DesiredState, Located
+    from reconciler.engine import Divergences, Inspection, PassOptions
+    from reconciler.report import TargetReport
+
+KIND = Kind.MIRROR
+CAPABILITY = Capability(frozenset(), frozenset())  # a mirror carries files, not servers
+CACHE_DIR = "mirror-cache"
+CACHE_FORMAT = 1
+RACY_NS = 2_000_000_000  # timestamps this close to a scan are not trusted next time (FAT: 2 s)
+HASH_THREADS = 8
+CAS_ATTEMPTS = 5
+DIFF_FILES = 100  # unified diffs shown per target and pass; further files by size and hash
+HELD_ENTRY = "extra files"  # the entry of extra files a sync keeps (prune: false)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+StatKey = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+class MirrorCopySpec(TargetSpec):
+    """The target spec of one mirror copy, derived from ``mirrors:`` (never written by hand)."""
+
+    mirror: StrictStr
+    source: StrictStr
+    copy_path: StrictStr
+    include: tuple[StrictStr, ...] = ()
+    exclude: tuple[StrictStr, ...] = ()
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(self.include, self.exclude)
+
+
+# -- desired state -------------------------------------------------------------------------
+
+
+def target_name(mirror: str, copy: str, copies: int) -> str:
+    """DESIGN section 3: the mirror's name, or ``<mirror>:<copy path>`` with several copies."""
+    return mirror if copies == 1 else f"{mirror}:{copy}"
+
+
+def specs(mirrors: Mapping[str, Mirror]) -> dict[str, MirrorCopySpec]:
+    """One target spec per mirror copy, in declaration order."""
+    out: dict[str, MirrorCopySpec] = {}
+    for name, mirror in mirrors.items():
+        for copy in mirror.copies:
+            out[target_name(name, copy, len(mirror.copies))] = MirrorCopySpec(
+                kind=KIND,
+                path=copy,
+                servers=(),
+                on_drift=mirror.on_drift,
+                prune=mirror.prune,
+                mirror=name,
+                source=mirror.source,
+                copy_path=copy,
+                include=mirror.include,
+                exclude=mirror.exclude,
+            )
+    return out
+
+
+def check(
+    state: DesiredState, at: Callable[..., Located], home: Path | None = None
+) -> list[Problem]:
+    """Cross-checks of ``mirrors:`` that need the whole desired state (names, paths, globs)."""
+    problems: list[Problem] = []
+
+    def problem(where: Located, message: str, hint: str = "") -> None:
+        problems.append(Problem(where.file, where.line, where.column, message, hint))
+
+    for name, spec in state.targets.items():
+        if spec.kind is KIND:
+            problem(
+                at("targets", name, "kind"),
+                f"target '{name}': kind 'mirror' is not declared under targets",
+                "declare mirrored folders under `mirrors:` (source, copies); each copy becomes "
+                "a target of its own",
+            )
+    root = state.root.resolve().parent
+    seen_copies: dict[str, str] = {}
+    for name, mirror in state.mirrors.items():
+        why = server_name_problem(name)
+        if why is not None:
+            problem(at("mirrors", name), f"invalid mirror name '{name}': {why}")
+        for copy in mirror.copies:
+            tname = target_name(name, copy, len(mirror.copies))
+            if tname in state.targets:
+                problem(
+                    at("mirrors", name),
+                    f"mirror copy target '{tname}' has the name of a declared target",
+                    "rename the mirror or the target: target names must be unique",
+                )
+        source = _normal(root, mirror.source, home)
+        for index, copy in enumerate(mirror.copies):
+            where = at("mirrors", name, "copies", index)
+            path = _normal(root, copy, home)
+            if path == source:
+                problem(where, f"mirror '{name}': the copy is the source itself")
+            elif path.startswith(source + os.sep) or source.startswith(path + os.sep):
+                problem(
+                    where,
+                    f"mirror '{name}': the copy {copy} and the source {mirror.source} "
+                    "contain one another",
+                    "a mirror's copy must be a folder outside its source",
+                )
+            owner = seen_copies.get(path)
+            if owner is not None:
+                problem(where, f"the folder {copy} is a copy in mirrors '{owner}' and '{name}'")
+            seen_copies[path] = name
+        for key in ("include", "exclude"):
+            for index, pattern in enumerate(getattr(mirror, key)):
+                import re
+
+                from reconciler.mirrordiff import _compile
+
+                try:
+                    _compile(pattern)
+                except re.error as e:
+                    problem(at("mirrors", name, key, index), f"invalid glob {pattern!r}: {e}")
+                if not pattern.strip():
+                    problem(at("mirrors", name, key, index), "an empty glob selects nothing")
+    return problems
+
+
+def _normal(root: Path, text: str, home: Path | None) -> str:
+    if text == "~" or text.startswith("~/"):
+        base = home or Path.home()
+        return os.path.normpath(base / text[2:])
+    path = Path(text)
+    return os.path.normpath(path if path.is_absolute() else root / path)
+
+
+def locate(text: str, context: Context) -> Path:
+    """A mirror folder as written in desired state: ``~/``, absolute, or repository-relative."""
+    if text == "~" or text.startswith("~/"):
+        return context.home / text[2:]
+    path = Path(text)
+    return path if path.is_absolute() else context.root / path
+
+
+# -- hash cache ----------------------------------------------------------------------------
+
+
+class HashCache:
+    """Hashes of one tree's regular files by stat key, kept in the state directory.
+
+    The file is read by every pass and written only when ``writable`` (a non-dry run) and
+    something changed: a no-op pass rewrites nothing.
+    """
+
+    def __init__(self, state_dir: Path | None, root: Path, *, writable: bool) -> None:
+        self.root = root
+        self.writable = writable and state_dir is not None
+        self.path: Path | None = None
+        if state_dir is not None:
+            key = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
+            self.path = state_dir / CACHE_DIR / f"{key}.json"
+        self.entries: dict[str, list[Any]] = {}
+        self.synced: dict[str, str] = {}  # path -> the source token last put in this copy
+        self._loaded_entries: dict[str, list[Any]] = {}
+        self._loaded_synced: dict[str, str] = {}
+        self._load()
+
+    def _load(self) -> None:
+        if self.path is None:
+            return
+        try:
+            data = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return  # absent or unreadable: a cold pass, rebuilt by the next non-dry run
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            return
+        files, synced = data.get("files"), data.get("synced")
+        if isinstance(files, dict):
+            self.entries = {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 5}
+        if isinstance(synced, dict):
+            self.synced = {k: v for k, v in synced.items() if isinstance(v, str)}
+        self._loaded_entries = dict(self.entries)
+        self._loaded_synced = dict(self.synced)
+
+    def lookup(self, path: str, key: StatKey) -> str | None:
+        found = self.entries.get(path)
+        if found is not None and tuple(found[:4]) == key:
+            return str(found[4])
+        return None
+
+    def save(
+        self, tree: Mapping[str, FileState], keys: Mapping[str, StatKey], started: int
+    ) -> None:
+        """Keep the hashes of ``tree``; entries touched near ``started`` are stored racy."""
+        fresh: dict[str, list[Any]] = {}
+        for path, key in keys.items():
+            state = tree.get(path)
+            if state is None or state.is_link:
+                continue
+            size, mtime, ctime, ino = key
+            if max(mtime, ctime) >= started - RACY_NS:
+                size = -1  # never matches: hashed again by the next pass
+            fresh[path] = [size, mtime, ctime, ino, state.sha256]
+        self.entries = fresh
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.writable or self.path is None:
+            return
+        if self.entries == self._loaded_entries and self.synced == self._loaded_synced:
+            return
+        payload = {
+            "format": CACHE_FORMAT,
+            "root": str(self.root),
+            "files": self.entries,
+            "synced": self.synced,
+        }
+        fsutil.atomic_write(self.path, json.dumps(payload, separators=(",", ":")).encode())
+        self._loaded_entries = dict(self.entries)
+        self._loaded_synced = dict(self.synced)
+
+
+# -- scanning ------------------------------------------------------------------------------
+
+
+@dataclass
+class Scan:
+    """One tree as observed: its entries, the stat keys of its files, and what was skipped."""
+
+    root: Path
+    tree: dict[str, FileState] = field(default_factory=dict)
+    keys: dict[str, StatKey] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    exists: bool = True
+    hashed: int = 0  # files read and hashed by this scan (the rest came from the cache)
+    started: int = 0
+
+
+def _key(st: os.stat_result) -> StatKey:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def hash_file(path: str) -> tuple[str, StatKey, int]:
+    """SHA-256, stat key and mode of a regular file, opened without following a link."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path}: no longer a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    finally:
+        os.close(fd)
+    return digest, _key(st), stat.S_IMODE(st.st_mode)
+
+
+def scan(
+    root: Path,
+    selection: Selection,
+    cache: HashCache | None,
+    *,
+    missing_ok: bool,
+    now_ns: Callable[[], int] = time.time_ns,
+) -> Scan:
+    """Walk ``root`` (never following a symlink below it); hash what the cache cannot vouch for."""
+    result = Scan(root, started=now_ns())
+    try:
+        top = os.stat(root)
+    except FileNotFoundError:
+        if missing_ok:
+            result.exists = False
+            return result
+        raise TargetError(f"{root}: folder not found", recoverable=False) from None
+    except OSError as e:
+        raise TargetError(f"{root}: cannot read: {e.strerror}") from e
+    if not stat.S_ISDIR(top.st_mode):
+        raise TargetError(f"{root}: not a folder", recoverable=False)
+    filtered = bool(selection.include or selection.exclude)
+    pending: list[tuple[str, str, StatKey, int]] = []
+    stack: list[tuple[str, str]] = [("", str(root))]
+    while stack:
+        rel_dir, abs_dir = stack.pop()
+        try:
+            entries = list(os.scandir(abs_dir))
+        except OSError as e:
+            result.notes.append(f"{rel_dir or '.'}: cannot list: {e.strerror}; skipped")
+            continue
+        for entry in entries:
+            name = entry.name
+            if name in ALWAYS_SKIPPED:
+                continue  # folders, and a file named .git (a worktree's pointer) too
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            try:
+                if entry.is_symlink():
+                    if not filtered or selection.selects(rel):
+                        result.tree[rel] = FileState(link=os.readlink(entry.path))
+                elif entry.is_dir(follow_symlinks=False):
+                    if not selection.skips_folder(rel):
+                        stack.append((rel, entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    if filtered and not selection.selects(rel):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    key = _key(st)
+                    mode = stat.S_IMODE(st.st_mode)
+                    digest = cache.lookup(rel, key) if cache is not None else None
+                    if digest is None:
+                        pending.append((rel, entry.path, key, mode))
+                    else:
+                        result.tree[rel] = FileState(digest, key[0], mode)
+                        result.keys[rel] = key
+                elif not filtered or selection.selects(rel):
+                    result.notes.append(f"{rel}: not a file, folder or symlink; skipped")
+            except OSError as e:
+                if isinstance(e, FileNotFoundError):
+                    continue  # removed while walking: the next pass sees the new state
+                result.notes.append(f"{rel}: cannot read: {e.strerror or e}; skipped")
+    _hash_pending(result, pending)
+    return result
+
+
+def _hash_pending(result: Scan, pending: list[tuple[str, str, StatKey, int]]) -> None:
+    def one(item: tuple[str, str, StatKey, int]) -> tuple[str, tuple[str, StatKey, int] | str]:
+        rel, path, _, _ = item
+        try:
+            return rel, hash_file(path)
+        except FileNotFoundError:
+            return rel, ""
+        except OSError as e:
+            return rel, f"{rel}: cannot read: {e.strerror or e}; skipped"
+
+    if len(pending) > 64:
+        with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
+            done = list(pool.map(one, pending))
+    else:
+        done = [one(item) for item in pending]
+    for rel, outcome in done:
+        if isinstance(outcome, str):
+            if outcome:
+                result.notes.append(outcome)
+            continue
+        digest, key, mode = outcome
+        result.tree[rel] = FileState(digest, key[0], mode)
+        result.keys[rel] = key
+        result.hashed += 1
+
+
+# -- the target ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one observation saw: the source and the copy."""
+
+    source: Scan
+    copy: Scan
+
+    def diffs(self) -> list[FileDiff]:
+        return compare(self.source.tree, self.copy.tree)
+
+
+# Scans of a source shared by the copies of one mirror within one pass (keyed by Context).
+_SHARED: dict[int, dict[tuple[str, Selection], tuple[threading.Lock, list[Scan]]]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_slot(
+    context: Context, root: Path, selection: Selection
+) -> tuple[threading.Lock, list[Scan]]:
+    with _SHARED_LOCK:
+        memo = _SHARED.get(id(context))
+        if memo is None:
+            memo = _SHARED[id(context)] = {}
+            weakref.finalize(context, _SHARED.pop, id(context), None)
+        return memo.setdefault((str(root), selection), (threading.Lock(), []))
+
+
+class MirrorTarget:
+    """One copy of a mirror: observe both trees, sync files from the source into the copy."""
+
+    kind = KIND
+    capability = CAPABILITY
+
+    def __init__(self, name: str, spec: MirrorCopySpec, context: Context) -> None:
+        self.name = name
+        self.spec = spec
+        self.context = context
+        self.source_root = _real_dir(locate(spec.source, context))
+        self.copy_root = _real_dir(locate(spec.copy_path, context))
+        self.selection = spec.selection
+        self.writable = context.lock_dir is not None
+        self.state_dir = context.state_dir
+        self.copy_cache: HashCache | None = None
+
+    def describe(self) -> str:
+        return f"{self.spec.source} -> {self.spec.copy_path}"
+
+    def watch_paths(self) -> tuple[Path, ...]:
+        return (self.source_root, self.copy_root)
+
+    def close(self) -> None:
+        return None
+
+    # -- observe -----------------------------------------------------------------------
+
+    def scan_source(self) -> Scan:
+        """The source tree, scanned once per pass whatever the number of copies."""
+        lock, memo = _shared_slot(self.context, self.source_root, self.selection)
+        with lock:
+            if not memo:
+                cache = HashCache(self.state_dir, self.source_root, writable=self.writable)
+                found = scan(self.source_root, self.selection, cache, missing_ok=False)
+                cache.save(found.tree, found.keys, found.started)
+                memo.append(found)
+            return memo[0]
+
+    def scan_copy(self) -> Scan:
+        self.copy_cache = HashCache(self.state_dir, self.copy_root, writable=self.writable)
+        found = scan(self.copy_root, self.selection, self.copy_cache, missing_ok=True)
+        self.copy_cache.save(found.tree, found.keys, found.started)
+        return found
+
+    def observe(self) -> Observation:
+        source = self.scan_source()
+        copy = self.scan_copy()
+        notes = tuple(f"source: {n}" for n in source.notes) + tuple(
+            f"copy: {n}" for n in copy.notes
+        )
+        # Entries stay empty for the generic consumers (audit, import): a mirror's files
+        # are not server entries. Its own planning reads the snapshot.
+        return Observation({}, Snapshot(source, copy), notes=notes)
+
+    # -- apply -------------------------------------------------------------------------
+
+    def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
+        """Carry out per-file writes: ``entry`` is a file's pointer; no essence means delete."""
+        snapshot: Snapshot = observation.snapshot
+        with fsutil.locked(self.context.lock_dir, self.copy_root):
+            deletes = [w for w in writes if w.essence is None]
+            for write in sorted(deletes, key=lambda w: w.entry.count("/"), reverse=True):
+                self._delete(snapshot, path_of(write.entry))
+            for write in writes:
+                if write.essence is not None:
+                    self._copy(snapshot, path_of(write.entry))
+
+    def _check_copy(self, snapshot: Snapshot, rel: str) -> None:
+        """Compare-and-swap: the copy's entry is still what was observed (or still absent)."""
+        seen = snapshot.copy.tree.get(rel)
+        path = os.path.join(self.copy_root, rel)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            if seen is None:
+                return
+            raise ConcurrentChange(
+                f"{path}: removed since it was read; the pass is retried"
+            ) from None
+        except NotADirectoryError:
+            if seen is None:
+                return
+            raise
+        if seen is None:
+            if stat.S_ISDIR(st.st_mode):
+                return  # a folder in the way: handled by the caller
+            raise ConcurrentChange(f"{path}: created since it was read; the pass is retried")
+        if stat.S_ISLNK(st.st_mode):
+            if seen.link == os.readlink(path):
+                return
+        elif stat.S_ISREG(st.st_mode) and not seen.is_link:
+            if _key(st) == snapshot.copy.keys.get(rel):
+                return
+            digest, _, mode = hash_file(path)
+            if digest == seen.sha256 and mode == seen.mode:
+                return
+        raise ConcurrentChange(f"{path}: changed since it was read; the pass is retried")
+
+    def _inside(self, rel: str, *, make: bool) -> Path:
+        """The copy's path for ``rel``, its folders real folders (never links) inside the copy."""
+        folder = self.copy_root
+        parts = rel.split("/")
+        for part in parts[:-1]:
+            folder = folder / part
+            try:
+                st = os.lstat(folder)
+            except FileNotFoundError:
+                if not make:
+                    return self.copy_root.joinpath(*parts)
+                try:
+                    os.mkdir(folder, 0o755)
+                except OSError as e:
+                    raise TargetError(f"{folder}: cannot create: {e.strerror}") from e
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                what = "a symlink" if stat.S_ISLNK(st.st_mode) else "a file"
+                hint = " (not followed)" if stat.S_ISLNK(st.st_mode) else ""
+                raise TargetError(
+                    f"{folder}: is {what} in the copy{hint} where the source has a folder; "
+                    "delete it or set prune: true",
+                    recoverable=False,
+                )
+        return folder / parts[-1]
+
+    def _copy(self, snapshot: Snapshot, rel: str) -> None:
+        want = snapshot.source.tree[rel]
+        self._check_copy(snapshot, rel)
+        dest = self._inside(rel, make=True)
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            try:
+                os.rmdir(dest)  # an empty folder where the source has a file
+            except OSError as e:
+                raise TargetError(
+                    f"{dest}: is a folder in the copy where the source has a file; "
+                    "delete it or set prune: true",
+                    recoverable=False,
+                ) from e
+        if want.link is not None:
+            _replace_with_link(dest, want.link)
+            return
+        source_path = os.path.join(self.source_root, rel)
+        data, mode = _read_verified(source_path, want)
+        current = snapshot.copy.tree.get(rel)
+        if current is not None and not current.is_link and current.same_content(want):
+            try:
+                os.chmod(dest, mode)  # a mode change only: the content stays
+            except OSError as e:
+                raise TargetError(f"{dest}: cannot change mode: {e.strerror}") from e
+            return
+        fsutil.atomic_write(dest, data, mode=mode, follow_symlinks=False)
+
+    def _delete(self, snapshot: Snapshot, rel: str) -> None:
+        self._check_copy(snapshot, rel)
+        dest = self._inside(rel, make=False)
+        try:
+            os.unlink(dest)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise TargetError(f"{dest}: cannot delete: {e.strerror}") from e
+        # Folders emptied by the prune go too, unless the source has them.
+        folder = dest.parent
+        while folder != self.copy_root and self.copy_root in folder.parents:
+            relative = folder.relative_to(self.copy_root)
+            if (self.source_root / relative).is_dir():
+                break
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = folder.parent
+
+    def remember_in_parity(self, snapshot: Snapshot, diffs: Sequence[FileDiff]) -> None:
+        """Files found identical become the last-synced state (non-dry runs only)."""
+        if self.copy_cache is None or not self.writable:
+            return
+        drifted = {d.path for d in diffs}
+        synced = self.copy_cache.synced
+        for rel, state in snapshot.source.tree.items():
+            if rel not in drifted:
+                synced[rel] = token(state)
+        for rel in list(synced):
+            if rel not in snapshot.source.tree and rel not in snapshot.copy.tree:
+                del synced[rel]
+        self.copy_cache.flush()
+
+
+def _real_dir(path: Path) -> Path:
+    """A mirror's root as configured; the root itself may be a link, nothing below it is."""
+    try:
+        return Path(os.path.realpath(path))
+    except OSError:
+        return path
+
+
+def _read_verified(path: str, want: FileState) -> tuple[bytes, int]:
+    """The source file's bytes, refused if they are not the ones that were compared."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError as e:
+        raise ConcurrentChange(f"{path}: source changed since it was read ({e.strerror})") from e
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        data = handle.read()
+    if not stat.S_ISREG(st.st_mode) or hashlib.sha256(data).hexdigest() != want.sha256:
+        raise ConcurrentChange(f"{path}: source changed since it was read; the pass is retried")
+    return data, stat.S_IMODE(st.st_mode)
+
+
+def _replace_with_link(dest: Path, target: str) -> None:
+    """Make ``dest`` a symlink to ``target`` atomically: a temp link renamed over it."""
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{threading.get_ident()}.link"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, dest)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise TargetError(f"{dest}: cannot create symlink: {e.strerror}") from e
+
+
+def token(state: FileState) -> str:
+    """A file's identity for last-synced records: content and mode, or link target."""
+    if state.link is not None:
+        return f"link:{state.link}"
+    return f"{state.sha256}:{state.mode:o}"
+
+
+# -- planning ------------------------------------------------------------------------------
+
+
+def file_origin(diff: FileDiff, synced: Mapping[str, str]) -> Origin:
+    """Who moved, per file: the source (desired), the copy (live), both, or never synced."""
+    last = synced.get(diff.path)
+    if last is None:
+        return Origin.NEW
+    source = token(diff.source) if diff.source is not None else None
+    copy = token(diff.copy) if diff.copy is not None else None
+    if copy == last:
+        return Origin.DESIRED
+    if source == last:
+        return Origin.LIVE
+    return Origin.CONFLICT
+
+
+def overall_origin(origins: Iterable[Origin]) -> Origin:
+    found = set(origins)
+    if len(found) == 1:
+        return found.pop()
+    for origin in (Origin.CONFLICT, Origin.LIVE, Origin.DESIRED):
+        if origin in found:
+            return origin
+    return Origin.NEW
+
+
+def field_change(diff: FileDiff) -> FieldChange:
+    """One file's drift as the report shows it: the copy's state -> the source's."""
+    return FieldChange(
+        diff.pointer,
+        diff.copy.describe() if diff.copy is not None else None,
+        diff.source.describe() if diff.source is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One mirror target's drift, matched against divergence records."""
+
+    diffs: tuple[FileDiff, ...]  # every difference
+    open: tuple[FileDiff, ...]  # not covered by a record
+    change: Change | None  # the open drift as one change (what `allow` and reports use)
+    matched: Any  # divergence.Match
+    origins: Mapping[str, Origin]
+    live: Mapping[str, Any]  # entry -> nested live tree (what records fingerprint)
+
+
+def plan(
+    name: str,
+    spec: MirrorCopySpec,
+    snapshot: Snapshot,
+    synced: Mapping[str, str],
+    seal: Sealer,
+    found: Divergences,
+    *,
+    rejected: bool = False,
+) -> Planned:
+    from reconciler import divergence
+
+    diffs = tuple(snapshot.diffs())
+    origins = {d.pointer: file_origin(d, synced) for d in diffs}
+    on_drift = spec.on_drift
+    if rejected and on_drift is OnDrift.RECORD:
+        on_drift = OnDrift.SYNC  # a rejected record: sync once instead of recording again
+    change = None
+    if diffs:
+        action = Action.RECORD if on_drift is OnDrift.RECORD else Action.COPY
+        change = Change(
+            spec.mirror,
+            spec.mirror,
+            action,
+            overall_origin(origins.values()),
+            tuple(field_change(d) for d in diffs),
+            apply=on_drift is not OnDrift.REPORT,
+            required=not spec.optional,
+        )
+    mine = [r for r in found.records if r.target == name]
+    live: dict[str, Any] = {}
+    if mine or on_drift is OnDrift.RECORD:
+        live[spec.mirror] = nested(snapshot.copy.tree)
+    matched = divergence.match(
+        name,
+        [change] if change is not None else [],
+        live,
+        mine,
+        seal,
+        found.today,
+        on_drift=on_drift,
+        in_scope=(spec.mirror,),
+        shown=found.shown,
+    )
+    remaining = next(iter(matched.changes), None)
+    open_paths = set(remaining.paths) if remaining is not None else set()
+    still = tuple(d for d in diffs if d.pointer in open_paths)
+    return Planned(diffs, still, remaining, matched, origins, live)
+
+
+def _draft(
+    name: str, spec: MirrorCopySpec, planned: Planned, seal: Sealer, found: Divergences
+) -> Any:
+    from reconciler import divergence
+
+    change = planned.change
+    assert change is not None
+    paths = tuple(change.paths)
+    previous = next(
+        (
+            r.id
+            for r in found.records
+            if r.target == name
+            and planned.matched.states.get(r.id) is divergence.State.CHANGED
+            and set(r.paths) == set(paths)
+        ),
+        None,
+    )
+    return divergence.Draft(
+        name,
+        spec.mirror,
+        spec.mirror,
+        paths,
+        divergence.fingerprint(planned.live.get(spec.mirror), paths, seal),
+        change.origin.value,
+        previous,
+    )
+
+
+# -- details for people --------------------------------------------------------------------
+
+
+def details(
+    target: MirrorTarget,
+    snapshot: Snapshot,
+    diffs: Sequence[FileDiff],
+    origins: Mapping[str, Origin],
+) -> dict[str, tuple[str, ...]]:
+    """Per pointer: what differs, and a unified diff for text (size and hash for binary)."""
+    from reconciler.mirrordiff import DIFF_MAX_BYTES
+
+    out: dict[str, tuple[str, ...]] = {}
+    shown = 0
+    for diff in diffs:
+        origin = origins.get(diff.pointer, Origin.NEW).value
+        lines = [f"{diff.summary()} (origin {origin})"]
+        if (
+            diff.drift is Drift.CHANGED
+            and diff.source is not None
+            and diff.copy is not None
+            and not diff.source.is_link
+            and not diff.copy.is_link
+        ):
+            text = None
+            if (
+                shown < DIFF_FILES
+                and diff.source.size <= DIFF_MAX_BYTES
+                and diff.copy.size <= DIFF_MAX_BYTES
+            ):
+                live = _read_plain(target.copy_root, diff.path)
+                desired = _read_plain(target.source_root, diff.path)
+                if live is not None and desired is not None:
+                    text = unified_diff(diff.path, live, desired)
+                    shown += text is not None
+            if text is None:
+                lines.append(binary_summary(diff))
+            else:
+                lines += text
+        out[diff.pointer] = tuple(lines)
+    return out
+
+
+def _read_plain(root: Path, rel: str) -> bytes | None:
+    try:
+        fd = os.open(os.path.join(root, rel), os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(1 << 21)
+
+
+# -- one pass ------------------------------------------------------------------------------
+
+
+def reconcile(
+    name: str,
+    target: MirrorTarget,
+    seal: Sealer,
+    options: PassOptions,
+    found: Divergences,
+) -> TargetReport:
+    """Observe, compare, match records, sync (per ``on_drift``), verify, and report."""
+    from reconciler.report import Phase, TargetReport
+
+    spec = target.spec
+    base = TargetReport(name, KIND.value, target.describe(), spec.optional)
+    phase = Phase.OBSERVE
+    try:
+        for _attempt in range(CAS_ATTEMPTS):
+            phase = Phase.OBSERVE
+            observation = target.observe()
+            snapshot: Snapshot = observation.snapshot
+            phase = Phase.PLAN
+            synced = target.copy_cache.synced if target.copy_cache is not None else {}
+            rejected = spec.mirror in found.rejected.get(name, {})
+            planned = plan(name, spec, snapshot, synced, seal, found, rejected=rejected)
+            report = _report(base, target, snapshot, planned, observation.notes)
+            change = planned.change
+            if options.dry_run or change is None or not change.apply:
+                if not options.dry_run:
+                    target.remember_in_parity(snapshot, planned.diffs)
+                return report
+            if change.action is Action.RECORD:
+                found.drafts[name] = (_draft(name, spec, planned, seal, found),)
+                target.remember_in_parity(snapshot, planned.diffs)
+                return report
+            phase = Phase.APPLY
+            copying = [d for d in planned.open if d.drift is not Drift.EXTRA]
+            extras = [d for d in planned.open if d.drift is Drift.EXTRA]
+            writes = [
+                Write(d.pointer, d.source.essence(), Action.COPY) for d in copying if d.source
+            ]
+            if spec.prune:
+                writes += [Write(d.pointer, None, Action.DELETE) for d in extras]
+            try:
+                target.apply(observation, writes)
+            except ConcurrentChange:
+                continue
+            phase = Phase.VERIFY
+            after = target.observe().snapshot
+            wrong = [
+                w.entry for w in writes if not _holds(after, path_of(w.entry), w.essence is None)
+            ]
+            if wrong:
+                raise TargetError(f"{', '.join(wrong[:5])}: does not read back as copied")
+            target.remember_in_parity(after, after.diffs())
+            return _applied(report, change, spec, extras, planned)
+        raise ConcurrentChange(f"kept changing during {CAS_ATTEMPTS} attempts; try again")
+    except ReconcilerError as e:
+        recoverable = e.recoverable if isinstance(e, TargetError) else False
+        return replace(base, error=str(e), phase=phase, recoverable=recoverable)
+
+
+def _holds(after: Snapshot, rel: str, deleted: bool) -> bool:
+    have = after.copy.tree.get(rel)
+    if deleted:
+        return have is None
+    want = after.source.tree.get(rel)
+    return (
+        want is not None
+        and have is not None
+        and want.same_content(have)
+        and (want.is_link or want.mode == have.mode)
+    )
+
+
+def _report(
+    base: TargetReport,
+    target: MirrorTarget,
+    snapshot: Snapshot,
+    planned: Planned,
+    notes: tuple[str, ...],
+) -> TargetReport:
+    change = planned.change
+    shown = details(target, snapshot, planned.open, planned.origins)
+    extra_notes = tuple(planned.matched.notes) + notes
+    return replace(
+        base,
+        changes=(change,) if change is not None else (),
+        in_sync=() if planned.diffs else (target.spec.mirror,),
+        allowed=tuple(planned.matched.allowed),
+        notes=base.notes + extra_notes,
+        details=shown,
+    )
+
+
+def _applied(
+    report: TargetReport,
+    change: Change,
+    spec: MirrorCopySpec,
+    extras: Sequence[FileDiff],
+    planned: Planned,
+) -> TargetReport:
+    """The report after a sync: what was copied, and the extra files kept without prune."""
+    if spec.prune or not extras:
+        return replace(report, applied=frozenset({change.entry}))
+    kept = {d.pointer for d in extras}
+    done = tuple(f for f in change.fields if f.path not in kept)
+    held = Change(
+        spec.mirror,
+        HELD_ENTRY,
+        Action.DELETE,
+        overall_origin(planned.origins[p] for p in kept),
+        tuple(f for f in change.fields if f.path in kept),
+        apply=False,
+        required=change.required,
+    )
+    changes: tuple[Change, ...] = (held,)
+    if done:
+        changes = (replace(change, fields=done), held)
+    return replace(
+        report,
+        changes=changes,
+        applied=frozenset({change.entry}) if done else frozenset(),
+        held={HELD_ENTRY: "prune is off; set prune: true to delete extra files"},
+    )
+
+
+def inspect(
+    name: str,
+    target: MirrorTarget,
+    state: DesiredState,
+    seal: Sealer,
+    found: Divergences,
+) -> Inspection:
+    """``Engine.inspect`` for a mirror target: the dry-run plan ``allow`` records from."""
+    from reconciler.engine import Inspection
+    from reconciler.report import TargetReport
+
+    spec = target.spec
+    observation = target.observe()
+    snapshot: Snapshot = observation.snapshot
+    synced = target.copy_cache.synced if target.copy_cache is not None else {}
+    planned = plan(name, spec, snapshot, synced, seal, found)
+    base = TargetReport(name, KIND.value, target.describe(), spec.optional)
+    report = _report(base, target, snapshot, planned, observation.notes)
+    live = dict(planned.live) or {spec.mirror: nested(snapshot.copy.tree)}
+    return Inspection(state, report, observation, live, seal, planned.matched, found)
+
+
+def build(name: str, spec: TargetSpec, context: Context) -> MirrorTarget:
+    if not isinstance(spec, MirrorCopySpec):
+        raise ReconcilerError(
+            f"target '{name}': kind 'mirror' is declared under mirrors:, not under targets:"
+        )
+    return MirrorTarget(name, spec, context)

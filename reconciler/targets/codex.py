@@ -162,13 +162,17 @@ class Codex(FileTarget):
     def to_native(self, essence: Essence, existing: Any) -> Any:
         import tomlkit
 
-        table = existing if isinstance(existing, MutableMapping) else tomlkit.table()
-        fields = _native_fields(essence, existing if isinstance(existing, Mapping) else {})
+        new = not isinstance(existing, MutableMapping)
+        table = tomlkit.table() if new else existing
+        fields = _native_fields(essence, {} if new else existing)
         for name in MANAGED:
             if name not in fields and name in table:
                 del table[name]
         for name, value in fields.items():
             _assign(table, name, value)
+        if new:  # a blank line after the new table (or its last sub-table), as Codex writes
+            last = table[next(reversed(list(table)))] if table else None
+            (last if isinstance(last, tomlkit.items.Table) else table).add(tomlkit.nl())
         return table
 
 
@@ -222,7 +226,7 @@ def _env_vars(names: list[str], existing: Any) -> list[Any]:
         for item in existing:
             name = item.get("name") if isinstance(item, Mapping) else item
             if name in names and name not in [_name(k) for k in kept]:
-                kept.append(_plain(item))
+                kept.append(item)  # the item itself: an inline table keeps its spacing
     have = {_name(k) for k in kept}
     return kept + [n for n in names if n not in have]
 
@@ -245,6 +249,12 @@ def _assign(table: MutableMapping[str, Any], name: str, value: Any) -> None:
             if _plain(current.get(key)) != item:
                 current[key] = item
         return
+    if isinstance(value, list) and isinstance(current, list):
+        have = _plain(current)
+        if value[: len(have)] == have:  # only appended to: keep the items as written
+            for item in value[len(have) :]:
+                current.append(item)
+            return
     if isinstance(value, dict):
         inline = isinstance(table, tomlkit.items.InlineTable) or name != "env"
         container: Any = tomlkit.inline_table() if inline else tomlkit.table()

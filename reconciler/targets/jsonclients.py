@@ -138,11 +138,20 @@ class JsonFileTarget(FileTarget):
         essence = references.convert(essence, self.syntax.to_native)
         written = self.written_fields(essence)
         written.update(self.switch_fields(essence.get("enabled", True), native))
-        for name in self.managed_fields:
-            if name not in written:
-                native.pop(name, None)
-        native.update(written)  # existing keys keep their place; new ones go last
-        return native
+        # Existing keys keep their place; a new managed key takes the place of the first one
+        # dropped (``httpUrl`` becoming ``url``), or goes last. Other keys stay as they are.
+        new_keys = {k: v for k, v in written.items() if k not in native}
+        result: dict[str, Any] = {}
+        for key, value in native.items():
+            if key in written:
+                result[key] = written[key]
+            elif key not in self.managed_fields:
+                result[key] = value
+            elif new_keys:
+                result.update(new_keys)
+                new_keys = {}
+        result.update(new_keys)
+        return result
 
     def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
         """The native fields of the enabled switch, for kinds that have one."""

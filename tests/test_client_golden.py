@@ -1,0 +1,111 @@
+"""Each client dialect on real files, one folder per case in ``data/clients/<kind>/<case>/``.
+
+A case holds the file as the client left it (``before.*``, absent for a file that does not
+exist yet), the essences observing it must give (``essences.json``), the writes to apply
+(``writes.json``: entry -> essence, ``null`` to remove), and the file as it must be written
+(``after.*``), byte for byte, or the error that must refuse the write (``error.txt``).
+``target.json`` adds target options (scope, project). The cases carry foreign keys, comments
+where the format has them, and fields only the client uses inside entries: all must survive.
+
+``UPDATE_GOLDEN=1 pytest tests/test_client_golden.py`` rewrites the ``after.*`` files; review
+the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import targets
+from reconciler.errors import TargetError
+from reconciler.model import Kind
+from reconciler.model import Target as TargetSpec
+from reconciler.plan import Action
+from reconciler.targets import Context, Write
+
+CASES = Path(__file__).parent / "data" / "clients"
+ALL = sorted(p for p in CASES.glob("*/*") if p.is_dir())
+CLIENT_KINDS = (
+    Kind.CLAUDE_DESKTOP,
+    Kind.CLAUDE_CODE,
+    Kind.CURSOR,
+    Kind.VSCODE,
+    Kind.WINDSURF,
+    Kind.CODEX,
+    Kind.GEMINI,
+    Kind.OPENCODE,
+)
+
+
+def _one(case: Path, stem: str) -> Path | None:
+    found = sorted(case.glob(f"{stem}.*"))
+    return found[0] if found else None
+
+
+def _load(case: Path, name: str, default: Any) -> Any:
+    path = case / name
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def build(case: Path, tmp_path: Path) -> tuple[Any, Path]:
+    kind = Kind(case.parent.name)
+    before = _one(case, "before")
+    after = _one(case, "after")
+    suffix = (before or after or Path("x.toml" if kind is Kind.CODEX else "x.json")).suffix
+    path = tmp_path / f"config{suffix}"
+    if before is not None:
+        shutil.copyfile(before, path)
+    options = _load(case, "target.json", {})
+    spec = TargetSpec(kind=kind, path=str(path), **options)
+    home = tmp_path / "home"
+    context = Context(home=home, platform="linux", root=tmp_path, lock_dir=tmp_path / "locks")
+    return targets.build("t", spec, context), path
+
+
+@pytest.mark.parametrize("case", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_observe_then_write(case: Path, tmp_path: Path) -> None:
+    target, path = build(case, tmp_path)
+
+    observation = target.observe()
+    assert dict(observation.entries) == _load(case, "essences.json", {})
+
+    writes = [
+        Write(entry, essence, Action.DELETE if essence is None else Action.UPDATE)
+        for entry, essence in _load(case, "writes.json", {}).items()
+    ]
+    error = case / "error.txt"
+    if error.exists():
+        before = path.read_bytes()
+        with pytest.raises(TargetError) as raised:
+            target.apply(observation, writes)
+        assert error.read_text().strip() in str(raised.value)
+        assert path.read_bytes() == before, "a refused write leaves the file as it was"
+        return
+    target.apply(observation, writes)
+
+    expected = _one(case, "after")
+    if os.environ.get("UPDATE_GOLDEN"):
+        expected = expected or case / f"after{path.suffix}"
+        expected.write_bytes(path.read_bytes())
+    assert expected is not None, f"{case}: needs after.* or error.txt"
+    assert path.read_text() == expected.read_text()
+
+    # What was written reads back as exactly what was asked, and nothing else moved.
+    again = target.observe().entries
+    wanted = {w.entry: w.essence for w in writes}
+    for entry, essence in observation.entries.items():
+        if entry not in wanted:
+            assert again[entry] == essence, f"unmanaged entry {entry} changed"
+    for entry, essence in wanted.items():
+        assert again.get(entry) == essence
+
+
+def test_every_client_kind_has_cases() -> None:
+    kinds = {p.parent.name for p in ALL}
+    clients = {k.value for k in CLIENT_KINDS}
+    assert clients <= kinds, f"kinds without golden cases: {sorted(clients - kinds)}"

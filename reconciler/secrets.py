@@ -52,6 +52,7 @@ from reconciler.essence import (
     display,
     fingerprint_with,
     is_sealed_value,
+    normalize_url,
 )
 from reconciler.model import Kind, Resolver, Server
 from reconciler.model import Target as TargetSpec
@@ -466,7 +467,10 @@ def render_essence(
             resolved_secret = resolved_secret or ref.is_secret
             return result
 
-        _set(out, pointer, substitute(value, refs, value_of))
+        text = substitute(value, refs, value_of)
+        if field == "url" and text != value:
+            text = normalize_url(text)  # a resolved host compares as the live one does
+        _set(out, pointer, text)
         if resolved_secret:
             sensitive = True
             paths.add(pointer)
@@ -736,8 +740,7 @@ def check_desired(
                 at("targets", name, "secrets"),
                 f"target '{name}': kind {spec.kind.value} cannot reference environment "
                 "variables, so 'secrets: reference' is impossible",
-                "remove the option: values are resolved at apply time and written with "
-                "mode 0600",
+                "remove the option: values are resolved at apply time and written with mode 0600",
             )
         for field in ("token", "url"):
             value = getattr(spec, field)
@@ -932,18 +935,30 @@ _FILTER = RedactingFilter(REDACTOR)
 
 
 def install_logging(*loggers: logging.Logger) -> None:
-    """Attach the redacting filter to every handler of the root logger and of ``loggers``.
+    """Make every log record pass the redactor, whatever logger or handler it goes through.
 
-    Idempotent. Code that adds a handler later (a log file, say) calls it again, or adds
-    ``secrets.log_filter()`` to that handler itself.
+    Records are scrubbed when they are created (a record factory), which covers handlers
+    added later (a daemon's log file); the filter is also put on the handlers of the root
+    logger and of ``loggers``. Idempotent.
     """
+    global _factory_installed
+    if not _factory_installed:
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _FILTER.filter(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True
     for logger in (logging.getLogger(), logging.getLogger("reconciler"), *loggers):
         for handler in logger.handlers:
             if _FILTER not in handler.filters:
                 handler.addFilter(_FILTER)
-    reconciler_logger = logging.getLogger("reconciler")
-    if _FILTER not in reconciler_logger.filters:
-        reconciler_logger.addFilter(_FILTER)
+
+
+_factory_installed = False
 
 
 def log_filter() -> logging.Filter:

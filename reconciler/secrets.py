@@ -355,11 +355,16 @@ class RenderedSecrets:
     notes: tuple[str, ...] = ()
 
 
+def _can_reference(kind: Kind) -> bool:
+    capability = CAPABILITIES.get(kind)  # kinds without server entries (mirrors) have none
+    return capability is not None and capability.env_references
+
+
 def reference_mode(kind: Kind, option: str | None) -> bool:
     """True when ``${env:NAME}`` stays a reference on this target (``secrets:`` option)."""
     if option == "resolve":
         return False
-    return CAPABILITIES[kind].env_references
+    return _can_reference(kind)
 
 
 def referable(kind: Kind, field: str, key: str | None, value: str) -> bool:
@@ -370,7 +375,7 @@ def referable(kind: Kind, field: str, key: str | None, value: str) -> bool:
     variable), ``bearer_token_env_var`` (``Authorization: Bearer ${env:V}``) and
     ``env_http_headers`` (a header that is exactly ``${env:V}``).
     """
-    if not CAPABILITIES[kind].env_references:
+    if not _can_reference(kind):
         return False
     if kind is not Kind.CODEX:
         return True
@@ -735,7 +740,7 @@ def check_desired(
             )
 
     for name, spec in targets.items():
-        if spec.secrets == "reference" and not CAPABILITIES[spec.kind].env_references:
+        if spec.secrets == "reference" and not _can_reference(spec.kind):
             problem(
                 at("targets", name, "secrets"),
                 f"target '{name}': kind {spec.kind.value} cannot reference environment "

@@ -476,3 +476,45 @@ def test_pre_commit_hook_runs_validate() -> None:
     assert hook["entry"] == "reconcile validate"
     assert hook["pass_filenames"] is False
     assert os.path.basename(hook["language"]) == "python"
+
+
+def test_rotation_makes_mcpjungle_drift_without_showing_either_value(
+    workspace: Workspace,
+) -> None:
+    pytest.importorskip("reconciler.targets.mcpjungle", reason="no mcpjungle target yet")
+    from tests.fakes.mcpjungle import FakeMCPJungle
+
+    first, second = "ghp_" + _alnum(36), "ghp_" + _alnum(36)
+    workspace.write(
+        "servers.yaml",
+        """
+        servers:
+          api:
+            command: uvx
+            args: [api-server]
+            env: {API_TOKEN: "${env:CANARY_TOKEN}"}
+        """,
+    )
+    with FakeMCPJungle({"api": ["query"]}) as fake:
+        workspace.write(
+            "targets.yaml",
+            f"""
+            targets:
+              jungle:
+                kind: mcpjungle
+                url: {fake.url}
+            """,
+        )
+        applied = workspace.run(env={"CANARY_TOKEN": first})
+        assert applied.exit_code == 0, applied.stdout + applied.stderr
+        assert fake.servers["api"].env == {"API_TOKEN": first}  # resolved at apply time
+        same = workspace.run("--dry-run", env={"CANARY_TOKEN": first})
+        assert same.exit_code == 0, same.stdout
+        rotated = workspace.run("--dry-run", env={"CANARY_TOKEN": second})
+        assert rotated.exit_code == 1, rotated.stdout + rotated.stderr
+        assert "/env/API_TOKEN" in rotated.stdout and "‹secret:" in rotated.stdout
+    outputs = applied.stdout + applied.stderr + rotated.stdout + rotated.stderr
+    assert first not in outputs and second not in outputs
+    state = workspace.state_dir
+    for path in (p for p in state.rglob("*") if p.is_file() and p.name != "fingerprint.key"):
+        assert first not in path.read_text("utf-8", "replace")

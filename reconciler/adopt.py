@@ -258,13 +258,13 @@ def guess_indent(text: str) -> tuple[int, int, int]:
     for before, line in itertools.pairwise(lines):
         outer = len(before) - len(before.lstrip())
         inner = len(line) - len(line.lstrip())
-        if not before.rstrip().endswith(":") or inner <= outer:
+        if not before.rstrip().endswith(":") or inner < outer:
             continue
         if line.lstrip().startswith("- "):
             if offset is None:
                 offset = inner - outer
                 sequence = offset + 2
-        elif mapping is None:
+        elif mapping is None and inner > outer:
             mapping = inner - outer
     mapping = mapping or 2
     if offset is None:
@@ -334,24 +334,81 @@ def update_server_node(node: Any, fields: Mapping[str, Any], managed: frozenset[
             continue
         have = node.get(key)
         if key == "args":
-            if have is not None and [str(a) for a in have] == list(want):
-                continue
-            flow = not isinstance(have, CommentedSeq) or have.fa.flow_style()
-            seq = CommentedSeq(list(want))
-            if flow:
-                seq.fa.set_flow_style()
-            _set_key(node, key, seq)
+            if isinstance(have, CommentedSeq):
+                # In place: unchanged items keep their quoting and comments.
+                for index, value in enumerate(want):
+                    if index >= len(have):
+                        have.append(value)
+                    elif str(have[index]) != value:
+                        have[index] = value
+                del have[len(want) :]
+            else:
+                _set_key(node, key, _flow_list(want))
         elif isinstance(want, dict):
             if isinstance(have, CommentedMap):
                 for name in [k for k in have if k not in want]:
                     del have[name]
                 for name, value in want.items():
-                    if have.get(name) != value:
+                    if name not in have:
+                        append_key(have, name, value)
+                    elif have.get(name) != value:
                         have[name] = value
             else:
                 _set_key(node, key, _block_map(want))
         elif have != want:
             _set_key(node, key, want)
+
+
+def append_key(mapping: Any, key: str, value: Any) -> None:
+    """Add ``key`` at the end of ``mapping``, before the blank lines and comments that
+    followed its old last entry (ruamel attaches those to the deepest last node)."""
+    import copy
+
+    token = _trailing_comment(mapping)
+    mapping[key] = value
+    if token is None:
+        return
+    first, _, rest = token.value.partition("\n")
+    if not rest.strip("\n "):
+        return
+    token.value = first + "\n"
+    moved = copy.copy(token)
+    moved.value = "\n" + rest
+    target, last = _deepest_last(mapping)
+    target.ca.items[last] = [None, None, moved, None]
+
+
+def _deepest_last(node: Any) -> tuple[Any, Any]:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    while True:
+        if isinstance(node, CommentedMap) and len(node):
+            last: Any = list(node)[-1]
+        elif isinstance(node, CommentedSeq) and len(node) and not node.fa.flow_style():
+            last = len(node) - 1
+        else:
+            return node, None
+        child = node[last]
+        if isinstance(child, (CommentedMap, CommentedSeq)) and len(child):
+            if isinstance(child, CommentedSeq) and child.fa.flow_style():
+                return node, last
+            node = child
+            continue
+        return node, last
+
+
+def _trailing_comment(node: Any) -> Any:
+    parent, last = _deepest_last(node)
+    if last is None or not hasattr(parent, "ca"):
+        return None
+    entry = parent.ca.items.get(last)
+    if not entry:
+        return None
+    for index in (2, 0):
+        token = entry[index] if len(entry) > index else None
+        if token is not None and hasattr(token, "value") and isinstance(token.value, str):
+            return token
+    return None
 
 
 def _set_key(node: Any, key: str, value: Any) -> None:
@@ -555,7 +612,7 @@ def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
         if fresh:
             servers = _section(doc(servers_path), "servers")
             for name in fresh:
-                servers[name] = new_server_node(definitions[name])
+                append_key(servers, name, new_server_node(definitions[name]))
         placed = list(state.placements(target)) if declared_target else []
         to_place = [n for n in names if n not in placed]
         if to_place:
@@ -572,7 +629,7 @@ def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
                 node = CommentedMap()
                 node["kind"] = spec.kind.value
                 node["servers"] = _flow_list(to_place)
-                targets_node[target] = node
+                append_key(targets_node, target, node)
         changed = _write_validated(engine, list(documents.values()))
         body = f"Bootstrapped from what {target} holds: {', '.join(names)}."
         if moved:

@@ -145,9 +145,7 @@ def test_further_edit_rerecords_the_same_record_file(repo: Workspace) -> None:
     first = (repo.root / RECORD_FILE).read_text()
     edit_time(repo, "Asia/Tokyo")
     assert repo.run().exit_code == 0
-    assert sorted(p.name for p in (repo.desired / "divergences").iterdir()) == [
-        f"{RECORD_ID}.yaml"
-    ]
+    assert sorted(p.name for p in (repo.desired / "divergences").iterdir()) == [f"{RECORD_ID}.yaml"]
     assert (repo.root / RECORD_FILE).read_text() != first
     assert repo.run("--dry-run").exit_code == 0
 
@@ -180,7 +178,14 @@ def test_allow_covers_drift_on_a_sync_target_and_apply_keeps_the_edit(repo: Work
     converge(repo, "sync")
     edit_time(repo)
     result = repo.run(
-        "allow", "time", "--target", "desktop", "--reason", "Paris office", "--expires", "2999-12-31"
+        "allow",
+        "time",
+        "--target",
+        "desktop",
+        "--reason",
+        "Paris office",
+        "--expires",
+        "2999-12-31",
     )
     assert result.exit_code == 0, result.stderr
     assert trailers(repo.root) == {

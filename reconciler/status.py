@@ -27,6 +27,8 @@ def cell(state: DesiredState, target: TargetReport, server: str) -> str:
             if change.action is Action.DISABLE and not change.fields[1:]:
                 return "disabled" if change.origin.value != "live" else "drift"
             return "drift"
+    if any(a.server == server for a in target.allowed):
+        return "allowed"  # differs, covered by a divergence record
     if server in target.in_sync:
         return "in_sync"
     return "disabled"  # placed, disabled, and absent from a kind without a switch

@@ -48,6 +48,17 @@ def redactor() -> Callable[[str], str]:
     return redact
 
 
+def _holds_secret(text: str) -> bool:
+    """Whether a literal secret (by the secrets module's shapes) appears in ``text``."""
+    try:
+        from reconciler.secrets import detect
+    except ImportError:  # pragma: no cover
+        return False
+    return detect(text) is not None or any(
+        detect(word.strip(".,;:()[]'\"")) is not None for word in text.split()
+    )
+
+
 def shown_paths(desired_dir: Path, records: Sequence[Record]) -> dict[str, str]:
     """Each record's file as reports show it: relative to the desired repository's root."""
     root = desired_dir.resolve().parent
@@ -249,6 +260,8 @@ def allow(
     for p in paths:
         if not p.startswith("/"):
             raise UsageError(f"--path {p!r} is not a JSON Pointer (for example /env/TOKEN)")
+    if _holds_secret(reason):
+        raise UsageError("--reason looks like it holds a secret value; describe it, never paste it")
     require_repository(engine.desired_dir)
     state = engine.load()
     inspection = engine.inspect(target, (server,) if server in state.servers else (), state=state)

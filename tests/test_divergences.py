@@ -490,3 +490,16 @@ def test_commit_message_keeps_prose_lines_out_of_the_trailers(repo: Workspace) -
     parsed = trailers(repo.root)
     assert "Ticket" not in parsed
     assert parsed["Reconciler-Action"] == "allow"
+
+
+def test_status_shows_allowed_and_reason_with_a_secret_is_refused(repo: Workspace) -> None:
+    converge(repo, "sync")
+    edit_time(repo)
+    token = "ghp_" + "Qr7t" * 9
+    refused = repo.run("allow", "time", "--target", "desktop", "--reason", f"uses {token}")
+    assert refused.exit_code == 2 and "holds a secret" in refused.stderr
+    assert token not in refused.stderr + refused.stdout
+    assert repo.run("allow", "time", "--target", "desktop", "--reason", "ok").exit_code == 0
+    status = repo.run("status")
+    assert status.exit_code == 0
+    assert "allowed" in status.stdout

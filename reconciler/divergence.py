@@ -157,8 +157,11 @@ def load(desired_dir: Path) -> tuple[Record, ...]:
     records: list[Record] = []
     problems: list[Problem] = []
     files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    from reconciler.desired import make_yaml
+
+    yaml = make_yaml()  # one parser for every file: building one costs more than a record
     for path in files:
-        record = _load_file(path, problems)
+        record = _load_file(path, problems, yaml)
         if record is not None:
             records.append(record)
     if problems:
@@ -172,14 +175,12 @@ def _shown(path: Path) -> str:
     return display_path(path)
 
 
-def _load_file(path: Path, problems: list[Problem]) -> Record | None:
+def _load_file(path: Path, problems: list[Problem], yaml: Any) -> Record | None:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    from reconciler.desired import make_yaml
 
     shown = _shown(path)
     try:
-        document = make_yaml().load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"))
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)

@@ -170,6 +170,12 @@ def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
     problems += _cross_check(state, value_locs, implemented)
     if problems:
         raise DesiredStateError(problems)
+    if mirrors:  # each mirror copy is a target of its own (DESIGN section 3)
+        from dataclasses import replace
+
+        from reconciler.targets import mirror
+
+        state = replace(state, targets={**targets, **mirror.specs(mirrors)})
     return state
 
 
@@ -531,6 +537,10 @@ def _cross_check(
     from reconciler.secrets import check_desired  # references, resolvers, literal secrets
 
     problems += check_desired(state.servers, state.targets, state.secrets, at)
+    if state.mirrors or any(t.kind is Kind.MIRROR for t in state.targets.values()):
+        from reconciler.targets import mirror  # names, paths and globs of mirrors
+
+        problems += mirror.check(state, at)
     return problems
 
 
@@ -543,6 +553,8 @@ def _check_target(
         problems.append(Problem(where.file, where.line, where.column, message, hint))
 
     kind = spec.kind
+    if kind is Kind.MIRROR:
+        return problems  # refused by mirror.check: mirrors are declared under ``mirrors:``
     if implemented is not None and kind not in implemented:
         problem(
             at("kind"),

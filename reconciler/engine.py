@@ -32,7 +32,7 @@ from reconciler.essence import (
     mask,
     seal,
 )
-from reconciler.model import OnDrift
+from reconciler.model import Kind, OnDrift
 from reconciler.model import Target as TargetSpec
 from reconciler.plan import Action, Slot, TargetPlan, plan_target
 from reconciler.report import Phase, RunReport, TargetReport
@@ -137,6 +137,7 @@ class Engine:
             lock_dir=None if options.dry_run else self.store.lock_dir,
             environ=self.environ,
             resolve=self.secret_resolver(state).resolve_text,
+            state_dir=self.store.root,
         )
         found = self.divergences(state, names, options)
         built = {name: targets.build(name, state.targets[name], context) for name in names}
@@ -162,10 +163,7 @@ class Engine:
             from reconciler.review import finish_pass
 
             results = finish_pass(self, found, results)
-        warnings = []
-        if state.mirrors:
-            warnings.append("mirrors are declared but not reconciled by this version")
-        report = RunReport(options.dry_run, tuple(results), tuple(warnings))
+        report = RunReport(options.dry_run, tuple(results))
         if not options.dry_run:
             self.store.write_status(
                 redact_data(
@@ -191,6 +189,10 @@ class Engine:
     ) -> TargetReport:
         found = found or Divergences()
         spec = state.targets[name]
+        if spec.kind is Kind.MIRROR:  # a mirror copy: files, planned by targets/mirror.py
+            from reconciler.targets import mirror
+
+            return mirror.reconcile(name, target, fingerprint, options, found)
         base = TargetReport(name, target.kind.value, target.describe(), spec.optional)
         phase = Phase.OBSERVE
         try:
@@ -537,8 +539,13 @@ class Engine:
             lock_dir=None,
             environ=self.environ,
             resolve=self.secret_resolver(state).resolve_text,
+            state_dir=self.store.root,
         )
         target = targets.build(name, spec, context)
+        if spec.kind is Kind.MIRROR:  # a mirror copy: its entries are files
+            from reconciler.targets import mirror
+
+            return mirror.inspect(name, target, state, fingerprint, found)
         try:
             observation = target.observe()
             rendered = self._render(state, name, target, observation, options)

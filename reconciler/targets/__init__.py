@@ -43,6 +43,7 @@ KINDS: dict[Kind, Factory] = {
     Kind.CODEX: _lazy("reconciler.targets.codex", "Codex"),
     Kind.GEMINI: _lazy("reconciler.targets.jsonclients", "Gemini"),
     Kind.OPENCODE: _lazy("reconciler.targets.opencode", "OpenCode"),
+    Kind.MIRROR: _lazy("reconciler.targets.mirror", "build"),  # copies from ``mirrors:``
 }
 
 

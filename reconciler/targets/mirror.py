@@ -848,13 +848,15 @@ def _read_plain(root: Path, rel: str) -> bytes | None:
 
 def reconcile(
     name: str,
-    target: MirrorTarget,
+    target: object,
     seal: Sealer,
     options: PassOptions,
     found: Divergences,
 ) -> TargetReport:
     """Observe, compare, match records, sync (per ``on_drift``), verify, and report."""
     from reconciler.report import Phase, TargetReport
+
+    assert isinstance(target, MirrorTarget)
 
     spec = target.spec
     base = TargetReport(name, KIND.value, target.describe(), spec.optional)
@@ -972,7 +974,7 @@ def _applied(
 
 def inspect(
     name: str,
-    target: MirrorTarget,
+    target: object,
     state: DesiredState,
     seal: Sealer,
     found: Divergences,
@@ -980,6 +982,8 @@ def inspect(
     """``Engine.inspect`` for a mirror target: the dry-run plan ``allow`` records from."""
     from reconciler.engine import Inspection
     from reconciler.report import TargetReport
+
+    assert isinstance(target, MirrorTarget)
 
     spec = target.spec
     observation = target.observe()

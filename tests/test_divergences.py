@@ -503,3 +503,28 @@ def test_status_shows_allowed_and_reason_with_a_secret_is_refused(repo: Workspac
     status = repo.run("status")
     assert status.exit_code == 0
     assert "allowed" in status.stdout
+
+
+def test_the_daemon_records_a_live_edit_once_and_its_record_write_is_quiet(
+    repo: Workspace,
+) -> None:
+    from reconciler.engine import Engine
+    from reconciler.watch import Daemon, WatchOptions
+
+    setup(repo)
+    commit_all(repo.root)
+    daemon = Daemon(Engine(repo.desired, repo.state_dir, home=repo.home), WatchOptions())
+    daemon.iteration(start=True)
+    edit_time(repo)
+    commits = commit_count(repo.root)
+
+    outcome = daemon.iteration([repo.desktop_config.resolve()])
+
+    assert outcome is not None and outcome.result == "converged"
+    assert commit_count(repo.root) == commits + 1
+    assert trailers(repo.root)["Reconciler-Action"] == "record"
+    assert desktop_entries(repo)["time"]["args"][1] == "--local-timezone=Europe/Paris"
+    # The record file the pass wrote comes back as an event: at most a pass that changes nothing.
+    again = daemon.iteration([(repo.root / RECORD_FILE).resolve()])
+    assert again is None or again.result == "converged"
+    assert commit_count(repo.root) == commits + 1

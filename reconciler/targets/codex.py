@@ -14,10 +14,10 @@ The dialect maps them onto the canonical ``${env:NAME}`` references of the essen
 - ``env_http_headers = {H = "Y"}``       <->  header ``H: ${env:Y}``
 - ``http_headers`` / ``env``             <->  literal headers / env values
 
-Anything else that looks like a reference is written literally (Codex passes it through
-unexpanded); ``expresses_reference`` tells the secrets layer which values Codex can keep as
-references, so that it resolves the rest. Codex has no sse transport; ``enabled`` is its
-switch, written only when false or already present.
+Anything else that looks like a reference would be written literally (Codex passes it
+through unexpanded); ``secrets.referable`` tells the engine which values Codex can keep as
+references, and the rest is resolved before it reaches this dialect. Codex has no sse
+transport; ``enabled`` is its switch, written only when false or already present.
 """
 
 from __future__ import annotations
@@ -50,17 +50,6 @@ MANAGED = (
     "env_http_headers",
     "enabled",
 )
-
-
-def expresses_reference(field: str, key: str, value: str) -> bool:
-    """True when Codex can hold ``value`` (at ``/field/key`` of an essence) as a reference."""
-    if field == "env":
-        return referenced_name(value) == key
-    if field == "headers":
-        if key.lower() == "authorization" and _BEARER.fullmatch(value):
-            return True
-        return referenced_name(value) is not None
-    return False
 
 
 class Codex(FileTarget):

@@ -52,7 +52,7 @@ def held(path: Path, *, stale: float = STALE_S, timeout: float = STALE_S + 2) ->
                     f"{path}: its client holds {lock.name} for {timeout:g}s"
                 ) from None
             time.sleep(delay)  # wait for the holder: a lock poll, as proper-lockfile's retries
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, 0.01)
         except OSError as e:
             raise TargetError(f"{path}: cannot take {lock.name}: {e.strerror}") from e
     try:

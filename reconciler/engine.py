@@ -24,6 +24,7 @@ from reconciler.compare import align_header_names
 from reconciler.desired import DesiredState
 from reconciler.errors import ConcurrentChange, ReconcilerError, TargetError, UsageError
 from reconciler.essence import (
+    CAPABILITIES,
     Essence,
     Sealer,
     bridge_mcp_remote,
@@ -205,6 +206,12 @@ class Engine:
                 plan = self._plan(
                     state, name, rendered, observation, inventory, fingerprint, options
                 )
+                plan = replace(
+                    plan,
+                    notes=observation.notes + plan.notes,
+                    blind=observation.blind_fields,
+                    live=self._parity_live(state, target, observation, plan.live, fingerprint),
+                )
                 matched = self._match(
                     state, name, rendered, observation, inventory, fingerprint, options, plan, found
                 )
@@ -215,6 +222,8 @@ class Engine:
                     return self._report(base, plan, frozenset())
                 phase = Phase.APPLY
                 writes = self._writes(plan, rendered)
+                policies = {r.slot.entry: r.slot.tools for r in rendered}
+                writes = [replace(w, tools=policies.get(w.entry)) for w in writes]
                 writes = [self._keep(w, matched.keep, observation) for w in writes]
                 if writes:
                     try:
@@ -262,7 +271,7 @@ class Engine:
             essence: Essence | None = mask(full, capability)
             if not server.enabled and not capability.enabled_switch:
                 essence = None  # no switch in this client: disabled means absent
-            slot = Slot(server_name, entry, None, placement.required)
+            slot = Slot(server_name, entry, None, placement.required, server.tools)
             if essence is None:
                 rendered.append(Rendered(slot, essence))
                 continue
@@ -303,19 +312,26 @@ class Engine:
             )
             for entry, essence in observation.entries.items()
         }
+        blind = observation.blind_fields  # fields the target cannot show: compared on no side
+        if blind:
+            slots = [replace(s, desired=_unseen(s.desired, blind)) for s in slots]
+            live = {entry: _unseen(essence, blind) or {} for entry, essence in live.items()}
+        capability = CAPABILITIES[spec.kind]
         scope = None
         if options.servers:
             scope = frozenset(options.servers) | frozenset(s.entry for s in slots)
         plan = plan_target(
             slots,
             live,
-            inventory.entries,
+            {entry: _unseen(e, blind) or {} for entry, e in inventory.entries.items()},
             frozenset(inventory.created),
             on_drift=on_drift or spec.on_drift,
             prune=spec.prune,
             exclusive=spec.exclusive,
             may_delete=bool(state.servers),
             scope=scope,
+            replace_only=capability.replace_only,
+            live_tools=observation.tools if capability.tool_switch else None,
         )
         notes = tuple(n for item in rendered for n in item.notes)
         return replace(plan, notes=plan.notes + notes) if notes else plan
@@ -405,6 +421,33 @@ class Engine:
             out[entry] = align_header_names(live, want)
         return out
 
+    def _parity_live(
+        self,
+        state: DesiredState,
+        target: Target,
+        observation: Observation,
+        live: Mapping[str, Essence],
+        fingerprint: Sealer,
+    ) -> Mapping[str, Essence]:
+        """The live entries for the parity view (a client against MCPJungle): a client's
+        ``${env:X}`` compared as the value MCPJungle would hold, so references are resolved
+        before sealing. Only computed when some target is an MCPJungle."""
+        if not target.capability.env_references or all(
+            t.kind is not Kind.MCPJUNGLE for t in state.targets.values()
+        ):
+            return live
+        out = dict(live)
+        resolver = self.secret_resolver(state)
+        for entry, essence in observation.entries.items():
+            try:
+                done = render_essence(essence, resolver, kind=target.kind, keep_env=False)
+            except TargetError:
+                continue  # unresolvable: compared as written
+            if done.essence != essence:
+                sealed = seal_paths(seal(done.essence, fingerprint), done.secret_paths, fingerprint)
+                out[entry] = align_header_names(sealed, live.get(entry))
+        return out
+
     @staticmethod
     def _keep(write: Write, keep: Mapping[str, tuple[str, ...]], observation: Observation) -> Write:
         """A sync of an entry keeps the values that a record allows to differ."""
@@ -434,6 +477,8 @@ class Engine:
         for write in writes:
             live = after.entries.get(write.entry)
             want = write.essence
+            if after.blind_fields:
+                live, want = _unseen(live, after.blind_fields), _unseen(want, after.blind_fields)
             same = (
                 (live is None)
                 if want is None
@@ -498,6 +543,8 @@ class Engine:
             unmanaged=plan.unmanaged,
             orphaned=plan.orphaned,
             notes=plan.notes,
+            live=plan.live,
+            blind=plan.blind,
         )
 
     # -- one target, read only (allow, adopt, import, divergences) -------------------------
@@ -519,16 +566,21 @@ class Engine:
             target.close()
 
     def inspect(
-        self, name: str, servers: tuple[str, ...] = (), *, state: DesiredState | None = None
+        self,
+        name: str,
+        servers: tuple[str, ...] = (),
+        *,
+        state: DesiredState | None = None,
+        create_key: bool = True,
     ) -> Inspection:
         """A dry-run plan of one target, with the sealed live entries records are made from.
 
-        Uses the state directory's fingerprint key (created if absent): a record's
-        ``observed`` must be comparable with every later pass.
+        Uses the state directory's fingerprint key, created if absent when ``create_key``
+        (``allow``): a record's ``observed`` must be comparable with every later pass.
         """
         state = state or self.load()
         _select((name,), state.targets, "target")
-        fingerprint = fingerprint_with(self.store.fingerprint_key(create=True))
+        fingerprint = fingerprint_with(self.store.fingerprint_key(create=create_key))
         options = PassOptions(dry_run=True, targets=(name,), servers=servers)
         found = self.divergences(state, [name], options)
         spec = state.targets[name]
@@ -574,6 +626,13 @@ class Inspection:
     fingerprint: Sealer
     matched: divergence.Match
     found: Divergences
+
+
+def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:
+    """The essence without the fields a target could not show (compared on neither side)."""
+    if essence is None or not blind:
+        return essence
+    return {k: v for k, v in essence.items() if k not in blind}
 
 
 def _select(wanted: tuple[str, ...], known: Mapping[str, object], what: str) -> list[str]:

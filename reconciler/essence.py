@@ -48,6 +48,10 @@ class Capability:
     # The client can reference an environment variable itself (reference/CLIENTS.md 1.13):
     # essences carry ``${env:NAME}`` and the dialect writes the client's own syntax.
     env_references: bool = False
+    # No update in place: every change of an entry is a replace (MCPJungle re-registers).
+    replace_only: bool = False
+    # Single tools can be switched off: governed tools (``tools.deny``/``allow``) apply.
+    tool_switch: bool = False
 
     def expresses(self, transport: str) -> bool:
         return transport in self.transports
@@ -82,7 +86,11 @@ CAPABILITIES: dict[Kind, Capability] = {
         env_references=True,
     ),
     Kind.MCPJUNGLE: Capability(
-        frozenset({"stdio", "http", "sse"}), _STDIO | _REMOTE | {"enabled"}, True
+        frozenset({"stdio", "http", "sse"}),
+        _STDIO | _REMOTE | {"enabled"},
+        True,
+        replace_only=True,
+        tool_switch=True,
     ),
 }
 

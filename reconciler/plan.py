@@ -11,13 +11,14 @@ names are unmanaged: reported, and touched only on an ``exclusive`` target.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fnmatch import fnmatchcase
 
-from reconciler.compare import FieldChange, Origin, diff, origin
+from reconciler.compare import FieldChange, Origin, diff, origin, pointer_escape
 from reconciler.essence import Essence
-from reconciler.model import OnDrift
+from reconciler.model import OnDrift, ToolPolicy
 
 
 class Action(StrEnum):
@@ -46,6 +47,7 @@ class Slot:
     entry: str
     desired: Essence | None
     required: bool = False
+    tools: ToolPolicy | None = None  # governed tools, where the kind has a tool switch
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class TargetPlan:
     unmanaged: tuple[str, ...] = ()
     orphaned: tuple[str, ...] = ()  # created by us, no longer desired, kept without prune
     notes: tuple[str, ...] = field(default=())
+    live: Mapping[str, Essence] = field(default_factory=dict)  # sealed, as compared
+    blind: frozenset[str] = frozenset()  # fields the target could not show: not compared
 
     @property
     def to_apply(self) -> tuple[Change, ...]:
@@ -89,12 +93,16 @@ def plan_target(
     exclusive: bool = False,
     may_delete: bool = True,
     scope: frozenset[str] | None = None,
+    replace_only: bool = False,
+    live_tools: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> TargetPlan:
     """Plan one target.
 
     ``scope`` limits unmanaged/prune handling to these entry names (``--server``);
     ``may_delete`` is False when desired state looks empty, so nothing is ever pruned
-    after a failed or empty read.
+    after a failed or empty read. ``replace_only``: the kind cannot update an entry in
+    place, so an update is planned as a replace. ``live_tools`` (kinds with a tool switch):
+    each entry's tool flags, against which governed tools are planned.
     """
     changes: list[Change] = []
     in_sync: list[str] = []
@@ -104,21 +112,26 @@ def plan_target(
         have = live.get(slot.entry)
         want = slot.desired
         last = last_applied.get(slot.entry)
-        if have == want:
-            if want is not None:
-                in_sync.append(slot.server)
-            continue
-        how = origin(want, have, last)
-        fields = diff(have, want)
-        if want is None:
-            action = Action.DISABLE
-        elif have is None:
-            action = Action.CREATE
-        elif {f.path for f in fields} == {"/enabled"}:
-            action = Action.ENABLE if want.get("enabled") else Action.DISABLE
-        else:
-            action = Action.UPDATE
-        changes.append(_follow_policy(slot, action, how, fields, on_drift))
+        change = None
+        if have != want:
+            how = origin(want, have, last)
+            fields = diff(have, want)
+            if want is None:
+                action = Action.DISABLE
+            elif have is None:
+                action = Action.CREATE
+            elif {f.path for f in fields} == {"/enabled"}:
+                action = Action.ENABLE if want.get("enabled") else Action.DISABLE
+            else:
+                action = Action.REPLACE if replace_only else Action.UPDATE
+            change = _follow_policy(slot, action, how, fields, on_drift)
+            changes.append(change)
+        tool_changes = []
+        if live_tools is not None:
+            tool_changes = plan_tools(slot, change, live_tools.get(slot.entry), on_drift)
+            changes.extend(tool_changes)
+        if change is None and not tool_changes and want is not None:
+            in_sync.append(slot.server)
 
     for entry in live:
         if entry in placed or (scope is not None and entry not in scope):
@@ -147,7 +160,83 @@ def plan_target(
         and (scope is None or e in scope)
         and not (prune and may_delete)
     )
-    return TargetPlan(tuple(changes), tuple(in_sync), unmanaged, orphaned)
+    return TargetPlan(tuple(changes), tuple(in_sync), unmanaged, orphaned, live=live)
+
+
+def disabled_by_policy(tools: Iterable[str], policy: ToolPolicy | None) -> frozenset[str]:
+    """The tools (names without the server prefix) a policy disables: those matching a
+    ``deny`` glob, and, when ``allow`` globs are given, those matching none of them."""
+    if policy is None:
+        return frozenset()
+    return frozenset(
+        tool
+        for tool in tools
+        if any(fnmatchcase(tool, g) for g in policy.deny)
+        or (policy.allow and not any(fnmatchcase(tool, g) for g in policy.allow))
+    )
+
+
+def plan_tools(
+    slot: Slot,
+    change: Change | None,
+    live: Mapping[str, bool] | None,
+    on_drift: OnDrift = OnDrift.SYNC,
+) -> list[Change]:
+    """Governed tools of one placed server: ``tool-disable``/``tool-enable`` changes.
+
+    Only a server with a ``tools`` policy is governed, and only while it is meant to be
+    enabled. A create, replace or enable turns every tool on, so the policy is planned again
+    after it (for a create the tool names are not known yet: the policy itself is shown).
+    Disabling a denied tool is governance and always applies; re-enabling an allowed tool
+    that was switched off by hand is a live edit and follows ``on_drift`` (``record`` reports
+    it: a tool flag is not part of the essence a record could cover).
+    """
+    policy = slot.tools
+    if policy is None or slot.desired is None or not slot.desired.get("enabled", True):
+        return []
+    if change is not None and change.action in (Action.DELETE, Action.DISABLE, Action.RECORD):
+        return []
+    reset = (
+        change is not None
+        and change.apply
+        and change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.ENABLE)
+    )
+    if live is None or (change is not None and change.action is Action.CREATE):
+        if not (policy.deny or policy.allow) or not reset:
+            return []
+        shown = {k: list(v) for k, v in (("allow", policy.allow), ("deny", policy.deny)) if v}
+        assert change is not None
+        return [
+            Change(
+                slot.server,
+                slot.entry,
+                Action.TOOL_DISABLE,
+                change.origin,
+                (FieldChange("/tools", None, shown),),
+                True,
+                slot.required,
+            )
+        ]
+    current = {tool: True for tool in live} if reset else dict(live)
+    off = disabled_by_policy(current, policy)
+    out = []
+    for action in (Action.TOOL_DISABLE, Action.TOOL_ENABLE):
+        wanted = action is Action.TOOL_ENABLE
+        tools = [t for t in sorted(current) if current[t] != wanted and (t in off) != wanted]
+        if not tools:
+            continue
+        fields = tuple(
+            FieldChange(f"/tools/{pointer_escape(t)}", not wanted, wanted) for t in tools
+        )
+        if reset:
+            assert change is not None
+            how, apply = change.origin, True
+        elif action is Action.TOOL_DISABLE:
+            how, apply = Origin.DESIRED, True
+        else:
+            how, apply = Origin.LIVE, on_drift is OnDrift.SYNC
+        out.append(Change(slot.server, slot.entry, action, how, fields, apply, slot.required))
+    return out
 
 
 def _follow_policy(

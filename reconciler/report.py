@@ -13,7 +13,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from reconciler.divergence import Allowed
-from reconciler.essence import display
+from reconciler.essence import Essence, display
 from reconciler.plan import Change
 
 SCHEMA_VERSION = 1
@@ -58,6 +58,10 @@ class TargetReport:
     # Lines shown under one drifted path (a mirror's unified diff), keyed by JSON Pointer.
     details: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     held: Mapping[str, str] = field(default_factory=dict)  # entry -> why it is not applied
+    # The live entries, sealed, as the plan compared them (the parity view reads them), and
+    # the fields the target could not show (never compared).
+    live: Mapping[str, Essence] = field(default_factory=dict)
+    blind: frozenset[str] = frozenset()
 
     def was_applied(self, change: Change) -> bool:
         return change.entry in self.applied
@@ -137,6 +141,7 @@ def _target_json(t: TargetReport) -> dict[str, Any]:
         "in_sync": list(t.in_sync),
         "unmanaged": list(t.unmanaged),
         "orphaned": list(t.orphaned),
+        "blind_fields": sorted(t.blind),
         "notes": list(t.notes),
     }
 
@@ -148,7 +153,15 @@ def _plain(text: str, role: str) -> str:
     return text
 
 
-_SIGIL = {"create": "+", "delete": "-", "disable": "-", "enable": "+", "record": "✎"}
+_SIGIL = {
+    "create": "+",
+    "delete": "-",
+    "disable": "-",
+    "enable": "+",
+    "record": "✎",
+    "tool-disable": "-",
+    "tool-enable": "+",
+}
 
 
 def render_text(report: RunReport, style: Style = _plain, verbose: bool = False) -> str:

@@ -2,13 +2,24 @@
 
 One cell per (server, target): where each copy stands right now. The last applying pass
 (from the status file) is shown beside it, so a glance tells both "now" and "last run".
+
+Below it, the parity view: for every server placed both on a local client and on an
+MCPJungle registry, whether the two live copies agree, field by field. Both are essences
+already (sealed: secrets compare by fingerprint), so the only work is masking what one side
+cannot express (Claude Desktop has no ``enabled``, MCPJungle no ``cwd``) or could not show
+(MCPJungle without admin rights has no headers), and reading a client's ``mcp-remote``
+bridge back as the URL it reaches.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
+from reconciler.compare import FieldChange, diff
 from reconciler.desired import DesiredState
+from reconciler.essence import CAPABILITIES, Essence, display, normalize_url
+from reconciler.model import Kind
 from reconciler.plan import Action
 from reconciler.report import RunReport, TargetReport
 
@@ -34,6 +45,111 @@ def cell(state: DesiredState, target: TargetReport, server: str) -> str:
     return "disabled"  # placed, disabled, and absent from a kind without a switch
 
 
+@dataclass(frozen=True)
+class Parity:
+    """One server's local copy against its MCPJungle copy.
+
+    ``state``: ``same``, ``differs``, ``missing`` (absent on one side) or ``unknown`` (a side
+    failed to observe). ``fields`` go from the local value (``old``) to the MCPJungle one
+    (``new``); ``masked`` are the fields compared on neither side.
+    """
+
+    server: str
+    local: str
+    jungle: str
+    state: str
+    fields: tuple[FieldChange, ...] = ()
+    masked: tuple[str, ...] = ()
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "local": self.local,
+            "mcpjungle": self.jungle,
+            "state": self.state,
+            "differences": [
+                {"path": f.path, "local": display(f.old), "mcpjungle": display(f.new)}
+                for f in self.fields
+            ],
+            "masked": list(self.masked),
+            "reason": self.reason,
+        }
+
+
+def _kind(target: TargetReport) -> Kind | None:
+    try:
+        return Kind(target.kind)
+    except ValueError:  # a mirror, or anything that is not a server registry
+        return None
+
+
+def _bridged_url(essence: Essence) -> str | None:
+    """The URL a ``npx -y mcp-remote URL`` bridge reaches, or None if it is not one."""
+    args = essence.get("args") or []
+    if essence.get("command") == "npx" and args[:2] == ["-y", "mcp-remote"] and len(args) > 2:
+        return normalize_url(str(args[2]))
+    return None
+
+
+def parity(state: DesiredState, report: RunReport) -> list[Parity]:
+    """Every (server, local client, MCPJungle) triple where the server is placed on both."""
+    jungles = [t for t in report.targets if _kind(t) is Kind.MCPJUNGLE]
+    clients = [t for t in report.targets if _kind(t) not in (None, Kind.MCPJUNGLE)]
+    rows = []
+    for server_name, server in state.servers.items():
+        names = (server_name, *server.aliases)
+        for jungle in jungles:
+            if server_name not in state.placements(jungle.name):
+                continue
+            for local in clients:
+                if server_name not in state.placements(local.name):
+                    continue
+                rows.append(_compare(server_name, names, local, jungle))
+    return rows
+
+
+def _compare(
+    server: str, names: tuple[str, ...], local: TargetReport, jungle: TargetReport
+) -> Parity:
+    row = Parity(server, local.name, jungle.name, "unknown")
+    failed = next((t for t in (local, jungle) if t.error is not None), None)
+    if failed is not None:
+        return replace(row, reason=f"{failed.name} could not be observed")
+    mine = next((local.live[n] for n in names if n in local.live), None)
+    theirs = next((jungle.live[n] for n in names if n in jungle.live), None)
+    if mine is None or theirs is None:
+        absent = " and ".join(t.name for t, e in ((local, mine), (jungle, theirs)) if e is None)
+        return replace(row, state="missing", reason=f"absent on {absent}")
+    ours, gateway = CAPABILITIES[Kind(local.kind)], CAPABILITIES[Kind.MCPJUNGLE]
+    common = (ours.fields & gateway.fields) | {"transport"}
+    if not (ours.enabled_switch and gateway.enabled_switch):
+        common -= {"enabled"}
+    common -= local.blind | jungle.blind
+    bridged = _bridged_url(mine) if theirs.get("transport") != "stdio" else None
+    if bridged is not None:
+        # A client that cannot speak http reaches the server through mcp-remote: only the
+        # URL can be compared (headers travel as literal arguments there).
+        left, right = {"url": bridged}, {"url": theirs.get("url")}
+        masked = sorted(set(theirs) - {"url", "transport"})
+        reason = f"{local.name} reaches it through an mcp-remote bridge: only the url compared"
+    else:
+        left = {k: v for k, v in mine.items() if k in common}
+        right = {k: v for k, v in theirs.items() if k in common}
+        masked = sorted((set(mine) | set(theirs) | local.blind | jungle.blind) - common)
+        reason = ""
+    fields = diff(left, right)
+    return Parity(
+        server,
+        local.name,
+        jungle.name,
+        "differs" if fields else "same",
+        fields,
+        tuple(masked),
+        reason,
+    )
+
+
 def matrix_json(
     state: DesiredState, report: RunReport, last: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -47,6 +163,7 @@ def matrix_json(
         "unmanaged": {t.name: list(t.unmanaged) for t in report.targets if t.unmanaged},
         "targets": report.to_json()["targets"],
         "degraded": report.to_json()["degraded"],
+        "parity": [p.to_json() for p in parity(state, report)],
         "last_pass": None
         if last is None
         else {
@@ -71,6 +188,23 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
             lines.append(f"unmanaged on {t.name}: {', '.join(t.unmanaged)}")
         if t.error:
             lines.append(f"error on {t.name}: {t.error}")
+    copies = parity(state, report)
+    if copies:
+        lines.append("parity of local and MCPJungle copies:")
+    for p in copies:
+        sign = {"same": "=", "differs": "≠"}.get(p.state, "?")
+        line = f"  {p.server}: {p.local} {sign} {p.jungle}"
+        if p.state in ("missing", "unknown"):
+            line += f" ({p.state}: {p.reason})"
+        elif p.reason:
+            line += f" ({p.reason})"
+        lines.append(line)
+        for f in p.fields:
+            lines.append(
+                f"      ~ {f.path}: {display(f.old)} ({p.local}) vs {display(f.new)} ({p.jungle})"
+            )
+        if p.masked and p.state == "differs":
+            lines.append(f"      not compared: {', '.join(p.masked)}")
     if last is not None:
         import datetime
 

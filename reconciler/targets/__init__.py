@@ -23,6 +23,12 @@ def _claude_desktop(name: str, spec: TargetSpec, context: Context) -> Target:
     return ClaudeDesktop(name, spec, context)
 
 
+def _mcpjungle(name: str, spec: TargetSpec, context: Context) -> Target:
+    from reconciler.targets.mcpjungle import MCPJungleTarget
+
+    return MCPJungleTarget(name, spec, context)
+
+
 def _lazy(module: str, cls: str) -> Factory:
     def build(name: str, spec: TargetSpec, context: Context) -> Target:
         from importlib import import_module
@@ -36,6 +42,7 @@ def _lazy(module: str, cls: str) -> Factory:
 # Factories import their module lazily, so a run pays only for the kinds it uses.
 KINDS: dict[Kind, Factory] = {
     Kind.CLAUDE_DESKTOP: _claude_desktop,
+    Kind.MCPJUNGLE: _mcpjungle,
     Kind.CLAUDE_CODE: _lazy("reconciler.targets.jsonclients", "ClaudeCode"),
     Kind.CURSOR: _lazy("reconciler.targets.jsonclients", "Cursor"),
     Kind.VSCODE: _lazy("reconciler.targets.jsonclients", "VSCode"),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.essence import Capability, Essence
-from reconciler.model import Kind
+from reconciler.model import Kind, ToolPolicy
 from reconciler.plan import Action
 
 
@@ -27,6 +27,8 @@ class Observation:
     # Fields this observation could not see (e.g. MCPJungle without admin rights).
     blind_fields: frozenset[str] = frozenset()
     notes: tuple[str, ...] = ()
+    # Per entry, each tool's enabled flag (kinds with a tool switch; empty elsewhere).
+    tools: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Write:
     essence: Essence | None
     action: Action
     sensitive: bool = False  # the essence holds resolved secret values
+    tools: ToolPolicy | None = None  # the server's governed tools (kinds with a tool switch)
 
 
 @dataclass(frozen=True)

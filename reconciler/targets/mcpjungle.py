@@ -1,0 +1,686 @@
+"""MCPJungle as a target: a gateway's registry, read and changed over its HTTP API (0.4.5).
+
+The contract is /work/shared/reference/MCPJUNGLE.md; its quirks shape this module:
+
+- Reading costs two requests whatever the number of servers: ``GET /api/v0/server_configs``
+  (full configs, secrets included, admin only) and ``GET /api/v0/tools`` (each tool's enabled
+  flag). The configs do not say whether a server is enabled; the tools do (disabling a server
+  disables all its tools), except for a server with no enabled tool, and only then a third
+  read, ``GET /api/v0/servers``, settles it. A token without admin rights reads
+  ``/api/v0/servers`` instead, which has no headers or bearer tokens: those fields are then
+  reported as blind and never compared.
+- There is no update endpoint. A change is a replace (``POST /api/v0/servers?force=true``:
+  deregister, then register), which is not atomic and resets every enabled flag. So the
+  previous config (from ``server_configs``, secrets included) is kept before a replace and
+  registered again if the new one fails; enabled flags and governed tools are set again after
+  every replace, create and enable. A server older than ``force`` (it ignores the parameter
+  and answers 500 for the duplicate name) gets a delete and a register instead.
+- Mapping to the essence: ``streamable_http`` is ``http``; ``bearer_token: X`` is the header
+  ``Authorization: Bearer X``; other headers exist for ``streamable_http`` only (MCPJungle
+  drops them for ``sse``); ``cwd`` does not exist. ``description``, ``session_mode`` and the
+  upstream OAuth settings are not managed: a replace carries them over.
+
+Only reads (GET) are retried, with backoff: a repeated register or toggle could do harm.
+Errors say what to do (start the server, ``mcpjungle init-server``, the token to set), and
+never carry a secret: the token, bearer tokens, headers and env values sent are scrubbed
+from every text taken from an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from reconciler.errors import TargetError
+from reconciler.essence import CAPABILITIES, Essence, normalize
+from reconciler.model import Kind, ToolPolicy
+from reconciler.model import Target as TargetSpec
+from reconciler.plan import Action, disabled_by_policy
+from reconciler.targets.base import Context, Observation, Write
+
+log = logging.getLogger("reconciler.mcpjungle")
+
+# Above MCPJungle's own upstream initialization timeout (MCP_SERVER_INIT_REQ_TIMEOUT_SEC,
+# 30 s): registration is synchronous, so a register may legitimately take that long.
+DEFAULT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
+API = "/api/v0"
+SEPARATOR = "__"  # canonical tool names are <server>__<tool>, split on the first "__"
+
+# The only texts of MCPJungle this module acts on (ref §2.1).
+NOT_INITIALIZED = "server is not initialized"
+MISSING_TOKEN = "missing access token"
+INVALID_TOKEN = "invalid access token"
+NOT_ADMIN = "user is not authorized"
+DUPLICATE = "failed to register mcp server"
+OAUTH_REQUIRED = "upstream_oauth_required"
+
+_TO_ESSENCE = {"streamable_http": "http", "stdio": "stdio", "sse": "sse"}
+_TO_JUNGLE = {"http": "streamable_http", "stdio": "stdio", "sse": "sse"}
+# Fields a replace carries over from the previous registration: not managed by desired state.
+_CARRIED = (
+    "description",
+    "session_mode",
+    "oauth_redirect_uri",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_scopes",
+)
+# What a token without admin rights cannot read (``/api/v0/servers`` has no headers, no
+# bearer token).
+BLIND_WITHOUT_ADMIN = frozenset({"headers"})
+
+
+# -- mapping ------------------------------------------------------------------------------
+
+
+def config_to_essence(config: Mapping[str, Any], enabled: bool) -> Essence:
+    """A registration (``RegisterServerInput`` or ``McpServer``) as an essence."""
+    transport = str(config.get("transport") or "")
+    raw: dict[str, Any] = {"transport": _TO_ESSENCE.get(transport, transport), "enabled": enabled}
+    if transport == "stdio":
+        raw["command"] = config.get("command")
+        raw["args"] = list(config.get("args") or [])
+        raw["env"] = dict(config.get("env") or {})
+    else:
+        raw["url"] = config.get("url")
+        headers = dict(config.get("headers") or {}) if transport == "streamable_http" else {}
+        bearer = config.get("bearer_token")
+        # A custom Authorization header wins over bearer_token (ref §3).
+        if bearer and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {bearer}"
+        raw["headers"] = headers
+    return normalize(raw)
+
+
+def essence_to_config(
+    name: str, essence: Essence, previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``RegisterServerInput`` body for an essence; unmanaged fields kept from
+    ``previous``. Raises TargetError for what MCPJungle cannot hold."""
+    transport = _TO_JUNGLE.get(essence.get("transport", ""), "")
+    if not transport:
+        raise TargetError(
+            f"server '{name}': MCPJungle has no transport {essence.get('transport')!r}",
+            recoverable=False,
+        )
+    body: dict[str, Any] = {"name": name, "transport": transport}
+    for key in _CARRIED:
+        if previous is not None and previous.get(key):
+            body[key] = previous[key]
+    if transport == "stdio":
+        body["command"] = essence.get("command", "")
+        if essence.get("args"):
+            body["args"] = list(essence["args"])
+        if essence.get("env"):
+            body["env"] = dict(essence["env"])
+        return body
+    body["url"] = essence.get("url", "")
+    headers = dict(essence.get("headers") or {})
+    auth_key = next((k for k in headers if k.lower() == "authorization"), None)
+    if auth_key is not None and headers[auth_key].startswith("Bearer "):
+        body["bearer_token"] = headers.pop(auth_key)[len("Bearer ") :]
+    if headers:
+        if transport == "sse":
+            raise TargetError(
+                f"server '{name}': MCPJungle keeps no headers for sse servers, only a bearer "
+                f"token (Authorization: Bearer ...); cannot register header(s) "
+                f"{', '.join(sorted(headers))}: use transport http or drop them",
+                recoverable=False,
+            )
+        body["headers"] = headers
+    return body
+
+
+def _secret_values(config: Mapping[str, Any] | None) -> list[str]:
+    """The values of a registration that must never be shown: its bearer token, OAuth client
+    secret and header values, and the env values that look like secrets (an env map also
+    holds plain paths and names, which scrubbing would only mangle)."""
+    if not config:
+        return []
+    from reconciler.secrets import detect
+
+    values = [str(config.get("bearer_token") or ""), str(config.get("oauth_client_secret") or "")]
+    values += [str(v) for v in (config.get("headers") or {}).values()]
+    values += [
+        str(v) for k, v in (config.get("env") or {}).items() if detect(str(v), str(k)) is not None
+    ]
+    return [v for v in values if len(v) >= 4]
+
+
+# -- the snapshot -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What ``observe`` saw, for ``apply``: the raw configs (secrets included, never shown),
+    the enabled flags and every tool's flag. ``full`` is False when the configs came from
+    ``/api/v0/servers`` (no admin rights): they cannot be registered again then."""
+
+    configs: Mapping[str, Mapping[str, Any]] = field(repr=False)
+    enabled: Mapping[str, bool]
+    tools: Mapping[str, Mapping[str, bool]]
+    full: bool = True
+
+
+# -- the target ---------------------------------------------------------------------------
+
+
+class MCPJungleTarget:
+    """One MCPJungle registry (``kind: mcpjungle``), reached at ``url``."""
+
+    kind = Kind.MCPJUNGLE
+    capability = CAPABILITIES[Kind.MCPJUNGLE]
+    # Reads only: (delay before the 2nd attempt, before the 3rd); class-level for tests.
+    retry_delays: tuple[float, ...] = (0.2, 0.5)
+
+    def __init__(
+        self,
+        name: str,
+        spec: TargetSpec,
+        context: Context,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.context = context
+        self.url = (spec.url or "").rstrip("/")
+        self.timeout = spec.timeout or DEFAULT_TIMEOUT
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self._secrets: list[str] = []  # values scrubbed from every text we show
+        self.version: str | None = None
+
+    # -- Target protocol ---------------------------------------------------------------
+
+    def describe(self) -> str:
+        return self.url
+
+    def watch_paths(self) -> tuple[Path, ...]:
+        return ()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def observe(self) -> Observation:
+        notes: list[str] = []
+        blind: frozenset[str] = frozenset()
+        response = self._call("GET", f"{API}/server_configs")
+        full = response.status_code == 200
+        if full:
+            configs = self._list(response, "server_configs")
+            listed: list[dict[str, Any]] | None = None
+        elif response.status_code == 403 and NOT_ADMIN in _error_text(response):
+            listed = self._list(self._expect(self._call("GET", f"{API}/servers"), 200), "servers")
+            configs = listed
+            blind = BLIND_WITHOUT_ADMIN
+            notes.append(
+                "the token has no admin rights: read /api/v0/servers instead of "
+                "/api/v0/server_configs, so headers and bearer tokens could not be compared "
+                "(and nothing can be changed without the admin token)"
+            )
+        else:
+            raise self._failure(response, "read the registered servers")
+        tool_list = self._list(self._expect(self._call("GET", f"{API}/tools"), 200), "tools")
+        tools: dict[str, dict[str, bool]] = {}
+        for tool in tool_list:
+            server, sep, short = str(tool.get("name", "")).partition(SEPARATOR)
+            if sep:
+                tools.setdefault(server, {})[short] = bool(tool.get("enabled", True))
+        by_name = {str(c.get("name")): c for c in configs}
+        enabled: dict[str, bool] = {}
+        if listed is not None:
+            enabled = {n: bool(c.get("enabled", True)) for n, c in by_name.items()}
+        else:
+            # Disabling a server disables its tools, so one enabled tool means enabled; a
+            # server without an enabled tool needs the server list to tell.
+            unsure = [n for n in by_name if not any(tools.get(n, {}).values())]
+            enabled = {n: True for n in by_name if n not in unsure}
+            if unsure:
+                servers = self._list(
+                    self._expect(self._call("GET", f"{API}/servers"), 200), "servers"
+                )
+                flags = {str(s.get("name")): bool(s.get("enabled", True)) for s in servers}
+                enabled.update({n: flags.get(n, True) for n in unsure})
+        for config in configs:
+            self._remember_secrets(config)
+        entries = {n: config_to_essence(c, enabled[n]) for n, c in by_name.items()}
+        snapshot = Snapshot(by_name, enabled, tools, full)
+        return Observation(entries, snapshot, blind, tuple(notes), tools=tools)
+
+    def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
+        snapshot = observation.snapshot
+        if not isinstance(snapshot, Snapshot):
+            raise TargetError("internal: apply without an MCPJungle observation")
+        if not snapshot.full:
+            raise TargetError(
+                f"cannot change MCPJungle at {self.url}: the token has no admin rights; "
+                "use the admin token (printed by `mcpjungle init-server`)",
+                recoverable=False,
+            )
+        groups: dict[str, list[Write]] = {}
+        for write in writes:
+            groups.setdefault(write.entry, []).append(write)
+        # Check every body first: nothing is changed when one cannot be registered.
+        bodies: dict[str, dict[str, Any]] = {}
+        for entry, group in groups.items():
+            essence = next((w.essence for w in group if w.essence is not None), None)
+            if essence is not None:
+                bodies[entry] = essence_to_config(entry, essence, snapshot.configs.get(entry))
+                self._remember_secrets(bodies[entry], sent=True)
+        self.version = self._version()
+        failures: list[str] = []
+        for entry, group in groups.items():
+            try:
+                self._apply_entry(entry, group, bodies.get(entry), snapshot)
+            except TargetError as e:
+                failures.append(str(e))
+        if failures:
+            done = len(groups) - len(failures)
+            raise TargetError(
+                "; ".join(failures) + f" ({done} of {len(groups)} server(s) changed as planned)"
+            )
+
+    # -- applying one server -------------------------------------------------------------
+
+    def _apply_entry(
+        self,
+        entry: str,
+        group: list[Write],
+        body: dict[str, Any] | None,
+        snapshot: Snapshot,
+    ) -> None:
+        actions = {w.action for w in group}
+        policy = next((w.tools for w in group if w.tools is not None), None)
+        if Action.DELETE in actions or body is None:
+            self._delete(entry)
+            return
+        essence = next(w.essence for w in group if w.essence is not None)
+        want_enabled = bool(essence.get("enabled", True))
+        reset = False  # every enabled flag of the server and its tools is back to true
+        if Action.CREATE in actions or entry not in snapshot.configs:
+            self._register(entry, body, force=False)
+            reset = True
+        elif actions & {Action.REPLACE, Action.UPDATE}:
+            self._replace(entry, body, snapshot)
+            reset = True
+        if not want_enabled:
+            if reset or snapshot.enabled.get(entry, True):
+                self._toggle_server(entry, enable=False)
+            return
+        if not reset and not snapshot.enabled.get(entry, True):
+            self._toggle_server(entry, enable=True)
+            reset = True
+        if reset or actions & {Action.TOOL_DISABLE, Action.TOOL_ENABLE}:
+            before = snapshot.tools.get(entry, {})
+            self._govern_tools(entry, policy, before if not reset else None, restore=before)
+
+    def _govern_tools(
+        self,
+        entry: str,
+        policy: ToolPolicy | None,
+        current: Mapping[str, bool] | None,
+        *,
+        restore: Mapping[str, bool],
+    ) -> None:
+        """Set each tool's flag: by policy when there is one; without one, a reset server
+        gets back the flags its tools had (a replace must not undo a hand-made disable)."""
+        if current is None:  # after a reset: the tool list may have changed too
+            response = self._call("GET", f"{API}/tools", params={"server": entry})
+            listed = self._list(self._expect(response, 200), "tools")
+            current = {
+                str(t.get("name", "")).partition(SEPARATOR)[2]: bool(t.get("enabled", True))
+                for t in listed
+            }
+        if policy is not None:
+            off = disabled_by_policy(current, policy)
+            want = {tool: tool not in off for tool in current}
+        else:
+            want = {tool: restore.get(tool, True) for tool in current}
+        for tool in sorted(current):
+            if current[tool] != want[tool]:
+                verb = "enable" if want[tool] else "disable"
+                response = self._call(
+                    "POST", f"{API}/tools/{verb}", params={"entity": f"{entry}{SEPARATOR}{tool}"}
+                )
+                self._expect(response, 200, f"{verb} tool {entry}{SEPARATOR}{tool}")
+
+    def _register(self, entry: str, body: Mapping[str, Any], *, force: bool) -> None:
+        params = {"force": "true"} if force else None
+        response = self._call("POST", f"{API}/servers", params=params, json=dict(body))
+        if response.status_code == 201:
+            return
+        if response.status_code == 202:
+            raise TargetError(
+                f"MCPJungle needs OAuth authorization for server '{entry}' "
+                f"({self._oauth_hint(response)}): finish the OAuth flow in MCPJungle "
+                "(its dashboard, or `mcpjungle register` by hand), then run reconcile again",
+                recoverable=False,
+            )
+        raise self._failure(response, f"register server '{entry}'")
+
+    def _replace(self, entry: str, body: Mapping[str, Any], snapshot: Snapshot) -> None:
+        """Register ``body`` over ``entry``; on failure, register the previous config again."""
+        previous = snapshot.configs[entry]
+        try:
+            try:
+                self._register(entry, body, force=True)
+            except _Duplicate:
+                # A server from before ``force`` ignores it: deregister, then register.
+                self._delete(entry)
+                self._register(entry, body, force=False)
+        except TargetError as e:
+            cause = str(e)
+            try:
+                self._register(entry, previous, force=True)
+                if not snapshot.enabled.get(entry, True):
+                    self._toggle_server(entry, enable=False)
+                else:
+                    before = snapshot.tools.get(entry, {})
+                    self._govern_tools(entry, None, None, restore=before)
+            except TargetError as again:
+                raise TargetError(
+                    f"replace of server '{entry}' failed: {cause}; registering its previous "
+                    f"config again failed too: {again}; '{entry}' is no longer registered in "
+                    "MCPJungle: fix the cause and run reconcile again",
+                    recoverable=False,
+                ) from e
+            raise TargetError(
+                f"replace of server '{entry}' failed: {cause}; the previous registration was "
+                "restored (MCPJungle has no update: a replace deregisters and registers)",
+                recoverable=e.recoverable,
+            ) from e
+
+    def _delete(self, entry: str) -> None:
+        response = self._call("DELETE", f"{API}/servers/{quote(entry, safe='')}")
+        if response.status_code == 204:
+            return
+        if response.status_code == 404 and _is_json(response):
+            return  # already gone
+        raise self._failure(response, f"deregister server '{entry}'")
+
+    def _toggle_server(self, entry: str, *, enable: bool) -> None:
+        verb = "enable" if enable else "disable"
+        response = self._call("POST", f"{API}/servers/{quote(entry, safe='')}/{verb}")
+        self._expect(response, 200, f"{verb} server '{entry}'")
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            headers = {"Accept": "application/json"}
+            token = self._token()
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            host = (urlsplit(self.url).hostname or "").lower()
+            loopback = host in ("localhost", "::1") or host.startswith("127.")
+            self._client = httpx.Client(
+                base_url=self.url,
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
+                transport=self._transport,
+                trust_env=not loopback,  # a proxy never reaches a gateway on this machine
+                follow_redirects=False,
+            )
+        return self._client
+
+    def _token(self) -> str | None:
+        reference = self.spec.token
+        if not reference:
+            return None
+        resolve = self.context.resolve
+        try:
+            if resolve is not None:
+                token = resolve(reference)
+            else:
+                token = _resolve_env(reference, self.context.environ)
+        except TargetError as e:
+            raise TargetError(
+                f"the token of target '{self.name}' ({reference}) cannot be resolved: {e}; "
+                "set it to the MCPJungle admin access token (printed by "
+                "`mcpjungle init-server`, kept as access_token in ~/.mcpjungle.conf)",
+                recoverable=False,
+            ) from e
+        if "${" in token:
+            raise TargetError(
+                f"the token of target '{self.name}' ({reference}) cannot be resolved",
+                recoverable=False,
+            )
+        self._secrets.append(token)
+        return token
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """One request; reads are retried with backoff on network errors and 502/503/504."""
+        client = self._http()
+        attempts = 1 + (len(self.retry_delays) if method == "GET" else 0)
+        for attempt in range(attempts):
+            try:
+                response = client.request(method, path, params=params, json=json)
+            except httpx.TimeoutException as e:
+                error: TargetError = TargetError(
+                    f"MCPJungle at {self.url} did not answer {method} {path} within "
+                    f"{self.timeout:g} s ({type(e).__name__}); it may be busy connecting to an "
+                    "upstream server: raise the target's timeout, or check the server"
+                )
+            except httpx.ConnectError as e:
+                error = TargetError(
+                    f"cannot connect to MCPJungle at {self.url} ({self._scrub(str(e))}): is it "
+                    "running (`mcpjungle start`) and is the target's url right?"
+                )
+            except httpx.TransportError as e:
+                error = TargetError(
+                    f"the connection to MCPJungle at {self.url} failed during {method} {path} "
+                    f"({type(e).__name__}: {self._scrub(str(e))})"
+                )
+            else:
+                if method != "GET" or response.status_code not in (502, 503, 504):
+                    return response
+                error = self._failure(response, f"{method} {path}")
+            if attempt + 1 < attempts:
+                log.info("%s: %s; retrying", self.name, error)
+                time.sleep(self.retry_delays[attempt])
+        raise error
+
+    def _expect(self, response: httpx.Response, status: int, what: str = "") -> httpx.Response:
+        if response.status_code != status:
+            request = response.request
+            raise self._failure(response, what or f"{request.method} {request.url.path}")
+        return response
+
+    def _list(self, response: httpx.Response, what: str) -> list[dict[str, Any]]:
+        try:
+            data = response.json()
+        except ValueError as e:
+            raise TargetError(
+                f"MCPJungle at {self.url} answered /api/v0/{what} with something that is not "
+                "JSON: is the url an MCPJungle server?"
+            ) from e
+        if data is None:
+            return []
+        if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+            raise TargetError(f"MCPJungle at {self.url}: /api/v0/{what} is not a list of objects")
+        return data
+
+    def _version(self) -> str | None:
+        try:
+            response = self._call("GET", "/metadata")
+            version = response.json().get("version") if response.status_code == 200 else None
+        except (TargetError, ValueError, AttributeError):
+            return None
+        return str(version) if version else None
+
+    def _ready(self) -> str:
+        """``/health`` and ``/metadata`` in a few words, to explain an odd answer."""
+        try:
+            health = self._http().get("/health")
+            status = health.json().get("status") if health.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return "its /health does not answer like MCPJungle's"
+        version = self._version() or "unknown version"
+        return f"MCPJungle {version}, health {status or 'not ok'}"
+
+    # -- errors ------------------------------------------------------------------------
+
+    def _failure(self, response: httpx.Response, what: str) -> TargetError:
+        """A TargetError for an unexpected answer: what was tried, and what to do about it."""
+        status = response.status_code
+        text = self._scrub(_error_text(response))
+        where = f"MCPJungle at {self.url}"
+        if status == 403 and NOT_INITIALIZED in text:
+            return TargetError(
+                f"{where} is not initialized: run `mcpjungle init-server` (enterprise mode), "
+                f"then give this target the admin token it prints as token: "
+                f"${{env:MCPJUNGLE_ADMIN_TOKEN}}",
+                recoverable=False,
+            )
+        if status == 401 and MISSING_TOKEN in text:
+            return TargetError(
+                f"{where} runs in enterprise mode and needs an access token: add "
+                f"`token: ${{env:MCPJUNGLE_ADMIN_TOKEN}}` to target '{self.name}' and export "
+                "the admin token (printed by `mcpjungle init-server`)",
+                recoverable=False,
+            )
+        if status == 401:
+            return TargetError(
+                f"{where} rejected the token of target '{self.name}' ({self.spec.token}): "
+                f"{text}; set it to a valid admin access token (printed by "
+                "`mcpjungle init-server`, kept as access_token in ~/.mcpjungle.conf)",
+                recoverable=False,
+            )
+        if status == 403 and NOT_ADMIN in text:
+            return TargetError(
+                f"{where}: the token of target '{self.name}' belongs to a user without admin "
+                f"rights, so it cannot {what}; use the admin token",
+                recoverable=False,
+            )
+        if status == 404 and not _is_json(response):
+            return TargetError(
+                f"{where} has no route for {response.request.method} "
+                f"{response.request.url.path} (plain-text 404: {text}) while trying to {what}; "
+                f"is the url an MCPJungle 0.4 server? ({self._ready()})",
+                recoverable=False,
+            )
+        if status == 400 and _code(response) == OAUTH_REQUIRED:
+            return TargetError(
+                f"{where} could not {what}: the upstream server demands OAuth or rejected the "
+                f"bearer token ({text.splitlines()[0] if text else 'no detail'}); check the "
+                "token in the server's headers, or finish OAuth for it in MCPJungle",
+                recoverable=False,
+            )
+        if status == 500 and DUPLICATE in text:
+            return _Duplicate(f"{where} could not {what}: {text}")
+        if status >= 500:
+            return TargetError(
+                f"{where} could not {what}: {status} {text or response.reason_phrase} (for a "
+                "registration this usually means MCPJungle could not connect to the upstream "
+                "server: check its command or url from where MCPJungle runs)"
+            )
+        return TargetError(
+            f"{where} could not {what}: {status} {text or response.reason_phrase}",
+            recoverable=status not in (400, 404),
+        )
+
+    def _oauth_hint(self, response: httpx.Response) -> str:
+        try:
+            pending = response.json().get("authorization_required") or {}
+        except (ValueError, AttributeError):
+            return "no detail"
+        expires = pending.get("expires_at", "?")
+        url = pending.get("authorization_url")
+        return f"open {url} before {expires}" if url else f"pending until {expires}"
+
+    def _remember_secrets(self, config: Mapping[str, Any], *, sent: bool = False) -> None:
+        """Values of a registration to scrub from every output; for a body we send, also
+        every env value from the texts of MCPJungle's answers (they may quote the config)."""
+        from reconciler.secrets import REDACTOR
+
+        for value in _secret_values(config):
+            REDACTOR.add(value)
+        extra = [str(v) for v in (config.get("env") or {}).values()] if sent else []
+        for value in [*_secret_values(config), *extra]:
+            if len(value) >= 4 and value not in self._secrets:
+                self._secrets.append(value)
+
+    def _scrub(self, text: str) -> str:
+        for value in sorted(self._secrets, key=len, reverse=True):
+            if value and value in text:
+                text = text.replace(value, "‹secret›")
+        return text
+
+
+class _Duplicate(TargetError):
+    """Registering an existing name without a working ``force`` (500 from the unique index)."""
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The ``error`` of a JSON answer, else the body's text (gin's plain-text 404)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:300]
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return str(data["error"])
+    return response.text.strip()[:300]
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return str(data.get("code")) if isinstance(data, dict) and data.get("code") else None
+
+
+def _is_json(response: httpx.Response) -> bool:
+    return "json" in response.headers.get("content-type", "")
+
+
+def _resolve_env(reference: str, environ: Mapping[str, str]) -> str:
+    """``${env:NAME}`` / ``${NAME}`` from the environment; anything else is an error."""
+    import re
+
+    def value(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        scheme, sep, name = inner.partition(":")
+        if not sep:
+            scheme, name = "env", inner
+        if scheme != "env":
+            raise TargetError(f"no resolver for ${{{inner}}} here")
+        found = environ.get(name)
+        if not found:
+            raise TargetError(f"environment variable {name} is not set")
+        return found
+
+    return re.sub(r"\$\{([^{}]*)\}", value, reference)
+
+
+def build(name: str, spec: TargetSpec, context: Context) -> MCPJungleTarget:
+    return MCPJungleTarget(name, spec, context)
+
+
+__all__: Sequence[str] = (
+    "DEFAULT_TIMEOUT",
+    "MCPJungleTarget",
+    "Snapshot",
+    "build",
+    "config_to_essence",
+    "disabled_by_policy",
+    "essence_to_config",
+)

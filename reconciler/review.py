@@ -371,7 +371,7 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
         inspections[name] = None
         if name in state.targets:
             try:
-                inspections[name] = engine.inspect(name, state=state)
+                inspections[name] = engine.inspect(name, state=state, create_key=False)
             except ReconcilerError:
                 inspections[name] = None
     commits: dict[str, gitlog.CommitInfo] = {}

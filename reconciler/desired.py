@@ -581,6 +581,8 @@ def _check_target(
                 )
     if kind is Kind.CLAUDE_DESKTOP and spec.scope is not None:
         problem(at("scope"), f"target '{name}': Claude Desktop has one file and no scopes")
+    elif kind is Kind.CLAUDE_DESKTOP and spec.project is not None:
+        problem(at("project"), f"target '{name}': Claude Desktop has one file and no projects")
     elif kind in SCOPES:
         problems += _check_scope(name, spec, at)
     if spec.on_drift is OnDrift.RECORD and not _record_supported():

@@ -1,0 +1,184 @@
+"""Where each client kind's file is, per scope, platform and environment; scope validation.
+
+Paths come from reference/CLIENTS.md and were checked against the real clients where one
+runs here (``CLAUDE_CONFIG_DIR``, ``GEMINI_CLI_HOME``, ``CODEX_HOME``, opencode's XDG folder).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler import targets
+from reconciler.model import Kind
+from reconciler.model import Target as TargetSpec
+from reconciler.targets import Context
+from reconciler.targets.files import FileTarget
+from tests.conftest import Workspace, snapshot_tree
+
+HOME = Path("/home/u")
+ROOT = Path("/repo")
+
+
+def path_of(
+    kind: str,
+    *,
+    platform: str = "linux",
+    environ: dict[str, str] | None = None,
+    **options: str,
+) -> str:
+    spec = TargetSpec(kind=Kind(kind), **options)
+    context = Context(HOME, platform, ROOT, None, environ or {})
+    target = targets.build("t", spec, context)
+    assert isinstance(target, FileTarget)
+    return str(target.path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "platform", "environ", "expected"),
+    [
+        ("claude-code", {}, "linux", {}, "/home/u/.claude.json"),
+        ("claude-code", {"scope": "local", "project": "/src/app"}, "linux", {},
+         "/home/u/.claude.json"),
+        ("claude-code", {}, "linux", {"CLAUDE_CONFIG_DIR": "/cfg"}, "/cfg/.claude.json"),
+        ("claude-code", {"scope": "project", "project": "app"}, "linux", {},
+         "/repo/app/.mcp.json"),
+        ("claude-code", {"scope": "project", "project": "~/src/app"}, "darwin", {},
+         "/home/u/src/app/.mcp.json"),
+        ("cursor", {}, "win32", {}, "/home/u/.cursor/mcp.json"),
+        ("cursor", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.cursor/mcp.json"),
+        ("vscode", {}, "linux", {}, "/home/u/.config/Code/User/mcp.json"),
+        ("vscode", {}, "linux", {"XDG_CONFIG_HOME": "/xdg"}, "/xdg/Code/User/mcp.json"),
+        ("vscode", {}, "darwin", {},
+         "/home/u/Library/Application Support/Code/User/mcp.json"),
+        ("vscode", {}, "win32", {"APPDATA": "/appdata"}, "/appdata/Code/User/mcp.json"),
+        ("vscode", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.vscode/mcp.json"),
+        ("windsurf", {}, "linux", {}, "/home/u/.codeium/windsurf/mcp_config.json"),
+        ("codex", {}, "linux", {}, "/home/u/.codex/config.toml"),
+        ("codex", {}, "linux", {"CODEX_HOME": "/codex"}, "/codex/config.toml"),
+        ("codex", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.codex/config.toml"),
+        ("gemini", {}, "linux", {}, "/home/u/.gemini/settings.json"),
+        ("gemini", {}, "linux", {"GEMINI_CLI_HOME": "/g"}, "/g/.gemini/settings.json"),
+        ("gemini", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.gemini/settings.json"),
+        ("opencode", {}, "linux", {}, "/home/u/.config/opencode/opencode.json"),
+        ("opencode", {}, "darwin", {"XDG_CONFIG_HOME": "/xdg"}, "/xdg/opencode/opencode.json"),
+        ("opencode", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/opencode.json"),
+        ("codex", {"path": "~/dotfiles/codex.toml"}, "linux", {"CODEX_HOME": "/codex"},
+         "/home/u/dotfiles/codex.toml"),
+    ],
+)  # fmt: skip
+def test_default_paths(
+    kind: str, options: dict[str, str], platform: str, environ: dict[str, str], expected: str
+) -> None:
+    assert path_of(kind, platform=platform, environ=environ, **options) == expected
+
+
+def test_opencode_writes_the_jsonc_file_when_that_is_the_one_there(tmp_path: Path) -> None:
+    folder = tmp_path / ".config" / "opencode"
+    folder.mkdir(parents=True)
+    (folder / "opencode.jsonc").write_text("{}")
+    spec = TargetSpec(kind=Kind.OPENCODE)
+    target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
+    assert isinstance(target, FileTarget)
+    assert target.path == folder / "opencode.jsonc"
+
+
+def test_claude_code_local_scope_keys_the_resolved_project_path(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    spec = TargetSpec(kind=Kind.CLAUDE_CODE, scope="local", project=str(tmp_path / "link"))
+    target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
+    assert f"[project {real}]" in target.describe()
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("{kind: windsurf, scope: project, project: /src}", "windsurf has no scope 'project'"),
+        ("{kind: vscode, scope: local, project: /src}", "vscode has no scope 'local'"),
+        ("{kind: claude-code, scope: local}", "scope 'local' needs 'project:'"),
+        ("{kind: codex, scope: project}", "scope 'project' needs 'project:'"),
+        ("{kind: gemini, project: /src}", "'project' applies to scope project or local"),
+        ("{kind: claude-desktop, project: /src}", "Claude Desktop has one file and no projects"),
+        ("{kind: codex, servers: [events]}", "(codex) cannot carry sse server 'events'"),
+        ("{kind: opencode, servers: [events]}", "(opencode) cannot carry sse server 'events'"),
+    ],
+)
+def test_scope_and_transport_rules_fail_validation(
+    workspace: Workspace, target: str, message: str
+) -> None:
+    workspace.write(
+        "d.yaml",
+        f"""
+        servers:
+          events: {{url: "http://127.0.0.1:9/sse", transport: sse}}
+        targets:
+          t: {target}
+        """,
+    )
+    before = snapshot_tree(workspace.home)
+
+    result = workspace.run("validate")
+
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "d.yaml:" in result.stderr
+    assert snapshot_tree(workspace.home) == before
+
+
+def test_project_scope_with_an_explicit_path_needs_no_project(workspace: Workspace) -> None:
+    workspace.write(
+        "d.yaml",
+        """
+        servers:
+          s: {command: x}
+        targets:
+          t: {kind: claude-code, scope: project, path: app/.mcp.json}
+        """,
+    )
+    assert workspace.run().exit_code == 0
+    assert json.loads((workspace.root / "app" / ".mcp.json").read_text()) == {
+        "mcpServers": {"s": {"type": "stdio", "command": "x"}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "relative", "content", "error"),
+    [
+        ("vscode", ".config/Code/User/mcp.json", '{\n  "servers": {,}\n}', "mcp.json:2:15"),
+        ("gemini", ".gemini/settings.json", "{\n  // ok\n  \"mcpServers\": [}", "settings.json:3:"),
+        ("codex", ".codex/config.toml", '[mcp_servers.x]\ncommand = \n', "config.toml:2:"),
+        ("claude-code", ".claude.json", '{\n  // no comments here\n}', ".claude.json:2:3"),
+        ("opencode", ".config/opencode/opencode.json", '{"mcp": 1}', "'mcp' is not"),
+    ],
+)  # fmt: skip
+def test_a_malformed_client_file_is_reported_and_never_written(
+    workspace: Workspace, kind: str, relative: str, content: str, error: str
+) -> None:
+    workspace.write(
+        "d.yaml",
+        f"""
+        servers:
+          s: {{command: x}}
+        targets:
+          t: {{kind: {kind}}}
+        """,
+    )
+    path = workspace.home / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    before = snapshot_tree(workspace.home)
+
+    result = workspace.run()
+
+    assert result.exit_code == 3, result.stdout + result.stderr
+    assert error in result.stdout + result.stderr
+    assert snapshot_tree(workspace.home) == before

@@ -22,13 +22,7 @@ from pathlib import Path
 from reconciler import desired, divergence, targets
 from reconciler.compare import align_header_names
 from reconciler.desired import DesiredState
-from reconciler.errors import (
-    ConcurrentChange,
-    PartialApply,
-    ReconcilerError,
-    TargetError,
-    UsageError,
-)
+from reconciler.errors import ConcurrentChange, ReconcilerError, TargetError, UsageError
 from reconciler.essence import (
     CAPABILITIES,
     Essence,
@@ -237,12 +231,6 @@ class Engine:
                     except ConcurrentChange:
                         log.info("%s: changed during the pass, retrying (%d)", name, attempt + 1)
                         continue
-                    except PartialApply as e:  # keep ownership of what was done
-                        done = [w for w in writes if w.entry in e.done]
-                        self._remember(
-                            name, rendered, plan, done, observation, inventory, fingerprint
-                        )
-                        raise
                     phase = Phase.VERIFY
                     self._verify(target, writes, fingerprint)
                 self._remember(name, rendered, plan, writes, observation, inventory, fingerprint)
@@ -266,8 +254,6 @@ class Engine:
         capability = target.capability
         keep_env = reference_mode(target.kind, spec.secrets)
         resolver = self.secret_resolver(state)
-        for live in observation.entries.values():
-            register_literals(live)  # a token in live args is scrubbed from any output
         rendered = []
         for server_name, placement in state.placements(name).items():
             if options.servers and server_name not in options.servers:
@@ -345,6 +331,9 @@ class Engine:
             replace_only=capability.replace_only,
             live_tools=observation.tools if capability.tool_switch else None,
         )
+        for change in plan.changes:  # a literal token in a drifted live entry is never shown
+            if change.fields and change.entry in observation.entries:
+                register_literals(observation.entries[change.entry])
         notes = tuple(n for item in rendered for n in item.notes)
         return replace(plan, notes=plan.notes + notes) if notes else plan
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from reconciler.compare import pointer_escape, pointer_parts
 from reconciler.errors import Problem, TargetError
 from reconciler.essence import (
     CAPABILITIES,
@@ -391,8 +392,6 @@ def referable(kind: Kind, field: str, key: str | None, value: str) -> bool:
 
 def _strings(essence: Essence) -> Iterator[tuple[str, str, str | None, str]]:
     """(pointer, field, key, value) for every string of an essence that may hold a secret."""
-    from reconciler.compare import pointer_escape
-
     for field in ("command", "cwd", "url"):
         value = essence.get(field)
         if isinstance(value, str):
@@ -410,9 +409,39 @@ def _strings(essence: Essence) -> Iterator[tuple[str, str, str | None, str]]:
                     yield f"/{field}/{pointer_escape(str(key))}", field, str(key), value
 
 
-def _set(essence: Essence, pointer: str, value: str) -> None:
-    from reconciler.compare import pointer_parts
+def _texts(essence: Essence) -> Iterator[str]:
+    """Every string of an essence, without paths (the fast pre-checks)."""
+    for field in ("command", "cwd", "url"):
+        value = essence.get(field)
+        if isinstance(value, str):
+            yield value
+    args = essence.get("args")
+    if isinstance(args, list):
+        yield from (a for a in args if isinstance(a, str))
+    for field in SECRET_FIELDS:
+        mapping = essence.get(field)
+        if isinstance(mapping, dict):
+            yield from (v for v in mapping.values() if isinstance(v, str))
 
+
+def _mentions_reference(essence: Essence) -> bool:
+    """Whether any string of the essence may hold a reference (a hot path: no generators)."""
+    for value in essence.values():
+        if isinstance(value, str):
+            if "${" in value or "<GET_FROM_INFISICAL:" in value:
+                return True
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, str) and ("${" in item or "<GET_FROM_INFISICAL:" in item):
+                    return True
+        elif isinstance(value, dict):
+            for item in value.values():
+                if isinstance(item, str) and ("${" in item or "<GET_FROM_INFISICAL:" in item):
+                    return True
+    return False
+
+
+def _set(essence: Essence, pointer: str, value: str) -> None:
     parts = pointer_parts(pointer)
     if len(parts) == 1:
         essence[parts[0]] = value
@@ -434,6 +463,8 @@ def render_essence(
 
     Raises SecretError naming every reference that could not be resolved (and no value).
     """
+    if not _mentions_reference(essence):
+        return RenderedSecrets(essence, False, frozenset())
     out: Essence = {
         k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
         for k, v in essence.items()
@@ -495,8 +526,8 @@ def seal_paths(essence: Essence, paths: Iterable[str], fingerprint: Sealer) -> E
     ``essence.seal`` already seals every env and header value; this covers a secret passed
     as an argument or in a URL, so that it is compared, stored and shown by fingerprint.
     """
-    from reconciler.compare import pointer_parts
-
+    if not paths:
+        return essence
     out = essence
     for pointer in paths:
         parts = pointer_parts(pointer)
@@ -538,9 +569,20 @@ _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("url-password", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@"),
     )
 )
-_PREFILTER = re.compile(
-    r"(?i)BEGIN|gh[pousr]_|github_pat_|glpat-|sk-|xox|AKIA|ASIA|AIza|eyJ|bearer|basic|://"
-)
+# Cheap pre-checks on lowercased text: no marker, no token shape (most strings).
+_SHAPE_MARKERS = (
+    "begin", "gh", "glpat-", "sk-", "xox", "akia", "asia", "aiza", "eyj", "bearer", "basic",
+    "://",
+)  # fmt: skip
+_KEY_MARKERS = ("token", "secret", "passw", "pwd", "key", "auth", "credential", "cookie",
+                "session")  # fmt: skip
+
+
+def _may_have_shape(text: str) -> bool:
+    low = text.lower()
+    return any(marker in low for marker in _SHAPE_MARKERS)
+
+
 _SECRET_KEY = re.compile(
     r"(?i)token|secret|passw(?:or)?d|passwd|pwd|key|auth|credential|cookie|session"
 )
@@ -562,7 +604,7 @@ def detect(value: str, key: str | None = None) -> str | None:
     literal = without_references(value)
     if not literal.strip():
         return None
-    if _PREFILTER.search(literal):
+    if _may_have_shape(literal):
         for kind, pattern in _SHAPES:
             match = pattern.search(literal)
             if match is None:
@@ -661,6 +703,9 @@ def register_literals(essence: Essence, redactor: Redactor | None = None) -> Non
     if "args" not in essence and "url" not in essence:
         return
     unsealed: Essence = {k: essence[k] for k in ("command", "args", "url", "cwd") if k in essence}
+    low = "\n".join(_texts(unsealed)).lower()
+    if not any(m in low for m in _SHAPE_MARKERS) and not any(m in low for m in _KEY_MARKERS):
+        return  # no token shape, no secret-like argument name: nothing to learn
     for finding in scan_essence(unsealed):
         redactor.add(finding.value)
 
@@ -764,8 +809,6 @@ def check_desired(
 
 
 def _loc(pointer: str) -> tuple[str | int, ...]:
-    from reconciler.compare import pointer_parts
-
     parts = pointer_parts(pointer)
     return tuple(int(p) if parts[0] == "args" and i == 1 else p for i, p in enumerate(parts))
 

@@ -518,3 +518,16 @@ def test_rotation_makes_mcpjungle_drift_without_showing_either_value(
     state = workspace.state_dir
     for path in (p for p in state.rglob("*") if p.is_file() and p.name != "fingerprint.key"):
         assert first not in path.read_text("utf-8", "replace")
+
+
+def test_a_literal_token_in_drifted_live_args_is_never_shown(scene: Scene) -> None:
+    assert scene.run().exit_code == 0
+    config = scene.ws.desktop_config
+    data = json.loads(config.read_text())
+    data["mcpServers"]["time"]["args"].append("--api-key=" + scene.canaries.planted)
+    config.write_text(json.dumps(data))
+    for flags in ((), ("--json",)):
+        result = scene.run("--dry-run", *flags)
+        assert result.exit_code == 1
+        assert "/args/1" in result.stdout and "‹secret:" in result.stdout
+        assert scene.leaks(result.stdout, result.stderr) == []

@@ -83,6 +83,22 @@ class Codex(FileTarget):
         except TOMLKitError as e:
             raise TargetFormatError(f"{self.path}: invalid TOML: {e}") from e
 
+    def read(self, content: bytes) -> Any:
+        # Observing needs plain data only: the stdlib reader is several times faster than
+        # tomlkit (and its import), which matters for a no-op pass. Writes still parse with
+        # tomlkit, which keeps the layout.
+        import tomllib
+
+        try:
+            return tomllib.loads(content.decode("utf-8-sig"))
+        except UnicodeDecodeError as e:
+            raise TargetFormatError(f"{self.path}: not UTF-8 text (byte {e.start})") from e
+        except tomllib.TOMLDecodeError as e:
+            message, _, where = str(e).partition(" (at line ")
+            line, _, column = where.rstrip(")").partition(", column ")
+            position = f":{line}:{column}" if line.isdigit() else ""
+            raise TargetFormatError(f"{self.path}{position}: invalid TOML: {message}") from e
+
     def render(self, document: Any, original: bytes | None) -> bytes:
         import tomlkit
 

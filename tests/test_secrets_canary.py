@@ -219,12 +219,41 @@ COMMANDS: dict[str, Command] = {
     ),
     "divergences list": Command(("divergences", "list"), requires=("divergences", "list")),
     "probe": Command(("probe",), requires=("probe",)),
-    "watch one pass": Command(
-        ("watch",),
-        missing="the watch command has no one-pass mode to drive from a test; covered "
-        "indirectly (a daemon pass is an Engine.run, whose outputs are checked here)",
-    ),
 }
+
+
+def _watch_one_pass(scene: Scene, rotated: bool) -> Result:
+    """One daemon iteration in process (the watch command has no one-pass flag)."""
+    from reconciler.engine import Engine
+    from reconciler.watch import Daemon
+
+    environ = {**os.environ, **scene.environ}
+    if rotated:
+        environ["CANARY_TOKEN"] = scene.canaries.rotated
+    engine = Engine(scene.ws.desired, scene.ws.state_dir, home=scene.ws.home, environ=environ)
+    daemon = Daemon(engine)
+    daemon.prepare()
+    record = daemon.iteration(start=True)
+    daemon.write_status()
+    text = json.dumps(record.to_json() if record is not None else None)
+    return Result(0 if record is not None else 1, text, "")
+
+
+@pytest.mark.parametrize("rotated", [False, True], ids=["first", "rotated"])
+def test_canaries_never_leak_from_a_daemon_pass(
+    scene: Scene, rotated: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("reconciler.watch", reason="no watch daemon in this build yet")
+    from reconciler.secrets import install_logging
+
+    install_logging()  # as `reconcile watch` does through the CLI
+    caplog.set_level(logging.DEBUG)
+    if rotated:
+        assert scene.run().exit_code == 0
+    result = _watch_one_pass(scene, rotated)
+    assert result.exit_code == 0, result.stdout
+    outputs = [result.stdout, caplog.text, *(r.getMessage() for r in caplog.records)]
+    assert scene.leaks(*outputs) == []
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])

@@ -392,6 +392,15 @@ def _watch_options(f: F) -> F:
             help="Serve /metrics and /healthz at PORT or HOST:PORT (PORT alone: loopback).",
         ),
         click.option(
+            "--flap-limit",
+            type=click.IntRange(min=0),
+            default=6,
+            show_default=True,
+            metavar="N",
+            help="Back off a target whose live edits were reverted N times in a minute "
+            "(something keeps fighting the sync); 0: never.",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["text", "json"]),
             default="text",
@@ -408,7 +417,12 @@ def _watch_options(f: F) -> F:
 @_watch_options
 @global_options
 def watch(
-    interval: float, debounce: int, pull: bool, metrics_addr: str | None, log_format: str
+    interval: float,
+    debounce: int,
+    pull: bool,
+    metrics_addr: str | None,
+    flap_limit: int,
+    log_format: str,
 ) -> None:
     """Keep every target converged: reconcile on each saved file, and resync periodically.
 
@@ -419,7 +433,9 @@ def watch(
     from reconciler.watch import WatchOptions, serve, setup_logging
 
     setup_logging(log_format, _settings().verbosity)
-    options = WatchOptions(interval=interval, debounce=debounce / 1000, pull=pull)
+    options = WatchOptions(
+        interval=interval, debounce=debounce / 1000, pull=pull, flap_limit=flap_limit
+    )
     try:
         code = serve(_engine(), options, metrics_addr=metrics_addr)
     except (UsageError, RepositoryError) as e:
@@ -433,7 +449,12 @@ def service() -> None:
 
 
 def _service_spec(
-    interval: float, debounce: int, pull: bool, metrics_addr: str | None, log_format: str
+    interval: float,
+    debounce: int,
+    pull: bool,
+    metrics_addr: str | None,
+    flap_limit: int,
+    log_format: str,
 ) -> Any:
     from reconciler.service import ServiceSpec
     from reconciler.state import default_state_dir
@@ -444,6 +465,8 @@ def _service_spec(
         args.append("--pull")
     if metrics_addr:
         args += ["--metrics", metrics_addr]
+    if flap_limit != 6:
+        args += ["--flap-limit", str(flap_limit)]
     if log_format != "text":
         args += ["--log-format", log_format]
     return ServiceSpec(

@@ -157,9 +157,7 @@ def load(desired_dir: Path) -> tuple[Record, ...]:
     records: list[Record] = []
     problems: list[Problem] = []
     files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    from reconciler.desired import make_yaml
-
-    yaml = make_yaml()  # one parser for every file: building one costs more than a record
+    yaml = _LazyYaml()  # one parser for every file, built only if a file needs it
     for path in files:
         record = _load_file(path, problems, yaml)
         if record is not None:
@@ -169,10 +167,86 @@ def load(desired_dir: Path) -> tuple[Record, ...]:
     return tuple(records)
 
 
+class _LazyYaml:
+    def __init__(self) -> None:
+        self._yaml: Any = None
+
+    def load(self, text: str) -> Any:
+        if self._yaml is None:
+            from reconciler.desired import make_yaml
+
+            self._yaml = make_yaml()
+        return self._yaml.load(text)
+
+
 def _shown(path: Path) -> str:
     from reconciler.desired import display_path
 
     return display_path(path)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_/.~@+=(][^#'\"\[\]{},]*")
+_NOT_TEXT = re.compile(
+    r"(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|true|false|null|~|\.inf|\.nan)"
+    r"|\d{4}-\d\d-\d\d.*",
+    re.IGNORECASE,
+)
+_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def _fast_scalar(text: str) -> str | None:
+    """A scalar exactly as ``render`` writes it (plain or single-quoted), else None."""
+    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
+        inner = text[1:-1]
+        if "'" in inner.replace("''", ""):
+            return None
+        return inner.replace("''", "'")
+    if _PLAIN.fullmatch(text) and ": " not in text and not text.endswith((":", " ")):
+        if _NOT_TEXT.fullmatch(text):
+            return None
+        return text
+    return None
+
+
+def _fast_parse(text: str) -> dict[str, Any] | None:
+    """Parse a record in the exact layout ``render`` writes, without a YAML parser.
+
+    Records are machine-written and loaded on every pass; ruamel costs milliseconds per
+    file. Anything else (hand edits, comments, other quoting) returns None and goes through
+    the YAML parser, which also locates problems.
+    """
+    lines = text.split("\n")
+    if lines[0] != f"{KEY}:" or (lines[-1] != ""):
+        return None
+    body: dict[str, Any] = {}
+    for line in lines[1:-1]:
+        if not line.startswith("  ") or line.startswith("   "):
+            return None
+        key, sep, value = line[2:].partition(": ")
+        if not sep or key not in _FIELDS or key in body:
+            return None
+        if key == "paths":
+            if not (value.startswith("[") and value.endswith("]")):
+                return None
+            items = [v.strip() for v in value[1:-1].split(",")] if value != "[]" else []
+            parsed = [_fast_scalar(v) for v in items]
+            if any(p is None or not p.startswith("/") for p in parsed):
+                return None
+            body[key] = parsed
+        elif key == "reviewed":
+            if value not in ("true", "false"):
+                return None
+            body[key] = value == "true"
+        elif key == "expires":
+            if not _DATE.fullmatch(value):
+                return None
+            body[key] = value
+        else:
+            scalar = _fast_scalar(value)
+            if scalar is None:
+                return None
+            body[key] = scalar
+    return {KEY: body}
 
 
 def _load_file(path: Path, problems: list[Problem], yaml: Any) -> Record | None:
@@ -180,14 +254,25 @@ def _load_file(path: Path, problems: list[Problem], yaml: Any) -> Record | None:
 
     shown = _shown(path)
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(Problem(shown, 0, 0, f"cannot read divergence record: {e}"))
+        return None
+    fast = _fast_parse(text)
+    if fast is not None:
+        scratch: list[Problem] = []
+        record = parse(fast, path, shown, scratch)
+        if record is not None:
+            return record
+    try:
+        document = yaml.load(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problems.append(Problem(shown, line, col, (e.problem or "invalid YAML").strip()))
         return None
-    except (OSError, UnicodeDecodeError, YAMLError) as e:
-        problems.append(Problem(shown, 0, 0, f"cannot read divergence record: {e}"))
+    except YAMLError as e:
+        problems.append(Problem(shown, 0, 0, f"invalid divergence record: {e}"))
         return None
     return parse(document, path, shown, problems)
 

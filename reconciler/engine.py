@@ -22,7 +22,13 @@ from pathlib import Path
 from reconciler import desired, divergence, targets
 from reconciler.compare import align_header_names
 from reconciler.desired import DesiredState
-from reconciler.errors import ConcurrentChange, ReconcilerError, TargetError, UsageError
+from reconciler.errors import (
+    ConcurrentChange,
+    PartialApply,
+    ReconcilerError,
+    TargetError,
+    UsageError,
+)
 from reconciler.essence import (
     CAPABILITIES,
     Essence,
@@ -231,6 +237,12 @@ class Engine:
                     except ConcurrentChange:
                         log.info("%s: changed during the pass, retrying (%d)", name, attempt + 1)
                         continue
+                    except PartialApply as e:  # keep ownership of what was done
+                        done = [w for w in writes if w.entry in e.done]
+                        self._remember(
+                            name, rendered, plan, done, observation, inventory, fingerprint
+                        )
+                        raise
                     phase = Phase.VERIFY
                     self._verify(target, writes, fingerprint)
                 self._remember(name, rendered, plan, writes, observation, inventory, fingerprint)

@@ -11,7 +11,8 @@ command line can map it to an exit code without knowing any library.
     ├── RepositoryError        a command that commits runs outside a usable git repository: exit 2
     └── TargetError            one target failed in a phase; the other targets still run
         ├── TargetFormatError  the target's file cannot be parsed; it is never written
-        └── ConcurrentChange   the target changed between observe and apply; retry the pass
+        ├── ConcurrentChange   the target changed between observe and apply; retry the pass
+        └── PartialApply       an API target made some changes before others failed
 
 Messages are already redacted: no exception text may carry a secret value.
 """
@@ -84,3 +85,14 @@ class TargetFormatError(TargetError):
 
 class ConcurrentChange(TargetError):
     """The target's file changed between observe and apply (compare-and-swap refused)."""
+
+
+class PartialApply(TargetError):
+    """An API target (MCPJungle) applies entry by entry and some entries failed; ``done``
+    names the entries changed as planned, so that what this tool created stays its own."""
+
+    def __init__(
+        self, message: str, done: frozenset[str], *, recoverable: bool | None = None
+    ) -> None:
+        super().__init__(message, recoverable=recoverable)
+        self.done = done

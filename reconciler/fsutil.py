@@ -15,13 +15,17 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import ConcurrentChange, TargetError
 
 NEW_FILE_MODE = 0o600
+
+# Told about every completed write (path written, bytes): the watch daemon tells its own
+# writes from everyone else's this way. Register for a while with ``observe_writes``.
+_write_observers: list[Callable[[Path, bytes], None]] = []
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,18 @@ def atomic_write(
             raise TargetError(f"{path}: cannot write: {e.strerror}") from e
         raise
     _fsync_directory(directory)
+    for observer in tuple(_write_observers):
+        observer(target, data)
+
+
+@contextlib.contextmanager
+def observe_writes(observer: Callable[[Path, bytes], None]) -> Iterator[None]:
+    """Call ``observer(path, data)`` after each ``atomic_write`` in this block (any thread)."""
+    _write_observers.append(observer)
+    try:
+        yield
+    finally:
+        _write_observers.remove(observer)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -467,8 +467,18 @@ class Daemon:
         self.in_pass = True
         report: RunReport | None = None
         failure: str | None = None
+        # What each target file holds when we leave it: what we wrote, else what it held
+        # before the pass. Reading it after the pass instead would take a hand edit made
+        # during the pass for our own write, and skip it.
+        before = {p: file_digest(p) for p, owners in self.watchset.files.items() if owners & names}
+        written: dict[Path, str] = {}
+
+        def wrote(path: Path, data: bytes) -> None:
+            written[path.parent.resolve() / path.name] = hashlib.sha256(data).hexdigest()
+
         try:
-            report = self.engine.run(PassOptions(targets=tuple(sorted(names))))
+            with fsutil.observe_writes(wrote):
+                report = self.engine.run(PassOptions(targets=tuple(sorted(names))))
         except DesiredStateError as e:  # desired changed again between our load and the pass
             self.desired_seen = None
             self._invalid(e)
@@ -486,7 +496,9 @@ class Daemon:
             self.rebuild_watchset()  # the pass created a target's folder: watch it closely
         for path, owners in self.watchset.files.items():
             if owners & names:
-                self.left[path] = file_digest(path)
+                mine = written.get(fsutil.real_path(path)) or written.get(path)
+                left = mine or before.get(path)
+                self.left[path] = left if left is not None else file_digest(path)
         self.passes += 1
         record = self._record(report, failure, names, why, duration, now)
         self.last = record
@@ -528,7 +540,7 @@ class Daemon:
                     errors[t.name] = t.error
                     delay = self.backoff.failed(t.name, now)
                     log.warning("%s: failed, next try in %gs", t.name, delay)
-                elif fought and self._flapping(t.name, now):
+                elif fought and self.options.flap_limit and self._flapping(t.name, now):
                     delay = self.backoff.failed(t.name, now)
                     errors[t.name] = "flapping"
                     log.warning(

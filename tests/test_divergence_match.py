@@ -6,6 +6,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler import divergence
 from reconciler.adopt import guess_indent, load_document
@@ -196,3 +198,34 @@ def test_desired_files_round_trip_unchanged(tmp_path: Path, text: str) -> None:
 def test_guess_indent() -> None:
     assert guess_indent("a:\n    b:\n    - x\n") == (4, 2, 0)
     assert guess_indent("a:\n  b:\n    - x\n") == (2, 4, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    target=st.text(min_size=1, max_size=12),
+    server=st.text(min_size=1, max_size=12),
+    reason=st.text(min_size=1, max_size=40),
+    paths=st.lists(st.text(max_size=8).map(lambda t: "/" + t), max_size=3),
+    reviewed=st.booleans(),
+)
+def test_the_fast_record_reader_agrees_with_the_yaml_parser(
+    target: str, server: str, reason: str, paths: list[str], reviewed: bool
+) -> None:
+    from reconciler.desired import _plain as to_plain
+    from reconciler.desired import make_yaml
+
+    rec = record(tuple(paths), target=target, server=server, reason=reason, reviewed=reviewed)
+    text = divergence.render(rec)
+    fast = divergence._fast_parse(text)
+    if fast is None:
+        return  # falls back to the YAML parser
+    slow = to_plain(make_yaml().load(text), (), "f", {}, {}, [0])
+    assert fast == slow
+
+
+def test_the_fast_reader_handles_what_render_writes() -> None:
+    rec = record(("/args/1", "/env/A"), expires=date(2026, 12, 31), created="2026-11-21T10:04:00Z")
+    rec = rec.__class__(
+        **{**rec.__dict__, "reason": "Paris office: local time", "created_by": "a@b"}
+    )
+    assert divergence._fast_parse(divergence.render(rec)) is not None

@@ -439,6 +439,26 @@ def test_reads_are_retried_and_writes_are_not(
     assert len(jungle.servers) == 5
 
 
+def test_servers_created_before_a_failure_stay_owned(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    setup(workspace, jungle.url, prune=True)
+    jungle.set_upstream("search", Upstream(connect_error="dial tcp: connection refused"))
+    first = workspace.run()
+    assert first.exit_code == 3
+    assert "4 of 5 server(s) changed as planned" in first.stdout
+    assert set(jungle.servers) == {"time", "fetch", "files", "github"}
+    without_fetch = SERVERS.replace(
+        "  fetch:\n    command: uvx\n    args: [mcp-server-fetch]\n", ""
+    )
+    workspace.write("servers.yaml", without_fetch)
+    jungle.set_upstream("search", ["query"])
+    second = workspace.run("--json")
+    assert second.exit_code == 0
+    assert sorted(actions(second.json)) == [("fetch", "delete"), ("search", "create")]
+    assert "fetch" not in jungle.servers
+
+
 def test_a_timeout_names_the_timeout(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:

@@ -111,7 +111,7 @@ def test_editing_desired_updates_the_target_and_a_hand_edit_is_reverted(
         "the hand edit to be reverted",
     )
     assert json.loads(ws.desktop_config.read_text())["theme"] == "dark"
-    triggers = [p["trigger"] for p in running.passes()]
+    triggers = [p["trigger"] for p in running.wait_for_passes(3)]
     assert triggers[:3] == ["start", "desired", "target"]
     status = json.loads((ws.state_dir / "daemon.json").read_text())
     assert status["running"] is True and status["last_pass"]["result"] == "converged"

@@ -38,7 +38,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from reconciler.errors import TargetError
+from reconciler.errors import PartialApply, TargetError
 from reconciler.essence import CAPABILITIES, Essence, normalize
 from reconciler.model import Kind, ToolPolicy
 from reconciler.model import Target as TargetSpec
@@ -279,16 +279,21 @@ class MCPJungleTarget:
                 bodies[entry] = essence_to_config(entry, essence, snapshot.configs.get(entry))
                 self._remember_secrets(bodies[entry], sent=True)
         self.version = self._version()
-        failures: list[str] = []
-        for entry, group in groups.items():
+        failures: list[TargetError] = []
+        done: set[str] = set()
+        for entry, group in groups.items():  # one failing server does not block the others
             try:
                 self._apply_entry(entry, group, bodies.get(entry), snapshot)
             except TargetError as e:
-                failures.append(str(e))
+                failures.append(e)
+            else:
+                done.add(entry)
         if failures:
-            done = len(groups) - len(failures)
-            raise TargetError(
-                "; ".join(failures) + f" ({done} of {len(groups)} server(s) changed as planned)"
+            raise PartialApply(
+                "; ".join(str(e) for e in failures)
+                + f" ({len(done)} of {len(groups)} server(s) changed as planned)",
+                frozenset(done),
+                recoverable=all(e.recoverable for e in failures),
             )
 
     # -- applying one server -------------------------------------------------------------
@@ -490,9 +495,10 @@ class MCPJungleTarget:
                     f"({type(e).__name__}: {self._scrub(str(e))})"
                 )
             else:
-                if method != "GET" or response.status_code not in (502, 503, 504):
-                    return response
-                error = self._failure(response, f"{method} {path}")
+                last = attempt + 1 == attempts
+                if last or method != "GET" or response.status_code not in (502, 503, 504):
+                    return response  # a final 5xx is explained by the caller
+                error = TargetError(f"{method} {path}: {response.status_code}")
             if attempt + 1 < attempts:
                 log.info("%s: %s; retrying", self.name, error)
                 time.sleep(self.retry_delays[attempt])
@@ -542,7 +548,11 @@ class MCPJungleTarget:
         """A TargetError for an unexpected answer: what was tried, and what to do about it."""
         status = response.status_code
         text = self._scrub(_error_text(response))
-        where = f"MCPJungle at {self.url}"
+        where = (
+            f"MCPJungle {self.version} at {self.url}"
+            if self.version
+            else f"MCPJungle at {self.url}"
+        )
         if status == 403 and NOT_INITIALIZED in text:
             return TargetError(
                 f"{where} is not initialized: run `mcpjungle init-server` (enterprise mode), "
@@ -586,6 +596,8 @@ class MCPJungleTarget:
             )
         if status == 500 and DUPLICATE in text:
             return _Duplicate(f"{where} could not {what}: {text}")
+        if status >= 500 and response.request.method == "GET":
+            return TargetError(f"{where} could not {what}: {status} {text} ({self._ready()})")
         if status >= 500:
             return TargetError(
                 f"{where} could not {what}: {status} {text or response.reason_phrase} (for a "

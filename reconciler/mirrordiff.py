@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.compare import pointer_escape, pointer_parts
 
@@ -112,9 +112,11 @@ class Selection:
 # -- trees ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
-    """One entry of a tree: a regular file (hash, size, mode) or a symlink (its target text)."""
+class FileState(NamedTuple):
+    """One entry of a tree: a regular file (hash, size, mode) or a symlink (its target text).
+
+    A tuple: tens of thousands are built and compared per pass.
+    """
 
     sha256: str = ""
     size: int = 0
@@ -212,17 +214,18 @@ class FileDiff:
 def compare(source: Tree, copy: Tree) -> list[FileDiff]:
     """Every path whose entry differs between ``source`` and ``copy``, sorted by path."""
     diffs: list[FileDiff] = []
-    for path in sorted(source.keys() | copy.keys()):
-        want = source.get(path)
+    for path, want in source.items():
         have = copy.get(path)
-        if want is None:
-            diffs.append(FileDiff(path, Drift.EXTRA, None, have))
-        elif have is None:
+        if have == want:
+            continue
+        if have is None:
             diffs.append(FileDiff(path, Drift.MISSING, want, None))
         elif not want.same_content(have):
             diffs.append(FileDiff(path, Drift.CHANGED, want, have))
         elif not want.is_link and want.mode != have.mode:
             diffs.append(FileDiff(path, Drift.MODE, want, have))
+    diffs += [FileDiff(p, Drift.EXTRA, None, copy[p]) for p in copy if p not in source]
+    diffs.sort(key=lambda d: d.path)
     return diffs
 
 

@@ -235,7 +235,7 @@ def test_hash_cache_rehashes_only_changed_files(tmp_path: Path) -> None:
     later = lambda: 10**19  # noqa: E731 - a scan "long after" every write: nothing is racy
     cache = HashCache(state, src, writable=True)
     cold = scan(src, Selection(), cache, missing_ok=False, now_ns=later)
-    cache.save(cold.tree, cold.keys, cold.started)
+    cache.save(cold)
     assert cold.hashed == 20
     warm_cache = HashCache(state, src, writable=True)
     warm = scan(src, Selection(), warm_cache, missing_ok=False, now_ns=later)
@@ -252,7 +252,7 @@ def test_fresh_entries_are_stored_racy_and_hashed_again(tmp_path: Path) -> None:
     state = tmp_path / "state"
     cache = HashCache(state, src, writable=True)
     first = scan(src, Selection(), cache, missing_ok=False)  # now: the file is seconds old
-    cache.save(first.tree, first.keys, first.started)
+    cache.save(first)
     again = scan(src, Selection(), HashCache(state, src, writable=True), missing_ok=False)
     assert again.hashed == 1  # too fresh to trust: a same-tick edit would be invisible
 

@@ -70,7 +70,8 @@ CAPABILITY = Capability(frozenset(), frozenset())  # a mirror carries files, not
 CACHE_DIR = "mirror-cache"
 CACHE_FORMAT = 1
 RACY_NS = 2_000_000_000  # timestamps this close to a scan are not trusted next time (FAT: 2 s)
-HASH_THREADS = 8
+HASH_THREADS = 4
+READ_CHUNK = 1 << 20
 CAS_ATTEMPTS = 5
 DIFF_FILES = 100  # unified diffs shown per target and pass; further files by size and hash
 HELD_ENTRY = "extra files"  # the entry of extra files a sync keeps (prune: false)
@@ -234,29 +235,24 @@ class HashCache:
             return
         files, synced = data.get("files"), data.get("synced")
         if isinstance(files, dict):
-            self.entries = {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 5}
+            self.entries = files
         if isinstance(synced, dict):
             self.synced = {k: v for k, v in synced.items() if isinstance(v, str)}
         self._loaded_entries = dict(self.entries)
         self._loaded_synced = dict(self.synced)
 
-    def lookup(self, path: str, key: StatKey) -> str | None:
-        found = self.entries.get(path)
-        if found is not None and tuple(found[:4]) == key:
-            return str(found[4])
-        return None
-
-    def save(
-        self, tree: Mapping[str, FileState], keys: Mapping[str, StatKey], started: int
-    ) -> None:
-        """Keep the hashes of ``tree``; entries touched near ``started`` are stored racy."""
+    def save(self, found: Scan) -> None:
+        """Keep the hashes of a scan; entries touched near its start are stored racy."""
+        if found.hashed == 0 and len(found.keys) == len(self.entries):
+            return  # every file vouched for by the cache: nothing to change
         fresh: dict[str, list[Any]] = {}
-        for path, key in keys.items():
-            state = tree.get(path)
-            if state is None or state.is_link:
+        limit = found.started - RACY_NS
+        for path, key in found.keys.items():
+            state = found.tree.get(path)
+            if state is None or state.link is not None:
                 continue
             size, mtime, ctime, ino = key
-            if max(mtime, ctime) >= started - RACY_NS:
+            if mtime >= limit or ctime >= limit:
                 size = -1  # never matches: hashed again by the next pass
             fresh[path] = [size, mtime, ctime, ino, state.sha256]
         self.entries = fresh
@@ -305,11 +301,17 @@ def hash_file(path: str) -> tuple[str, StatKey, int]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(f"{path}: no longer a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest = hashlib.sha256()
+        want = st.st_size + 1  # one read for a file that did not grow; a short read is EOF
+        while True:
+            chunk = os.read(fd, min(want, READ_CHUNK))
+            digest.update(chunk)
+            if len(chunk) < min(want, READ_CHUNK) or not chunk:
+                break
+            want = READ_CHUNK
     finally:
         os.close(fd)
-    return digest, _key(st), stat.S_IMODE(st.st_mode)
+    return digest.hexdigest(), _key(st), stat.S_IMODE(st.st_mode)
 
 
 def scan(
@@ -334,7 +336,9 @@ def scan(
     if not stat.S_ISDIR(top.st_mode):
         raise TargetError(f"{root}: not a folder", recoverable=False)
     filtered = bool(selection.include or selection.exclude)
-    pending: list[tuple[str, str, StatKey, int]] = []
+    known = cache.entries if cache is not None else {}
+    tree, keys = result.tree, result.keys
+    pending: list[str] = []
     stack: list[tuple[str, str]] = [("", str(root))]
     while stack:
         rel_dir, abs_dir = stack.pop()
@@ -349,24 +353,28 @@ def scan(
                 continue  # folders, and a file named .git (a worktree's pointer) too
             rel = f"{rel_dir}/{name}" if rel_dir else name
             try:
-                if entry.is_symlink():
-                    if not filtered or selection.selects(rel):
-                        result.tree[rel] = FileState(link=os.readlink(entry.path))
-                elif entry.is_dir(follow_symlinks=False):
-                    if not selection.skips_folder(rel):
-                        stack.append((rel, entry.path))
-                elif entry.is_file(follow_symlinks=False):
+                if entry.is_file(follow_symlinks=False):
                     if filtered and not selection.selects(rel):
                         continue
                     st = entry.stat(follow_symlinks=False)
-                    key = _key(st)
-                    mode = stat.S_IMODE(st.st_mode)
-                    digest = cache.lookup(rel, key) if cache is not None else None
-                    if digest is None:
-                        pending.append((rel, entry.path, key, mode))
+                    cached = known.get(rel)
+                    if (
+                        cached is not None
+                        and cached[1] == st.st_mtime_ns
+                        and cached[0] == st.st_size
+                        and cached[2] == st.st_ctime_ns
+                        and cached[3] == st.st_ino
+                    ):
+                        tree[rel] = FileState(cached[4], st.st_size, st.st_mode & 0o7777)
+                        keys[rel] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
                     else:
-                        result.tree[rel] = FileState(digest, key[0], mode)
-                        result.keys[rel] = key
+                        pending.append(rel)
+                elif entry.is_dir(follow_symlinks=False):
+                    if not selection.skips_folder(rel):
+                        stack.append((rel, entry.path))
+                elif entry.is_symlink():
+                    if not filtered or selection.selects(rel):
+                        tree[rel] = FileState(link=os.readlink(entry.path))
                 elif not filtered or selection.selects(rel):
                     result.notes.append(f"{rel}: not a file, folder or symlink; skipped")
             except OSError as e:
@@ -377,21 +385,28 @@ def scan(
     return result
 
 
-def _hash_pending(result: Scan, pending: list[tuple[str, str, StatKey, int]]) -> None:
-    def one(item: tuple[str, str, StatKey, int]) -> tuple[str, tuple[str, StatKey, int] | str]:
-        rel, path, _, _ = item
-        try:
-            return rel, hash_file(path)
-        except FileNotFoundError:
-            return rel, ""
-        except OSError as e:
-            return rel, f"{rel}: cannot read: {e.strerror or e}; skipped"
+def _hash_pending(result: Scan, pending: list[str]) -> None:
+    """Hash the files the cache could not vouch for, in a few threads for large batches."""
+    root = str(result.root)
 
-    if len(pending) > 64:
+    def batch(rels: list[str]) -> list[tuple[str, tuple[str, StatKey, int] | str]]:
+        out: list[tuple[str, tuple[str, StatKey, int] | str]] = []
+        for rel in rels:
+            try:
+                out.append((rel, hash_file(os.path.join(root, rel))))
+            except FileNotFoundError:
+                out.append((rel, ""))
+            except OSError as e:
+                out.append((rel, f"{rel}: cannot read: {e.strerror or e}; skipped"))
+        return out
+
+    if len(pending) > 256:
+        size = -(-len(pending) // HASH_THREADS)
+        parts = [pending[i : i + size] for i in range(0, len(pending), size)]
         with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
-            done = list(pool.map(one, pending))
+            done = [item for part in pool.map(batch, parts) for item in part]
     else:
-        done = [one(item) for item in pending]
+        done = batch(pending)
     for rel, outcome in done:
         if isinstance(outcome, str):
             if outcome:
@@ -468,14 +483,14 @@ class MirrorTarget:
             if not memo:
                 cache = HashCache(self.state_dir, self.source_root, writable=self.writable)
                 found = scan(self.source_root, self.selection, cache, missing_ok=False)
-                cache.save(found.tree, found.keys, found.started)
+                cache.save(found)
                 memo.append(found)
             return memo[0]
 
     def scan_copy(self) -> Scan:
         self.copy_cache = HashCache(self.state_dir, self.copy_root, writable=self.writable)
         found = scan(self.copy_root, self.selection, self.copy_cache, missing_ok=True)
-        self.copy_cache.save(found.tree, found.keys, found.started)
+        self.copy_cache.save(found)
         return found
 
     def observe(self) -> Observation:
@@ -614,7 +629,9 @@ class MirrorTarget:
         synced = self.copy_cache.synced
         for rel, state in snapshot.source.tree.items():
             if rel not in drifted:
-                synced[rel] = token(state)
+                mark = token(state)
+                if synced.get(rel) != mark:
+                    synced[rel] = mark
         for rel in list(synced):
             if rel not in snapshot.source.tree and rel not in snapshot.copy.tree:
                 del synced[rel]
@@ -661,7 +678,7 @@ def token(state: FileState) -> str:
     """A file's identity for last-synced records: content and mode, or link target."""
     if state.link is not None:
         return f"link:{state.link}"
-    return f"{state.sha256}:{state.mode:o}"
+    return f"{state.sha256[:20]}:{state.mode:o}"
 
 
 # -- planning ------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ NOT_PLACED = "."
 
 
 def cell(state: DesiredState, target: TargetReport, server: str) -> str:
+    mirror = getattr(state.targets.get(target.name), "mirror", None)
+    if mirror is not None or server not in state.servers:
+        return mirror_cell(target, server, mirror)
     if server not in state.placements(target.name):
         return NOT_PLACED
     if target.error is not None:
@@ -43,6 +46,22 @@ def cell(state: DesiredState, target: TargetReport, server: str) -> str:
     if server in target.in_sync:
         return "in_sync"
     return "disabled"  # placed, disabled, and absent from a kind without a switch
+
+
+def mirror_cell(target: TargetReport, row: str, mirror: str | None) -> str:
+    """A mirror's row: its own copies' targets in sync, drifted, allowed or failed."""
+    if mirror != row:
+        return NOT_PLACED
+    if target.error is not None:
+        return "error"
+    if target.pending:
+        return "drift"
+    return "allowed" if target.allowed else "in_sync"
+
+
+def mirror_rows(state: DesiredState) -> list[str]:
+    """Mirrors get rows of their own below the servers (a mirror's copies are its targets)."""
+    return [m for m in state.mirrors if m not in state.servers]
 
 
 @dataclass(frozen=True)
@@ -160,6 +179,9 @@ def matrix_json(
             server: {t.name: cell(state, t, server) for t in report.targets}
             for server in state.servers
         },
+        "mirrors": {
+            m: {t.name: cell(state, t, m) for t in report.targets} for m in mirror_rows(state)
+        },
         "unmanaged": {t.name: list(t.unmanaged) for t in report.targets if t.unmanaged},
         "targets": report.to_json()["targets"],
         "degraded": report.to_json()["degraded"],
@@ -177,7 +199,7 @@ def matrix_json(
 def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] | None) -> str:
     names = [t.name for t in report.targets]
     rows = [["server", *names]]
-    for server in state.servers:
+    for server in [*state.servers, *mirror_rows(state)]:
         rows.append([server, *(cell(state, t, server) for t in report.targets)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [

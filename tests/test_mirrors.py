@@ -341,3 +341,15 @@ def test_a_mirror_kind_under_targets_is_refused(workspace: Workspace) -> None:
     result = workspace.run("validate")
     assert result.exit_code == 2
     assert "declare mirrored folders under `mirrors:`" in result.stdout + result.stderr
+
+
+def test_status_shows_a_row_per_mirror(workspace: Workspace) -> None:
+    declare(workspace)
+    _, (copy,) = trees(workspace)
+    assert workspace.run("status").exit_code == 0
+    put(copy, "index.ts", "drifted\n")
+    result = workspace.run("status", "--json")
+    assert result.exit_code == 1
+    assert result.json["mirrors"] == {"media-agent": {"media-agent": "drift"}}
+    text = workspace.run("status").stdout
+    assert any(line.split() == ["media-agent", "drift"] for line in text.splitlines())

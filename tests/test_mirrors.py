@@ -353,3 +353,48 @@ def test_status_shows_a_row_per_mirror(workspace: Workspace) -> None:
     assert result.json["mirrors"] == {"media-agent": {"media-agent": "drift"}}
     text = workspace.run("status").stdout
     assert any(line.split() == ["media-agent", "drift"] for line in text.splitlines())
+
+
+def test_an_expired_record_covers_nothing(repo: Workspace) -> None:
+    declare(repo)
+    _, (copy,) = trees(repo)
+    put(copy, "index.ts", "pinned\n")
+    commit_all(repo.root)
+    allowed = repo.run(
+        "allow", "media-agent", "--target", "media-agent", "--reason", "pinned", "--path", "/"
+    )
+    assert allowed.exit_code == 0, allowed.stdout + allowed.stderr
+    assert repo.run("--dry-run").exit_code == 0
+    record = repo.desired / "divergences" / "media-agent--media-agent.yaml"
+    text = record.read_text()
+    assert "expires" not in text
+    record.write_text(text.replace("reason: pinned\n", "reason: pinned\n  expires: 2000-01-01\n"))
+    lapsed = repo.run("--dry-run")
+    assert lapsed.exit_code == 1
+    assert "expired" in lapsed.stdout
+
+
+def test_rejecting_a_recorded_file_syncs_it_once(repo: Workspace) -> None:
+    repo.write(
+        "mirrors.yaml",
+        f"""
+        mirrors:
+          media-agent:
+            source: {SOURCE}
+            copies: [{COPY}]
+            on_drift: record
+        """,
+    )
+    source, (copy,) = trees(repo)
+    put(copy, "index.ts", "hand edit\n")
+    commit_all(repo.root)
+    assert repo.run().exit_code == 0
+    rejected = repo.run("divergences", "reject", "media-agent--media-agent")
+    assert rejected.exit_code == 0, rejected.stdout + rejected.stderr
+    synced = repo.run()
+    assert synced.exit_code == 0, synced.stdout
+    assert (copy / "index.ts").read_bytes() == (source / "index.ts").read_bytes()
+    assert not (repo.desired / "divergences" / "media-agent--media-agent.yaml").exists()
+    put(copy, "index.ts", "another hand edit\n")
+    assert repo.run().exit_code == 0  # recorded again, not synced: the rejection was used
+    assert (copy / "index.ts").read_text() == "another hand edit\n"

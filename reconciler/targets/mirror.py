@@ -877,6 +877,8 @@ def reconcile(
 
     spec = target.spec
     base = TargetReport(name, KIND.value, target.describe(), spec.optional)
+    if options.servers and spec.mirror not in options.servers:
+        return base  # `--server` names servers only: a mirror copy has nothing in scope
     phase = Phase.OBSERVE
     try:
         for _attempt in range(CAS_ATTEMPTS):

@@ -99,6 +99,14 @@ def test_claude_code_local_scope_keys_the_resolved_project_path(tmp_path: Path) 
     assert f"[project {real}]" in target.describe()
 
 
+def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: Path) -> None:
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "repo" / "sub").mkdir()
+    spec = TargetSpec(kind=Kind.CLAUDE_CODE, scope="local", project=str(tmp_path / "repo/sub"))
+    target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
+    assert target.describe().endswith(f"[project {(tmp_path / 'repo').resolve()}]")
+
+
 @pytest.mark.parametrize(
     ("target", "message"),
     [

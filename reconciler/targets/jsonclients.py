@@ -244,7 +244,8 @@ class ClaudeCode(JsonFileTarget):
     """Claude Code: ``~/.claude.json`` (user and local scopes) or a project's ``.mcp.json``.
 
     ``scope: user`` is the top-level ``mcpServers``; ``scope: local`` is
-    ``projects.<absolute project path>.mcpServers`` in the same file; ``scope: project`` is
+    ``projects.<absolute project path>.mcpServers`` in the same file (the path of the git
+    repository around the project, as Claude Code keys it); ``scope: project`` is
     ``<project>/.mcp.json``. Claude Code rewrites ``~/.claude.json`` constantly, so there the
     write takes Claude Code's own lock and merges around any change it made meanwhile.
     """
@@ -258,7 +259,7 @@ class ClaudeCode(JsonFileTarget):
         super().__init__(name, spec, context)
         self.scope = paths.scope(spec)
         if self.scope == "local":
-            project = str(paths.project_dir(spec, context).resolve())
+            project = str(_git_root(paths.project_dir(spec, context).resolve()))
             self.servers_key = ("projects", project, "mcpServers")
         if self.scope in ("user", "local"):
             self.cas_scope = "entries"
@@ -282,6 +283,14 @@ class ClaudeCode(JsonFileTarget):
 
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         return {"type": essence["transport"], **super().written_fields(essence)}
+
+
+def _git_root(folder: Path) -> Path:
+    """Claude Code keys a project by the git root around it (verified with 2.1.329)."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return folder
 
 
 class Cursor(JsonFileTarget):

@@ -73,19 +73,23 @@ def measure(debounce_ms: int, samples: int) -> dict[str, dict[str, float]]:
         saves: list[float] = []
         reverts: list[float] = []
         with proc:
-            proc.wait_for(lambda: args_of(config, "s0"), "the first pass", timeout=30)
+            proc.wait_for_passes(1, timeout=30)  # the start pass, logged: the daemon is idle
             for k in range(1, samples + 1):
-                done = len(proc.passes())
+                wall = time.time()
                 atomic_save(desired / "servers.yaml", SERVERS.replace("--v=0", f"--v={k}"))
                 t0 = time.monotonic()
-                t1 = poll(lambda k=k: (a := args_of(config, "s0")) and a[-1] == f"--v={k}")
+                try:
+                    t1 = poll(lambda k=k: (a := args_of(config, "s0")) and a[-1] == f"--v={k}")
+                except TimeoutError:
+                    print(proc.tail(), file=sys.stderr)
+                    raise
                 saves.append(t1 - t0)
-                proc.wait_for(lambda done=done: len(proc.passes()) > done, "the pass log line")
+                settle(proc, wall, "desired")
 
-                done = len(proc.passes())
+                wall = time.time()
                 data = json.loads(config.read_text())
                 data["mcpServers"]["s5"]["args"] = ["hand-edited"]
-                config.write_text(json.dumps(data, indent=2))
+                atomic_save(config, json.dumps(data, indent=2))
                 t0 = time.monotonic()
                 try:
                     t1 = poll(lambda: (a := args_of(config, "s5")) and a[0] != "hand-edited")
@@ -93,14 +97,27 @@ def measure(debounce_ms: int, samples: int) -> dict[str, dict[str, float]]:
                     print(proc.tail(), file=sys.stderr)
                     raise
                 reverts.append(t1 - t0)
-                proc.wait_for(lambda done=done: len(proc.passes()) > done, "the pass log line")
+                settle(proc, wall, "target")
             durations = [p["duration_s"] for p in proc.passes()[1:]]
+            failed = [p for p in proc.passes() if p["errors"]]
+            if failed:
+                print(f"debounce {debounce_ms}: {len(failed)} failed pass(es):", file=sys.stderr)
+                for p in failed:
+                    print(f"  {p['trigger']}: {p['errors']}", file=sys.stderr)
             assert proc.terminate() == 0
     return {
         "save_to_target": stats(saves, debounce_ms),
         "hand_edit_to_revert": stats(reverts, debounce_ms),
         "pass_duration": stats(durations, 0),
     }
+
+
+def settle(proc: DaemonProcess, since: float, trigger: str) -> None:
+    """Wait for the pass that handled the last step to be logged, so steps never overlap."""
+    proc.wait_for(
+        lambda: any(p["finished"] >= since and p["trigger"] == trigger for p in proc.passes()),
+        f"the {trigger} pass log line",
+    )
 
 
 def stats(values: list[float], debounce_ms: int) -> dict[str, float]:

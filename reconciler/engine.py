@@ -130,9 +130,10 @@ class Engine:
     def load(self) -> DesiredState:
         return desired.load(self.desired_dir, implemented=set(targets.KINDS))
 
-    def run(self, options: PassOptions) -> RunReport:
+    def run(self, options: PassOptions, state: DesiredState | None = None) -> RunReport:
+        """One pass; ``state`` spares the load when the caller (the daemon) just loaded it."""
         started = time.monotonic()
-        state = self.load()
+        state = self.load() if state is None else state
         names = _select(options.targets, state.targets, "target")
         _select(options.servers, state.servers, "server")
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import fsutil, targets
 from reconciler.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.metrics import Metrics, MetricsServer
-from reconciler.report import ExitCode, RunReport
+from reconciler.report import ExitCode, Phase, RunReport
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -344,6 +344,7 @@ class Daemon:
         self.left: dict[Path, str] = {}  # what each target file held after our last pass
         self.backoff = Backoff(self.options.backoff_base, self.options.backoff_cap)
         self.syncs: dict[str, deque[float]] = {}
+        self.rerun: set[str] = set()  # look again at once (changed under our read-back)
         self.next_resync = self.clock() + self._resync_delay()
         self.passes = 0
         self.last: PassRecord | None = None
@@ -361,24 +362,38 @@ class Daemon:
 
     def deadline(self) -> float:
         """When the next iteration is due without any file event (resync or a retry)."""
+        if self.rerun:
+            return self.clock()
         due = self.backoff.next_due()
         return self.next_resync if due is None else min(self.next_resync, due)
 
-    def iteration(self, changed: Iterable[Path] = (), *, start: bool = False) -> PassRecord | None:
-        """Handle one debounced batch of changed paths (possibly empty: a timer fired)."""
+    def iteration(
+        self, changed: Iterable[Path] = (), *, start: bool = False, recheck: bool = False
+    ) -> PassRecord | None:
+        """Handle one debounced batch of changed paths (possibly empty: a timer fired).
+
+        ``recheck`` treats every watched file as possibly changed (after a re-watch, when
+        events may have been lost): only what differs from what we left gets a pass.
+        """
         now = self.clock()
+        changed = list(changed)
         trigger = self.watchset.classify(changed)
+        if changed:
+            log.debug("changed: %s -> %s", ", ".join(map(str, changed)), trigger)
+        if recheck:
+            trigger = replace(trigger, desired=True, files=frozenset(self.watchset.files))
         resync = now >= self.next_resync
         if resync:
             self.next_resync = now + self._resync_delay()
             if self.options.pull:
                 self._do_pull()
+        # Always compare desired state's content (cheap): a pass must never run on a stale
+        # copy, whatever the order in which events arrived.
         desired_changed = False
-        if start or resync or trigger.desired or self.state is None or not self.valid:
-            digest = desired_digest(self.watchset.desired)
-            if digest != self.desired_seen:
-                self.desired_seen = digest
-                desired_changed = self._reload()
+        digest = desired_digest(self.watchset.desired)
+        if digest != self.desired_seen:
+            self.desired_seen = digest
+            desired_changed = self._reload()
         if trigger.rewatch and not desired_changed:
             self.rebuild_watchset()
         if self.state is None or not self.valid:
@@ -395,7 +410,8 @@ class Daemon:
             for path in changed_files:
                 named |= self.watchset.files.get(path, frozenset())
             names = {n for n in named if not self.backoff.blocked(n, now)}
-            retries = self.backoff.due(now)
+            retries = self.backoff.due(now) | self.rerun
+            self.rerun = set()
             why = "target" if names else "retry"
             names |= retries
         names &= declared
@@ -465,6 +481,7 @@ class Daemon:
 
         started = self.clock()
         self.in_pass = True
+        self.rerun -= names
         report: RunReport | None = None
         failure: str | None = None
         # What each target file holds when we leave it: what we wrote, else what it held
@@ -478,7 +495,7 @@ class Daemon:
 
         try:
             with fsutil.observe_writes(wrote):
-                report = self.engine.run(PassOptions(targets=tuple(sorted(names))))
+                report = self.engine.run(PassOptions(targets=tuple(sorted(names))), self.state)
         except DesiredStateError as e:  # desired changed again between our load and the pass
             self.desired_seen = None
             self._invalid(e)
@@ -492,6 +509,16 @@ class Daemon:
             self.in_pass = False
             duration = self.clock() - started
         now = self.clock()
+        # A target whose file changed after our write failed its read-back for a reason of
+        # someone else's: not a failure to back off from, but a reason to look again now.
+        moved = {
+            name
+            for path, owners in self.watchset.files.items()
+            if owners & names
+            and (mine := written.get(fsutil.real_path(path))) is not None
+            and file_digest(path) != mine
+            for name in owners & names
+        }
         if any(folder.is_dir() for folder in self.watchset.ancestors):
             self.rebuild_watchset()  # the pass created a target's folder: watch it closely
         for path, owners in self.watchset.files.items():
@@ -500,7 +527,7 @@ class Daemon:
                 left = mine or before.get(path)
                 self.left[path] = left if left is not None else file_digest(path)
         self.passes += 1
-        record = self._record(report, failure, names, why, duration, now)
+        record = self._record(report, failure, names, why, duration, now, moved)
         self.last = record
         self.metrics.observe_pass(record.result, duration)
         self.metrics.set_backoff({n: max(0.0, u - now) for n, u in self.backoff.until.items()})
@@ -517,6 +544,7 @@ class Daemon:
         why: str,
         duration: float,
         now: float,
+        moved: set[str],
     ) -> PassRecord:
         actions: dict[str, int] = {}
         pending = 0
@@ -536,7 +564,11 @@ class Daemon:
                 fought = any(
                     t.was_applied(c) and c.origin.value in ("live", "conflict") for c in t.changes
                 )
-                if t.error is not None:
+                if t.error is not None and t.phase is Phase.VERIFY and t.name in moved:
+                    errors[t.name] = t.error
+                    self.rerun.add(t.name)
+                    log.info("%s: changed by someone else right after our write; again", t.name)
+                elif t.error is not None:
                     errors[t.name] = t.error
                     delay = self.backoff.failed(t.name, now)
                     log.warning("%s: failed, next try in %gs", t.name, delay)
@@ -550,7 +582,7 @@ class Daemon:
                         self.options.flap_limit,
                         delay,
                     )
-                elif fought:
+                elif fought and self.options.flap_limit:
                     self.backoff.until.pop(t.name, None)  # retried; the failure count stays
                 else:
                     self.backoff.succeeded(t.name)
@@ -623,9 +655,22 @@ class Daemon:
         }
         try:
             payload = (json_dumps(data) + "\n").encode()
-            fsutil.atomic_write(self.engine.store.root / DAEMON_STATUS, payload)
-        except ReconcilerError as e:
-            log.warning("cannot write the daemon status: %s", e)
+            _replace_file(self.engine.store.root / DAEMON_STATUS, payload)
+        except OSError as e:
+            log.warning("cannot write the daemon status: %s", e.strerror)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Whole-file replace without fsync: this status is rewritten after every pass, and
+    losing the last one in a crash costs nothing (fsync cost ~20 ms a pass on slow disks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def json_dumps(data: Any) -> str:
@@ -936,21 +981,21 @@ def _follow(
 ) -> Watcher:
     """Re-watch when the folders to watch changed (a target's folder appeared, say).
 
-    The new watcher starts before the old one stops, so nothing goes unwatched; target files
-    in newly watched folders are then checked once, since a change made there before the
-    watch began produced no event for us.
+    The new watcher starts before the old one stops, so nothing goes unwatched; but a change
+    made in a newly watched folder before its watch began produced no event, and the old
+    watcher drops what it had not yielded yet when it stops. So everything is checked once
+    more against what we left: only what differs gets a pass.
     """
     for _ in range(3):
         if daemon.watchset.dirs == watcher.dirs:
             break
-        added = set(daemon.watchset.dirs) - set(watcher.dirs)
         fresh = Watcher(
             daemon.watchset, sink, debounce_ms=debounce_ms, force_polling=options.force_polling
         )
         watcher.close()
         watcher = fresh
         log.debug("now watching: %s", ", ".join(map(str, watcher.dirs)))
-        daemon.iteration([f for f in daemon.watchset.files if f.parent in added])
+        daemon.iteration(recheck=True)
     return watcher
 
 

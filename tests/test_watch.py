@@ -11,10 +11,12 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import pytest
 
+from reconciler import fsutil
 from reconciler.engine import Engine
 from reconciler.errors import UsageError
 from reconciler.metrics import Metrics, MetricsServer, parse_address
@@ -317,6 +319,41 @@ def test_a_writer_that_undoes_every_sync_is_backed_off(ws: Workspace) -> None:
     assert daemon.backoff.blocked("desktop", clock.now)
     hand_edit(ws.desktop_config, "time", ["fight-3"])
     assert daemon.iteration([ws.desktop_config.resolve()]) is None  # held back
+
+
+def test_a_change_right_after_our_write_is_looked_at_again_not_backed_off(
+    ws: Workspace,
+) -> None:
+    daemon, clock = make_daemon(ws)
+    daemon.iteration(start=True)
+    config = ws.desktop_config
+    interfered: list[bool] = []
+
+    def client_rewrites(path: Path, data: bytes) -> None:
+        if path.name == config.name and not interfered:  # between our write and read-back
+            interfered.append(True)
+            hand_edit(config, "time", ["client-was-faster"])
+
+    ws.write("servers.yaml", SERVERS.replace("mcp-server-time]", "mcp-server-time, -v]"))
+    with fsutil.observe_writes(client_rewrites):
+        record = daemon.iteration([(ws.desired / "servers.yaml").resolve()])
+    assert record is not None and record.errors == {"desktop": ANY}
+    assert daemon.backoff.failures == {} and daemon.deadline() == clock.now
+    again = daemon.iteration()
+    assert again is not None and again.trigger == "retry" and again.actions == {"update": 1}
+    assert desktop_servers(ws)["time"] == {"command": "uvx", "args": ["mcp-server-time", "-v"]}
+
+
+def test_a_recheck_finds_changes_that_produced_no_event(ws: Workspace) -> None:
+    daemon, _ = make_daemon(ws)
+    daemon.iteration(start=True)
+    assert daemon.iteration(recheck=True) is None  # nothing differs from what we left
+    ws.write("servers.yaml", SERVERS.replace("mcp-server-time]", "mcp-server-time, -q]"))
+    record = daemon.iteration(recheck=True)
+    assert record is not None and record.trigger == "desired"
+    hand_edit(ws.desktop_config, "time", ["unseen"])
+    record = daemon.iteration(recheck=True)
+    assert record is not None and record.trigger == "target" and record.actions == {"update": 1}
 
 
 # -- status, lock -------------------------------------------------------------------------------

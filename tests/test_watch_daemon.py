@@ -102,6 +102,7 @@ def test_editing_desired_updates_the_target_and_a_hand_edit_is_reverted(
         lambda: (s := servers_in(ws.desktop_config)) and s["time"]["args"][-1] == "--v2",
         "the desired change to reach the target",
     )
+    running.wait_for_passes(2)  # a person edits after the save, not within its pass
     data = json.loads(ws.desktop_config.read_text())
     data["mcpServers"]["fetch"]["args"] = ["hand-edited"]
     data["theme"] = "dark"  # a key the client owns: kept

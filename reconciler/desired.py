@@ -236,6 +236,9 @@ def _load_file(
         return DesiredFile.model_validate(plain), keylocs, vallocs
     except ValidationError as e:
         problems += _translate(e, plain, shown, keylocs, vallocs)
+        from reconciler.secrets import register_document_literals
+
+        register_document_literals(plain)  # a token in a mistyped field is never echoed
         return None
 
 

@@ -710,6 +710,25 @@ def register_literals(essence: Essence, redactor: Redactor | None = None) -> Non
         redactor.add(finding.value)
 
 
+def register_document_literals(
+    data: Any, key: str | None = None, redactor: Redactor | None = None
+) -> None:
+    """Teach the redactor every literal secret anywhere in a plain YAML/JSON document.
+
+    For documents that failed validation: their error messages may quote a value (an enum
+    field holding a pasted token), and no later check will have seen it.
+    """
+    redactor = REDACTOR if redactor is None else redactor
+    if isinstance(data, dict):
+        for k, v in data.items():
+            register_document_literals(v, str(k), redactor)
+    elif isinstance(data, list):
+        for item in data:
+            register_document_literals(item, key, redactor)
+    elif isinstance(data, str) and detect(data, key) is not None:
+        redactor.add(data)
+
+
 class _Where(Protocol):
     @property
     def file(self) -> str: ...

@@ -560,3 +560,21 @@ def test_a_literal_token_in_drifted_live_args_is_never_shown(scene: Scene) -> No
         assert result.exit_code == 1
         assert "/args/1" in result.stdout and "‹secret:" in result.stdout
         assert scene.leaks(result.stdout, result.stderr) == []
+
+
+def test_a_token_pasted_into_a_typed_field_is_not_echoed(scene: Scene) -> None:
+    token = scene.canaries.planted
+    scene.ws.write(
+        "more.yaml",
+        f"""
+        servers:
+          pasted:
+            url: https://example.test/mcp
+            transport: {token}
+        """,
+    )
+    for flags in ((), ("--json",)):
+        result = scene.run("validate", *flags)
+        assert result.exit_code == 2
+        assert "more.yaml:4:" in result.stdout + result.stderr
+        assert token not in result.stdout + result.stderr

@@ -19,7 +19,7 @@ from reconciler.errors import TargetFormatError
 from reconciler.essence import CAPABILITIES, Essence, normalize
 from reconciler.model import Kind
 from reconciler.model import Target as TargetSpec
-from reconciler.targets import jsonc, nodelock, paths, references
+from reconciler.targets import nodelock, paths, references
 from reconciler.targets.base import Context
 from reconciler.targets.files import FileTarget
 
@@ -65,6 +65,8 @@ class JsonFileTarget(FileTarget):
                 raise TargetFormatError(
                     f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
                 ) from e
+            from reconciler.targets import jsonc  # only files with comments need it
+
             try:
                 document = jsonc.parse(text).value
             except jsonc.JsoncError as error:
@@ -77,6 +79,8 @@ class JsonFileTarget(FileTarget):
 
     def render(self, document: Any, original: bytes | None) -> bytes:
         if self.jsonc and original is not None and original.strip():
+            from reconciler.targets import jsonc
+
             text = self._text(original)
             parsed = jsonc.parse(text)
             if not parsed.plain:  # comments or trailing commas: edit the text in place

@@ -361,3 +361,18 @@ def test_cache_file_holds_no_content(tmp_path: Path) -> None:
         data = json.loads(path.read_text())
         assert "private words" not in path.read_text()
         assert data["format"] == 1
+
+
+def test_a_source_edited_after_observe_is_not_copied_half_seen(tmp_path: Path) -> None:
+    from reconciler.errors import ConcurrentChange
+
+    src = tmp_path / "repo" / "src"
+    copy = tmp_path / "repo" / "copy"
+    _write(src, "a.txt", "compared\n")
+    target = _target(tmp_path)
+    observation = target.observe()
+    _write(src, "a.txt", "edited after the comparison\n")
+    d = observation.snapshot.diffs()[0]
+    with pytest.raises(ConcurrentChange):
+        target.apply(observation, [Write(d.pointer, d.source.essence(), Action.COPY)])
+    assert not (copy / "a.txt").exists()

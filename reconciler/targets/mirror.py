@@ -211,12 +211,22 @@ class HashCache:
     something changed: a no-op pass rewrites nothing.
     """
 
-    def __init__(self, state_dir: Path | None, root: Path, *, writable: bool) -> None:
+    def __init__(
+        self,
+        state_dir: Path | None,
+        root: Path,
+        *,
+        writable: bool,
+        selection: Selection | None = None,
+    ) -> None:
         self.root = root
         self.writable = writable and state_dir is not None
         self.path: Path | None = None
         if state_dir is not None:
-            key = hashlib.sha256(os.fsencode(root)).hexdigest()[:24]
+            # One file per tree and selection: two mirrors of one folder never thrash.
+            chosen = selection or Selection()
+            what = json.dumps([str(root), chosen.include, chosen.exclude])
+            key = hashlib.sha256(what.encode()).hexdigest()[:24]
             self.path = state_dir / CACHE_DIR / f"{key}.json"
         self.entries: dict[str, list[Any]] = {}
         self.synced: dict[str, str] = {}  # path -> the source token last put in this copy
@@ -481,14 +491,26 @@ class MirrorTarget:
         lock, memo = _shared_slot(self.context, self.source_root, self.selection)
         with lock:
             if not memo:
-                cache = HashCache(self.state_dir, self.source_root, writable=self.writable)
+                cache = HashCache(
+                    self.state_dir,
+                    self.source_root,
+                    writable=self.writable,
+                    selection=self.selection,
+                )
                 found = scan(self.source_root, self.selection, cache, missing_ok=False)
                 cache.save(found)
                 memo.append(found)
             return memo[0]
 
+    def forget_source(self) -> None:
+        lock, memo = _shared_slot(self.context, self.source_root, self.selection)
+        with lock:
+            memo.clear()
+
     def scan_copy(self) -> Scan:
-        self.copy_cache = HashCache(self.state_dir, self.copy_root, writable=self.writable)
+        self.copy_cache = HashCache(
+            self.state_dir, self.copy_root, writable=self.writable, selection=self.selection
+        )
         found = scan(self.copy_root, self.selection, self.copy_cache, missing_ok=True)
         self.copy_cache.save(found)
         return found
@@ -910,6 +932,7 @@ def reconcile(
             try:
                 target.apply(observation, writes)
             except ConcurrentChange:
+                target.forget_source()  # the source may be what moved: read it again
                 continue
             phase = Phase.VERIFY
             after = target.observe().snapshot

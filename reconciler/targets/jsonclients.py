@@ -285,8 +285,18 @@ class ClaudeCode(JsonFileTarget):
             return super().client_lock()
         return nodelock.held(self.path)
 
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        if "type" not in native and "command" not in native and "url" in native:
+            # Claude Code skips a remote entry without ``type`` (2.1.329: "has a url but no
+            # type"); reading it as http would call a server it never loads in sync.
+            return self.essence_of({**native, "transport": UNTYPED})
+        return super().native_to_essence(native)
+
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         return {"type": essence["transport"], **super().written_fields(essence)}
+
+
+UNTYPED = "untyped (skipped by the client)"
 
 
 def _git_root(folder: Path) -> Path:

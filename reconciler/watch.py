@@ -104,14 +104,26 @@ def _is_desired_file(path: Path) -> bool:
     return path.suffix in DESIRED_SUFFIXES and not _hidden(path.name)
 
 
-def _desired_dirs(root: Path) -> set[Path]:
+# Folders never worth watching inside a tree (a mirror copy, say): tools' caches and vendored code.
+SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "target", "dist", "build"})
+MAX_TREE_DIRS = 5000  # beyond this, a tree is left to the periodic resync
+
+
+def _walk_dirs(root: Path, limit: int = MAX_TREE_DIRS) -> set[Path]:
     found = {root}
     if not root.is_dir():
         return found
     for top, dirs, _files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        dirs[:] = sorted(d for d in dirs if not _hidden(d) and d not in SKIPPED_DIRS)
         found.update(Path(top) / d for d in dirs)
+        if len(found) >= limit:
+            log.warning("%s: more than %d folders; only some are watched", root, limit)
+            break
     return found
+
+
+def _desired_dirs(root: Path) -> set[Path]:
+    return _walk_dirs(root)
 
 
 def _spellings(path: Path) -> set[Path]:
@@ -131,6 +143,8 @@ class WatchSet:
     ancestors: Mapping[Path, frozenset[str]]  # missing folders on the way to a target file
     watched_for: Mapping[Path, frozenset[str]]  # watched folder -> targets whose file is in it
     dirs: tuple[Path, ...]  # what to watch (non-recursively), all existing
+    trees: Mapping[Path, frozenset[str]] = field(default_factory=dict)  # folder targets (mirrors)
+    tree_dirs: frozenset[Path] = frozenset()
 
     @classmethod
     def build(cls, desired: Path, target_paths: Mapping[str, Iterable[Path]]) -> WatchSet:
@@ -139,8 +153,16 @@ class WatchSet:
         files: dict[Path, set[str]] = {}
         ancestors: dict[Path, set[str]] = {}
         watched_for: dict[Path, set[str]] = {}
+        trees: dict[Path, set[str]] = {}
+        tree_dirs: set[Path] = set()
         for name, paths in target_paths.items():
             for path in paths:
+                folder = path if path.is_absolute() else path.absolute()
+                if folder.is_dir():  # a whole tree (a mirror's source or copy)
+                    folder = folder.resolve()
+                    trees.setdefault(folder, set()).add(name)
+                    tree_dirs |= _walk_dirs(folder)
+                    continue
                 for spelling in _spellings(path):
                     files.setdefault(spelling, set()).add(name)
                     parent = spelling.parent
@@ -148,7 +170,7 @@ class WatchSet:
                         ancestors.setdefault(parent, set()).add(name)
                         parent = parent.parent
                     watched_for.setdefault(parent, set()).add(name)
-        dirs = {d for d in desired_dirs if d.is_dir()} | set(watched_for)
+        dirs = {d for d in desired_dirs | tree_dirs if d.is_dir()} | set(watched_for)
         return cls(
             root,
             frozenset(desired_dirs),
@@ -156,7 +178,22 @@ class WatchSet:
             {k: frozenset(v) for k, v in ancestors.items()},
             {k: frozenset(v) for k, v in watched_for.items()},
             tuple(sorted(dirs)),
+            {k: frozenset(v) for k, v in trees.items()},
+            frozenset(tree_dirs),
         )
+
+    def tree_of(self, path: Path) -> Path | None:
+        for root in self.trees:
+            if path == root or root in path.parents:
+                return root
+        return None
+
+    def owners(self, path: Path) -> frozenset[str]:
+        """The targets a changed file belongs to."""
+        if path in self.files:
+            return self.files[path]
+        root = self.tree_of(path)
+        return self.trees[root] if root is not None else frozenset()
 
     def in_desired(self, path: Path) -> bool:
         return path == self.desired or self.desired in path.parents
@@ -174,8 +211,20 @@ class WatchSet:
                 elif not _hidden(path.name) and path.is_dir():  # a new folder of files
                     desired = rewatch = True
                 continue
+            tree = self.tree_of(path) if self.trees else None
+            if tree is not None:
+                if _hidden(path.name):
+                    continue  # our own temp files, editors' swap files
+                if path in self.tree_dirs or path.is_dir():  # a folder came or went
+                    names |= self.trees[tree]
+                    rewatch = True
+                else:
+                    files.add(path)
+                continue
             if path in self.files:
                 files.add(path)
+                if path.is_dir():  # a missing folder target appeared: watch it as a tree
+                    rewatch = True
             elif path in self.ancestors:  # a missing parent appeared: watch closer
                 names |= self.ancestors[path]
                 rewatch = True
@@ -381,7 +430,13 @@ class Daemon:
         if changed:
             log.debug("changed: %s -> %s", ", ".join(map(str, changed)), trigger)
         if recheck:
-            trigger = replace(trigger, desired=True, files=frozenset(self.watchset.files))
+            trees = frozenset().union(*self.watchset.trees.values())
+            trigger = replace(
+                trigger,
+                desired=True,
+                files=frozenset(self.watchset.files),
+                targets=trigger.targets | trees,
+            )
         resync = now >= self.next_resync
         if resync:
             self.next_resync = now + self._resync_delay()
@@ -408,7 +463,7 @@ class Daemon:
             changed_files = {f for f in trigger.files if file_digest(f) != self.left.get(f)}
             named = set(trigger.targets)
             for path in changed_files:
-                named |= self.watchset.files.get(path, frozenset())
+                named |= self.watchset.owners(path)
             names = {n for n in named if not self.backoff.blocked(n, now)}
             retries = self.backoff.due(now) | self.rerun
             self.rerun = set()
@@ -521,6 +576,9 @@ class Daemon:
         }
         if any(folder.is_dir() for folder in self.watchset.ancestors):
             self.rebuild_watchset()  # the pass created a target's folder: watch it closely
+        for path, digest in written.items():  # files we wrote in folder targets (mirrors)
+            if path not in self.watchset.files and self.watchset.owners(path) & names:
+                self.left[path] = digest
         for path, owners in self.watchset.files.items():
             if owners & names:
                 mine = written.get(fsutil.real_path(path)) or written.get(path)

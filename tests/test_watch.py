@@ -146,6 +146,46 @@ def test_a_symlinked_target_is_watched_at_its_link_and_at_its_file(ws: Workspace
     assert watchset.classify([real.resolve()]).files
 
 
+def test_a_mirror_copy_is_watched_as_a_tree_and_its_hand_edits_are_synced(
+    ws: Workspace,
+) -> None:
+    source, copy = ws.root / "tools/src", ws.root / "deploy/src"
+    for root in (source, copy):
+        (root / "lib").mkdir(parents=True)
+        (root / "index.ts").write_text("main()\n")
+        (root / "lib" / "util.ts").write_text("x = 1\n")
+    (copy / "node_modules").mkdir()
+    ws.write(
+        "mirrors.yaml",
+        """
+        mirrors:
+          tools:
+            source: tools/src
+            copies: [deploy/src]
+            on_drift: sync
+        """,
+    )
+    daemon, _ = make_daemon(ws)
+    assert daemon.iteration(start=True) is not None
+    watchset = daemon.watchset
+    assert {copy.resolve(), (copy / "lib").resolve(), (source / "lib").resolve()} <= set(
+        watchset.dirs
+    )
+    assert (copy / "node_modules").resolve() not in watchset.dirs
+    edited = (copy / "lib" / "util.ts").resolve()
+    edited.write_text("x = 2\n")
+    assert watchset.classify([edited]).files == {edited}
+    assert not watchset.classify([edited.parent / ".util.ts.a1b2.tmp"])
+    record = daemon.iteration([edited])
+    assert record is not None and record.targets == ("tools",)
+    assert edited.read_text() == "x = 1\n"
+    assert daemon.iteration([edited]) is None  # our own copy of the file: no second pass
+    new_folder = (copy / "extra").resolve()
+    new_folder.mkdir()
+    trigger = daemon.watchset.classify([new_folder])
+    assert trigger.rewatch and trigger.targets == {"tools"}
+
+
 def test_target_paths_come_from_the_targets(ws: Workspace) -> None:
     ws.write("targets.yaml", TWO_TARGETS)
     engine = Engine(ws.desired, ws.state_dir, home=ws.home)

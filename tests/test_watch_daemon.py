@@ -188,9 +188,11 @@ def test_a_client_that_rewrites_its_file_on_every_change_does_not_cause_a_loop(
             textwrap.dedent(SERVERS).replace("[mcp-server-fetch]", "[mcp-server-fetch, --raw]"),
         )
         running.wait_for(
-            lambda: (s := servers_in(ws.desktop_config))
-            and s["fetch"]["args"][-1] == "--raw"
-            and "clientState" in json.loads(ws.desktop_config.read_text()),
+            lambda: (
+                (s := servers_in(ws.desktop_config))
+                and s["fetch"]["args"][-1] == "--raw"
+                and "clientState" in json.loads(ws.desktop_config.read_text())
+            ),
             "our write, and the client's rewrite of it",
         )
         passes = running.wait_quiet(1.5)  # with --debounce 50 a loop would pass every ~60 ms

@@ -7,7 +7,8 @@ stdout, stderr, log records, the state directory (except the 0600 fingerprint ke
 desired directory, and every git object of the desired repository (``git log -p --all``).
 
 Commands that do not exist yet in this build are skipped with the reason shown, so the suite
-grows with the CLI: see ``COMMANDS``.
+grows with the CLI: see ``COMMANDS``. Server commands are absent binaries, so that a command
+which starts servers (``probe``) fails at once and reaches no network.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def scene(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         f"""
         servers:
           api:
-            command: npx
+            command: /nonexistent/mcp-canary-api
             args: [-y, api-server, "--token=${{env:CANARY_TOKEN}}"]
             env:
               API_TOKEN: ${{env:CANARY_TOKEN}}
@@ -128,7 +129,7 @@ def scene(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
               DB_KEY: ${{file:{secret_file}}}
               TZ: UTC
           time:
-            command: uvx
+            command: /nonexistent/mcp-canary-time
             args: [mcp-server-time]
         secrets:
           vault:
@@ -151,7 +152,7 @@ def scene(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
             {
                 "mcpServers": {
                     "handmade": {
-                        "command": "npx",
+                        "command": "/nonexistent/mcp-canary-github",
                         "args": ["-y", "@modelcontextprotocol/server-github"],
                         "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": canaries.planted},
                     }

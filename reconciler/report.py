@@ -64,7 +64,9 @@ class TargetReport:
     blind: frozenset[str] = frozenset()
 
     def was_applied(self, change: Change) -> bool:
-        return change.entry in self.applied
+        # ``apply`` False (on_drift: report) is never carried out, even when another change
+        # of the same entry was (a tool-disable beside a tool-enable left to a person).
+        return change.apply and change.entry in self.applied
 
     @property
     def pending(self) -> tuple[Change, ...]:

@@ -557,6 +557,21 @@ def test_disabled_server_and_hand_edited_tools(
     ]
 
 
+def test_on_drift_report_leaves_a_hand_disabled_tool_but_enforces_a_denied_one(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    setup(workspace, jungle.url, on_drift="report")
+    converge(workspace, jungle)
+    jungle.tools["files__read_dir"].enabled = False
+    jungle.tools["files__write_file"].enabled = True
+    result = workspace.run("--json")
+    assert result.exit_code == 1  # the tool-enable is left for a person
+    changes = {c["action"]: c["applied"] for c in result.json["targets"][0]["changes"]}
+    assert changes == {"tool-disable": True, "tool-enable": False}
+    assert not jungle.tools["files__write_file"].enabled
+    assert not jungle.tools["files__read_dir"].enabled
+
+
 def test_replace_keeps_hand_disabled_tools_of_ungoverned_servers(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:

@@ -73,6 +73,7 @@ _CARRIED = (
     "oauth_client_secret",
     "oauth_scopes",
 )
+_TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
 # What a token without admin rights cannot read (``/api/v0/servers`` has no headers, no
 # bearer token).
 BLIND_WITHOUT_ADMIN = frozenset({"headers"})
@@ -326,9 +327,15 @@ class MCPJungleTarget:
         if not reset and not snapshot.enabled.get(entry, True):
             self._toggle_server(entry, enable=True)
             reset = True
-        if reset or actions & {Action.TOOL_DISABLE, Action.TOOL_ENABLE}:
+        if reset or actions & _TOOL_ACTIONS:
             before = snapshot.tools.get(entry, {})
-            self._govern_tools(entry, policy, before if not reset else None, restore=before)
+            # Without a reset, only the planned directions (a tool-enable left to
+            # ``on_drift: report`` is not carried out along with a tool-disable).
+            allowed = {True, False}
+            if not reset:
+                allowed = {a is Action.TOOL_ENABLE for a in actions & _TOOL_ACTIONS}
+            current = None if reset else before
+            self._govern_tools(entry, policy, current, restore=before, directions=allowed)
 
     def _govern_tools(
         self,
@@ -337,6 +344,7 @@ class MCPJungleTarget:
         current: Mapping[str, bool] | None,
         *,
         restore: Mapping[str, bool],
+        directions: frozenset[bool] | set[bool] = frozenset({True, False}),
     ) -> None:
         """Set each tool's flag: by policy when there is one; without one, a reset server
         gets back the flags its tools had (a replace must not undo a hand-made disable)."""
@@ -353,7 +361,7 @@ class MCPJungleTarget:
         else:
             want = {tool: restore.get(tool, True) for tool in current}
         for tool in sorted(current):
-            if current[tool] != want[tool]:
+            if current[tool] != want[tool] and want[tool] in directions:
                 verb = "enable" if want[tool] else "disable"
                 response = self._call(
                     "POST", f"{API}/tools/{verb}", params={"entity": f"{entry}{SEPARATOR}{tool}"}

@@ -634,6 +634,31 @@ def test_status_shows_parity_between_desktop_and_jungle(
     no_secret(same, text)
 
 
+def test_parity_reads_a_desktop_bridge_as_its_url(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    workspace.write("servers.yaml", SERVERS)
+    workspace.write(
+        "targets.yaml",
+        jungle_target(jungle.url)
+        + "\n  desktop:\n    kind: claude-desktop\n    bridge: mcp-remote\n"
+        + "    servers: [github]\n",
+    )
+    converge(workspace, jungle)
+    status = workspace.run("status", "--json")
+    (row,) = status.json["parity"]
+    assert (row["server"], row["state"], row["masked"]) == (
+        "github",
+        "same",
+        ["enabled", "headers"],
+    )
+    assert "mcp-remote bridge" in row["reason"]
+    jungle.servers["github"].url = "https://elsewhere.test/mcp"
+    (row,) = workspace.run("status", "--json").json["parity"]
+    assert row["state"] == "differs" and [d["path"] for d in row["differences"]] == ["/url"]
+    no_secret(status)
+
+
 def test_parity_reports_a_copy_missing_on_one_side(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:

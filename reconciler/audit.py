@@ -64,6 +64,7 @@ class AuditReport:
     failures: tuple[AuditFailure, ...] = ()
     strict: bool = False
     audited: tuple[str, ...] = ()
+    declared: frozenset[str] = frozenset()  # entry names desired state declares (and aliases)
 
     @property
     def counted(self) -> tuple[AuditFinding, ...]:
@@ -128,7 +129,10 @@ def audit(engine: Engine, names: Sequence[str] = (), *, strict: bool = False) ->
         results = [one(n) for n in selected]
     findings = tuple(f for found, _ in results for f in found)
     failures = tuple(failure for _, failure in results if failure is not None)
-    return AuditReport(findings, failures, strict, tuple(selected))
+    declared = frozenset(state.servers) | frozenset(
+        alias for server in state.servers.values() for alias in server.aliases
+    )
+    return AuditReport(findings, failures, strict, tuple(selected), declared)
 
 
 def _scan(name: str, entries: Any, engine: Engine, fingerprint: Sealer) -> list[AuditFinding]:
@@ -164,12 +168,15 @@ def render_text(report: AuditReport) -> str:
     if counted:
         where = sorted({f.target for f in counted})
         lines.append(
-            f"{len(counted)} inline secret(s) in {len(where)} target(s). Move them into "
-            "references: `reconcile import --target T` (servers not in desired state yet) or "
-            "`reconcile adopt SERVER --target T` (declared ones) writes the entry into "
-            "desired/ with each secret turned into a ${env:NAME} reference; then set the "
-            "variables and run `reconcile`."
+            f"{len(counted)} inline secret(s) in {len(where)} target(s). To move them into "
+            "references (the entry goes into desired/ with each secret turned into a "
+            "${env:NAME} reference; then set the variables and run `reconcile`):"
         )
+        for target, server in sorted({(f.target, f.server) for f in counted}):
+            if server in report.declared:
+                lines.append(f"  reconcile adopt {server} --target {target}")
+            else:
+                lines.append(f"  reconcile import --target {target} --server {server}")
     managed = len(report.findings) - len(counted)
     if managed and not report.strict:
         lines.append(

@@ -310,8 +310,13 @@ def test_resolved_values_are_written_0600_and_audit_tells_managed_from_planted(
     assert ("handmade", "/env/GITHUB_PERSONAL_ACCESS_TOKEN", "github-token", False) in findings
     assert ("api", "/env/API_TOKEN", "github-token", True) in findings
     assert all(f["fingerprint"].startswith("hmac-sha256:") for f in report.json["findings"])
+    data = json.loads(config.read_text())
+    data["mcpServers"]["time"]["env"] = {"API_KEY": scene.canaries.rotated}  # a hand edit
+    config.write_text(json.dumps(data))
     text = scene.run("audit")
-    assert "reconcile import" in text.stdout and "reconcile adopt" in text.stdout
+    assert text.exit_code == 1
+    assert "reconcile import --target desktop --server handmade" in text.stdout
+    assert "reconcile adopt time --target desktop" in text.stdout  # a declared server
     assert scene.leaks(report.stdout, text.stdout) == []
 
 

@@ -404,6 +404,8 @@ class Daemon:
 
     def prepare(self) -> None:
         """Load desired state and compute what to watch, before the watcher and first pass."""
+        if self.options.pull:
+            self._do_pull()  # start from the fleet's latest, not from a stale clone
         self.desired_seen = desired_digest(self.watchset.desired)
         self._reload()
 
@@ -958,7 +960,7 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
         log.debug("watching folders: %s", ", ".join(map(str, watcher.dirs)))
         daemon.write_status()
         if not stop.is_set():
-            daemon.iteration(start=True)  # covers everything changed before the watch began
+            _guarded(daemon.iteration, start=True)  # covers all changed before the watch began
             watcher = _follow(daemon, watcher, events.put, debounce_ms, options)
         pending: set[Path] = set()
         first = last = 0.0
@@ -992,7 +994,7 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
                     debounce_ms=debounce_ms,
                     force_polling=options.force_polling,
                 )
-                daemon.iteration(start=True)  # re-read everything: events may have been lost
+                _guarded(daemon.iteration, start=True)  # events may have been lost: re-read all
                 continue
             now = time.monotonic()
             if isinstance(item, set):
@@ -1007,7 +1009,7 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
             if pending and (now >= last + quiet or now >= first + options.max_delay):
                 batch, pending = pending, set()
             if batch or daemon.deadline() <= now:
-                daemon.iteration(batch)
+                _guarded(daemon.iteration, batch)
                 watcher = _follow(daemon, watcher, events.put, debounce_ms, options)
     finally:
         if watcher is not None:
@@ -1053,8 +1055,16 @@ def _follow(
         watcher.close()
         watcher = fresh
         log.debug("now watching: %s", ", ".join(map(str, watcher.dirs)))
-        daemon.iteration(recheck=True)
+        _guarded(daemon.iteration, recheck=True)
     return watcher
+
+
+def _guarded(step: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """Run one loop step; a bug in it is logged and the daemon goes on (resync retries)."""
+    try:
+        step(*args, **kwargs)
+    except Exception:
+        log.exception("watch loop step failed; continuing")
 
 
 def _health(daemon: Daemon, metrics: Metrics) -> tuple[bool, str]:

@@ -413,6 +413,8 @@ class Daemon:
 
     def deadline(self) -> float:
         """When the next iteration is due without any file event (resync or a retry)."""
+        if self.state is None or not self.valid:
+            return self.next_resync  # nothing is retried while desired state is invalid
         if self.rerun:
             return self.clock()
         due = self.backoff.next_due()

@@ -275,6 +275,7 @@ def test_invalid_desired_state_touches_nothing_and_recovers_when_fixed(ws: Works
     assert ws.desktop_config.read_bytes() == edited
     # the last good state is kept: its watch set still covers the target
     assert daemon.state is not None and "desktop" in daemon.state.targets
+    assert daemon.deadline() == daemon.next_resync  # no retry timer spins meanwhile
     broken.unlink()
     record = daemon.iteration([broken.resolve()])
     assert record is not None and record.trigger == "desired" and daemon.valid

@@ -27,7 +27,14 @@ from reconciler.targets.mcpjungle import (
     essence_to_config,
 )
 from tests.conftest import Result, Workspace
-from tests.fakes.mcpjungle import Delay, Drop, FakeMCPJungle, Respond, Upstream
+from tests.fakes.mcpjungle import (
+    DUPLICATE_SERVER,
+    Delay,
+    Drop,
+    FakeMCPJungle,
+    Respond,
+    Upstream,
+)
 from tests.jsonschema1 import assert_report_schema
 
 PAT = "ghp_" + "Zx9" * 12  # what GITHUB_PAT holds: must never be printed
@@ -241,6 +248,24 @@ def test_replace_rejected_after_deregistration_comes_back(
     assert not jungle.tools["github__delete_repo"].enabled
     assert PAT not in result.stdout + result.stderr
     assert "rotated-wrong" not in result.stdout + result.stderr
+
+
+def test_a_server_that_ignores_force_gets_delete_and_register(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    """Before ``force`` existed, MCPJungle ignored it and answered 500 for the duplicate name."""
+    setup(workspace, jungle.url)
+    converge(workspace, jungle)
+    workspace.write("servers.yaml", SERVERS.replace("{TZ: UTC}", "{TZ: Europe/Paris}"))
+    jungle.inject("POST", "/api/v0/servers", Respond(500, {"error": DUPLICATE_SERVER}))
+    result = workspace.run()
+    assert result.exit_code == 0, result.stdout
+    assert [(r.method, r.path, r.status) for r in jungle.mutations] == [
+        ("POST", "/api/v0/servers", 500),
+        ("DELETE", "/api/v0/servers/time", 204),
+        ("POST", "/api/v0/servers", 201),
+    ]
+    assert jungle.servers["time"].env == {"TZ": "Europe/Paris"}
 
 
 def test_prune_deregisters_and_without_prune_it_is_reported(

@@ -140,6 +140,11 @@ def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
     origins: dict[tuple[str, str], Located] = {}
     value_locs: dict[tuple[str, str], dict[Loc, Located]] = {}
     for path, document, keylocs, vallocs in parsed:
+        # Value positions grouped by (section, name) once per file: linear, not per object.
+        grouped: dict[tuple[str, str], dict[Loc, Located]] = {}
+        for loc, where in vallocs.items():
+            if len(loc) >= 2:
+                grouped.setdefault((str(loc[0]), str(loc[1])), {})[loc[2:]] = where
         for section, into in (
             ("servers", servers),
             ("targets", targets),
@@ -162,9 +167,7 @@ def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
                     continue
                 into[name] = value
                 origins[(section, name)] = here
-                value_locs[(section, name)] = {
-                    loc[2:]: v for loc, v in vallocs.items() if loc[:2] == (section, name)
-                } | {("@key",): here}
+                value_locs[(section, name)] = grouped.get((section, name), {}) | {("@key",): here}
 
     state = DesiredState(root, servers, targets, mirrors, secrets, origins, tuple(files))
     problems += _cross_check(state, value_locs, implemented)

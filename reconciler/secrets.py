@@ -677,8 +677,17 @@ def _arg_key(args: list[str], index: int) -> tuple[str | None, str]:
     return None, value
 
 
-def scan_essence(essence: Essence) -> list[Finding]:
-    """Every literal secret in an essence (sealed values are skipped: they are ours)."""
+def scan_essence(
+    essence: Essence, redactor: Redactor | None = None, *, known: bool = True
+) -> list[Finding]:
+    """Every literal secret in an essence (sealed values are skipped: they are ours).
+
+    Besides ``detect``'s shapes and randomness, a string holding a value this process
+    resolved or found as a secret (the redactor knows it) is one, whatever it looks like:
+    kind ``known-secret`` (unless ``known`` is False: desired-state validation must not
+    depend on what a long-running process happens to have resolved).
+    """
+    redactor = REDACTOR if redactor is None else redactor
     findings: list[Finding] = []
     args = essence.get("args")
     for pointer, field, key, value in _strings(essence):
@@ -688,6 +697,8 @@ def scan_essence(essence: Essence) -> list[Finding]:
         if field == "args" and isinstance(args, list):
             key, candidate = _arg_key(args, int(pointer.rsplit("/", 1)[1]))
         kind = detect(candidate, key)
+        if kind is None and known and redactor.mentions(value):
+            kind = "known-secret"
         if kind is not None:
             findings.append(Finding(pointer, kind, value))
     return findings
@@ -793,7 +804,7 @@ def check_desired(
         essence_like = {k: v for k, v in essence_like.items() if v}
         for pointer, _field, _key, value in _strings(essence_like):
             check_string("servers", name, _loc(pointer), value)
-        for finding in scan_essence(essence_like):
+        for finding in scan_essence(essence_like, known=False):
             redactor.add(finding.value)
             loc = _loc(finding.path)
             problem(
@@ -899,6 +910,10 @@ class Redactor:
 
     def __len__(self) -> int:
         return len(set(self._values.values()))
+
+    def mentions(self, text: str) -> bool:
+        """Whether ``text`` holds any known secret value."""
+        return bool(self._values) and self.scrub(text) != text
 
     def shown(self, value: str) -> str:
         """How a secret value is shown: ``‹secret:4f1c2a›``."""

@@ -552,3 +552,24 @@ def test_redacting_stream() -> None:
     text = io.TextIOWrapper(raw)
     RedactingStream(text, r).buffer.write(b"x stream-secret")
     assert b"stream-secret" not in raw.getvalue() and b"x " in raw.getvalue()
+
+
+def test_a_value_the_redactor_knows_is_a_secret_whatever_it_looks_like() -> None:
+    r = Redactor(FP)
+    r.add("plain-looking-words")
+    e = {"env": {"NOTE": "plain-looking-words"}, "args": ["--x=plain-looking-words", "a"]}
+    found = {(f.path, f.kind) for f in scan_essence(e, r)}
+    assert found == {("/env/NOTE", "known-secret"), ("/args/0", "known-secret")}
+    assert scan_essence(e, r, known=False) == []
+    assert scan_essence(e, Redactor(FP)) == []
+
+
+def test_validation_does_not_depend_on_values_resolved_earlier(tmp_path: Path) -> None:
+    from reconciler.secrets import REDACTOR
+
+    value = "region-" + "".join(chr(97 + (i * 7) % 26) for i in range(12))
+    REDACTOR.add(value)  # as a long-running daemon may have resolved it for another server
+    root = tmp_path / "desired"
+    root.mkdir()
+    (root / "s.yaml").write_text(f"servers:\n  a:\n    command: x\n    args: [{value}]\n")
+    assert list(desired.load(root).servers) == ["a"]

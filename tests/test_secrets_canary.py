@@ -41,12 +41,17 @@ def _alnum(n: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
+def _word(n: int) -> str:
+    """Lowercase letters only: no token shape, not random-looking; only references tell."""
+    return "".join(secrets.choice("abcdefghijkmnopqrstuvwxyz") for _ in range(n))
+
+
 @dataclass
 class Canaries:
     env: str  # CANARY_TOKEN, shaped like a GitHub token so that audit detects it too
     rotated: str  # the same variable after a rotation
-    vault: str  # printed by the resolver command
-    file: str  # held by a file outside the repository
+    vault: str  # printed by the resolver command (shaped like no secret at all)
+    file: str  # held by a file outside the repository (idem)
     planted: str  # a literal someone pasted into the live Claude Desktop file
 
     def all(self) -> tuple[str, ...]:
@@ -99,8 +104,8 @@ def scene(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     canaries = Canaries(
         env="ghp_" + _alnum(36),
         rotated="ghp_" + _alnum(36),
-        vault="vault-" + _alnum(24),
-        file="file-" + _alnum(24),
+        vault="vault-" + _word(24),
+        file="file-" + _word(24),
         planted="ghp_" + _alnum(36),
     )
     outside = tmp_path / "outside"

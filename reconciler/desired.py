@@ -314,8 +314,8 @@ def _compose_fast(
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = walk(key_node, loc)
-                if not isinstance(key, (str, int, float, bool)) and key is not None:
-                    raise _Unusual
+                if not isinstance(key, (str, int)) or isinstance(key, bool):
+                    raise _Unusual  # a null, boolean or float key: left to the exact loader
                 if key in out:
                     raise _Unusual  # a duplicate key: ruamel reports it
                 here = (*loc, key)

@@ -23,7 +23,7 @@ transport; ``enabled`` is its switch, written only when false or already present
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +130,7 @@ class Codex(FileTarget):
         if section is None:
             section = tomlkit.table(is_super_table=True)
             document["mcp_servers"] = section
-        result: MutableMapping[str, Any] = section
-        return result
+        return _Guarded(section, self.path)
 
     # -- the dialect ------------------------------------------------------------------------
 
@@ -170,11 +169,15 @@ class Codex(FileTarget):
         new = not isinstance(existing, MutableMapping)
         table = tomlkit.table() if new else existing
         fields = _native_fields(essence, {} if new else existing)
-        for name in MANAGED:
-            if name not in fields and name in table:
-                del table[name]
-        for name, value in fields.items():
-            _assign(table, name, value)
+        try:
+            for name in MANAGED:
+                if name not in fields and name in table:
+                    _refuse_if_commented(table[name], f"removing '{name}'")
+                    del table[name]
+            for name, value in fields.items():
+                _assign(table, name, value)
+        except _DropsComment as e:
+            raise TargetFormatError(f"{self.path}: {e}") from None
         if new:  # a blank line after the new table (or its last sub-table), as Codex writes
             last = table[next(reversed(list(table)))] if table else None
             (last if isinstance(last, tomlkit.items.Table) else table).add(tomlkit.nl())
@@ -249,6 +252,7 @@ def _assign(table: MutableMapping[str, Any], name: str, value: Any) -> None:
         return
     if isinstance(value, dict) and isinstance(current, MutableMapping):
         for key in [k for k in current if k not in value]:
+            _refuse_if_commented(current[key], f"removing '{name}.{key}'")
             del current[key]
         for key, item in value.items():
             if _plain(current.get(key)) != item:
@@ -260,6 +264,8 @@ def _assign(table: MutableMapping[str, Any], name: str, value: Any) -> None:
             for item in value[len(have) :]:
                 current.append(item)
             return
+    if isinstance(current, (list, dict)) and _COMMENT.search(_STRINGS.sub("", _text_of(current))):
+        raise _DropsComment(f"rewriting '{name}' would drop the comment inside it")
     if isinstance(value, dict):
         inline = isinstance(table, tomlkit.items.InlineTable) or name != "env"
         container: Any = tomlkit.inline_table() if inline else tomlkit.table()
@@ -268,6 +274,53 @@ def _assign(table: MutableMapping[str, Any], name: str, value: Any) -> None:
         table[name] = container
         return
     table[name] = value
+
+
+class _DropsComment(Exception):
+    """An edit would lose a comment written by a person: refused, like a JSONC edit."""
+
+
+_STRINGS = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
+_COMMENT = re.compile("#")
+
+
+def _text_of(item: Any) -> str:
+    as_string = getattr(item, "as_string", None)
+    return str(as_string()) if callable(as_string) else ""
+
+
+def _refuse_if_commented(item: Any, what: str) -> None:
+    trivia = getattr(item, "trivia", None)
+    if (trivia is not None and trivia.comment) or _COMMENT.search(_STRINGS.sub("", _text_of(item))):
+        raise _DropsComment(f"{what} would drop a comment written in it; make this change by hand")
+
+
+class _Guarded(MutableMapping[str, Any]):
+    """The ``mcp_servers`` table, refusing to delete a server table that holds a comment."""
+
+    def __init__(self, table: MutableMapping[str, Any], path: Path) -> None:
+        self.table = table
+        self.path = path
+
+    def __getitem__(self, key: str) -> Any:
+        return self.table[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self.table.get(key) is not value:
+            self.table[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        try:
+            _refuse_if_commented(self.table[key], f"removing server '{key}'")
+        except _DropsComment as e:
+            raise TargetFormatError(f"{self.path}: {e}") from None
+        del self.table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
 
 
 def _plain(value: Any) -> Any:

@@ -177,7 +177,7 @@ class Codex(FileTarget):
             for name, value in fields.items():
                 _assign(table, name, value)
         except _DropsComment as e:
-            raise TargetFormatError(f"{self.path}: {e}") from None
+            raise TargetFormatError(f"{self.path}: {e}; make this change by hand") from None
         if new:  # a blank line after the new table (or its last sub-table), as Codex writes
             last = table[next(reversed(list(table)))] if table else None
             (last if isinstance(last, tomlkit.items.Table) else table).add(tomlkit.nl())
@@ -289,10 +289,31 @@ def _text_of(item: Any) -> str:
     return str(as_string()) if callable(as_string) else ""
 
 
+def _trailing_trivia(table: Any) -> tuple[Any, list[Any]]:
+    """The innermost last table of ``table`` and the blank and comment lines it ends with."""
+    import tomlkit
+
+    node = table
+    while isinstance(node, tomlkit.items.Table):
+        body = node.value.body
+        if body and isinstance(body[-1][1], tomlkit.items.Table):
+            node = body[-1][1]
+            continue
+        run: list[Any] = []
+        for name, item in reversed(body):
+            if name is not None or not isinstance(
+                item, (tomlkit.items.Whitespace, tomlkit.items.Comment)
+            ):
+                break
+            run.insert(0, item)
+        return node, run
+    return node, []
+
+
 def _refuse_if_commented(item: Any, what: str) -> None:
     trivia = getattr(item, "trivia", None)
     if (trivia is not None and trivia.comment) or _COMMENT.search(_STRINGS.sub("", _text_of(item))):
-        raise _DropsComment(f"{what} would drop a comment written in it; make this change by hand")
+        raise _DropsComment(f"{what} would drop a comment written in it")
 
 
 class _Guarded(MutableMapping[str, Any]):
@@ -310,10 +331,33 @@ class _Guarded(MutableMapping[str, Any]):
             self.table[key] = value
 
     def __delitem__(self, key: str) -> None:
+        import tomlkit
+
+        table = self.table[key]
+        # Comment lines at the very end of a table are the next table's heading (tomlkit
+        # files them under the table above): they move to the table before, not away.
+        _, tail = _trailing_trivia(table)
+        moved = tail if any(isinstance(item, tomlkit.items.Comment) for item in tail) else []
+        text = _text_of(table)
+        own = text[: len(text) - len("".join(i.as_string() for i in moved))]
+        keys = list(self.table)
+        previous = keys[keys.index(key) - 1] if keys.index(key) > 0 else None
         try:
-            _refuse_if_commented(self.table[key], f"removing server '{key}'")
+            trivia = getattr(table, "trivia", None)
+            if (trivia is not None and trivia.comment) or _COMMENT.search(_STRINGS.sub("", own)):
+                raise _DropsComment(f"removing server '{key}' would drop a comment written in it")
+            if moved and previous is None:
+                raise _DropsComment(f"removing server '{key}' would drop the comment after it")
         except _DropsComment as e:
-            raise TargetFormatError(f"{self.path}: {e}") from None
+            raise TargetFormatError(f"{self.path}: {e}; make this change by hand") from None
+        if moved and previous is not None:
+            target, target_tail = _trailing_trivia(self.table[previous])
+            items = moved
+            if target_tail:  # it already ends with a blank line: no second one
+                while items and isinstance(items[0], tomlkit.items.Whitespace):
+                    items = items[1:]
+            for item in items:
+                target.add(item)
         del self.table[key]
 
     def __iter__(self) -> Iterator[str]:

@@ -103,7 +103,7 @@ def soak(root: Path, passes: int, warmup: int = 200) -> dict[str, Any]:
 
     engine = Engine(desired, root / "state", home=home, environ={"HOME": str(home)})
     clock = Clock()
-    daemon = Daemon(engine, WatchOptions(interval=1e9, pull=True, flap_limit=10**9), clock=clock)
+    daemon = Daemon(engine, WatchOptions(interval=1e9, pull=True, flap_limit=0), clock=clock)
     config = home / ".config" / "Claude" / "claude_desktop_config.json"
     assert daemon.iteration(start=True) is not None
     servers_file = (desired / "servers.yaml").resolve()

@@ -152,9 +152,11 @@ class DaemonProcess:
         return wait_until(check, timeout=timeout, what=what, on_timeout=self.tail)
 
     def wait_for_passes(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        return self.wait_for(
-            lambda: (p := self.passes()) and len(p) >= count and p, f"{count} pass(es)", timeout
-        )
+        def enough() -> list[dict[str, Any]] | None:
+            passes = self.passes()
+            return passes if len(passes) >= count else None
+
+        return self.wait_for(enough, f"{count} pass(es)", timeout)
 
     def wait_quiet(self, quiet: float, timeout: float = 30.0) -> int:
         """Wait until no pass was logged for ``quiet`` seconds; a loop never gets there."""

@@ -383,7 +383,7 @@ def _watch_options(f: F) -> F:
         click.option(
             "--pull",
             is_flag=True,
-            help="At each resync, fetch the desired repository and fast-forward it.",
+            help="At start and each resync, fetch the desired repository and fast-forward it.",
         ),
         click.option(
             "--metrics",

@@ -12,6 +12,7 @@ no ``git cat-file`` children outlive a pull), without prompts and with a timeout
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,9 +42,17 @@ class PullResult:
         return self.outcome is Outcome.FAST_FORWARDED and self.before != self.after
 
 
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
+def _scrub(text: str) -> str:
+    """git quotes remote URLs in its errors; a token in one must not reach the log."""
+    return _URL_CREDENTIALS.sub(r"\1‹redacted›@", text)
+
+
 class _GitFailed(Exception):
     def __init__(self, args: list[str], detail: str) -> None:
-        super().__init__(f"git {' '.join(args)}: {detail}")
+        super().__init__(_scrub(f"git {' '.join(args)}: {detail}"))
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -917,6 +917,9 @@ def setup_logging(log_format: str, verbosity: int) -> None:
         logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     )
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected" is noise
+    from reconciler.secrets import install_logging
+
+    install_logging()  # every record is scrubbed of known secret values, JSON fields too
 
 
 def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = None) -> int:

@@ -543,6 +543,14 @@ def test_pull_without_a_remote_or_repository_is_skipped(tmp_path: Path) -> None:
     assert result.outcome is Outcome.SKIPPED and "detached" not in result.message
 
 
+def test_pull_errors_never_show_credentials_of_a_remote_url(fleet: tuple[Path, Path]) -> None:
+    _seed, clone = fleet
+    git(clone, "remote", "set-url", "origin", "https://ana:ghp_s3cr3tT0ken@127.0.0.1:9/x.git")
+    result = pull(clone / "desired")
+    assert result.outcome is Outcome.FAILED
+    assert "ghp_s3cr3tT0ken" not in result.message and "ana:" not in result.message
+
+
 def test_resync_with_pull_applies_what_was_pushed_upstream(
     fleet: tuple[Path, Path], home: Path
 ) -> None:

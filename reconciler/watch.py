@@ -949,7 +949,7 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
             log.info("metrics at %s/metrics", server.url, extra={"event": "metrics"})
         log.info(
             "watching %s (debounce %d ms, resync every %gs%s)",
-            engine.desired_dir,
+            engine.desired_dir.absolute(),
             debounce_ms,
             options.interval,
             ", pull" if options.pull else "",

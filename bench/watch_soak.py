@@ -39,6 +39,10 @@ SERVERS = """servers:
 TARGETS = """targets:
   desktop:
     kind: claude-desktop
+  recorded:
+    kind: claude-desktop
+    path: ~/recorded/claude.json
+    on_drift: record
 """
 
 
@@ -108,14 +112,22 @@ def soak(root: Path, passes: int, warmup: int = 200) -> dict[str, Any]:
     assert daemon.iteration(start=True) is not None
     servers_file = (desired / "servers.yaml").resolve()
     config_key = config.parent.resolve() / config.name
+    recorded = home / "recorded" / "claude.json"
+    recorded_key = recorded.parent.resolve() / recorded.name
 
     durations: list[float] = []
+    actions: dict[str, int] = {}
     samples: dict[str, dict[str, float]] = {"start": sample()}
     started = time.perf_counter()
     for i in range(1, passes + 1):
         clock.now += 1.0
         t0 = time.perf_counter()
-        if i % 100 == 0:
+        if i % 50 == 25:  # a live edit on a record target: a divergence commit (GitPython)
+            data = json.loads(recorded.read_text())
+            data["mcpServers"]["fetch"]["args"] = [f"kept-{i}"]
+            recorded.write_text(json.dumps(data))
+            record = daemon.iteration([recorded_key])
+        elif i % 100 == 0:
             clock.now = daemon.next_resync  # a resync: pull (git children), then all targets
             record = daemon.iteration()
         elif i % 2 == 0:
@@ -129,15 +141,22 @@ def soak(root: Path, passes: int, warmup: int = 200) -> dict[str, Any]:
         durations.append(time.perf_counter() - t0)
         if record is None or record.errors:
             raise AssertionError(f"iteration {i}: {record}")
+        for action, count in record.actions.items():
+            actions[action] = actions.get(action, 0) + count
         if i == warmup:
             samples["after_warmup"] = sample()
     samples["end"] = sample()
     elapsed = time.perf_counter() - started
+    commits = subprocess.run(
+        ["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
     base = samples.get("after_warmup", samples["start"])
     end = samples["end"]
     return {
         "passes": passes,
         "elapsed_s": round(elapsed, 1),
+        "actions": actions,
+        "commits": int(commits or 0),
         "pass_ms_median": round(statistics.median(durations) * 1000, 2),
         "pass_ms_p99": round(sorted(durations)[int(len(durations) * 0.99) - 1] * 1000, 2),
         "samples": samples,
@@ -163,6 +182,7 @@ def main() -> None:
         return
     s = result["samples"]
     print(f"{result['passes']} passes in {result['elapsed_s']} s")
+    print(f"applied: {result['actions']}; commits in the desired repository: {result['commits']}")
     print(f"pass: median {result['pass_ms_median']} ms, p99 {result['pass_ms_p99']} ms\n")
     print("| sample | open fds | child processes | RSS (MB) |")
     print("|---|---|---|---|")

@@ -790,6 +790,36 @@ def render_daemon_status(data: dict[str, Any]) -> str:
     return text
 
 
+class Debouncer:
+    """Collects changed paths until ``quiet`` seconds pass without one, or ``cap`` seconds
+    after the first: a burst of saves makes one pass, and a stream that never pauses still
+    gets one pass per ``cap``."""
+
+    def __init__(self, quiet: float, cap: float) -> None:
+        self.quiet, self.cap = quiet, cap
+        self.pending: set[Path] = set()
+        self.first = self.last = 0.0
+
+    def add(self, paths: Iterable[Path], now: float) -> None:
+        if not self.pending:
+            self.first = now
+        self.pending.update(paths)
+        self.last = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until the batch is due (infinite when nothing is pending)."""
+        if not self.pending:
+            return float("inf")
+        return max(0.0, min(self.last + self.quiet, self.first + self.cap) - now)
+
+    def take(self, now: float) -> set[Path]:
+        """The batch if it is due, else nothing."""
+        if not self.pending or self.wait(now) > 0:
+            return set()
+        batch, self.pending = self.pending, set()
+        return batch
+
+
 # -- the effectful shell -------------------------------------------------------------------
 
 
@@ -967,16 +997,12 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
         if not stop.is_set():
             _guarded(daemon.iteration, start=True)  # covers all changed before the watch began
             watcher = _follow(daemon, watcher, events.put, debounce_ms, options)
-        pending: set[Path] = set()
-        first = last = 0.0
-        restart_delay = 1.0
         # watchfiles already waited one quiet step before yielding a batch
-        quiet = max(0.0, options.debounce - watcher.step / 1000)
+        burst = Debouncer(max(0.0, options.debounce - watcher.step / 1000), options.max_delay)
+        restart_delay = 1.0
         while not stop.is_set():
             now = time.monotonic()
-            wait = min(daemon.deadline() - now, HEARTBEAT)
-            if pending:
-                wait = min(wait, last + quiet - now, first + options.max_delay - now)
+            wait = min(daemon.deadline() - now, HEARTBEAT, burst.wait(now))
             try:
                 item = events.get(timeout=max(0.0, wait))
             except queue.Empty:
@@ -1004,15 +1030,11 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
             now = time.monotonic()
             if isinstance(item, set):
                 restart_delay = 1.0
-                if not pending:
-                    first = now
-                pending |= item
-                last = now
-                continue
+                burst.add(item, now)
+                if burst.wait(now) > 0:
+                    continue
             metrics.beat()
-            batch: set[Path] = set()
-            if pending and (now >= last + quiet or now >= first + options.max_delay):
-                batch, pending = pending, set()
+            batch = burst.take(now)
             if batch or daemon.deadline() <= now:
                 _guarded(daemon.iteration, batch)
                 watcher = _follow(daemon, watcher, events.put, debounce_ms, options)

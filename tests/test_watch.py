@@ -25,6 +25,7 @@ from reconciler.watch import (
     AlreadyRunning,
     Backoff,
     Daemon,
+    Debouncer,
     WatchOptions,
     WatchSet,
     acquire_lock,
@@ -290,6 +291,23 @@ def test_invalid_desired_state_at_start_waits_for_a_fix(ws: Workspace) -> None:
     path = ws.write("targets.yaml", TARGETS)
     assert daemon.iteration([path.resolve()]) is not None
     assert ws.desktop_config.exists()
+
+
+def test_debounce_waits_for_quiet_and_caps_a_burst_that_never_pauses() -> None:
+    burst = Debouncer(quiet=0.2, cap=2.0)
+    assert burst.wait(0.0) == float("inf") and burst.take(0.0) == set()
+    burst.add([Path("/a")], 10.0)
+    burst.add([Path("/b")], 10.1)
+    assert burst.wait(10.1) == pytest.approx(0.2)
+    assert burst.take(10.25) == set()  # only 0.15 s of quiet
+    assert burst.take(10.3) == {Path("/a"), Path("/b")}
+    for i in range(100):  # a save every 50 ms, for 5 s
+        burst.add([Path(f"/s{i}")], 20.0 + i * 0.05)
+        if (batch := burst.take(20.0 + i * 0.05)) and i < 99:
+            assert 20.0 + i * 0.05 >= 22.0 - 1e-9 and len(batch) > 1
+            break
+    else:
+        raise AssertionError("a never-ending burst was never flushed")
 
 
 # -- resync and backoff --------------------------------------------------------------------

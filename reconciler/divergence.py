@@ -215,6 +215,10 @@ def _fast_parse(text: str) -> dict[str, Any] | None:
     file. Anything else (hand edits, comments, other quoting) returns None and goes through
     the YAML parser, which also locates problems.
     """
+    # Non-ASCII and control characters include YAML's own line breaks (NEL, LS, PS):
+    # only the YAML parser reads those right.
+    if not text.isascii() or any(c < " " and c != "\n" for c in text):
+        return None
     lines = text.split("\n")
     if lines[0] != f"{KEY}:" or (lines[-1] != ""):
         return None

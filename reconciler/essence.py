@@ -21,6 +21,7 @@ keyed fingerprint) before they are compared, stored as last-applied, or shown.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
@@ -181,6 +182,9 @@ Sealer = Callable[[str], str]
 def fingerprint_with(key: bytes) -> Sealer:
     """A keyed fingerprint function: equal values give equal prints, and none is reversible."""
 
+    # The same values recur across targets and passes: each is fingerprinted once. The
+    # cache lives and dies with this function, which is made once per pass.
+    @functools.lru_cache(maxsize=1 << 16)
     def seal(value: str) -> str:
         digest = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
         return f"hmac-sha256:{digest}"

@@ -12,9 +12,21 @@ from reconciler.model import Kind
 from reconciler.model import Target as TargetSpec
 from reconciler.targets.base import Context, Observation, Target, Write
 
-__all__ = ["KINDS", "Context", "Observation", "Target", "Write", "build", "supported"]
+__all__ = [
+    "KINDS",
+    "REMOTE_KINDS",
+    "Context",
+    "Observation",
+    "Target",
+    "Write",
+    "build",
+    "supported",
+]
 
 Factory = Callable[[str, TargetSpec, Context], Target]
+
+# Kinds reached over the network: their passes wait on I/O and run concurrently.
+REMOTE_KINDS = frozenset({Kind.MCPJUNGLE})
 
 
 def _claude_desktop(name: str, spec: TargetSpec, context: Context) -> Target:

@@ -52,7 +52,7 @@ class OnDrift(StrEnum):
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ToolPolicy(_Closed):

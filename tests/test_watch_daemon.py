@@ -280,6 +280,13 @@ def test_a_second_daemon_on_the_same_state_directory_exits_2(
     assert running.proc is not None and running.proc.poll() is None  # the first one goes on
 
 
+def test_a_missing_desired_directory_is_an_invalid_invocation(ws: Workspace) -> None:
+    proc = daemon(ws)
+    argv = [a if a != str(ws.desired) else str(ws.root / "nowhere") for a in proc.argv]
+    done = subprocess.run(argv, env=proc.env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "does not exist" in done.stderr
+
+
 def test_invalid_desired_state_mid_watch_is_logged_and_touches_nothing(
     ws: Workspace, running: DaemonProcess
 ) -> None:

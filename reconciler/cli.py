@@ -22,6 +22,7 @@ from reconciler.errors import DesiredStateError, ReconcilerError, RepositoryErro
 from reconciler.report import ExitCode, RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 EXIT_CODES_HELP = """\b
 Exit codes (the same for every command):
@@ -167,10 +168,11 @@ def _setup_logging() -> None:
     install_logging()  # log records are scrubbed of secret values, whatever the handler
 
 
-def _run(action: Callable[[], RunReport]) -> NoReturn:
+def guarded(action: Callable[[], T]) -> T:
+    """Run one engine call, mapping the error tree to exit codes (2 invalid, 3 failed)."""
     _setup_logging()
     try:
-        report = action()
+        return action()
     except DesiredStateError as e:
         count = len(e.problems)
         _fail(
@@ -182,6 +184,10 @@ def _run(action: Callable[[], RunReport]) -> NoReturn:
         _fail(ExitCode.INVALID, f"error: {e}")
     except ReconcilerError as e:
         _fail(ExitCode.FAILED, f"error: {e}")
+
+
+def _run(action: Callable[[], RunReport]) -> NoReturn:
+    report = guarded(action)
     settings = _settings()
     if settings.json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from datetime import date
 from typing import Any, NoReturn
 
 import click
 
-from reconciler.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
 from reconciler.report import ExitCode
 
 
@@ -29,23 +27,7 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 
 def register(main: click.Group) -> None:
     """Add the commands to the ``reconcile`` group."""
-    from reconciler.cli import _engine, _fail, _settings, _setup_logging, global_options
-
-    def guarded(action: Callable[[], Any]) -> Any:
-        _setup_logging()
-        try:
-            return action()
-        except DesiredStateError as e:
-            count = len(e.problems)
-            _fail(
-                ExitCode.INVALID,
-                f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
-                "nothing was changed",
-            )
-        except (UsageError, RepositoryError) as e:
-            _fail(ExitCode.INVALID, f"error: {e}")
-        except ReconcilerError as e:
-            _fail(ExitCode.FAILED, f"error: {e}")
+    from reconciler.cli import _engine, _settings, global_options, guarded
 
     def finish(payload: dict[str, Any], text: str, code: int = 0) -> NoReturn:
         if _settings().json:

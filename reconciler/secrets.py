@@ -52,6 +52,7 @@ from reconciler.essence import (
     Sealer,
     display,
     fingerprint_with,
+    from_server,
     is_sealed_value,
     normalize_url,
 )
@@ -794,14 +795,8 @@ def check_desired(
         if _plainly_clean(server):
             continue
         essence_like: Essence = {
-            "command": server.command,
-            "args": list(server.args),
-            "env": dict(server.env),
-            "cwd": server.cwd,
-            "url": server.url,
-            "headers": dict(server.headers),
+            k: v for k, v in from_server(server).items() if k not in ("transport", "enabled")
         }
-        essence_like = {k: v for k, v in essence_like.items() if v}
         for pointer, _field, _key, value in _strings(essence_like):
             check_string("servers", name, _loc(pointer), value)
         for finding in scan_essence(essence_like, known=False):

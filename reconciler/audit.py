@@ -25,7 +25,6 @@ from reconciler.errors import ReconcilerError, UsageError
 from reconciler.essence import Sealer, display, fingerprint_with
 from reconciler.report import ExitCode
 from reconciler.secrets import REDACTOR, redact, scan_essence
-from reconciler.targets import Context
 
 if TYPE_CHECKING:
     from reconciler.engine import Engine
@@ -101,14 +100,7 @@ def audit(engine: Engine, names: Sequence[str] = (), *, strict: bool = False) ->
     selected = list(names) if names else list(state.targets)
     fingerprint = fingerprint_with(engine.store.fingerprint_key(create=False))
     REDACTOR.use_fingerprint(fingerprint)
-    context = Context(
-        home=engine.home,
-        platform=engine.platform,
-        root=engine.desired_dir.resolve().parent,
-        lock_dir=None,
-        environ=engine.environ,
-        resolve=engine.secret_resolver(state).resolve_text,
-    )
+    context = engine.context(state)
 
     def one(name: str) -> tuple[list[AuditFinding], AuditFailure | None]:
         spec = state.targets[name]

@@ -138,15 +138,7 @@ class Engine:
         _select(options.servers, state.servers, "server")
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
         REDACTOR.use_fingerprint(fingerprint)  # secrets in any text shown as in the diffs
-        context = Context(
-            home=self.home,
-            platform=self.platform,
-            root=self.desired_dir.resolve().parent,
-            lock_dir=None if options.dry_run else self.store.lock_dir,
-            environ=self.environ,
-            resolve=self.secret_resolver(state).resolve_text,
-            state_dir=self.store.root,
-        )
+        context = self.context(state, writable=not options.dry_run)
         found = self.divergences(state, names, options)
         built = {name: targets.build(name, state.targets[name], context) for name in names}
 
@@ -563,19 +555,23 @@ class Engine:
             blind=plan.blind,
         )
 
+    def context(self, state: DesiredState | None = None, *, writable: bool = False) -> Context:
+        """Where targets live for this engine; only a writable context may create locks."""
+        return Context(
+            home=self.home,
+            platform=self.platform,
+            root=self.desired_dir.resolve().parent,
+            lock_dir=self.store.lock_dir if writable else None,
+            environ=self.environ,
+            resolve=None if state is None else self.secret_resolver(state).resolve_text,
+            state_dir=self.store.root,
+        )
+
     # -- one target, read only (allow, adopt, import, divergences) -------------------------
 
     def observe(self, name: str, spec: TargetSpec, state: DesiredState) -> Observation:
         """What one target holds now (``spec`` need not be declared: ``reconcile import``)."""
-        context = Context(
-            home=self.home,
-            platform=self.platform,
-            root=self.desired_dir.resolve().parent,
-            lock_dir=None,
-            environ=self.environ,
-            resolve=self.secret_resolver(state).resolve_text,
-        )
-        target = targets.build(name, spec, context)
+        target = targets.build(name, spec, self.context(state))
         try:
             return target.observe()
         finally:
@@ -600,16 +596,7 @@ class Engine:
         options = PassOptions(dry_run=True, targets=(name,), servers=servers)
         found = self.divergences(state, [name], options)
         spec = state.targets[name]
-        context = Context(
-            home=self.home,
-            platform=self.platform,
-            root=self.desired_dir.resolve().parent,
-            lock_dir=None,
-            environ=self.environ,
-            resolve=self.secret_resolver(state).resolve_text,
-            state_dir=self.store.root,
-        )
-        target = targets.build(name, spec, context)
+        target = targets.build(name, spec, self.context(state))
         if spec.kind is Kind.MIRROR:  # a mirror copy: its entries are files
             from reconciler.targets import mirror
 

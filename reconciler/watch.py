@@ -266,13 +266,7 @@ def desired_digest(root: Path) -> str:
 
 def target_paths(engine: Engine, state: DesiredState) -> dict[str, tuple[Path, ...]]:
     """The files each target lives in (API targets have none), without touching anything."""
-    context = targets.Context(
-        home=engine.home,
-        platform=engine.platform,
-        root=engine.desired_dir.resolve().parent,
-        lock_dir=None,
-        environ=engine.environ,
-    )
+    context = engine.context()
     found: dict[str, tuple[Path, ...]] = {}
     for name, spec in state.targets.items():
         try:

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reportfile import update_section
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -129,13 +131,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.update_report:
-        report = ROOT / "bench" / "REPORT.md"
-        existing = report.read_text() if report.exists() else "# Benchmarks\n"
-        start = existing.find("## Mirror no-op pass")
-        if start != -1:
-            end = existing.find("\n## ", start + 1)
-            existing = existing[:start] + (existing[end + 1 :] if end != -1 else "")
-        report.write_text(existing.rstrip() + "\n\n" + text + "\n")
+        update_section("## Mirror no-op pass", text)
 
 
 if __name__ == "__main__":

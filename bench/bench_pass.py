@@ -21,6 +21,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from reportfile import update_section
+
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ["claude-desktop"]  # file-target kinds used; more kinds spread the work the same way
 
@@ -122,13 +124,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.update_report:
-        report = ROOT / "bench" / "REPORT.md"
-        existing = report.read_text() if report.exists() else "# Benchmarks\n\n"
-        start = existing.find("## No-op pass")
-        if start != -1:
-            end = existing.find("\n## ", start + 1)
-            existing = existing[:start] + existing[end + 1:] if end != -1 else existing[:start]
-        report.write_text(existing.rstrip() + "\n\n" + text + "\n")
+        update_section("## No-op pass", text)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from reconciler import model
 from reconciler.errors import DesiredStateError, Problem
 from reconciler.essence import CAPABILITIES
-from reconciler.model import DesiredFile, Kind, OnDrift, Server
+from reconciler.model import DesiredFile, Kind, Server
 from reconciler.model import Target as TargetSpec
 
 Loc = tuple[str | int, ...]
@@ -704,13 +704,6 @@ def _check_target(
         problem(at("project"), f"target '{name}': Claude Desktop has one file and no projects")
     elif kind in SCOPES:
         problems += _check_scope(name, spec, at)
-    if spec.on_drift is OnDrift.RECORD and not _record_supported():
-        problem(
-            at("on_drift"),
-            f"target '{name}': on_drift 'record' is not available yet",
-            "use sync or report",
-        )
-
     capability = CAPABILITIES[kind]
     for index, item in enumerate(spec.servers):
         ref = item if isinstance(item, str) else item.name
@@ -781,8 +774,3 @@ def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
             "set scope: project (or local for Claude Code)",
         )
     return problems
-
-
-def _record_supported() -> bool:
-    """``on_drift: record`` is carried out by the divergence machinery (divergence, review)."""
-    return True

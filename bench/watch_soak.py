@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reconciler.engine import Engine
-from reconciler.watch import Daemon, WatchOptions
+from reconciler.app.watch import Daemon, WatchOptions
 
 SERVERS = """servers:
   time:

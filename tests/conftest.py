@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 
 # Variables through which clients and this tool find their files; tests clear them all.
 LOCATION_VARS = (

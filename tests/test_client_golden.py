@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from reconciler import targets
-from reconciler.errors import TargetError
-from reconciler.model import Kind
-from reconciler.model import Target as TargetSpec
-from reconciler.plan import Action
+from reconciler.core.errors import TargetError
+from reconciler.core.model import Kind
+from reconciler.core.model import Target as TargetSpec
+from reconciler.core.plan import Action
 from reconciler.targets import Context, Write
 
 CASES = Path(__file__).parent / "data" / "clients"

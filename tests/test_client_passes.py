@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from reconciler import desired, targets
-from reconciler.essence import from_server, mask
+from reconciler import targets
+from reconciler.store import desired
+from reconciler.core.essence import from_server, mask
 from reconciler.targets import Context
 from reconciler.targets.files import FileTarget
 from tests.conftest import Workspace, snapshot_tree
@@ -336,7 +337,7 @@ def test_live_edit_is_reverted_and_unmanaged_edit_is_left(setup: Setup) -> None:
     observation = target.observe()
     edited = dict(observation.entries["time"], args=["mcp-server-time"])
     hand = dict(observation.entries["hand-made"], command="hand-edited")
-    from reconciler.plan import Action
+    from reconciler.core.plan import Action
     from reconciler.targets import Write
 
     target.apply(

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reconciler import desired
-from reconciler.desired import Loc, Located
+from reconciler.store import desired
+from reconciler.store.desired import Loc, Located
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = [

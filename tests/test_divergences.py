@@ -425,7 +425,7 @@ def test_unrelated_modified_and_staged_files_are_never_committed(repo: Workspace
 
 
 def test_index_lock_is_retried(repo: Workspace) -> None:
-    from reconciler import gitlog
+    from reconciler.store import gitlog
 
     converge(repo)
     lock = repo.root / ".git" / "index.lock"
@@ -446,8 +446,8 @@ def test_index_lock_is_retried(repo: Workspace) -> None:
 
 
 def test_a_held_index_lock_is_a_clear_error(repo: Workspace) -> None:
-    from reconciler import gitlog
-    from reconciler.errors import RepositoryError
+    from reconciler.store import gitlog
+    from reconciler.core.errors import RepositoryError
 
     converge(repo)
     (repo.root / ".git" / "index.lock").write_text("")
@@ -509,7 +509,7 @@ def test_the_daemon_records_a_live_edit_once_and_its_record_write_is_quiet(
     repo: Workspace,
 ) -> None:
     from reconciler.engine import Engine
-    from reconciler.watch import Daemon, WatchOptions
+    from reconciler.app.watch import Daemon, WatchOptions
 
     setup(repo)
     commit_all(repo.root)

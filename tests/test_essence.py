@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.essence import (
+from reconciler.core.essence import (
     CAPABILITIES,
     bridge_mcp_remote,
     display,
@@ -15,7 +15,7 @@ from reconciler.essence import (
     normalize_url,
     seal,
 )
-from reconciler.model import Kind, Server
+from reconciler.core.model import Kind, Server
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ConcurrentChange
-from reconciler.fsutil import atomic_write, compare_and_swap, read_snapshot
+from reconciler.core.errors import ConcurrentChange
+from reconciler.store.fsutil import atomic_write, compare_and_swap, read_snapshot
 
 
 def test_new_file_gets_0600_and_no_temp_file_is_left(tmp_path: Path) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.errors import TargetError
-from reconciler.essence import normalize
-from reconciler.model import Kind, ToolPolicy
-from reconciler.model import Target as TargetSpec
-from reconciler.plan import disabled_by_policy
+from reconciler.core.errors import TargetError
+from reconciler.core.essence import normalize
+from reconciler.core.model import Kind, ToolPolicy
+from reconciler.core.model import Target as TargetSpec
+from reconciler.core.plan import disabled_by_policy
 from reconciler.targets.base import Context
 from reconciler.targets.mcpjungle import (
     MCPJungleTarget,
@@ -780,7 +780,7 @@ def test_errors_carry_no_secret(tmp_path: Any, jungle: FakeMCPJungle) -> None:
     target = MCPJungleTarget("jungle", spec, context)
     try:
         observation = target.observe()
-        from reconciler.plan import Action
+        from reconciler.core.plan import Action
         from reconciler.targets.base import Write
 
         essence = normalize({"command": "x", "env": {"API_KEY": secret}, "enabled": True})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.mirrordiff import (
+from reconciler.core.mirrordiff import (
     Drift,
     FileState,
     Selection,
@@ -21,8 +21,8 @@ from reconciler.mirrordiff import (
     pointer,
     unified_diff,
 )
-from reconciler.model import OnDrift
-from reconciler.plan import Action
+from reconciler.core.model import OnDrift
+from reconciler.core.plan import Action
 from reconciler.targets.base import Context, Write
 from reconciler.targets.mirror import (
     CACHE_DIR,
@@ -147,7 +147,7 @@ def test_unified_diff_text_binary_and_secrets() -> None:
 
 
 def test_mirror_copy_targets_are_named_after_the_mirror() -> None:
-    from reconciler.model import Mirror
+    from reconciler.core.model import Mirror
 
     one = Mirror(source="a", copies=("b",))
     two = Mirror(source="a", copies=("b", "c"), on_drift=OnDrift.SYNC, prune=True)
@@ -328,7 +328,7 @@ def test_sync_never_writes_into_a_linked_folder_of_the_copy(tmp_path: Path) -> N
     _write(src, "lib/u.ts", "u\n")
     copy.mkdir(parents=True)
     (copy / "lib").symlink_to(outside)
-    from reconciler.errors import TargetError
+    from reconciler.core.errors import TargetError
 
     with pytest.raises(TargetError, match="not followed"):
         _sync(_target(tmp_path), prune=False)
@@ -339,7 +339,7 @@ def test_sync_never_writes_into_a_linked_folder_of_the_copy(tmp_path: Path) -> N
 
 
 def test_a_concurrent_edit_of_the_copy_is_not_overwritten(tmp_path: Path) -> None:
-    from reconciler.errors import ConcurrentChange
+    from reconciler.core.errors import ConcurrentChange
 
     src = tmp_path / "repo" / "src"
     copy = tmp_path / "repo" / "copy"
@@ -364,7 +364,7 @@ def test_cache_file_holds_no_content(tmp_path: Path) -> None:
 
 
 def test_a_source_edited_after_observe_is_not_copied_half_seen(tmp_path: Path) -> None:
-    from reconciler.errors import ConcurrentChange
+    from reconciler.core.errors import ConcurrentChange
 
     src = tmp_path / "repo" / "src"
     copy = tmp_path / "repo" / "copy"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from reconciler.model import OnDrift
-from reconciler.plan import Slot, plan_target
+from reconciler.core.model import OnDrift
+from reconciler.core.plan import Slot, plan_target
 
 CASES = Path(__file__).parent / "data" / "plans"
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from reconciler import desired, targets
+from reconciler import targets
+from reconciler.store import desired
 from reconciler.targets import Context
 from tests import realclients as rc
 from tests.conftest import Workspace

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import desired
-from reconciler.errors import DesiredStateError
-from reconciler.essence import display, fingerprint_with, seal
-from reconciler.model import Kind, Resolver
+from reconciler.store import desired
+from reconciler.core.errors import DesiredStateError
+from reconciler.core.essence import display, fingerprint_with, seal
+from reconciler.core.model import Kind, Resolver
 from reconciler.secrets import (
     RedactingFilter,
     RedactingStream,

@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 from reconciler import targets
-from reconciler.cli import main
-from reconciler.model import Kind
+from reconciler.cli.main import main
+from reconciler.core.model import Kind
 from tests.conftest import Result, Workspace
 
 IDENTITY = ["-c", "user.name=Canary Test", "-c", "user.email=canary@example.invalid"]
@@ -231,7 +231,7 @@ COMMANDS: dict[str, Command] = {
 def _watch_one_pass(scene: Scene, rotated: bool) -> Result:
     """One daemon iteration in process (the watch command has no one-pass flag)."""
     from reconciler.engine import Engine
-    from reconciler.watch import Daemon
+    from reconciler.app.watch import Daemon
 
     environ = {**os.environ, **scene.environ}
     if rotated:
@@ -249,7 +249,7 @@ def _watch_one_pass(scene: Scene, rotated: bool) -> Result:
 def test_canaries_never_leak_from_a_daemon_pass(
     scene: Scene, rotated: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pytest.importorskip("reconciler.watch", reason="no watch daemon in this build yet")
+    pytest.importorskip("reconciler.app.watch", reason="no watch daemon in this build yet")
     from reconciler.secrets import install_logging
 
     install_logging()  # as `reconcile watch` does through the CLI

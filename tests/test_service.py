@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import service
-from reconciler.errors import UsageError
+from reconciler.app import service
+from reconciler.core.errors import UsageError
 from tests.conftest import Workspace
 
 
@@ -59,10 +59,10 @@ def test_launchd_agent_is_a_valid_plist(tmp_path: Path) -> None:
 
 def test_unit_locations(tmp_path: Path) -> None:
     assert service.unit_path("linux", tmp_path, {}) == (
-        tmp_path / ".config/systemd/user/mcp-reconciler.service"
+        tmp_path / ".config/systemd/user/mcp-reconciler.app.service"
     )
     assert service.unit_path("linux", tmp_path, {"XDG_CONFIG_HOME": "/x"}) == Path(
-        "/x/systemd/user/mcp-reconciler.service"
+        "/x/systemd/user/mcp-reconciler.app.service"
     )
     assert service.unit_path("darwin", tmp_path, {}) == (
         tmp_path / f"Library/LaunchAgents/{service.AGENT_LABEL}.plist"
@@ -80,9 +80,9 @@ def test_install_print_uninstall_under_the_temp_home(workspace: Workspace) -> No
 
     installed = workspace.run("service", "install", "--interval", "60", "--pull")
     assert installed.exit_code == 0
-    unit = workspace.home / ".config/systemd/user/mcp-reconciler.service"
+    unit = workspace.home / ".config/systemd/user/mcp-reconciler.app.service"
     assert unit.read_text() == printed.stdout
-    assert "systemctl --user enable --now mcp-reconciler.service" in installed.stdout
+    assert "systemctl --user enable --now mcp-reconciler.app.service" in installed.stdout
     assert unit.stat().st_mode & 0o777 == 0o644
 
     removed = workspace.run("service", "uninstall", "--no-disable")

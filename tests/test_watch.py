@@ -16,12 +16,12 @@ from unittest.mock import ANY
 import httpx
 import pytest
 
-from reconciler import fsutil
+from reconciler.store import fsutil
 from reconciler.engine import Engine
-from reconciler.errors import UsageError
-from reconciler.metrics import Metrics, MetricsServer, parse_address
-from reconciler.pull import Outcome, pull
-from reconciler.watch import (
+from reconciler.core.errors import UsageError
+from reconciler.app.metrics import Metrics, MetricsServer, parse_address
+from reconciler.app.pull import Outcome, pull
+from reconciler.app.watch import (
     AlreadyRunning,
     Backoff,
     Daemon,

@@ -225,7 +225,7 @@ def held_replace(src, dst, *args, **kwargs):
     return real_replace(src, dst, *args, **kwargs)
 
 os.replace = held_replace
-from reconciler.cli import main
+from reconciler.cli.main import main
 sys.argv[0] = "reconcile"
 main()
 """

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reconciler.model import Kind
-from reconciler.model import Target as TargetSpec
+from reconciler.core.model import Kind
+from reconciler.core.model import Target as TargetSpec
 from reconciler.targets.base import Context, Observation, Target, Write
 
 __all__ = [

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.essence import Capability, Essence
-from reconciler.model import Kind, ToolPolicy
-from reconciler.plan import Action
+from reconciler.core.essence import Capability, Essence
+from reconciler.core.model import Kind, ToolPolicy
+from reconciler.core.plan import Action
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import TargetFormatError
-from reconciler.essence import CAPABILITIES, Essence, normalize
-from reconciler.model import Kind
-from reconciler.model import Target as TargetSpec
+from reconciler.core.errors import TargetFormatError
+from reconciler.core.essence import CAPABILITIES, Essence, normalize
+from reconciler.core.model import Kind
+from reconciler.core.model import Target as TargetSpec
 from reconciler.targets import paths
 from reconciler.targets.base import Context
 from reconciler.targets.files import FileTarget

@@ -16,11 +16,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler import fsutil
-from reconciler.errors import ConcurrentChange, TargetError
-from reconciler.essence import Capability, Essence
-from reconciler.model import Kind
-from reconciler.model import Target as TargetSpec
+from reconciler.store import fsutil
+from reconciler.core.errors import ConcurrentChange, TargetError
+from reconciler.core.essence import Capability, Essence
+from reconciler.core.model import Kind
+from reconciler.core.model import Target as TargetSpec
 from reconciler.targets.base import Context, Observation, Write
 
 

@@ -38,11 +38,11 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from reconciler.errors import PartialApply, TargetError
-from reconciler.essence import CAPABILITIES, Essence, normalize
-from reconciler.model import Kind, ToolPolicy
-from reconciler.model import Target as TargetSpec
-from reconciler.plan import Action, disabled_by_policy
+from reconciler.core.errors import PartialApply, TargetError
+from reconciler.core.essence import CAPABILITIES, Essence, normalize
+from reconciler.core.model import Kind, ToolPolicy
+from reconciler.core.model import Target as TargetSpec
+from reconciler.core.plan import Action, disabled_by_policy
 from reconciler.targets.base import Context, Observation, Write
 
 log = logging.getLogger("reconciler.mcpjungle")

@@ -4,7 +4,7 @@ A mirror (``mirrors:`` in desired state) keeps each of its copies in parity with
 Each copy is a target of its own, named after the mirror (``<mirror>:<copy path>`` when the
 mirror has several copies), so it takes part in a pass, ``status``, ``--json``, exit codes,
 ``allow`` and the daemon like any other target. Its entries are files, addressed by JSON
-Pointers (``/src/index.ts``); the per-file comparison is pure (``reconciler.mirrordiff``).
+Pointers (``/src/index.ts``); the per-file comparison is pure (``reconciler.core.mirrordiff``).
 
 Trees are walked without following any symlink: a link is compared by its target text, and a
 write never goes through a link (a link in the copy where the source has a file is replaced,
@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import StrictStr
 
-from reconciler import fsutil
-from reconciler.compare import FieldChange, Origin
-from reconciler.errors import ConcurrentChange, Problem, ReconcilerError, TargetError
-from reconciler.essence import Capability, Sealer
-from reconciler.mirrordiff import (
+from reconciler.store import fsutil
+from reconciler.core.compare import FieldChange, Origin
+from reconciler.core.errors import ConcurrentChange, Problem, ReconcilerError, TargetError
+from reconciler.core.essence import Capability, Sealer
+from reconciler.core.mirrordiff import (
     ALWAYS_SKIPPED,
     Drift,
     FileDiff,
@@ -55,15 +55,15 @@ from reconciler.mirrordiff import (
     path_of,
     unified_diff,
 )
-from reconciler.model import Kind, Mirror, OnDrift, server_name_problem
-from reconciler.model import Target as TargetSpec
-from reconciler.plan import Action, Change
+from reconciler.core.model import Kind, Mirror, OnDrift, server_name_problem
+from reconciler.core.model import Target as TargetSpec
+from reconciler.core.plan import Action, Change
 from reconciler.targets.base import Context, Observation, Write
 
 if TYPE_CHECKING:
-    from reconciler.desired import DesiredState, Located
+    from reconciler.store.desired import DesiredState, Located
     from reconciler.engine import Divergences, Inspection, PassOptions
-    from reconciler.report import TargetReport
+    from reconciler.core.report import TargetReport
 
 KIND = Kind.MIRROR
 CAPABILITY = Capability(frozenset(), frozenset())  # a mirror carries files, not servers
@@ -174,7 +174,7 @@ def check(
             for index, pattern in enumerate(getattr(mirror, key)):
                 import re
 
-                from reconciler.mirrordiff import _compile
+                from reconciler.core.mirrordiff import _compile
 
                 try:
                     _compile(pattern)
@@ -761,7 +761,7 @@ def plan(
     *,
     rejected: bool = False,
 ) -> Planned:
-    from reconciler import divergence
+    from reconciler.core import divergence
 
     diffs = tuple(snapshot.diffs())
     origins = {d.pointer: file_origin(d, synced) for d in diffs}
@@ -804,7 +804,7 @@ def plan(
 def _draft(
     name: str, spec: MirrorCopySpec, planned: Planned, seal: Sealer, found: Divergences
 ) -> Any:
-    from reconciler import divergence
+    from reconciler.core import divergence
 
     change = planned.change
     assert change is not None
@@ -840,7 +840,7 @@ def details(
     origins: Mapping[str, Origin],
 ) -> dict[str, tuple[str, ...]]:
     """Per pointer: what differs, and a unified diff for text (size and hash for binary)."""
-    from reconciler.mirrordiff import DIFF_MAX_BYTES
+    from reconciler.core.mirrordiff import DIFF_MAX_BYTES
 
     out: dict[str, tuple[str, ...]] = {}
     shown = 0
@@ -893,7 +893,7 @@ def reconcile(
     found: Divergences,
 ) -> TargetReport:
     """Observe, compare, match records, sync (per ``on_drift``), verify, and report."""
-    from reconciler.report import Phase, TargetReport
+    from reconciler.core.report import Phase, TargetReport
 
     assert isinstance(target, MirrorTarget)
 
@@ -1023,7 +1023,7 @@ def inspect(
 ) -> Inspection:
     """``Engine.inspect`` for a mirror target: the dry-run plan ``allow`` records from."""
     from reconciler.engine import Inspection
-    from reconciler.report import TargetReport
+    from reconciler.core.report import TargetReport
 
     assert isinstance(target, MirrorTarget)
 

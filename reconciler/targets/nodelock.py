@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from reconciler.errors import TargetError
+from reconciler.core.errors import TargetError
 
 STALE_S = 10.0  # proper-lockfile's default ``stale``
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.essence import CAPABILITIES, Essence
-from reconciler.model import Kind
-from reconciler.model import Target as TargetSpec
+from reconciler.core.essence import CAPABILITIES, Essence
+from reconciler.core.model import Kind
+from reconciler.core.model import Target as TargetSpec
 from reconciler.targets import paths, references
 from reconciler.targets.base import Context
 from reconciler.targets.jsonclients import JsonFileTarget

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.errors import TargetError
-from reconciler.model import Target as TargetSpec
+from reconciler.core.errors import TargetError
+from reconciler.core.model import Target as TargetSpec
 from reconciler.targets.base import Context
 
 

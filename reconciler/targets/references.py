@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler.essence import Essence
+from reconciler.core.essence import Essence
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 CANONICAL = re.compile(r"\$\{env:(" + _NAME + r")\}")

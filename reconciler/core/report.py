@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
-from reconciler.divergence import Allowed
-from reconciler.essence import Essence, display
-from reconciler.plan import Change
+from reconciler.core.divergence import Allowed
+from reconciler.core.essence import Essence, display
+from reconciler.core.plan import Change
 
 SCHEMA_VERSION = 1
 

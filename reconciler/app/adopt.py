@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler import divergence, fsutil, gitlog
-from reconciler.errors import DesiredStateError, UsageError
-from reconciler.essence import CAPABILITIES, Essence
-from reconciler.model import Kind, server_name_problem
-from reconciler.model import Target as TargetSpec
+from reconciler.core import divergence
+from reconciler.store import fsutil
+from reconciler.store import gitlog
+from reconciler.core.errors import DesiredStateError, UsageError
+from reconciler.core.essence import CAPABILITIES, Essence
+from reconciler.core.model import Kind, server_name_problem
+from reconciler.core.model import Target as TargetSpec
 
 if TYPE_CHECKING:
-    from reconciler.desired import DesiredState
+    from reconciler.store.desired import DesiredState
     from reconciler.engine import Engine
 
 FILE_MODE = 0o644
@@ -134,7 +136,7 @@ def without_secrets(
 ) -> tuple[Essence, list[Moved]]:
     """The entry with each secret replaced by a reference; ``keep`` maps pointers to the
     reference desired state already had there (kept as it is)."""
-    from reconciler.compare import pointer_parts
+    from reconciler.core.compare import pointer_parts
 
     keep = keep or {}
     out: Essence = {
@@ -241,7 +243,7 @@ class Document:
     touched: bool = field(default=False)
 
     def dump(self) -> bytes:
-        from reconciler.desired import make_yaml
+        from reconciler.store.desired import make_yaml
 
         yaml = make_yaml()
         mapping, sequence, offset = self.indent
@@ -273,7 +275,7 @@ def guess_indent(text: str) -> tuple[int, int, int]:
 
 
 def load_document(path: Path) -> Document:
-    from reconciler.desired import make_yaml
+    from reconciler.store.desired import make_yaml
 
     snapshot = fsutil.read_snapshot(path)
     if snapshot.content is None:
@@ -450,7 +452,7 @@ def _managed_keys(kind: Kind) -> frozenset[str]:
 
 def adopt(engine: Engine, server: str, target: str) -> Result:
     """Write the live entry of ``server`` on ``target`` into desired state, and commit it."""
-    from reconciler.essence import from_server
+    from reconciler.core.essence import from_server
 
     root = _require_repository(engine)
     state = engine.load()
@@ -539,7 +541,7 @@ def adopt(engine: Engine, server: str, target: str) -> Result:
 
 
 def _fields_changed(old: Essence, new: Essence) -> Sequence[Any]:
-    from reconciler.compare import diff
+    from reconciler.core.compare import diff
 
     return diff(old, new)
 
@@ -689,7 +691,7 @@ def _target_file(state: DesiredState, target: str) -> Path:
 
 
 def _same(path: Path, shown: str) -> bool:
-    from reconciler.desired import display_path
+    from reconciler.store.desired import display_path
 
     return display_path(path) == shown
 
@@ -698,13 +700,13 @@ def _same(path: Path, shown: str) -> bool:
 
 
 def _require_repository(engine: Engine) -> Path:
-    from reconciler.review import require_repository
+    from reconciler.app.review import require_repository
 
     return require_repository(engine.desired_dir)
 
 
 def _redact() -> Any:
-    from reconciler.review import redactor
+    from reconciler.app.review import redactor
 
     return redactor()
 

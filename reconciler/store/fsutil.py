@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import ConcurrentChange, TargetError
+from reconciler.core.errors import ConcurrentChange, TargetError
 
 NEW_FILE_MODE = 0o600
 

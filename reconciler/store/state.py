@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler import fsutil
-from reconciler.errors import ReconcilerError
-from reconciler.essence import Essence
+from reconciler.store import fsutil
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.essence import Essence
 
 KEY_FILE = "fingerprint.key"
 STATUS_FILE = "status.json"

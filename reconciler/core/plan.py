@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from reconciler.compare import FieldChange, Origin, diff, origin, pointer_escape
-from reconciler.essence import Essence
-from reconciler.model import OnDrift, ToolPolicy
+from reconciler.core.compare import FieldChange, Origin, diff, origin, pointer_escape
+from reconciler.core.essence import Essence
+from reconciler.core.model import OnDrift, ToolPolicy
 
 
 class Action(StrEnum):

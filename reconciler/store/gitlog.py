@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import RepositoryError
+from reconciler.core.errors import RepositoryError
 
 if TYPE_CHECKING:
     from git import Repo

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reconciler.essence import Essence
+from reconciler.core.essence import Essence
 
 
 class Origin(StrEnum):

@@ -29,7 +29,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from reconciler.compare import pointer_escape, pointer_parts
+from reconciler.core.compare import pointer_escape, pointer_parts
 
 ALWAYS_SKIPPED = frozenset({".git", "node_modules", "__pycache__"})
 DIFF_LINES_PER_FILE = 200  # a longer unified diff is cut, with a count of what was left out
@@ -231,7 +231,7 @@ def compare(source: Tree, copy: Tree) -> list[FileDiff]:
 
 def covered_paths(diffs: Iterable[FileDiff], pointers: Sequence[str]) -> list[FileDiff]:
     """The diffs at or under any of ``pointers`` (``[]`` covers the whole tree)."""
-    from reconciler.divergence import covered
+    from reconciler.core.divergence import covered
 
     return [d for d in diffs if covered(d.pointer, pointers)]
 

@@ -29,11 +29,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from reconciler.compare import FieldChange, pointer_parts, resolve_pointer
-from reconciler.errors import DesiredStateError, Problem
-from reconciler.essence import Essence, Sealer
-from reconciler.model import OnDrift
-from reconciler.plan import Action, Change
+from reconciler.core.compare import FieldChange, pointer_parts, resolve_pointer
+from reconciler.core.errors import DesiredStateError, Problem
+from reconciler.core.essence import Essence, Sealer
+from reconciler.core.model import OnDrift
+from reconciler.core.plan import Action, Change
 
 DIRECTORY = "divergences"
 KEY = "divergence"
@@ -173,14 +173,14 @@ class _LazyYaml:
 
     def load(self, text: str) -> Any:
         if self._yaml is None:
-            from reconciler.desired import make_yaml
+            from reconciler.store.desired import make_yaml
 
             self._yaml = make_yaml()
         return self._yaml.load(text)
 
 
 def _shown(path: Path) -> str:
-    from reconciler.desired import display_path
+    from reconciler.store.desired import display_path
 
     return display_path(path)
 
@@ -399,7 +399,7 @@ def render(record: Record) -> str:
 
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    from reconciler.desired import make_yaml
+    from reconciler.store.desired import make_yaml
 
     paths = CommentedSeq(list(record.paths))
     paths.fa.set_flow_style()

@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from reconciler.compare import pointer_escape, pointer_parts
-from reconciler.errors import Problem, TargetError
-from reconciler.essence import (
+from reconciler.core.compare import pointer_escape, pointer_parts
+from reconciler.core.errors import Problem, TargetError
+from reconciler.core.essence import (
     CAPABILITIES,
     SECRET_FIELDS,
     Essence,
@@ -56,8 +56,8 @@ from reconciler.essence import (
     is_sealed_value,
     normalize_url,
 )
-from reconciler.model import Kind, Resolver, Server
-from reconciler.model import Target as TargetSpec
+from reconciler.core.model import Kind, Resolver, Server
+from reconciler.core.model import Target as TargetSpec
 
 ENV = "env"
 FILE = "file"

@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from reconciler.compare import FieldChange, diff
-from reconciler.desired import DesiredState
-from reconciler.essence import CAPABILITIES, Essence, display, normalize_url
-from reconciler.model import Kind
-from reconciler.plan import Action
-from reconciler.report import RunReport, TargetReport
+from reconciler.core.compare import FieldChange, diff
+from reconciler.store.desired import DesiredState
+from reconciler.core.essence import CAPABILITIES, Essence, display, normalize_url
+from reconciler.core.model import Kind
+from reconciler.core.plan import Action
+from reconciler.core.report import RunReport, TargetReport
 
 NOT_PLACED = "."
 

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from reconciler.report import ExitCode
+from reconciler.core.report import ExitCode
 
 
 def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -27,7 +27,7 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 
 def register(main: click.Group) -> None:
     """Add the commands to the ``reconcile`` group."""
-    from reconciler.cli import _engine, _settings, global_options, guarded
+    from reconciler.cli.main import _engine, _settings, global_options, guarded
 
     def finish(payload: dict[str, Any], text: str, code: int = 0) -> NoReturn:
         if _settings().json:
@@ -59,7 +59,7 @@ def register(main: click.Group) -> None:
         The record (desired/divergences/<target>--<server>.yaml) covers the drift while the
         live values at its paths stay as they are now; an edit makes them drift again.
         """
-        from reconciler import review
+        from reconciler.app import review
 
         done = guarded(lambda: review.allow(_engine(), server, target, paths, reason, expires))
         code = int(ExitCode.DRIFT) if done.expired else 0
@@ -85,7 +85,7 @@ def register(main: click.Group) -> None:
         States: active, unreviewed, expiring (within a week), expired, stale (the drift is
         gone), changed (the live value moved on: it is drift again), unknown.
         """
-        from reconciler import review
+        from reconciler.app import review
 
         listed = guarded(lambda: review.list_records(_engine()))
         payload = {"schema": 1, "exit_code": 0, "records": [i.to_json() for i in listed]}
@@ -96,7 +96,7 @@ def register(main: click.Group) -> None:
     @global_options
     def divergences_show(record_id: str) -> None:
         """One record, its commit, and the current difference (secrets masked)."""
-        from reconciler import review
+        from reconciler.app import review
 
         item, message = guarded(lambda: review.show(_engine(), record_id))
         payload = {"schema": 1, "exit_code": 0, "record": item.to_json(), "message": message}
@@ -114,7 +114,7 @@ def register(main: click.Group) -> None:
     @global_options
     def divergences_accept(record_id: str) -> None:
         """Mark a record reviewed (reviewed: true) and commit."""
-        from reconciler import review
+        from reconciler.app import review
 
         _done("accepted", guarded(lambda: review.accept(_engine(), record_id)))
 
@@ -123,7 +123,7 @@ def register(main: click.Group) -> None:
     @global_options
     def divergences_reject(record_id: str) -> None:
         """Remove a record and commit; the next pass syncs the target, even on_drift: record."""
-        from reconciler import review
+        from reconciler.app import review
 
         _done("rejected", guarded(lambda: review.reject(_engine(), record_id)))
 
@@ -131,7 +131,7 @@ def register(main: click.Group) -> None:
     @global_options
     def divergences_prune() -> None:
         """Remove every stale record (its drift is gone) in one commit."""
-        from reconciler import review
+        from reconciler.app import review
 
         _done("pruned", guarded(lambda: review.prune_stale(_engine())))
 
@@ -145,7 +145,7 @@ def register(main: click.Group) -> None:
         The YAML file keeps its comments and layout; secret values become ${env:NAME}
         references (listed), never literals.
         """
-        from reconciler import adopt as adopting
+        from reconciler.app import adopt as adopting
 
         done = guarded(lambda: adopting.adopt(_engine(), server, target))
         finish(done.to_json(), done.render())
@@ -166,7 +166,7 @@ def register(main: click.Group) -> None:
         Creates server definitions and the target's placement; inline secrets are moved
         into ${env:NAME} references and listed, so you can export them.
         """
-        from reconciler import adopt as adopting
+        from reconciler.app import adopt as adopting
 
         done = guarded(lambda: adopting.import_target(_engine(), target, servers))
         finish(done.to_json(), done.render())

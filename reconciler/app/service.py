@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler import fsutil
-from reconciler.errors import UsageError
+from reconciler.store import fsutil
+from reconciler.core.errors import UsageError
 
-UNIT_NAME = "mcp-reconciler.service"
-AGENT_LABEL = "io.github.mcp-reconciler.watch"
+UNIT_NAME = "mcp-reconciler.app.service"
+AGENT_LABEL = "io.github.mcp-reconciler.app.watch"
 
 
 @dataclass(frozen=True)

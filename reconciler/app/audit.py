@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler import targets
-from reconciler.compare import resolve_pointer
-from reconciler.errors import ReconcilerError, UsageError
-from reconciler.essence import Sealer, display, fingerprint_with
-from reconciler.report import ExitCode
+from reconciler.core.compare import resolve_pointer
+from reconciler.core.errors import ReconcilerError, UsageError
+from reconciler.core.essence import Sealer, display, fingerprint_with
+from reconciler.core.report import ExitCode
 from reconciler.secrets import REDACTOR, redact, scan_essence
 
 if TYPE_CHECKING:

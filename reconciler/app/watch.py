@@ -38,18 +38,19 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from reconciler import fsutil, targets
-from reconciler.errors import DesiredStateError, ReconcilerError, UsageError
-from reconciler.metrics import Metrics, MetricsServer
-from reconciler.report import ExitCode, Phase, RunReport
+from reconciler import targets
+from reconciler.store import fsutil
+from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
+from reconciler.app.metrics import Metrics, MetricsServer
+from reconciler.core.report import ExitCode, Phase, RunReport
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
-    from reconciler.desired import DesiredState
+    from reconciler.store.desired import DesiredState
     from reconciler.engine import Engine
 
-log = logging.getLogger("reconciler.watch")
+log = logging.getLogger("reconciler.app.watch")
 
 DESIRED_SUFFIXES = (".yaml", ".yml")
 DAEMON_STATUS = "daemon.json"
@@ -479,7 +480,7 @@ class Daemon:
         return max(0.0, self.options.interval + self.rng.uniform(-spread, spread))
 
     def _do_pull(self) -> None:
-        from reconciler import pull
+        from reconciler.app import pull
 
         puller = self._pull or pull.pull
         try:

@@ -18,14 +18,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler import divergence, fsutil, gitlog
-from reconciler.divergence import Record, State, covered
-from reconciler.errors import ReconcilerError, RepositoryError, UsageError
-from reconciler.essence import display
+from reconciler.core import divergence
+from reconciler.store import fsutil
+from reconciler.store import gitlog
+from reconciler.core.divergence import Record, State, covered
+from reconciler.core.errors import ReconcilerError, RepositoryError, UsageError
+from reconciler.core.essence import display
 
 if TYPE_CHECKING:
     from reconciler.engine import Divergences, Engine, Inspection
-    from reconciler.report import TargetReport
+    from reconciler.core.report import TargetReport
 
 REJECTED_FILE = "rejected.json"
 FILE_MODE = 0o644  # desired/ files are shared through git: not private
@@ -135,7 +137,7 @@ def finish_pass(
     engine: Engine, found: Divergences, results: Sequence[TargetReport]
 ) -> list[TargetReport]:
     """Commit one record per drafted live edit; forget rejections whose entry was synced."""
-    from reconciler.report import Phase
+    from reconciler.core.report import Phase
 
     out = list(results)
     if any(found.drafts.values()):
@@ -412,7 +414,7 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
 
 def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, str], ...]:
     """The difference a record is about, as it stands now; secrets shown as fingerprints."""
-    from reconciler.compare import diff
+    from reconciler.core.compare import diff
 
     entry = next(
         (c.entry for c in inspection.report.changes if c.server == record.server),
@@ -438,7 +440,7 @@ def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, s
 
 
 def _desired_sealed(inspection: Inspection, entry: str) -> Any:
-    from reconciler.essence import CAPABILITIES, from_server, mask, seal
+    from reconciler.core.essence import CAPABILITIES, from_server, mask, seal
 
     state = inspection.state
     server = next((n for n, s in state.servers.items() if entry == n or entry in s.aliases), None)
@@ -524,7 +526,7 @@ def accept(engine: Engine, record_id: str) -> Done:
     record = _find(engine, record_id)
     if record.reviewed:
         raise UsageError(f"record '{record_id}' is already accepted")
-    from reconciler.desired import make_yaml
+    from reconciler.store.desired import make_yaml
 
     yaml = make_yaml()
     document = yaml.load(record.file.read_text(encoding="utf-8"))

@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler import model
-from reconciler.errors import DesiredStateError, Problem
-from reconciler.essence import CAPABILITIES
-from reconciler.model import DesiredFile, Kind, Server
-from reconciler.model import Target as TargetSpec
+from reconciler.core import model
+from reconciler.core.errors import DesiredStateError, Problem
+from reconciler.core.essence import CAPABILITIES
+from reconciler.core.model import DesiredFile, Kind, Server
+from reconciler.core.model import Target as TargetSpec
 
 Loc = tuple[str | int, ...]
 MAX_NODES = 200_000  # bounds alias expansion (a "billion laughs" document)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.model import Kind, Server
+from reconciler.core.model import Kind, Server
 
 Essence = dict[str, Any]
 

@@ -18,8 +18,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from reconciler.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
-from reconciler.report import ExitCode, RunReport
+from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
+from reconciler.core.report import ExitCode, RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -131,7 +131,7 @@ def _fail(code: ExitCode, message: str) -> NoReturn:
 
 def _engine() -> Any:
     from reconciler.engine import Engine
-    from reconciler.state import default_state_dir
+    from reconciler.store.state import default_state_dir
 
     settings = _settings()
     return Engine(settings.desired, settings.state_dir or default_state_dir())
@@ -192,7 +192,7 @@ def _run(action: Callable[[], RunReport]) -> NoReturn:
     if settings.json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     elif settings.verbosity >= 0 or report.exit_code:
-        from reconciler.report import render_text
+        from reconciler.core.report import render_text
 
         click.echo(render_text(report, _style(), verbose=settings.verbosity > 0))
     sys.exit(int(report.exit_code))
@@ -265,7 +265,7 @@ def status(target_names: tuple[str, ...]) -> None:
     server is not placed. Also shows the result of the last applying pass, if any.
     """
     from reconciler.engine import PassOptions
-    from reconciler.status import matrix_json, render_matrix
+    from reconciler.app.status import matrix_json, render_matrix
 
     _setup_logging()
     engine = _engine()
@@ -277,7 +277,7 @@ def status(target_names: tuple[str, ...]) -> None:
     except (UsageError, RepositoryError) as e:
         _fail(ExitCode.INVALID, f"error: {e}")
     last = engine.store.read_status()
-    from reconciler.watch import read_daemon_status, render_daemon_status
+    from reconciler.app.watch import read_daemon_status, render_daemon_status
 
     daemon = read_daemon_status(engine.store.root)
     if _settings().json:
@@ -337,8 +337,8 @@ def audit(target_names: tuple[str, ...], strict: bool) -> None:
     and the value's keyed fingerprint, never the value. `reconcile import` and `reconcile
     adopt` move such values into references.
     """
-    from reconciler.audit import audit as run_audit
-    from reconciler.audit import render_text
+    from reconciler.app.audit import audit as run_audit
+    from reconciler.app.audit import render_text
 
     _setup_logging()
     try:
@@ -360,7 +360,7 @@ def audit(target_names: tuple[str, ...], strict: bool) -> None:
 @global_options
 def schema() -> None:
     """Print the JSON Schema of a desired-state file (for editor completion)."""
-    from reconciler.model import json_schema
+    from reconciler.core.model import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 
@@ -436,7 +436,7 @@ def watch(
     state is logged and nothing is touched until it is fixed. SIGINT/SIGTERM finish the
     current pass and exit 0. One daemon per state directory (a second one exits 2).
     """
-    from reconciler.watch import WatchOptions, serve, setup_logging
+    from reconciler.app.watch import WatchOptions, serve, setup_logging
 
     setup_logging(log_format, _settings().verbosity)
     options = WatchOptions(
@@ -462,8 +462,8 @@ def _service_spec(
     flap_limit: int,
     log_format: str,
 ) -> Any:
-    from reconciler.service import ServiceSpec
-    from reconciler.state import default_state_dir
+    from reconciler.app.service import ServiceSpec
+    from reconciler.store.state import default_state_dir
 
     settings = _settings()
     args = ["--interval", f"{interval:g}", "--debounce", str(debounce)]
@@ -487,7 +487,7 @@ def _service_spec(
 @global_options
 def service_print(**watch_args: Any) -> None:
     """Print the unit (or agent) that `install` would write."""
-    from reconciler import service as svc
+    from reconciler.app import service as svc
 
     try:
         text = svc.render(_service_spec(**watch_args), sys.platform, Path.home())
@@ -502,7 +502,7 @@ def service_print(**watch_args: Any) -> None:
 @global_options
 def service_install(enable: bool, **watch_args: Any) -> None:
     """Write the unit (or agent) for this desired and state directory."""
-    from reconciler import service as svc
+    from reconciler.app import service as svc
 
     try:
         path = svc.install(_service_spec(**watch_args), sys.platform, Path.home(), os.environ)
@@ -523,7 +523,7 @@ def service_install(enable: bool, **watch_args: Any) -> None:
 @global_options
 def service_uninstall(disable: bool) -> None:
     """Stop (unless --no-disable) and remove the unit (or agent)."""
-    from reconciler import service as svc
+    from reconciler.app import service as svc
 
     try:
         path = svc.unit_path(sys.platform, Path.home(), os.environ)
@@ -541,7 +541,7 @@ def service_uninstall(disable: bool) -> None:
 
 def _register_git_commands() -> None:
     """allow, divergences, adopt, import: reconciler/cli_divergences.py (issue 5)."""
-    from reconciler.cli_divergences import register
+    from reconciler.cli.divergences import register
 
     register(main)
 

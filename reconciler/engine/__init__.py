@@ -19,17 +19,19 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-from reconciler import desired, divergence, targets
-from reconciler.compare import align_header_names
-from reconciler.desired import DesiredState
-from reconciler.errors import (
+from reconciler import targets
+from reconciler.store import desired
+from reconciler.core import divergence
+from reconciler.core.compare import align_header_names
+from reconciler.store.desired import DesiredState
+from reconciler.core.errors import (
     ConcurrentChange,
     PartialApply,
     ReconcilerError,
     TargetError,
     UsageError,
 )
-from reconciler.essence import (
+from reconciler.core.essence import (
     CAPABILITIES,
     Essence,
     Sealer,
@@ -39,10 +41,10 @@ from reconciler.essence import (
     mask,
     seal,
 )
-from reconciler.model import Kind, OnDrift
-from reconciler.model import Target as TargetSpec
-from reconciler.plan import Action, Slot, TargetPlan, plan_target
-from reconciler.report import Phase, RunReport, TargetReport
+from reconciler.core.model import Kind, OnDrift
+from reconciler.core.model import Target as TargetSpec
+from reconciler.core.plan import Action, Slot, TargetPlan, plan_target
+from reconciler.core.report import Phase, RunReport, TargetReport
 from reconciler.secrets import (
     REDACTOR,
     SecretResolver,
@@ -53,7 +55,7 @@ from reconciler.secrets import (
     render_essence,
     seal_paths,
 )
-from reconciler.state import Inventory, StateStore
+from reconciler.store.state import Inventory, StateStore
 from reconciler.targets import Context, Observation, Target, Write
 
 log = logging.getLogger("reconciler")
@@ -162,7 +164,7 @@ class Engine:
             for target in built.values():
                 target.close()
         if not options.dry_run:
-            from reconciler.review import finish_pass
+            from reconciler.app.review import finish_pass
 
             results = finish_pass(self, found, results)
         report = RunReport(options.dry_run, tuple(results))
@@ -350,7 +352,7 @@ class Engine:
         self, state: DesiredState, names: list[str], options: PassOptions
     ) -> Divergences:
         """Load the records; before a pass that may commit one, make sure git is there."""
-        from reconciler import review
+        from reconciler.app import review
 
         records = divergence.load(self.desired_dir)
         recording = any(state.targets[n].on_drift is OnDrift.RECORD for n in names)

@@ -25,8 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reconciler.engine import Engine
+from reconciler.app.review import record_drafts
 from reconciler.app.watch import Daemon, WatchOptions
+from reconciler.engine import Engine
 
 SERVERS = """servers:
   time:
@@ -105,7 +106,9 @@ def soak(root: Path, passes: int, warmup: int = 200) -> dict[str, Any]:
     _git(repo, "remote", "add", "origin", str(origin))
     _git(repo, "push", "-q", "-u", "origin", "main")
 
-    engine = Engine(desired, root / "state", home=home, environ={"HOME": str(home)})
+    engine = Engine(
+        desired, root / "state", home=home, environ={"HOME": str(home)}, recorder=record_drafts
+    )
     clock = Clock()
     daemon = Daemon(engine, WatchOptions(interval=1e9, pull=True, flap_limit=0), clock=clock)
     config = home / ".config" / "Claude" / "claude_desktop_config.json"

@@ -23,8 +23,7 @@ import pytest
 
 from reconciler import targets
 from reconciler.core.errors import TargetError
-from reconciler.core.model import Kind
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, TargetSpec
 from reconciler.core.plan import Action
 from reconciler.targets import Context, Write
 

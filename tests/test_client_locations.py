@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import targets
-from reconciler.core.model import Kind
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, TargetSpec
 from reconciler.targets import Context
 from reconciler.targets.files import FileTarget
 from tests.conftest import Workspace, snapshot_tree

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from reconciler import targets
-from reconciler.store import desired
 from reconciler.core.essence import from_server, mask
+from reconciler.engine import load_desired
 from reconciler.targets import Context
 from reconciler.targets.files import FileTarget
 from tests.conftest import Workspace, snapshot_tree
@@ -220,7 +220,7 @@ class Setup:
         )
 
     def target(self) -> FileTarget:
-        state = desired.load(self.ws.desired, implemented=set(targets.KINDS))
+        state = load_desired(self.ws.desired)
         context = Context(
             home=self.ws.home, platform=sys.platform, root=self.ws.root, lock_dir=None
         )
@@ -236,7 +236,7 @@ class Setup:
         return json.loads(json.dumps(dict(target.entries(target.parse(self.path.read_bytes())))))
 
     def expected(self) -> dict[str, Any]:
-        state = desired.load(self.ws.desired, implemented=set(targets.KINDS))
+        state = load_desired(self.ws.desired)
         capability = self.target().capability
         return {
             name: mask(from_server(state.servers[name]), capability)

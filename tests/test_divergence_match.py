@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.core import divergence
 from reconciler.app.adopt import guess_indent, load_document
+from reconciler.core import divergence
 from reconciler.core.compare import FieldChange, Origin
 from reconciler.core.divergence import Record, State
 from reconciler.core.essence import fingerprint_with
 from reconciler.core.model import OnDrift
 from reconciler.core.plan import Action, Change
+from reconciler.store import recordfiles
 
 SEAL = fingerprint_with(b"k" * 32)
 TODAY = date(2026, 11, 21)
@@ -169,16 +170,16 @@ def test_record_files_round_trip(tmp_path: Path) -> None:
         ("/args/1", "/env/A,B"), expires=date(2026, 12, 31), created="2026-11-21T10:04:00Z"
     )
     path = folder / "desktop--time.yaml"
-    path.write_text(divergence.render(original))
-    (loaded,) = divergence.load(tmp_path / "desired")
+    path.write_text(recordfiles.render(original))
+    (loaded,) = recordfiles.load(tmp_path / "desired")
     assert loaded == original.__class__(**{**original.__dict__, "file": path})
 
 
 def test_record_ids_are_file_safe_and_unique() -> None:
-    assert divergence.record_id("media-agent:src/copy", "media-agent") == (
+    assert recordfiles.record_id("media-agent:src/copy", "media-agent") == (
         "media-agent_src_copy--media-agent"
     )
-    assert divergence.record_id("d", "s", {"d--s", "d--s-2"}) == "d--s-3"
+    assert recordfiles.record_id("d", "s", {"d--s", "d--s-2"}) == "d--s-3"
 
 
 @pytest.mark.parametrize(
@@ -215,8 +216,8 @@ def test_the_fast_record_reader_agrees_with_the_yaml_parser(
     from reconciler.store.desired import make_yaml
 
     rec = record(tuple(paths), target=target, server=server, reason=reason, reviewed=reviewed)
-    text = divergence.render(rec)
-    fast = divergence._fast_parse(text)
+    text = recordfiles.render(rec)
+    fast = recordfiles._fast_parse(text)
     if fast is None:
         return  # falls back to the YAML parser
     slow = to_plain(make_yaml().load(text), (), "f", {}, {}, [0])
@@ -228,4 +229,4 @@ def test_the_fast_reader_handles_what_render_writes() -> None:
     rec = rec.__class__(
         **{**rec.__dict__, "reason": "Paris office: local time", "created_by": "a@b"}
     )
-    assert divergence._fast_parse(divergence.render(rec)) is not None
+    assert recordfiles._fast_parse(recordfiles.render(rec)) is not None

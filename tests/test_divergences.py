@@ -446,8 +446,8 @@ def test_index_lock_is_retried(repo: Workspace) -> None:
 
 
 def test_a_held_index_lock_is_a_clear_error(repo: Workspace) -> None:
-    from reconciler.store import gitlog
     from reconciler.core.errors import RepositoryError
+    from reconciler.store import gitlog
 
     converge(repo)
     (repo.root / ".git" / "index.lock").write_text("")
@@ -508,12 +508,14 @@ def test_status_shows_allowed_and_reason_with_a_secret_is_refused(repo: Workspac
 def test_the_daemon_records_a_live_edit_once_and_its_record_write_is_quiet(
     repo: Workspace,
 ) -> None:
-    from reconciler.engine import Engine
+    from reconciler.app.review import record_drafts
     from reconciler.app.watch import Daemon, WatchOptions
+    from reconciler.engine import Engine
 
     setup(repo)
     commit_all(repo.root)
-    daemon = Daemon(Engine(repo.desired, repo.state_dir, home=repo.home), WatchOptions())
+    engine = Engine(repo.desired, repo.state_dir, home=repo.home, recorder=record_drafts)
+    daemon = Daemon(engine, WatchOptions())
     daemon.iteration(start=True)
     edit_time(repo)
     commits = commit_count(repo.root)

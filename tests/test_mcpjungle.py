@@ -17,8 +17,7 @@ import pytest
 
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import normalize
-from reconciler.core.model import Kind, ToolPolicy
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, TargetSpec, ToolPolicy
 from reconciler.core.plan import disabled_by_policy
 from reconciler.targets.base import Context
 from reconciler.targets.mcpjungle import (

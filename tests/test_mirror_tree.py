@@ -21,18 +21,16 @@ from reconciler.core.mirrordiff import (
     pointer,
     unified_diff,
 )
-from reconciler.core.model import OnDrift
+from reconciler.core.model import MirrorCopySpec, OnDrift, mirror_target_name, mirror_targets
 from reconciler.core.plan import Action
+from reconciler.secrets import detect
 from reconciler.targets.base import Context, Write
 from reconciler.targets.mirror import (
     CACHE_DIR,
     HashCache,
-    MirrorCopySpec,
     MirrorTarget,
     Snapshot,
     scan,
-    specs,
-    target_name,
 )
 
 # -- globs and selection -------------------------------------------------------------------
@@ -130,19 +128,19 @@ def test_pointers_and_nested_essence() -> None:
 
 
 def test_unified_diff_text_binary_and_secrets() -> None:
-    lines = unified_diff("index.ts", b"a\nb\nc\n", b"a\nB\nc\n")
+    lines = unified_diff("index.ts", b"a\nb\nc\n", b"a\nB\nc\n", detect=detect)
     assert lines is not None
     assert lines[:2] == ["--- copy/index.ts", "+++ source/index.ts"]
     assert "-b" in lines and "+B" in lines
-    assert unified_diff("logo.png", b"\x89PNG\0\1", b"\x89PNG\0\2") is None
-    no_newline = unified_diff("a.txt", b"x\n", b"x\ny")
+    assert unified_diff("logo.png", b"\x89PNG\0\1", b"\x89PNG\0\2", detect=detect) is None
+    no_newline = unified_diff("a.txt", b"x\n", b"x\ny", detect=detect)
     assert no_newline is not None and no_newline[-1] == "\\ No newline at end of file"
     token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-    hidden = unified_diff(".env", b"A=1\n", f"A=1\nGITHUB_TOKEN={token}\n".encode())
+    hidden = unified_diff(".env", b"A=1\n", f"A=1\nGITHUB_TOKEN={token}\n".encode(), detect=detect)
     assert hidden is not None
     assert not any(token in line for line in hidden)
     assert any("line hidden" in line for line in hidden)
-    long = unified_diff("big.txt", b"", "".join(f"{i}\n" for i in range(500)).encode(), limit=20)
+    long = unified_diff("big.txt", b"", "".join(f"{i}\n" for i in range(500)).encode(), detect=detect, limit=20)
     assert long is not None and len(long) == 21 and long[-1].startswith("... (")
 
 
@@ -151,11 +149,11 @@ def test_mirror_copy_targets_are_named_after_the_mirror() -> None:
 
     one = Mirror(source="a", copies=("b",))
     two = Mirror(source="a", copies=("b", "c"), on_drift=OnDrift.SYNC, prune=True)
-    made = specs({"one": one, "two": two})
+    made = mirror_targets({"one": one, "two": two})
     assert list(made) == ["one", "two:b", "two:c"]
     assert made["two:c"].copy_path == "c" and made["two:c"].prune
     assert made["one"].on_drift is OnDrift.REPORT  # the mirror default
-    assert target_name("m", "x/y", 2) == "m:x/y"
+    assert mirror_target_name("m", "x/y", 2) == "m:x/y"
 
 
 # -- walking real trees --------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from reconciler import targets
-from reconciler.store import desired
+from reconciler.engine import load_desired
 from reconciler.targets import Context
 from tests import realclients as rc
 from tests.conftest import Workspace
@@ -73,7 +73,7 @@ class Applied:
         assert result.exit_code == 0, result.stdout + result.stderr
 
     def observe(self) -> dict[str, Any]:
-        state = desired.load(self.ws.desired, implemented=set(targets.KINDS))
+        state = load_desired(self.ws.desired)
         context = Context(self.ws.home, sys.platform, self.ws.root, None, {})
         return dict(targets.build("t", state.targets["t"], context).observe().entries)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.store import desired
 from reconciler.core.errors import DesiredStateError
 from reconciler.core.essence import display, fingerprint_with, seal
 from reconciler.core.model import Kind, Resolver
+from reconciler.engine import load_desired
 from reconciler.secrets import (
     RedactingFilter,
     RedactingStream,
@@ -437,7 +437,7 @@ def load(tmp_path: Path, text: str) -> DesiredStateError:
     root.mkdir(exist_ok=True)
     (root / "s.yaml").write_text(textwrap.dedent(text).lstrip())
     with pytest.raises(DesiredStateError) as caught:
-        desired.load(root)
+        load_desired(root)
     return caught.value
 
 
@@ -573,4 +573,4 @@ def test_validation_does_not_depend_on_values_resolved_earlier(tmp_path: Path) -
     root = tmp_path / "desired"
     root.mkdir()
     (root / "s.yaml").write_text(f"servers:\n  a:\n    command: x\n    args: [{value}]\n")
-    assert list(desired.load(root).servers) == ["a"]
+    assert list(load_desired(root).servers) == ["a"]

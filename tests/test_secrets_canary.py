@@ -230,8 +230,8 @@ COMMANDS: dict[str, Command] = {
 
 def _watch_one_pass(scene: Scene, rotated: bool) -> Result:
     """One daemon iteration in process (the watch command has no one-pass flag)."""
-    from reconciler.engine import Engine
     from reconciler.app.watch import Daemon
+    from reconciler.engine import Engine
 
     environ = {**os.environ, **scene.environ}
     if rotated:

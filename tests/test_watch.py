@@ -16,9 +16,6 @@ from unittest.mock import ANY
 import httpx
 import pytest
 
-from reconciler.store import fsutil
-from reconciler.engine import Engine
-from reconciler.core.errors import UsageError
 from reconciler.app.metrics import Metrics, MetricsServer, parse_address
 from reconciler.app.pull import Outcome, pull
 from reconciler.app.watch import (
@@ -32,6 +29,9 @@ from reconciler.app.watch import (
     read_daemon_status,
     target_paths,
 )
+from reconciler.core.errors import UsageError
+from reconciler.engine import Engine
+from reconciler.store import fsutil
 from tests.conftest import Workspace
 
 SERVERS = """

@@ -21,17 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler import targets as registry
 from reconciler.core import divergence
-from reconciler.store import fsutil
-from reconciler.store import gitlog
+from reconciler.core.compare import diff, pointer_parts
 from reconciler.core.errors import DesiredStateError, UsageError
-from reconciler.core.essence import CAPABILITIES, Essence
-from reconciler.core.model import Kind, server_name_problem
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.essence import CAPABILITIES, Essence, from_server
+from reconciler.core.model import Kind, TargetSpec, server_name_problem
+from reconciler.secrets import REDACTOR, redact, scan_essence
+from reconciler.store import fsutil, gitlog, recordfiles
+from reconciler.store.desired import display_path, make_yaml
 
 if TYPE_CHECKING:
-    from reconciler.store.desired import DesiredState
     from reconciler.engine import Engine
+    from reconciler.store.desired import DesiredState
 
 FILE_MODE = 0o644
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -107,23 +109,10 @@ def _env_name(text: str) -> str:
 
 def _findings(essence: Essence) -> list[tuple[str, str]]:
     """(pointer, literal) of every secret in the entry, by the secrets module's detection."""
-    try:
-        from reconciler.secrets import scan_essence
-    except ImportError:  # pragma: no cover - without detection every env/header value counts
-        found = []
-        for name in ("env", "headers"):
-            for key, value in essence.get(name, {}).items():
-                if not _REFERENCE.search(value):
-                    found.append((f"/{name}/{_escape(key)}", value))
-        return found
     return [(f.path, f.value) for f in scan_essence(essence)]
 
 
 def _register(value: str) -> None:
-    try:
-        from reconciler.secrets import REDACTOR
-    except ImportError:  # pragma: no cover
-        return
     REDACTOR.add(value)
 
 
@@ -136,8 +125,6 @@ def without_secrets(
 ) -> tuple[Essence, list[Moved]]:
     """The entry with each secret replaced by a reference; ``keep`` maps pointers to the
     reference desired state already had there (kept as it is)."""
-    from reconciler.core.compare import pointer_parts
-
     keep = keep or {}
     out: Essence = {
         k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
@@ -243,8 +230,6 @@ class Document:
     touched: bool = field(default=False)
 
     def dump(self) -> bytes:
-        from reconciler.store.desired import make_yaml
-
         yaml = make_yaml()
         mapping, sequence, offset = self.indent
         yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
@@ -275,8 +260,6 @@ def guess_indent(text: str) -> tuple[int, int, int]:
 
 
 def load_document(path: Path) -> Document:
-    from reconciler.store.desired import make_yaml
-
     snapshot = fsutil.read_snapshot(path)
     if snapshot.content is None:
         from ruamel.yaml.comments import CommentedMap
@@ -452,8 +435,6 @@ def _managed_keys(kind: Kind) -> frozenset[str]:
 
 def adopt(engine: Engine, server: str, target: str) -> Result:
     """Write the live entry of ``server`` on ``target`` into desired state, and commit it."""
-    from reconciler.core.essence import from_server
-
     root = _require_repository(engine)
     state = engine.load()
     if target not in state.targets:
@@ -493,7 +474,7 @@ def adopt(engine: Engine, server: str, target: str) -> Result:
 
     path = _server_file(state, server)
     records = [
-        r for r in divergence.load(engine.desired_dir) if r.target == target and r.server == server
+        r for r in recordfiles.load(engine.desired_dir) if r.target == target and r.server == server
     ]
     with gitlog.open_repository(engine.desired_dir) as repo:
         _refuse_dirty(repo, [path])
@@ -541,8 +522,6 @@ def adopt(engine: Engine, server: str, target: str) -> Result:
 
 
 def _fields_changed(old: Essence, new: Essence) -> Sequence[Any]:
-    from reconciler.core.compare import diff
-
     return diff(old, new)
 
 
@@ -566,7 +545,6 @@ def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
                 f"or give a kind to declare one: {', '.join(k.value for k in Kind)}"
             ) from e
         spec = TargetSpec(kind=kind, servers=())
-        from reconciler import targets as registry
 
         if not registry.supported(kind):
             raise UsageError(f"kind '{kind.value}' is not supported yet")
@@ -691,8 +669,6 @@ def _target_file(state: DesiredState, target: str) -> Path:
 
 
 def _same(path: Path, shown: str) -> bool:
-    from reconciler.store.desired import display_path
-
     return display_path(path) == shown
 
 
@@ -700,15 +676,11 @@ def _same(path: Path, shown: str) -> bool:
 
 
 def _require_repository(engine: Engine) -> Path:
-    from reconciler.app.review import require_repository
-
-    return require_repository(engine.desired_dir)
+    return gitlog.require_repository(engine.desired_dir)
 
 
 def _redact() -> Any:
-    from reconciler.app.review import redactor
-
-    return redactor()
+    return redact
 
 
 def _shown(root: Path, path: Path) -> str:
@@ -748,7 +720,7 @@ def _write_validated(
                 path.unlink()
                 changed.append(path)
         engine.load()
-        divergence.load(engine.desired_dir)
+        recordfiles.load(engine.desired_dir)
     except DesiredStateError:
         for path, original in reversed(saved):
             if original is None:

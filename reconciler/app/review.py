@@ -11,87 +11,37 @@ live edit again on the next pass.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.core import divergence
-from reconciler.store import fsutil
-from reconciler.store import gitlog
+from reconciler.core.compare import diff
 from reconciler.core.divergence import Record, State, covered
 from reconciler.core.errors import ReconcilerError, RepositoryError, UsageError
-from reconciler.core.essence import display
+from reconciler.core.essence import CAPABILITIES, display, from_server, mask, seal
+from reconciler.core.report import Phase
+from reconciler.secrets import detect, redact
+from reconciler.store import fsutil, gitlog, recordfiles
+from reconciler.store.desired import make_yaml
 
 if TYPE_CHECKING:
-    from reconciler.engine import Divergences, Engine, Inspection
     from reconciler.core.report import TargetReport
+    from reconciler.engine import Divergences, Engine, Inspection
 
-REJECTED_FILE = "rejected.json"
 FILE_MODE = 0o644  # desired/ files are shared through git: not private
 
 
 # -- helpers shared by the pass and the commands -------------------------------------------
 
 
-def require_repository(desired_dir: Path) -> Path:
-    """The repository root; RepositoryError (exit 2) before anything is changed."""
-    return gitlog.find_root(desired_dir if desired_dir.exists() else desired_dir.parent)
-
-
-def redactor() -> Callable[[str], str]:
-    """The secrets module's redaction when it is there; records carry no values anyway."""
-    try:
-        from reconciler.secrets import redact
-    except ImportError:  # pragma: no cover - the secrets module ships with the package
-        return lambda text: text
-    return redact
-
-
 def _holds_secret(text: str) -> bool:
     """Whether a literal secret (by the secrets module's shapes) appears in ``text``."""
-    try:
-        from reconciler.secrets import detect
-    except ImportError:  # pragma: no cover
-        return False
     return detect(text) is not None or any(
         detect(word.strip(".,;:()[]'\"")) is not None for word in text.split()
     )
-
-
-def shown_paths(desired_dir: Path, records: Sequence[Record]) -> dict[str, str]:
-    """Each record's file as reports show it: relative to the desired repository's root."""
-    root = desired_dir.resolve().parent
-    shown = {}
-    for record in records:
-        try:
-            shown[record.id] = record.file.resolve().relative_to(root).as_posix()
-        except ValueError:
-            shown[record.id] = str(record.file)
-    return shown
-
-
-def read_rejections(state_dir: Path) -> dict[str, dict[str, str]]:
-    try:
-        data = json.loads((state_dir / REJECTED_FILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    targets = data.get("targets", {}) if isinstance(data, dict) else {}
-    return {
-        str(t): {str(s): str(i) for s, i in servers.items()}
-        for t, servers in targets.items()
-        if isinstance(servers, dict)
-    }
-
-
-def write_rejections(state_dir: Path, rejected: dict[str, dict[str, str]]) -> None:
-    payload = {"format": 1, "targets": {t: s for t, s in sorted(rejected.items()) if s}}
-    data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
-    path = state_dir / REJECTED_FILE
-    if fsutil.read_snapshot(path).content != data:
-        fsutil.atomic_write(path, data)
 
 
 def _now() -> str:
@@ -120,7 +70,7 @@ def _trailers(
 
 
 def _write_record(record: Record) -> None:
-    fsutil.atomic_write(record.file, divergence.render(record).encode("utf-8"), mode=FILE_MODE)
+    fsutil.atomic_write(record.file, recordfiles.render(record).encode("utf-8"), mode=FILE_MODE)
 
 
 # -- the pass: write and commit the records it drafted -------------------------------------
@@ -133,15 +83,12 @@ AUTO_REASON = (
 )
 
 
-def finish_pass(
+def record_drafts(
     engine: Engine, found: Divergences, results: Sequence[TargetReport]
 ) -> list[TargetReport]:
-    """Commit one record per drafted live edit; forget rejections whose entry was synced."""
-    from reconciler.core.report import Phase
-
+    """Commit one record per live edit a pass drafted (the engine's ``Recorder``)."""
     out = list(results)
     if any(found.drafts.values()):
-        redact = redactor()
         with gitlog.open_repository(engine.desired_dir) as repo:
             taken = {r.id for r in found.records}
             for index, report in enumerate(out):
@@ -171,18 +118,17 @@ def finish_pass(
                     )
                     continue
                 out[index] = replace(report, applied=report.applied | recorded)
-    _forget_synced(engine.store.root, found, out)
     return out
 
 
 def _record_from_draft(
     desired_dir: Path, draft: divergence.Draft, found: Divergences, taken: set[str]
 ) -> Record:
-    record_id = draft.replaces or divergence.record_id(draft.target, draft.server, taken)
+    record_id = draft.replaces or recordfiles.record_id(draft.target, draft.server, taken)
     taken.add(record_id)
     return Record(
         id=record_id,
-        file=divergence.directory(desired_dir) / f"{record_id}.yaml",
+        file=recordfiles.directory(desired_dir) / f"{record_id}.yaml",
         target=draft.target,
         server=draft.server,
         paths=draft.paths,
@@ -198,20 +144,6 @@ def _record_from_draft(
         created_by=gitlog.user_at_host(),
         reviewed=False,
     )
-
-
-def _forget_synced(state_dir: Path, found: Divergences, reports: Sequence[TargetReport]) -> None:
-    if not found.rejected:
-        return
-    rejected = {t: dict(s) for t, s in found.rejected.items()}
-    for report in reports:
-        if report.error is not None or report.name not in rejected:
-            continue
-        for server in list(rejected[report.name]):
-            if not any(c.server == server and not report.was_applied(c) for c in report.changes):
-                del rejected[report.name][server]
-    if rejected != found.rejected:
-        write_rejections(state_dir, rejected)
 
 
 # -- reconcile allow -----------------------------------------------------------------------
@@ -264,7 +196,7 @@ def allow(
             raise UsageError(f"--path {p!r} is not a JSON Pointer (for example /env/TOKEN)")
     if _holds_secret(reason):
         raise UsageError("--reason looks like it holds a secret value; describe it, never paste it")
-    require_repository(engine.desired_dir)
+    gitlog.require_repository(engine.desired_dir)
     state = engine.load()
     inspection = engine.inspect(target, (server,) if server in state.servers else (), state=state)
     change = next(
@@ -288,11 +220,11 @@ def allow(
         inspection.sealed.get(change.entry), chosen, inspection.fingerprint
     )
     records = inspection.found.records
-    record_id = divergence.record_id(target, change.server, {r.id for r in records})
+    record_id = recordfiles.record_id(target, change.server, {r.id for r in records})
     with gitlog.open_repository(engine.desired_dir) as repo:
         record = Record(
             id=record_id,
-            file=divergence.directory(engine.desired_dir) / f"{record_id}.yaml",
+            file=recordfiles.directory(engine.desired_dir) / f"{record_id}.yaml",
             target=target,
             server=change.server,
             paths=chosen,
@@ -308,7 +240,7 @@ def allow(
             f"divergence: allow {change.server} on {target} ({_subject_paths(chosen)})",
             reason,
             _trailers("allow", target, change.server, chosen, expires),
-            redact=redactor(),
+            redact=redact,
         )
         sha = repo.commit([record.file], message, author=repo.identity())
     expired = record.expired(engine.today())
@@ -319,7 +251,7 @@ def allow(
         )
     elif record.expiring(engine.today()):
         notes.append(f"record '{record_id}' expires on {expires}, within a week")
-    shown = shown_paths(engine.desired_dir, [record])[record.id]
+    shown = recordfiles.shown_paths(engine.desired_dir, [record])[record.id]
     return Done((record,), (shown,), sha, expired, tuple(notes))
 
 
@@ -359,11 +291,11 @@ class Listed:
 
 def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
     """Every record (or the one with id ``only``) with its state, commit and current drift."""
-    records = divergence.load(engine.desired_dir)
+    records = recordfiles.load(engine.desired_dir)
     if only is not None:
         records = tuple(r for r in records if r.id == only)
         if not records:
-            known = ", ".join(r.id for r in divergence.load(engine.desired_dir)) or "none"
+            known = ", ".join(r.id for r in recordfiles.load(engine.desired_dir)) or "none"
             raise UsageError(f"no divergence record '{only}' (records: {known})")
     if not records:
         return []
@@ -380,13 +312,13 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
     dirty: set[str] = set()
     try:
         with gitlog.open_repository(engine.desired_dir) as repo:
-            folder = divergence.directory(engine.desired_dir)
+            folder = recordfiles.directory(engine.desired_dir)
             commits = repo.last_commits(folder)
             dirty = set(repo.is_modified([r.file for r in records]))
             rel = {r.id: repo.relative(r.file) for r in records}
     except RepositoryError:
         rel = {r.id: r.file.as_posix() for r in records}
-    shown = shown_paths(engine.desired_dir, records)
+    shown = recordfiles.shown_paths(engine.desired_dir, records)
     today = engine.today()
     listed = []
     for record in records:
@@ -414,8 +346,6 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
 
 def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, str], ...]:
     """The difference a record is about, as it stands now; secrets shown as fingerprints."""
-    from reconciler.core.compare import diff
-
     entry = next(
         (c.entry for c in inspection.report.changes if c.server == record.server),
         next((a.entry for a in inspection.report.allowed if a.server == record.server), None),
@@ -440,8 +370,6 @@ def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, s
 
 
 def _desired_sealed(inspection: Inspection, entry: str) -> Any:
-    from reconciler.core.essence import CAPABILITIES, from_server, mask, seal
-
     state = inspection.state
     server = next((n for n, s in state.servers.items() if entry == n or entry in s.aliases), None)
     if server is None:
@@ -512,7 +440,7 @@ def show(engine: Engine, record_id: str) -> tuple[Listed, str | None]:
 
 
 def _find(engine: Engine, record_id: str) -> Record:
-    records = divergence.load(engine.desired_dir)
+    records = recordfiles.load(engine.desired_dir)
     for record in records:
         if record.id == record_id:
             return record
@@ -522,11 +450,10 @@ def _find(engine: Engine, record_id: str) -> Record:
 
 def accept(engine: Engine, record_id: str) -> Done:
     """Mark a record reviewed (``reviewed: true``, layout kept) and commit it."""
-    require_repository(engine.desired_dir)
+    gitlog.require_repository(engine.desired_dir)
     record = _find(engine, record_id)
     if record.reviewed:
         raise UsageError(f"record '{record_id}' is already accepted")
-    from reconciler.store.desired import make_yaml
 
     yaml = make_yaml()
     document = yaml.load(record.file.read_text(encoding="utf-8"))
@@ -542,20 +469,22 @@ def accept(engine: Engine, record_id: str) -> Done:
             f"({_subject_paths(record.paths)})",
             f"Record {record.id} reviewed and accepted.\n\n{record.reason}",
             _trailers("accept", record.target, record.server, record.paths, record.expires),
-            redact=redactor(),
+            redact=redact,
         )
         sha = repo.commit([record.file], message, author=repo.identity())
     accepted = replace(record, reviewed=True)
-    return Done((accepted,), tuple(shown_paths(engine.desired_dir, [accepted]).values()), sha)
+    return Done(
+        (accepted,), tuple(recordfiles.shown_paths(engine.desired_dir, [accepted]).values()), sha
+    )
 
 
 def reject(engine: Engine, record_id: str) -> Done:
     """Remove a record in a revert-style commit; the next pass syncs its entry back."""
-    require_repository(engine.desired_dir)
+    gitlog.require_repository(engine.desired_dir)
     record = _find(engine, record_id)
-    shown = shown_paths(engine.desired_dir, [record])[record.id]
+    shown = recordfiles.shown_paths(engine.desired_dir, [record])[record.id]
     with gitlog.open_repository(engine.desired_dir) as repo:
-        made = repo.last_commits(divergence.directory(engine.desired_dir)).get(
+        made = repo.last_commits(recordfiles.directory(engine.desired_dir)).get(
             repo.relative(record.file)
         )
         record.file.unlink()
@@ -566,18 +495,18 @@ def reject(engine: Engine, record_id: str) -> Done:
             f"{origin}Record {record.id} is rejected and removed: the next `reconcile` pass "
             f"syncs {record.server} on {record.target} back to desired state.",
             _trailers("reject", record.target, record.server, record.paths, record.expires),
-            redact=redactor(),
+            redact=redact,
         )
         sha = repo.commit([record.file], message, author=repo.identity())
-    rejected = read_rejections(engine.store.root)
+    rejected = engine.store.rejections()
     rejected.setdefault(record.target, {})[record.server] = record.id
-    write_rejections(engine.store.root, rejected)
+    engine.store.save_rejections(rejected)
     return Done((record,), (shown,), sha)
 
 
 def prune_stale(engine: Engine) -> Done:
     """Remove every stale record in one commit."""
-    require_repository(engine.desired_dir)
+    gitlog.require_repository(engine.desired_dir)
     stale = [item for item in list_records(engine) if item.state is State.STALE]
     if not stale:
         return Done((), (), None, notes=("no stale divergence records",))
@@ -597,7 +526,7 @@ def prune_stale(engine: Engine) -> Done:
                 ("Server", ", ".join(servers)),
                 ("Paths", ", ".join(sorted({p for i in stale for p in i.record.paths}))),
             ],
-            redact=redactor(),
+            redact=redact,
         )
         sha = repo.commit([i.record.file for i in stale], message, author=repo.identity())
     return Done(

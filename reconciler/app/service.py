@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.store import fsutil
 from reconciler.core.errors import UsageError
+from reconciler.store import fsutil
 
 UNIT_NAME = "mcp-reconciler.app.service"
 AGENT_LABEL = "io.github.mcp-reconciler.app.watch"

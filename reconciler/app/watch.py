@@ -39,16 +39,19 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from reconciler import targets
-from reconciler.store import fsutil
-from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
+from reconciler.app import pull
 from reconciler.app.metrics import Metrics, MetricsServer
+from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.report import ExitCode, Phase, RunReport
+from reconciler.engine import PassOptions
+from reconciler.secrets import install_logging
+from reconciler.store import fsutil
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
-    from reconciler.store.desired import DesiredState
     from reconciler.engine import Engine
+    from reconciler.store.desired import DesiredState
 
 log = logging.getLogger("reconciler.app.watch")
 
@@ -480,8 +483,6 @@ class Daemon:
         return max(0.0, self.options.interval + self.rng.uniform(-spread, spread))
 
     def _do_pull(self) -> None:
-        from reconciler.app import pull
-
         puller = self._pull or pull.pull
         try:
             result = puller(self.engine.desired_dir)
@@ -531,8 +532,6 @@ class Daemon:
         self.watchset = WatchSet.build(self.engine.desired_dir, paths)
 
     def _pass(self, names: set[str], why: str) -> PassRecord | None:
-        from reconciler.engine import PassOptions
-
         started = self.clock()
         self.in_pass = True
         self.rerun -= names
@@ -942,7 +941,6 @@ def setup_logging(log_format: str, verbosity: int) -> None:
         logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     )
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected" is noise
-    from reconciler.secrets import install_logging
 
     install_logging()  # every record is scrubbed of known secret values, JSON fields too
 

@@ -1,6 +1,6 @@
 """Command line of the git-backed commands: allow, divergences, adopt, import.
 
-Kept beside ``cli.py`` and registered into its group by ``register``: the same thin layer
+Kept beside ``cli/main.py`` and registered into its group by ``register``: the same thin layer
 (parse, call, render, exit with the documented code), no reconciling logic.
 """
 
@@ -13,6 +13,9 @@ from typing import Any, NoReturn
 
 import click
 
+from reconciler.app import adopt as adopting
+from reconciler.app import review
+from reconciler.cli.common import current_settings, global_options, guarded, make_engine
 from reconciler.core.report import ExitCode
 
 
@@ -27,12 +30,11 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date
 
 def register(main: click.Group) -> None:
     """Add the commands to the ``reconcile`` group."""
-    from reconciler.cli.main import _engine, _settings, global_options, guarded
 
     def finish(payload: dict[str, Any], text: str, code: int = 0) -> NoReturn:
-        if _settings().json:
+        if current_settings().json:
             click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
-        elif _settings().verbosity >= 0 or code:
+        elif current_settings().verbosity >= 0 or code:
             click.echo(text)
         sys.exit(code)
 
@@ -59,9 +61,7 @@ def register(main: click.Group) -> None:
         The record (desired/divergences/<target>--<server>.yaml) covers the drift while the
         live values at its paths stay as they are now; an edit makes them drift again.
         """
-        from reconciler.app import review
-
-        done = guarded(lambda: review.allow(_engine(), server, target, paths, reason, expires))
+        done = guarded(lambda: review.allow(make_engine(), server, target, paths, reason, expires))
         code = int(ExitCode.DRIFT) if done.expired else 0
         record = done.records[0]
         text = [f"allowed {record.server} on {record.target} ({record.shown_paths})"]
@@ -85,9 +85,7 @@ def register(main: click.Group) -> None:
         States: active, unreviewed, expiring (within a week), expired, stale (the drift is
         gone), changed (the live value moved on: it is drift again), unknown.
         """
-        from reconciler.app import review
-
-        listed = guarded(lambda: review.list_records(_engine()))
+        listed = guarded(lambda: review.list_records(make_engine()))
         payload = {"schema": 1, "exit_code": 0, "records": [i.to_json() for i in listed]}
         finish(payload, review.render_list(listed))
 
@@ -96,9 +94,7 @@ def register(main: click.Group) -> None:
     @global_options
     def divergences_show(record_id: str) -> None:
         """One record, its commit, and the current difference (secrets masked)."""
-        from reconciler.app import review
-
-        item, message = guarded(lambda: review.show(_engine(), record_id))
+        item, message = guarded(lambda: review.show(make_engine(), record_id))
         payload = {"schema": 1, "exit_code": 0, "record": item.to_json(), "message": message}
         finish(payload, review.render_show(item, message))
 
@@ -114,26 +110,20 @@ def register(main: click.Group) -> None:
     @global_options
     def divergences_accept(record_id: str) -> None:
         """Mark a record reviewed (reviewed: true) and commit."""
-        from reconciler.app import review
-
-        _done("accepted", guarded(lambda: review.accept(_engine(), record_id)))
+        _done("accepted", guarded(lambda: review.accept(make_engine(), record_id)))
 
     @divergences.command("reject")
     @click.argument("record_id", metavar="ID")
     @global_options
     def divergences_reject(record_id: str) -> None:
         """Remove a record and commit; the next pass syncs the target, even on_drift: record."""
-        from reconciler.app import review
-
-        _done("rejected", guarded(lambda: review.reject(_engine(), record_id)))
+        _done("rejected", guarded(lambda: review.reject(make_engine(), record_id)))
 
     @divergences.command("prune-stale")
     @global_options
     def divergences_prune() -> None:
         """Remove every stale record (its drift is gone) in one commit."""
-        from reconciler.app import review
-
-        _done("pruned", guarded(lambda: review.prune_stale(_engine())))
+        _done("pruned", guarded(lambda: review.prune_stale(make_engine())))
 
     @main.command()
     @click.argument("server")
@@ -145,9 +135,7 @@ def register(main: click.Group) -> None:
         The YAML file keeps its comments and layout; secret values become ${env:NAME}
         references (listed), never literals.
         """
-        from reconciler.app import adopt as adopting
-
-        done = guarded(lambda: adopting.adopt(_engine(), server, target))
+        done = guarded(lambda: adopting.adopt(make_engine(), server, target))
         finish(done.to_json(), done.render())
 
     @main.command("import")
@@ -166,7 +154,5 @@ def register(main: click.Group) -> None:
         Creates server definitions and the target's placement; inline secrets are moved
         into ${env:NAME} references and listed, so you can export them.
         """
-        from reconciler.app import adopt as adopting
-
-        done = guarded(lambda: adopting.import_target(_engine(), target, servers))
+        done = guarded(lambda: adopting.import_target(make_engine(), target, servers))
         finish(done.to_json(), done.render())

@@ -8,193 +8,52 @@ click. Global options (``--desired``, ``--state-dir``, ``--json``, ``-q``/``-v``
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 
+from reconciler.app import audit as audits
+from reconciler.app import service as svc
+from reconciler.app.service import ServiceSpec
+from reconciler.app.status import matrix_json, render_matrix
+from reconciler.app.watch import (
+    WatchOptions,
+    read_daemon_status,
+    render_daemon_status,
+    serve,
+    setup_logging,
+)
+from reconciler.cli.common import (
+    EXIT_CODES_HELP,
+    F,
+    current_settings,
+    fail,
+    global_options,
+    guarded,
+    make_engine,
+    setup_logging_from_settings,
+    style,
+)
+from reconciler.cli.divergences import register
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
-from reconciler.core.report import ExitCode, RunReport
-
-F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
-
-EXIT_CODES_HELP = """\b
-Exit codes (the same for every command):
-  0  converged: no actionable drift (allowed divergences do not count)
-  1  actionable drift remains (found by --dry-run or status, or left by on_drift: report)
-  2  invalid invocation or invalid desired state; nothing was changed
-  3  a required target failed; the other targets were still processed
-"""
-
-
-@dataclass
-class Settings:
-    desired: Path = Path("desired")
-    state_dir: Path | None = None
-    json: bool = False
-    verbosity: int = 0
-    color: bool | None = None
-
-
-def _settings() -> Settings:
-    ctx = click.get_current_context()
-    root = ctx.find_root()
-    settings: Settings = root.meta.setdefault("reconciler.settings", Settings())
-    return settings
-
-
-def _store(attr: str, transform: Callable[[Any], Any] = lambda v: v) -> Callable[..., None]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        source = ctx.get_parameter_source(param.name or "")
-        if value is None or (source is click.core.ParameterSource.DEFAULT and value in (0, False)):
-            return
-        setattr(_settings(), attr, transform(value))
-
-    return callback
-
-
-def global_options(f: F) -> F:
-    """The options every command accepts, wherever they appear on the line."""
-    options = [
-        click.option(
-            "--desired",
-            type=click.Path(path_type=Path, file_okay=False),
-            envvar="RECONCILER_DESIRED",
-            show_envvar=True,
-            expose_value=False,
-            callback=_store("desired"),
-            help="Desired-state directory [default: ./desired].",
-        ),
-        click.option(
-            "--state-dir",
-            type=click.Path(path_type=Path, file_okay=False),
-            envvar="RECONCILER_STATE_DIR",
-            show_envvar=True,
-            expose_value=False,
-            callback=_store("state_dir"),
-            help="State directory [default: the platform's user state dir].",
-        ),
-        click.option(
-            "--json",
-            "as_json",
-            is_flag=True,
-            default=False,
-            expose_value=False,
-            callback=_store("json"),
-            help="Print one JSON document (schema 1).",
-        ),
-        click.option(
-            "-v",
-            "--verbose",
-            count=True,
-            expose_value=False,
-            callback=_store("verbosity"),
-            help="More output (repeatable).",
-        ),
-        click.option(
-            "-q",
-            "--quiet",
-            count=True,
-            expose_value=False,
-            callback=_store("verbosity", lambda v: -v),
-            help="Less output.",
-        ),
-        click.option(
-            "--no-color",
-            is_flag=True,
-            default=False,
-            expose_value=False,
-            callback=_store("color", lambda v: False),
-            help="Plain text output.",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _fail(code: ExitCode, message: str) -> NoReturn:
-    settings = _settings()
-    if settings.json:
-        click.echo(
-            json.dumps({"schema": 1, "exit_code": int(code), "errors": message.splitlines()})
-        )
-    click.echo(message, err=True)
-    sys.exit(int(code))
-
-
-def _engine() -> Any:
-    from reconciler.engine import Engine
-    from reconciler.store.state import default_state_dir
-
-    settings = _settings()
-    return Engine(settings.desired, settings.state_dir or default_state_dir())
-
-
-def _style() -> Callable[[str, str], str]:
-    settings = _settings()
-    color = settings.color
-    if color is None:
-        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    if not color:
-        return lambda text, role: text
-    colors = {"add": "green", "remove": "red", "change": "yellow", "bad": "red", "dim": None}
-
-    def style(text: str, role: str) -> str:
-        if role == "bold":
-            return click.style(text, bold=True)
-        if role == "dim":
-            return click.style(text, dim=True)
-        return click.style(text, fg=colors.get(role))
-
-    return style
-
-
-def _setup_logging() -> None:
-    level = {-1: logging.ERROR, 0: logging.ERROR, 1: logging.INFO}.get(
-        max(-1, min(_settings().verbosity, 2)), logging.DEBUG
-    )
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    from reconciler.secrets import install_logging
-
-    install_logging()  # log records are scrubbed of secret values, whatever the handler
-
-
-def guarded(action: Callable[[], T]) -> T:
-    """Run one engine call, mapping the error tree to exit codes (2 invalid, 3 failed)."""
-    _setup_logging()
-    try:
-        return action()
-    except DesiredStateError as e:
-        count = len(e.problems)
-        _fail(
-            ExitCode.INVALID,
-            f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
-            "nothing was changed",
-        )
-    except (UsageError, RepositoryError) as e:
-        _fail(ExitCode.INVALID, f"error: {e}")
-    except ReconcilerError as e:
-        _fail(ExitCode.FAILED, f"error: {e}")
+from reconciler.core.model import json_schema
+from reconciler.core.report import ExitCode, RunReport, render_text
+from reconciler.engine import Engine, PassOptions
+from reconciler.secrets import wrap_streams
+from reconciler.store.state import default_state_dir
 
 
 def _run(action: Callable[[], RunReport]) -> NoReturn:
     report = guarded(action)
-    settings = _settings()
+    settings = current_settings()
     if settings.json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     elif settings.verbosity >= 0 or report.exit_code:
-        from reconciler.core.report import render_text
-
-        click.echo(render_text(report, _style(), verbose=settings.verbosity > 0))
+        click.echo(render_text(report, style(), verbose=settings.verbosity > 0))
     sys.exit(int(report.exit_code))
 
 
@@ -238,14 +97,11 @@ def main(
       reconcile --target desktop --json   one target, machine-readable
       reconcile validate                  check desired/ (pre-commit, CI)
     """
-    from reconciler.secrets import wrap_streams
-
     wrap_streams()  # every write to stdout and stderr passes the secret redactor
     if ctx.invoked_subcommand is not None:
         return
-    from reconciler.engine import PassOptions
 
-    _run(lambda: _engine().run(PassOptions(dry_run, target_names, server_names)))
+    _run(lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)))
 
 
 @main.command()
@@ -264,23 +120,20 @@ def status(target_names: tuple[str, ...]) -> None:
     Each cell is one of: in_sync, drift, missing, disabled, error, or '.' where the
     server is not placed. Also shows the result of the last applying pass, if any.
     """
-    from reconciler.engine import PassOptions
-    from reconciler.app.status import matrix_json, render_matrix
 
-    _setup_logging()
-    engine = _engine()
+    setup_logging_from_settings()
+    engine = make_engine()
     try:
         state = engine.load()
         report = engine.run(PassOptions(dry_run=True, targets=target_names))
     except DesiredStateError as e:
-        _fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+        fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
     except (UsageError, RepositoryError) as e:
-        _fail(ExitCode.INVALID, f"error: {e}")
+        fail(ExitCode.INVALID, f"error: {e}")
     last = engine.store.read_status()
-    from reconciler.app.watch import read_daemon_status, render_daemon_status
 
     daemon = read_daemon_status(engine.store.root)
-    if _settings().json:
+    if current_settings().json:
         data = {**matrix_json(state, report, last), "daemon": daemon}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
@@ -298,13 +151,11 @@ def validate() -> None:
     Lists every problem at once, each as file:line:column: message (hint).
     Suited to pre-commit hooks and CI.
     """
-    from reconciler.engine import Engine
-
-    settings = _settings()
+    settings = current_settings()
     try:
         state = Engine(settings.desired, Path(os.devnull)).load()
     except DesiredStateError as e:
-        _fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+        fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
     if settings.json:
         click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": []}))
     elif settings.verbosity >= 0:
@@ -337,22 +188,20 @@ def audit(target_names: tuple[str, ...], strict: bool) -> None:
     and the value's keyed fingerprint, never the value. `reconcile import` and `reconcile
     adopt` move such values into references.
     """
-    from reconciler.app.audit import audit as run_audit
-    from reconciler.app.audit import render_text
 
-    _setup_logging()
+    setup_logging_from_settings()
     try:
-        report = run_audit(_engine(), target_names, strict=strict)
+        report = audits.audit(make_engine(), target_names, strict=strict)
     except DesiredStateError as e:
-        _fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+        fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
     except (UsageError, RepositoryError) as e:
-        _fail(ExitCode.INVALID, f"error: {e}")
+        fail(ExitCode.INVALID, f"error: {e}")
     except ReconcilerError as e:
-        _fail(ExitCode.FAILED, f"error: {e}")
-    if _settings().json:
+        fail(ExitCode.FAILED, f"error: {e}")
+    if current_settings().json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
-        click.echo(render_text(report))
+        click.echo(audits.render_text(report))
     sys.exit(int(report.exit_code))
 
 
@@ -360,8 +209,6 @@ def audit(target_names: tuple[str, ...], strict: bool) -> None:
 @global_options
 def schema() -> None:
     """Print the JSON Schema of a desired-state file (for editor completion)."""
-    from reconciler.core.model import json_schema
-
     click.echo(json.dumps(json_schema(), indent=2))
 
 
@@ -436,16 +283,14 @@ def watch(
     state is logged and nothing is touched until it is fixed. SIGINT/SIGTERM finish the
     current pass and exit 0. One daemon per state directory (a second one exits 2).
     """
-    from reconciler.app.watch import WatchOptions, serve, setup_logging
-
-    setup_logging(log_format, _settings().verbosity)
+    setup_logging(log_format, current_settings().verbosity)
     options = WatchOptions(
         interval=interval, debounce=debounce / 1000, pull=pull, flap_limit=flap_limit
     )
     try:
-        code = serve(_engine(), options, metrics_addr=metrics_addr)
+        code = serve(make_engine(), options, metrics_addr=metrics_addr)
     except (UsageError, RepositoryError) as e:
-        _fail(ExitCode.INVALID, f"error: {e}")
+        fail(ExitCode.INVALID, f"error: {e}")
     sys.exit(code)
 
 
@@ -462,10 +307,8 @@ def _service_spec(
     flap_limit: int,
     log_format: str,
 ) -> Any:
-    from reconciler.app.service import ServiceSpec
-    from reconciler.store.state import default_state_dir
 
-    settings = _settings()
+    settings = current_settings()
     args = ["--interval", f"{interval:g}", "--debounce", str(debounce)]
     if pull:
         args.append("--pull")
@@ -487,12 +330,10 @@ def _service_spec(
 @global_options
 def service_print(**watch_args: Any) -> None:
     """Print the unit (or agent) that `install` would write."""
-    from reconciler.app import service as svc
-
     try:
         text = svc.render(_service_spec(**watch_args), sys.platform, Path.home())
     except UsageError as e:
-        _fail(ExitCode.INVALID, f"error: {e}")
+        fail(ExitCode.INVALID, f"error: {e}")
     click.echo(text, nl=False)
 
 
@@ -502,13 +343,11 @@ def service_print(**watch_args: Any) -> None:
 @global_options
 def service_install(enable: bool, **watch_args: Any) -> None:
     """Write the unit (or agent) for this desired and state directory."""
-    from reconciler.app import service as svc
-
     try:
         path = svc.install(_service_spec(**watch_args), sys.platform, Path.home(), os.environ)
         commands = svc.enable_commands(sys.platform, path)
     except (UsageError, ReconcilerError) as e:
-        _fail(ExitCode.INVALID, f"error: {e}")
+        fail(ExitCode.INVALID, f"error: {e}")
     click.echo(f"wrote {path}")
     if enable:
         failures = svc.run_commands(commands)
@@ -523,12 +362,10 @@ def service_install(enable: bool, **watch_args: Any) -> None:
 @global_options
 def service_uninstall(disable: bool) -> None:
     """Stop (unless --no-disable) and remove the unit (or agent)."""
-    from reconciler.app import service as svc
-
     try:
         path = svc.unit_path(sys.platform, Path.home(), os.environ)
     except UsageError as e:
-        _fail(ExitCode.INVALID, f"error: {e}")
+        fail(ExitCode.INVALID, f"error: {e}")
     if not path.exists():
         click.echo(f"nothing to remove: {path} does not exist")
         sys.exit(0)
@@ -539,11 +376,4 @@ def service_uninstall(disable: bool) -> None:
     click.echo(f"removed {path}")
 
 
-def _register_git_commands() -> None:
-    """allow, divergences, adopt, import: reconciler/cli_divergences.py (issue 5)."""
-    from reconciler.cli.divergences import register
-
-    register(main)
-
-
-_register_git_commands()
+register(main)  # allow, divergences, adopt, import: cli/divergences.py

@@ -23,18 +23,21 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from reconciler.core.compare import pointer_escape, pointer_parts
+from reconciler.core.compare import FieldChange, Origin, pointer_escape, pointer_parts
 
 ALWAYS_SKIPPED = frozenset({".git", "node_modules", "__pycache__"})
 DIFF_LINES_PER_FILE = 200  # a longer unified diff is cut, with a count of what was left out
 DIFF_MAX_BYTES = 1 << 20  # larger files are described by size and hash only
 SHORT_HASH = 12
+
+# What the secrets layer's detector answers: the kind of secret a text looks like, or None.
+Detector = Callable[[str, str | None], str | None]
 
 
 # -- selection -----------------------------------------------------------------------------
@@ -229,23 +232,47 @@ def compare(source: Tree, copy: Tree) -> list[FileDiff]:
     return diffs
 
 
-def covered_paths(diffs: Iterable[FileDiff], pointers: Sequence[str]) -> list[FileDiff]:
-    """The diffs at or under any of ``pointers`` (``[]`` covers the whole tree)."""
-    from reconciler.core.divergence import covered
-
-    return [d for d in diffs if covered(d.pointer, pointers)]
+# -- origins -------------------------------------------------------------------------------
 
 
-def subtree(tree: Tree, pointers: Iterable[str]) -> dict[str, FileState]:
-    """The entries at or under any of ``pointers``."""
-    prefixes = [path_of(p) for p in pointers]
-    if any(p == "" for p in prefixes):
-        return dict(tree)
-    return {
-        path: state
-        for path, state in tree.items()
-        if any(path == p or path.startswith(p + "/") for p in prefixes)
-    }
+def token(state: FileState) -> str:
+    """A file's identity for last-synced records: content and mode, or link target."""
+    if state.link is not None:
+        return f"link:{state.link}"
+    return f"{state.sha256[:20]}:{state.mode:o}"
+
+
+def file_origin(diff: FileDiff, synced: Mapping[str, str]) -> Origin:
+    """Who moved, per file: the source (desired), the copy (live), both, or never synced."""
+    last = synced.get(diff.path)
+    if last is None:
+        return Origin.NEW
+    source = token(diff.source) if diff.source is not None else None
+    copy = token(diff.copy) if diff.copy is not None else None
+    if copy == last:
+        return Origin.DESIRED
+    if source == last:
+        return Origin.LIVE
+    return Origin.CONFLICT
+
+
+def overall_origin(origins: Iterable[Origin]) -> Origin:
+    found = set(origins)
+    if len(found) == 1:
+        return found.pop()
+    for origin in (Origin.CONFLICT, Origin.LIVE, Origin.DESIRED):
+        if origin in found:
+            return origin
+    return Origin.NEW
+
+
+def field_change(diff: FileDiff) -> FieldChange:
+    """One file's drift as the report shows it: the copy's state -> the source's."""
+    return FieldChange(
+        diff.pointer,
+        diff.copy.describe() if diff.copy is not None else None,
+        diff.source.describe() if diff.source is not None else None,
+    )
 
 
 # -- display -------------------------------------------------------------------------------
@@ -267,12 +294,14 @@ def unified_diff(
     live: bytes,
     desired: bytes,
     *,
+    detect: Detector,
     limit: int = DIFF_LINES_PER_FILE,
 ) -> list[str] | None:
     """A unified diff from the copy's bytes to the source's, or None for binary content.
 
-    Lines that look like a secret (a token shape, or a random value under a secret-like
-    key) are replaced by a placeholder: no secret value reaches any output.
+    Lines that look like a secret to ``detect`` (the secrets layer's detector: a token
+    shape, or a random value under a secret-like key) are replaced by a placeholder: no
+    secret value reaches any output.
     """
     if not (is_text(live) and is_text(desired)):
         return None
@@ -286,7 +315,7 @@ def unified_diff(
             out.append(line.rstrip("\r\n"))
             continue
         body = line.rstrip("\n").rstrip("\r")
-        out.append(_guard(body))
+        out.append(_guard(body, detect))
         if not line.endswith("\n"):
             out.append("\\ No newline at end of file")
     if not out:
@@ -302,10 +331,8 @@ _ASSIGNMENT = re.compile(
 )
 
 
-def _guard(line: str) -> str:
+def _guard(line: str, detect: Detector) -> str:
     """A diff line, or a placeholder when its text looks like a secret."""
-    from reconciler.secrets import detect
-
     sigil, text = line[:1], line[1:]
     kind = detect(text)
     if kind is None:

@@ -9,6 +9,7 @@ server on a stdio-only target) live in ``desired.py``, which knows file location
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -113,7 +114,7 @@ class PlacementRef(_Closed):
 Placement = Annotated[StrictStr | PlacementRef, Field(union_mode="left_to_right")]
 
 
-class Target(_Closed):
+class TargetSpec(_Closed):
     """A place that holds copies of servers. Kind-specific fields are checked in ``desired.py``."""
 
     kind: Kind
@@ -143,6 +144,41 @@ class Mirror(_Closed):
     prune: StrictBool = False
 
 
+class MirrorCopySpec(TargetSpec):
+    """The target spec of one mirror copy, derived from ``mirrors:`` (never written by hand)."""
+
+    mirror: StrictStr
+    source: StrictStr
+    copy_path: StrictStr
+    include: tuple[StrictStr, ...] = ()
+    exclude: tuple[StrictStr, ...] = ()
+
+
+def mirror_target_name(mirror: str, copy: str, copies: int) -> str:
+    """DESIGN section 3: the mirror's name, or ``<mirror>:<copy path>`` with several copies."""
+    return mirror if copies == 1 else f"{mirror}:{copy}"
+
+
+def mirror_targets(mirrors: Mapping[str, Mirror]) -> dict[str, MirrorCopySpec]:
+    """One target spec per mirror copy, in declaration order: each copy is a target."""
+    out: dict[str, MirrorCopySpec] = {}
+    for name, mirror in mirrors.items():
+        for copy in mirror.copies:
+            out[mirror_target_name(name, copy, len(mirror.copies))] = MirrorCopySpec(
+                kind=Kind.MIRROR,
+                path=copy,
+                servers=(),
+                on_drift=mirror.on_drift,
+                prune=mirror.prune,
+                mirror=name,
+                source=mirror.source,
+                copy_path=copy,
+                include=mirror.include,
+                exclude=mirror.exclude,
+            )
+    return out
+
+
 class Resolver(_Closed):
     """A secret resolver: a command run without a shell; ``{name}`` is substituted."""
 
@@ -154,7 +190,7 @@ class DesiredFile(_Closed):
     """One file of ``desired/``: any of the four sections."""
 
     servers: dict[StrictStr, Server] = Field(default_factory=dict)
-    targets: dict[StrictStr, Target] = Field(default_factory=dict)
+    targets: dict[StrictStr, TargetSpec] = Field(default_factory=dict)
     mirrors: dict[StrictStr, Mirror] = Field(default_factory=dict)
     secrets: dict[StrictStr, Resolver] = Field(default_factory=dict)
 

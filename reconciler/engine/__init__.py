@@ -13,20 +13,19 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 from reconciler import targets
-from reconciler.store import desired
 from reconciler.core import divergence
 from reconciler.core.compare import align_header_names
-from reconciler.store.desired import DesiredState
 from reconciler.core.errors import (
     ConcurrentChange,
     PartialApply,
+    Problem,
     ReconcilerError,
     TargetError,
     UsageError,
@@ -41,44 +40,34 @@ from reconciler.core.essence import (
     mask,
     seal,
 )
-from reconciler.core.model import Kind, OnDrift
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, OnDrift, TargetSpec
 from reconciler.core.plan import Action, Slot, TargetPlan, plan_target
 from reconciler.core.report import Phase, RunReport, TargetReport
+from reconciler.engine import mirrors
+from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import (
     REDACTOR,
     SecretResolver,
+    check_desired,
     redact,
     redact_data,
     reference_mode,
+    register_document_literals,
     register_literals,
     render_essence,
     seal_paths,
 )
+from reconciler.store import desired, gitlog, recordfiles
+from reconciler.store.desired import DesiredState, Locator
 from reconciler.store.state import Inventory, StateStore
 from reconciler.targets import Context, Observation, Target, Write
+from reconciler.targets.mirror import MirrorTarget
+
+__all__ = ["Divergences", "Engine", "Inspection", "PassOptions", "Recorder"]
 
 log = logging.getLogger("reconciler")
 
 CAS_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class PassOptions:
-    dry_run: bool = False
-    targets: tuple[str, ...] = ()  # empty: every target
-    servers: tuple[str, ...] = ()  # empty: every server
-
-
-@dataclass
-class Divergences:
-    """A pass's divergence records, rejections to sync, and the records it must write."""
-
-    records: tuple[divergence.Record, ...] = ()
-    rejected: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    today: date = field(default_factory=date.today)
-    drafts: dict[str, tuple[divergence.Draft, ...]] = field(default_factory=dict)
-    shown: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +85,11 @@ class Rendered:
         return seal_paths(seal(essence, fingerprint), self.secret_paths, fingerprint)
 
 
+# Commits the divergence records a pass drafted (on_drift: record); the application layer
+# provides it (``app.review.record_drafts``), so the engine never calls a command module.
+Recorder = Callable[["Engine", Divergences, Sequence[TargetReport]], list[TargetReport]]
+
+
 class Engine:
     """Runs passes over one desired directory and one state directory."""
 
@@ -107,8 +101,10 @@ class Engine:
         home: Path | None = None,
         environ: Mapping[str, str] | None = None,
         platform: str = sys.platform,
+        recorder: Recorder | None = None,
     ) -> None:
         self.desired_dir = desired_dir
+        self.recorder = recorder
         self.store = StateStore(state_dir)
         self.home = home or Path.home()
         self.environ = dict(os.environ if environ is None else environ)
@@ -130,7 +126,7 @@ class Engine:
             return self._secrets[1]
 
     def load(self) -> DesiredState:
-        return desired.load(self.desired_dir, implemented=set(targets.KINDS))
+        return load_desired(self.desired_dir)
 
     def run(self, options: PassOptions, state: DesiredState | None = None) -> RunReport:
         """One pass; ``state`` spares the load when the caller (the daemon) just loaded it."""
@@ -164,9 +160,9 @@ class Engine:
             for target in built.values():
                 target.close()
         if not options.dry_run:
-            from reconciler.app.review import finish_pass
-
-            results = finish_pass(self, found, results)
+            if self.recorder is not None and any(found.drafts.values()):
+                results = self.recorder(self, found, results)
+            self._forget_synced(found, results)
         report = RunReport(options.dry_run, tuple(results))
         if not options.dry_run:
             self.store.write_status(
@@ -193,10 +189,8 @@ class Engine:
     ) -> TargetReport:
         found = found or Divergences()
         spec = state.targets[name]
-        if spec.kind is Kind.MIRROR:  # a mirror copy: files, planned by targets/mirror.py
-            from reconciler.targets import mirror
-
-            return mirror.reconcile(name, target, fingerprint, options, found)
+        if isinstance(target, MirrorTarget):  # entries are files: the file planner
+            return mirrors.reconcile(name, target, fingerprint, options, found)
         base = TargetReport(name, target.kind.value, target.describe(), spec.optional)
         phase = Phase.OBSERVE
         try:
@@ -352,18 +346,32 @@ class Engine:
         self, state: DesiredState, names: list[str], options: PassOptions
     ) -> Divergences:
         """Load the records; before a pass that may commit one, make sure git is there."""
-        from reconciler.app import review
-
-        records = divergence.load(self.desired_dir)
+        records = recordfiles.load(self.desired_dir)
         recording = any(state.targets[n].on_drift is OnDrift.RECORD for n in names)
         if recording and not options.dry_run:
-            review.require_repository(self.desired_dir)
+            gitlog.require_repository(self.desired_dir)
         return Divergences(
             records,
-            review.read_rejections(self.store.root),
+            self.store.rejections(),
             self.today(),
-            shown=review.shown_paths(self.desired_dir, records),
+            shown=recordfiles.shown_paths(self.desired_dir, records),
         )
+
+    def _forget_synced(self, found: Divergences, reports: Sequence[TargetReport]) -> None:
+        """Rejections whose entry a pass has synced back are done with."""
+        if not found.rejected:
+            return
+        rejected = {t: dict(s) for t, s in found.rejected.items()}
+        for report in reports:
+            if report.error is not None or report.name not in rejected:
+                continue
+            for server in list(rejected[report.name]):
+                if not any(
+                    c.server == server and not report.was_applied(c) for c in report.changes
+                ):
+                    del rejected[report.name][server]
+        if rejected != found.rejected:
+            self.store.save_rejections(rejected)
 
     def today(self) -> date:
         return date.today()
@@ -599,10 +607,8 @@ class Engine:
         found = self.divergences(state, [name], options)
         spec = state.targets[name]
         target = targets.build(name, spec, self.context(state))
-        if spec.kind is Kind.MIRROR:  # a mirror copy: its entries are files
-            from reconciler.targets import mirror
-
-            return mirror.inspect(name, target, state, fingerprint, found)
+        if isinstance(target, MirrorTarget):  # entries are files: the file planner
+            return mirrors.inspect(name, target, state, fingerprint, found)
         try:
             observation = target.observe()
             rendered = self._render(state, name, target, observation, options)
@@ -620,17 +626,19 @@ class Engine:
         return Inspection(state, report, observation, sealed, fingerprint, matched, found)
 
 
-@dataclass(frozen=True)
-class Inspection:
-    """One target as ``Engine.inspect`` found it."""
+def load_desired(root: Path) -> DesiredState:
+    """``desired/`` validated by every layer's rules, every problem listed in one run: the
+    schema, names and placements (store), each target kind's fields (targets), and secret
+    references and literals (secrets)."""
+    return desired.load(
+        root,
+        checks=(targets.check, _secret_rules),
+        on_invalid=register_document_literals,
+    )
 
-    state: DesiredState
-    report: TargetReport
-    observation: Observation
-    sealed: Mapping[str, Essence]  # live entries, sealed, header names as desired spells them
-    fingerprint: Sealer
-    matched: divergence.Match
-    found: Divergences
+
+def _secret_rules(state: DesiredState, at: Locator) -> list[Problem]:
+    return check_desired(state.servers, state.targets, state.secrets, at)
 
 
 def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:

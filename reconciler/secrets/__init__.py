@@ -56,8 +56,7 @@ from reconciler.core.essence import (
     is_sealed_value,
     normalize_url,
 )
-from reconciler.core.model import Kind, Resolver, Server
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, Resolver, Server, TargetSpec
 
 ENV = "env"
 FILE = "file"

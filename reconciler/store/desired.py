@@ -18,8 +18,8 @@ import difflib
 import fnmatch
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.core import model
 from reconciler.core.errors import DesiredStateError, Problem
-from reconciler.core.essence import CAPABILITIES
-from reconciler.core.model import DesiredFile, Kind, Server
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import DesiredFile, Kind, Server, TargetSpec
 
 Loc = tuple[str | int, ...]
 MAX_NODES = 200_000  # bounds alias expansion (a "billion laughs" document)
@@ -38,6 +36,8 @@ DIVERGENCES_DIR = "divergences"
 
 @dataclass(frozen=True)
 class Located:
+    """Where a key or value of desired state was written: file, 1-based line and column."""
+
     file: str
     line: int
     column: int
@@ -69,7 +69,7 @@ class DesiredState:
         placed: dict[str, Placement] = {}
         for item in spec.servers:
             name, required = (item, None) if isinstance(item, str) else (item.name, item.required)
-            names = fnmatch.filter(self.servers, name) if _is_glob(name) else [name]
+            names = fnmatch.filter(self.servers, name) if is_glob(name) else [name]
             for server in names:
                 if server in self.servers:
                     req = self.servers[server].required if required is None else required
@@ -77,7 +77,13 @@ class DesiredState:
         return placed
 
 
-def _is_glob(name: str) -> bool:
+# Finds where a key of desired state was written: ``at("targets", name, "servers", 0)``.
+Locator = Callable[..., Located]
+# A rule of a layer above this one, run over the whole loaded state.
+Check = Callable[["DesiredState", Locator], list[Problem]]
+
+
+def is_glob(name: str) -> bool:
     return any(ch in name for ch in "*?[")
 
 
@@ -112,8 +118,19 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
-    """Load and validate ``root``; raise DesiredStateError listing every problem found."""
+def load(
+    root: Path,
+    *,
+    checks: Sequence[Check] = (),
+    on_invalid: Callable[[Any], None] | None = None,
+) -> DesiredState:
+    """Load and validate ``root``; raise DesiredStateError listing every problem found.
+
+    The schema and the rules of names and placements are checked here; ``checks`` add the
+    rules the layers above know (each target kind's fields, secret references), so every
+    problem is still listed in one run. ``on_invalid`` sees each document that fails the
+    schema (the secrets layer registers the literal tokens in it, never to be echoed).
+    """
     if not root.is_dir():
         raise DesiredStateError(
             [
@@ -130,7 +147,7 @@ def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
     parsed: list[tuple[Path, DesiredFile, dict[Loc, Located], dict[Loc, Located]]] = []
     files = desired_files(root)
     for path in files:
-        result = _load_file(path, problems)
+        result = _load_file(path, problems, on_invalid)
         if result is not None:
             parsed.append((path, *result))
 
@@ -171,20 +188,16 @@ def load(root: Path, *, implemented: set[Kind] | None = None) -> DesiredState:
                 value_locs[(section, name)] = grouped.get((section, name), {}) | {("@key",): here}
 
     state = DesiredState(root, servers, targets, mirrors, secrets, origins, tuple(files))
-    problems += _cross_check(state, value_locs, implemented)
+    problems += _cross_check(state, value_locs, checks)
     if problems:
         raise DesiredStateError(problems)
     if mirrors:  # each mirror copy is a target of its own (DESIGN section 3)
-        from dataclasses import replace
-
-        from reconciler.targets import mirror
-
-        state = replace(state, targets={**targets, **mirror.specs(mirrors)})
+        state = replace(state, targets={**targets, **model.mirror_targets(mirrors)})
     return state
 
 
 def _load_file(
-    path: Path, problems: list[Problem]
+    path: Path, problems: list[Problem], on_invalid: Callable[[Any], None] | None
 ) -> tuple[DesiredFile, dict[Loc, Located], dict[Loc, Located]] | None:
     shown = display_path(path)
     try:
@@ -232,9 +245,8 @@ def _load_file(
         return DesiredFile.model_validate(plain), keylocs, vallocs
     except ValidationError as e:
         problems += _translate(e, plain, shown, keylocs, vallocs)
-        from reconciler.secrets import register_document_literals
-
-        register_document_literals(plain)  # a token in a mistyped field is never echoed
+        if on_invalid is not None:
+            on_invalid(plain)  # a token in a mistyped field is never echoed
         return None
 
 
@@ -426,7 +438,7 @@ def _plain(
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "servers": model.Server,
-    "targets": model.Target,
+    "targets": model.TargetSpec,
     "mirrors": model.Mirror,
     "secrets": model.Resolver,
 }
@@ -629,7 +641,7 @@ def _did_you_mean(key: str, owner: type[BaseModel] | None) -> str:
 def _cross_check(
     state: DesiredState,
     locs: Mapping[tuple[str, str], Mapping[Loc, Located]],
-    implemented: set[Kind] | None,
+    checks: Sequence[Check],
 ) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -649,128 +661,6 @@ def _cross_check(
                 Problem(where.file, where.line, where.column, f"invalid server name '{name}'", why)
             )
 
-    for name, spec in state.targets.items():
-        problems += _check_target(
-            state, name, spec, lambda *p, n=name: at("targets", n, *p), implemented
-        )
-    from reconciler.secrets import check_desired  # references, resolvers, literal secrets
-
-    problems += check_desired(state.servers, state.targets, state.secrets, at)
-    if state.mirrors or any(t.kind is Kind.MIRROR for t in state.targets.values()):
-        from reconciler.targets import mirror  # names, paths and globs of mirrors
-
-        problems += mirror.check(state, at)
-    return problems
-
-
-def _check_target(
-    state: DesiredState, name: str, spec: TargetSpec, at: Any, implemented: set[Kind] | None
-) -> list[Problem]:
-    problems: list[Problem] = []
-
-    def problem(where: Located, message: str, hint: str = "") -> None:
-        problems.append(Problem(where.file, where.line, where.column, message, hint))
-
-    kind = spec.kind
-    if kind is Kind.MIRROR:
-        return problems  # refused by mirror.check: mirrors are declared under ``mirrors:``
-    if implemented is not None and kind not in implemented:
-        problem(
-            at("kind"),
-            f"target '{name}': kind '{kind.value}' is not supported yet",
-            f"supported kinds: {', '.join(sorted(k.value for k in implemented))}",
-        )
-    if kind is Kind.MCPJUNGLE:
-        if spec.url is None:
-            problem(
-                at("@key"),
-                f"target '{name}': an mcpjungle target needs 'url'",
-                "for example url: http://127.0.0.1:8080",
-            )
-        for key in ("path", "scope", "project", "bridge"):
-            if getattr(spec, key) is not None:
-                problem(at(key), f"target '{name}': '{key}' does not apply to kind mcpjungle")
-    else:
-        for key in ("url", "token", "timeout"):
-            if getattr(spec, key) is not None:
-                problem(
-                    at(key),
-                    f"target '{name}': '{key}' applies only to kind mcpjungle",
-                    "a client target is a file: use 'path' to move it",
-                )
-    if kind is Kind.CLAUDE_DESKTOP and spec.scope is not None:
-        problem(at("scope"), f"target '{name}': Claude Desktop has one file and no scopes")
-    elif kind is Kind.CLAUDE_DESKTOP and spec.project is not None:
-        problem(at("project"), f"target '{name}': Claude Desktop has one file and no projects")
-    elif kind in SCOPES:
-        problems += _check_scope(name, spec, at)
-    capability = CAPABILITIES[kind]
-    for index, item in enumerate(spec.servers):
-        ref = item if isinstance(item, str) else item.name
-        where = at("servers", index)
-        if _is_glob(ref):
-            continue
-        if ref not in state.servers:
-            close = difflib.get_close_matches(ref, list(state.servers), n=1)
-            problem(
-                where,
-                f"target '{name}' places undeclared server '{ref}'",
-                f"did you mean '{close[0]}'?" if close else "declare it under servers:",
-            )
-    for server_name in state.placements(name):
-        server = state.servers[server_name]
-        transport = server.effective_transport
-        if not capability.expresses(transport) and spec.bridge is None:
-            where = at("servers")
-            problem(
-                where,
-                f"target '{name}' ({kind.value}) cannot carry {transport} server '{server_name}'",
-                "place it elsewhere, or set bridge: mcp-remote to run it through mcp-remote"
-                if transport != "stdio"
-                else "this kind carries remote servers only",
-            )
-    return problems
-
-
-# The scopes each client kind has (reference/CLIENTS.md 1.2-1.7, 1.12); the first is the default.
-SCOPES: dict[Kind, tuple[str, ...]] = {
-    Kind.CLAUDE_CODE: ("user", "local", "project"),
-    Kind.CURSOR: ("user", "project"),
-    Kind.VSCODE: ("user", "project"),
-    Kind.WINDSURF: ("user",),
-    Kind.CODEX: ("user", "project"),
-    Kind.GEMINI: ("user", "project"),
-    Kind.OPENCODE: ("user", "project"),
-}
-
-
-def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
-    """``scope`` must exist for the kind; ``project`` goes with (and only with) project/local."""
-    problems: list[Problem] = []
-
-    def problem(key: str, message: str, hint: str) -> None:
-        where = at(key)
-        problems.append(Problem(where.file, where.line, where.column, message, hint))
-
-    scopes = SCOPES[spec.kind]
-    scope = spec.scope or scopes[0]
-    if scope not in scopes:
-        problem(
-            "scope",
-            f"target '{name}': {spec.kind.value} has no scope '{scope}'",
-            f"scopes: {', '.join(scopes)}",
-        )
-    elif scope in ("project", "local") and spec.project is None:
-        if not (scope == "project" and spec.path is not None):
-            problem(
-                "scope",
-                f"target '{name}': scope '{scope}' needs 'project:' (the project's folder)",
-                "for example project: ~/src/app",
-            )
-    elif scope == "user" and spec.project is not None:
-        problem(
-            "project",
-            f"target '{name}': 'project' applies to scope project or local",
-            "set scope: project (or local for Claude Code)",
-        )
+    for check in checks:
+        problems += check(state, at)
     return problems

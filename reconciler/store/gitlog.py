@@ -253,6 +253,11 @@ def parse_trailers(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def require_repository(desired_dir: Path) -> Path:
+    """The repository root; RepositoryError (exit 2) before anything is changed."""
+    return find_root(desired_dir if desired_dir.exists() else desired_dir.parent)
+
+
 def find_root(path: Path) -> Path:
     """The working tree holding ``path``; RepositoryError (exit 2) outside any repository."""
     from git import Repo

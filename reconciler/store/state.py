@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.store import fsutil
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.essence import Essence
+from reconciler.store import fsutil
 
 KEY_FILE = "fingerprint.key"
 STATUS_FILE = "status.json"
+REJECTED_FILE = "rejected.json"
 FORMAT = 1
 
 
@@ -110,6 +111,30 @@ class StateStore:
         except (FileNotFoundError, ValueError):
             return None
         return result
+
+    def rejections(self) -> dict[str, dict[str, str]]:
+        """Rejected records per target and server, kept until a pass has synced the entry.
+
+        Without it, a target with ``on_drift: record`` would just record the same live edit
+        again on the next pass.
+        """
+        try:
+            data = json.loads((self.root / REJECTED_FILE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        targets = data.get("targets", {}) if isinstance(data, dict) else {}
+        return {
+            str(t): {str(s): str(i) for s, i in servers.items()}
+            for t, servers in targets.items()
+            if isinstance(servers, dict)
+        }
+
+    def save_rejections(self, rejected: dict[str, dict[str, str]]) -> None:
+        payload = {"format": 1, "targets": {t: s for t, s in sorted(rejected.items()) if s}}
+        data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
+        path = self.root / REJECTED_FILE
+        if fsutil.read_snapshot(path).content != data:
+            fsutil.atomic_write(path, data)
 
     @property
     def lock_dir(self) -> Path:

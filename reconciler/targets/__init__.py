@@ -6,10 +6,15 @@ are declared by the schema but not implemented yet, instead of failing at apply 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
+from typing import Any
 
-from reconciler.core.model import Kind
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.errors import Problem
+from reconciler.core.essence import CAPABILITIES
+from reconciler.core.model import Kind, TargetSpec
+from reconciler.store.desired import DesiredState, Located, Locator, is_glob
+from reconciler.targets import codex, jsonclients, mcpjungle, mirror, opencode
 from reconciler.targets.base import Context, Observation, Target, Write
 
 __all__ = [
@@ -29,40 +34,19 @@ Factory = Callable[[str, TargetSpec, Context], Target]
 REMOTE_KINDS = frozenset({Kind.MCPJUNGLE})
 
 
-def _claude_desktop(name: str, spec: TargetSpec, context: Context) -> Target:
-    from reconciler.targets.jsonclients import ClaudeDesktop
-
-    return ClaudeDesktop(name, spec, context)
-
-
-def _mcpjungle(name: str, spec: TargetSpec, context: Context) -> Target:
-    from reconciler.targets.mcpjungle import MCPJungleTarget
-
-    return MCPJungleTarget(name, spec, context)
-
-
-def _lazy(module: str, cls: str) -> Factory:
-    def build(name: str, spec: TargetSpec, context: Context) -> Target:
-        from importlib import import_module
-
-        target: Target = getattr(import_module(module), cls)(name, spec, context)
-        return target
-
-    return build
-
-
-# Factories import their module lazily, so a run pays only for the kinds it uses.
+# Every family module is imported here (each imports its heavy libraries, tomlkit or httpx,
+# only when a target of its kind is built), so a run pays only for the kinds it uses.
 KINDS: dict[Kind, Factory] = {
-    Kind.CLAUDE_DESKTOP: _claude_desktop,
-    Kind.MCPJUNGLE: _mcpjungle,
-    Kind.CLAUDE_CODE: _lazy("reconciler.targets.jsonclients", "ClaudeCode"),
-    Kind.CURSOR: _lazy("reconciler.targets.jsonclients", "Cursor"),
-    Kind.VSCODE: _lazy("reconciler.targets.jsonclients", "VSCode"),
-    Kind.WINDSURF: _lazy("reconciler.targets.jsonclients", "Windsurf"),
-    Kind.CODEX: _lazy("reconciler.targets.codex", "Codex"),
-    Kind.GEMINI: _lazy("reconciler.targets.jsonclients", "Gemini"),
-    Kind.OPENCODE: _lazy("reconciler.targets.opencode", "OpenCode"),
-    Kind.MIRROR: _lazy("reconciler.targets.mirror", "build"),  # copies from ``mirrors:``
+    Kind.CLAUDE_DESKTOP: jsonclients.ClaudeDesktop,
+    Kind.CLAUDE_CODE: jsonclients.ClaudeCode,
+    Kind.CURSOR: jsonclients.Cursor,
+    Kind.VSCODE: jsonclients.VSCode,
+    Kind.WINDSURF: jsonclients.Windsurf,
+    Kind.GEMINI: jsonclients.Gemini,
+    Kind.CODEX: codex.Codex,
+    Kind.OPENCODE: opencode.OpenCode,
+    Kind.MCPJUNGLE: mcpjungle.MCPJungleTarget,
+    Kind.MIRROR: mirror.build,  # copies from ``mirrors:``
 }
 
 
@@ -72,3 +56,127 @@ def supported(kind: Kind) -> bool:
 
 def build(name: str, spec: TargetSpec, context: Context) -> Target:
     return KINDS[spec.kind](name, spec, context)
+
+
+# -- validation of targets in desired state ------------------------------------------------
+
+
+def check(state: DesiredState, at: Locator) -> list[Problem]:
+    """Every target's kind-specific rules, and the mirrors' (a ``desired.Check``)."""
+    problems: list[Problem] = []
+    for name, spec in state.targets.items():
+        problems += _check_target(state, name, spec, lambda *p, n=name: at("targets", n, *p))
+    if state.mirrors or any(t.kind is Kind.MIRROR for t in state.targets.values()):
+        problems += mirror.check(state, at)
+    return problems
+
+
+def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def problem(where: Located, message: str, hint: str = "") -> None:
+        problems.append(Problem(where.file, where.line, where.column, message, hint))
+
+    kind = spec.kind
+    if kind is Kind.MIRROR:
+        return problems  # refused by mirror.check: mirrors are declared under ``mirrors:``
+    if kind not in KINDS:
+        problem(
+            at("kind"),
+            f"target '{name}': kind '{kind.value}' is not supported yet",
+            f"supported kinds: {', '.join(sorted(k.value for k in KINDS))}",
+        )
+    if kind is Kind.MCPJUNGLE:
+        if spec.url is None:
+            problem(
+                at("@key"),
+                f"target '{name}': an mcpjungle target needs 'url'",
+                "for example url: http://127.0.0.1:8080",
+            )
+        for key in ("path", "scope", "project", "bridge"):
+            if getattr(spec, key) is not None:
+                problem(at(key), f"target '{name}': '{key}' does not apply to kind mcpjungle")
+    else:
+        for key in ("url", "token", "timeout"):
+            if getattr(spec, key) is not None:
+                problem(
+                    at(key),
+                    f"target '{name}': '{key}' applies only to kind mcpjungle",
+                    "a client target is a file: use 'path' to move it",
+                )
+    if kind is Kind.CLAUDE_DESKTOP and spec.scope is not None:
+        problem(at("scope"), f"target '{name}': Claude Desktop has one file and no scopes")
+    elif kind is Kind.CLAUDE_DESKTOP and spec.project is not None:
+        problem(at("project"), f"target '{name}': Claude Desktop has one file and no projects")
+    elif kind in SCOPES:
+        problems += _check_scope(name, spec, at)
+    capability = CAPABILITIES[kind]
+    for index, item in enumerate(spec.servers):
+        ref = item if isinstance(item, str) else item.name
+        where = at("servers", index)
+        if is_glob(ref):
+            continue
+        if ref not in state.servers:
+            close = difflib.get_close_matches(ref, list(state.servers), n=1)
+            problem(
+                where,
+                f"target '{name}' places undeclared server '{ref}'",
+                f"did you mean '{close[0]}'?" if close else "declare it under servers:",
+            )
+    for server_name in state.placements(name):
+        server = state.servers[server_name]
+        transport = server.effective_transport
+        if not capability.expresses(transport) and spec.bridge is None:
+            where = at("servers")
+            problem(
+                where,
+                f"target '{name}' ({kind.value}) cannot carry {transport} server '{server_name}'",
+                "place it elsewhere, or set bridge: mcp-remote to run it through mcp-remote"
+                if transport != "stdio"
+                else "this kind carries remote servers only",
+            )
+    return problems
+
+
+# The scopes each client kind has (reference/CLIENTS.md 1.2-1.7, 1.12); the first is the default.
+SCOPES: dict[Kind, tuple[str, ...]] = {
+    Kind.CLAUDE_CODE: ("user", "local", "project"),
+    Kind.CURSOR: ("user", "project"),
+    Kind.VSCODE: ("user", "project"),
+    Kind.WINDSURF: ("user",),
+    Kind.CODEX: ("user", "project"),
+    Kind.GEMINI: ("user", "project"),
+    Kind.OPENCODE: ("user", "project"),
+}
+
+
+def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
+    """``scope`` must exist for the kind; ``project`` goes with (and only with) project/local."""
+    problems: list[Problem] = []
+
+    def problem(key: str, message: str, hint: str) -> None:
+        where = at(key)
+        problems.append(Problem(where.file, where.line, where.column, message, hint))
+
+    scopes = SCOPES[spec.kind]
+    scope = spec.scope or scopes[0]
+    if scope not in scopes:
+        problem(
+            "scope",
+            f"target '{name}': {spec.kind.value} has no scope '{scope}'",
+            f"scopes: {', '.join(scopes)}",
+        )
+    elif scope in ("project", "local") and spec.project is None:
+        if not (scope == "project" and spec.path is not None):
+            problem(
+                "scope",
+                f"target '{name}': scope '{scope}' needs 'project:' (the project's folder)",
+                "for example project: ~/src/app",
+            )
+    elif scope == "user" and spec.project is not None:
+        problem(
+            "project",
+            f"target '{name}': 'project' applies to scope project or local",
+            "set scope: project (or local for Claude Code)",
+        )
+    return problems

@@ -29,8 +29,7 @@ from typing import Any
 
 from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import CAPABILITIES, Essence, normalize
-from reconciler.core.model import Kind
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, TargetSpec
 from reconciler.targets import paths
 from reconciler.targets.base import Context
 from reconciler.targets.files import FileTarget

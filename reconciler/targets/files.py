@@ -16,11 +16,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler.store import fsutil
 from reconciler.core.errors import ConcurrentChange, TargetError
 from reconciler.core.essence import Capability, Essence
-from reconciler.core.model import Kind
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, TargetSpec
+from reconciler.store import fsutil
 from reconciler.targets.base import Context, Observation, Write
 
 

@@ -33,17 +33,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
-
-import httpx
 
 from reconciler.core.errors import PartialApply, TargetError
 from reconciler.core.essence import CAPABILITIES, Essence, normalize
-from reconciler.core.model import Kind, ToolPolicy
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, TargetSpec, ToolPolicy
 from reconciler.core.plan import Action, disabled_by_policy
+from reconciler.secrets import REDACTOR, detect
 from reconciler.targets.base import Context, Observation, Write
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("reconciler.mcpjungle")
 
@@ -146,7 +147,6 @@ def _secret_values(config: Mapping[str, Any] | None) -> list[str]:
     holds plain paths and names, which scrubbing would only mangle)."""
     if not config:
         return []
-    from reconciler.secrets import detect
 
     values = [str(config.get("bearer_token") or ""), str(config.get("oauth_client_secret") or "")]
     values += [str(v) for v in (config.get("headers") or {}).values()]
@@ -430,6 +430,8 @@ class MCPJungleTarget:
     # -- HTTP --------------------------------------------------------------------------
 
     def _http(self) -> httpx.Client:
+        import httpx  # heavy: only a pass with an MCPJungle target pays for it
+
         if self._client is None:
             headers = {"Accept": "application/json"}
             token = self._token()
@@ -484,6 +486,8 @@ class MCPJungleTarget:
         json: Any = None,
     ) -> httpx.Response:
         """One request; reads are retried with backoff on network errors and 502/503/504."""
+        import httpx
+
         client = self._http()
         attempts = 1 + (len(self.retry_delays) if method == "GET" else 0)
         for attempt in range(attempts):
@@ -545,6 +549,8 @@ class MCPJungleTarget:
 
     def _ready(self) -> str:
         """``/health`` and ``/metadata`` in a few words, to explain an odd answer."""
+        import httpx
+
         try:
             health = self._http().get("/health")
             status = health.json().get("status") if health.status_code == 200 else None
@@ -632,8 +638,6 @@ class MCPJungleTarget:
     def _remember_secrets(self, config: Mapping[str, Any], *, sent: bool = False) -> None:
         """Values of a registration to scrub from every output; for a body we send, also
         every env value from the texts of MCPJungle's answers (they may quote the config)."""
-        from reconciler.secrets import REDACTOR
-
         for value in _secret_values(config):
             REDACTOR.add(value)
         extra = [str(v) for v in (config.get("env") or {}).values()] if sent else []

@@ -31,39 +31,36 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import StrictStr
-
-from reconciler.store import fsutil
-from reconciler.core.compare import FieldChange, Origin
 from reconciler.core.errors import ConcurrentChange, Problem, ReconcilerError, TargetError
-from reconciler.core.essence import Capability, Sealer
+from reconciler.core.essence import Capability
 from reconciler.core.mirrordiff import (
     ALWAYS_SKIPPED,
-    Drift,
     FileDiff,
     FileState,
     Selection,
-    binary_summary,
+    _compile,
     compare,
-    nested,
     path_of,
-    unified_diff,
+    token,
 )
-from reconciler.core.model import Kind, Mirror, OnDrift, server_name_problem
-from reconciler.core.model import Target as TargetSpec
-from reconciler.core.plan import Action, Change
+from reconciler.core.model import (
+    Kind,
+    MirrorCopySpec,
+    TargetSpec,
+    mirror_target_name,
+    server_name_problem,
+)
+from reconciler.store import fsutil
 from reconciler.targets.base import Context, Observation, Write
 
 if TYPE_CHECKING:
     from reconciler.store.desired import DesiredState, Located
-    from reconciler.engine import Divergences, Inspection, PassOptions
-    from reconciler.core.report import TargetReport
 
 KIND = Kind.MIRROR
 CAPABILITY = Capability(frozenset(), frozenset())  # a mirror carries files, not servers
@@ -73,53 +70,12 @@ RACY_NS = 2_000_000_000  # timestamps this close to a scan are not trusted next 
 HASH_THREADS = 4
 READ_CHUNK = 1 << 20
 CAS_ATTEMPTS = 5
-DIFF_FILES = 100  # unified diffs shown per target and pass; further files by size and hash
-HELD_ENTRY = "extra files"  # the entry of extra files a sync keeps (prune: false)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 StatKey = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 
-class MirrorCopySpec(TargetSpec):
-    """The target spec of one mirror copy, derived from ``mirrors:`` (never written by hand)."""
-
-    mirror: StrictStr
-    source: StrictStr
-    copy_path: StrictStr
-    include: tuple[StrictStr, ...] = ()
-    exclude: tuple[StrictStr, ...] = ()
-
-    @property
-    def selection(self) -> Selection:
-        return Selection(self.include, self.exclude)
-
-
 # -- desired state -------------------------------------------------------------------------
-
-
-def target_name(mirror: str, copy: str, copies: int) -> str:
-    """DESIGN section 3: the mirror's name, or ``<mirror>:<copy path>`` with several copies."""
-    return mirror if copies == 1 else f"{mirror}:{copy}"
-
-
-def specs(mirrors: Mapping[str, Mirror]) -> dict[str, MirrorCopySpec]:
-    """One target spec per mirror copy, in declaration order."""
-    out: dict[str, MirrorCopySpec] = {}
-    for name, mirror in mirrors.items():
-        for copy in mirror.copies:
-            out[target_name(name, copy, len(mirror.copies))] = MirrorCopySpec(
-                kind=KIND,
-                path=copy,
-                servers=(),
-                on_drift=mirror.on_drift,
-                prune=mirror.prune,
-                mirror=name,
-                source=mirror.source,
-                copy_path=copy,
-                include=mirror.include,
-                exclude=mirror.exclude,
-            )
-    return out
 
 
 def check(
@@ -146,7 +102,7 @@ def check(
         if why is not None:
             problem(at("mirrors", name), f"invalid mirror name '{name}': {why}")
         for copy in mirror.copies:
-            tname = target_name(name, copy, len(mirror.copies))
+            tname = mirror_target_name(name, copy, len(mirror.copies))
             if tname in state.targets:
                 problem(
                     at("mirrors", name),
@@ -173,8 +129,6 @@ def check(
         for key in ("include", "exclude"):
             for index, pattern in enumerate(getattr(mirror, key)):
                 import re
-
-                from reconciler.core.mirrordiff import _compile
 
                 try:
                     _compile(pattern)
@@ -470,7 +424,7 @@ class MirrorTarget:
         self.context = context
         self.source_root = _real_dir(locate(spec.source, context))
         self.copy_root = _real_dir(locate(spec.copy_path, context))
-        self.selection = spec.selection
+        self.selection = Selection(spec.include, spec.exclude)
         self.writable = context.lock_dir is not None
         self.state_dir = context.state_dir
         self.copy_cache: HashCache | None = None
@@ -643,6 +597,10 @@ class MirrorTarget:
                 break
             folder = folder.parent
 
+    def contents(self, rel: str) -> tuple[bytes | None, bytes | None]:
+        """A file's bytes in the copy and in the source (first 2 MiB; None if unreadable)."""
+        return _read_plain(self.copy_root, rel), _read_plain(self.source_root, rel)
+
     def remember_in_parity(self, snapshot: Snapshot, diffs: Sequence[FileDiff]) -> None:
         """Files found identical become the last-synced state (non-dry runs only)."""
         if self.copy_cache is None or not self.writable:
@@ -658,6 +616,15 @@ class MirrorTarget:
             if rel not in snapshot.source.tree and rel not in snapshot.copy.tree:
                 del synced[rel]
         self.copy_cache.flush()
+
+
+def _read_plain(root: Path, rel: str) -> bytes | None:
+    try:
+        fd = os.open(os.path.join(root, rel), os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(1 << 21)
 
 
 def _real_dir(path: Path) -> Path:
@@ -694,348 +661,6 @@ def _replace_with_link(dest: Path, target: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise TargetError(f"{dest}: cannot create symlink: {e.strerror}") from e
-
-
-def token(state: FileState) -> str:
-    """A file's identity for last-synced records: content and mode, or link target."""
-    if state.link is not None:
-        return f"link:{state.link}"
-    return f"{state.sha256[:20]}:{state.mode:o}"
-
-
-# -- planning ------------------------------------------------------------------------------
-
-
-def file_origin(diff: FileDiff, synced: Mapping[str, str]) -> Origin:
-    """Who moved, per file: the source (desired), the copy (live), both, or never synced."""
-    last = synced.get(diff.path)
-    if last is None:
-        return Origin.NEW
-    source = token(diff.source) if diff.source is not None else None
-    copy = token(diff.copy) if diff.copy is not None else None
-    if copy == last:
-        return Origin.DESIRED
-    if source == last:
-        return Origin.LIVE
-    return Origin.CONFLICT
-
-
-def overall_origin(origins: Iterable[Origin]) -> Origin:
-    found = set(origins)
-    if len(found) == 1:
-        return found.pop()
-    for origin in (Origin.CONFLICT, Origin.LIVE, Origin.DESIRED):
-        if origin in found:
-            return origin
-    return Origin.NEW
-
-
-def field_change(diff: FileDiff) -> FieldChange:
-    """One file's drift as the report shows it: the copy's state -> the source's."""
-    return FieldChange(
-        diff.pointer,
-        diff.copy.describe() if diff.copy is not None else None,
-        diff.source.describe() if diff.source is not None else None,
-    )
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One mirror target's drift, matched against divergence records."""
-
-    diffs: tuple[FileDiff, ...]  # every difference
-    open: tuple[FileDiff, ...]  # not covered by a record
-    change: Change | None  # the open drift as one change (what `allow` and reports use)
-    matched: Any  # divergence.Match
-    origins: Mapping[str, Origin]
-    live: Mapping[str, Any]  # entry -> nested live tree (what records fingerprint)
-
-
-def plan(
-    name: str,
-    spec: MirrorCopySpec,
-    snapshot: Snapshot,
-    synced: Mapping[str, str],
-    seal: Sealer,
-    found: Divergences,
-    *,
-    rejected: bool = False,
-) -> Planned:
-    from reconciler.core import divergence
-
-    diffs = tuple(snapshot.diffs())
-    origins = {d.pointer: file_origin(d, synced) for d in diffs}
-    on_drift = spec.on_drift
-    if rejected and on_drift is OnDrift.RECORD:
-        on_drift = OnDrift.SYNC  # a rejected record: sync once instead of recording again
-    change = None
-    if diffs:
-        action = Action.RECORD if on_drift is OnDrift.RECORD else Action.COPY
-        change = Change(
-            spec.mirror,
-            spec.mirror,
-            action,
-            overall_origin(origins.values()),
-            tuple(field_change(d) for d in diffs),
-            apply=on_drift is not OnDrift.REPORT,
-            required=not spec.optional,
-        )
-    mine = [r for r in found.records if r.target == name]
-    live: dict[str, Any] = {}
-    if mine or on_drift is OnDrift.RECORD:
-        live[spec.mirror] = nested(snapshot.copy.tree)
-    matched = divergence.match(
-        name,
-        [change] if change is not None else [],
-        live,
-        mine,
-        seal,
-        found.today,
-        on_drift=on_drift,
-        in_scope=(spec.mirror,),
-        shown=found.shown,
-    )
-    remaining = next(iter(matched.changes), None)
-    open_paths = set(remaining.paths) if remaining is not None else set()
-    still = tuple(d for d in diffs if d.pointer in open_paths)
-    return Planned(diffs, still, remaining, matched, origins, live)
-
-
-def _draft(
-    name: str, spec: MirrorCopySpec, planned: Planned, seal: Sealer, found: Divergences
-) -> Any:
-    from reconciler.core import divergence
-
-    change = planned.change
-    assert change is not None
-    paths = tuple(change.paths)
-    previous = next(
-        (
-            r.id
-            for r in found.records
-            if r.target == name
-            and planned.matched.states.get(r.id) is divergence.State.CHANGED
-            and set(r.paths) == set(paths)
-        ),
-        None,
-    )
-    return divergence.Draft(
-        name,
-        spec.mirror,
-        spec.mirror,
-        paths,
-        divergence.fingerprint(planned.live.get(spec.mirror), paths, seal),
-        change.origin.value,
-        previous,
-    )
-
-
-# -- details for people --------------------------------------------------------------------
-
-
-def details(
-    target: MirrorTarget,
-    snapshot: Snapshot,
-    diffs: Sequence[FileDiff],
-    origins: Mapping[str, Origin],
-) -> dict[str, tuple[str, ...]]:
-    """Per pointer: what differs, and a unified diff for text (size and hash for binary)."""
-    from reconciler.core.mirrordiff import DIFF_MAX_BYTES
-
-    out: dict[str, tuple[str, ...]] = {}
-    shown = 0
-    for diff in diffs:
-        origin = origins.get(diff.pointer, Origin.NEW).value
-        lines = [f"{diff.summary()} (origin {origin})"]
-        if (
-            diff.drift is Drift.CHANGED
-            and diff.source is not None
-            and diff.copy is not None
-            and not diff.source.is_link
-            and not diff.copy.is_link
-        ):
-            text = None
-            if (
-                shown < DIFF_FILES
-                and diff.source.size <= DIFF_MAX_BYTES
-                and diff.copy.size <= DIFF_MAX_BYTES
-            ):
-                live = _read_plain(target.copy_root, diff.path)
-                desired = _read_plain(target.source_root, diff.path)
-                if live is not None and desired is not None:
-                    text = unified_diff(diff.path, live, desired)
-                    shown += text is not None
-            if text is None:
-                lines.append(binary_summary(diff))
-            else:
-                lines += text
-        out[diff.pointer] = tuple(lines)
-    return out
-
-
-def _read_plain(root: Path, rel: str) -> bytes | None:
-    try:
-        fd = os.open(os.path.join(root, rel), os.O_RDONLY | _NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read(1 << 21)
-
-
-# -- one pass ------------------------------------------------------------------------------
-
-
-def reconcile(
-    name: str,
-    target: object,
-    seal: Sealer,
-    options: PassOptions,
-    found: Divergences,
-) -> TargetReport:
-    """Observe, compare, match records, sync (per ``on_drift``), verify, and report."""
-    from reconciler.core.report import Phase, TargetReport
-
-    assert isinstance(target, MirrorTarget)
-
-    spec = target.spec
-    base = TargetReport(name, KIND.value, target.describe(), spec.optional)
-    if options.servers and spec.mirror not in options.servers:
-        return base  # `--server` names servers only: a mirror copy has nothing in scope
-    phase = Phase.OBSERVE
-    try:
-        for _attempt in range(CAS_ATTEMPTS):
-            phase = Phase.OBSERVE
-            observation = target.observe()
-            snapshot: Snapshot = observation.snapshot
-            phase = Phase.PLAN
-            synced = target.copy_cache.synced if target.copy_cache is not None else {}
-            rejected = spec.mirror in found.rejected.get(name, {})
-            planned = plan(name, spec, snapshot, synced, seal, found, rejected=rejected)
-            report = _report(base, target, snapshot, planned, observation.notes)
-            change = planned.change
-            if options.dry_run or change is None or not change.apply:
-                if not options.dry_run:
-                    target.remember_in_parity(snapshot, planned.diffs)
-                return report
-            if change.action is Action.RECORD:
-                found.drafts[name] = (_draft(name, spec, planned, seal, found),)
-                target.remember_in_parity(snapshot, planned.diffs)
-                return report
-            phase = Phase.APPLY
-            copying = [d for d in planned.open if d.drift is not Drift.EXTRA]
-            extras = [d for d in planned.open if d.drift is Drift.EXTRA]
-            writes = [
-                Write(d.pointer, d.source.essence(), Action.COPY) for d in copying if d.source
-            ]
-            if spec.prune:
-                writes += [Write(d.pointer, None, Action.DELETE) for d in extras]
-            try:
-                target.apply(observation, writes)
-            except ConcurrentChange:
-                target.forget_source()  # the source may be what moved: read it again
-                continue
-            phase = Phase.VERIFY
-            after = target.observe().snapshot
-            wrong = [
-                w.entry for w in writes if not _holds(after, path_of(w.entry), w.essence is None)
-            ]
-            if wrong:
-                raise TargetError(f"{', '.join(wrong[:5])}: does not read back as copied")
-            target.remember_in_parity(after, after.diffs())
-            return _applied(report, change, spec, extras, planned)
-        raise ConcurrentChange(f"kept changing during {CAS_ATTEMPTS} attempts; try again")
-    except ReconcilerError as e:
-        recoverable = e.recoverable if isinstance(e, TargetError) else False
-        return replace(base, error=str(e), phase=phase, recoverable=recoverable)
-
-
-def _holds(after: Snapshot, rel: str, deleted: bool) -> bool:
-    have = after.copy.tree.get(rel)
-    if deleted:
-        return have is None
-    want = after.source.tree.get(rel)
-    return (
-        want is not None
-        and have is not None
-        and want.same_content(have)
-        and (want.is_link or want.mode == have.mode)
-    )
-
-
-def _report(
-    base: TargetReport,
-    target: MirrorTarget,
-    snapshot: Snapshot,
-    planned: Planned,
-    notes: tuple[str, ...],
-) -> TargetReport:
-    change = planned.change
-    shown = details(target, snapshot, planned.open, planned.origins)
-    extra_notes = tuple(planned.matched.notes) + notes
-    return replace(
-        base,
-        changes=(change,) if change is not None else (),
-        in_sync=() if planned.diffs else (target.spec.mirror,),
-        allowed=tuple(planned.matched.allowed),
-        notes=base.notes + extra_notes,
-        details=shown,
-    )
-
-
-def _applied(
-    report: TargetReport,
-    change: Change,
-    spec: MirrorCopySpec,
-    extras: Sequence[FileDiff],
-    planned: Planned,
-) -> TargetReport:
-    """The report after a sync: what was copied, and the extra files kept without prune."""
-    if spec.prune or not extras:
-        return replace(report, applied=frozenset({change.entry}))
-    kept = {d.pointer for d in extras}
-    done = tuple(f for f in change.fields if f.path not in kept)
-    held = Change(
-        spec.mirror,
-        HELD_ENTRY,
-        Action.DELETE,
-        overall_origin(planned.origins[p] for p in kept),
-        tuple(f for f in change.fields if f.path in kept),
-        apply=False,
-        required=change.required,
-    )
-    changes: tuple[Change, ...] = (held,)
-    if done:
-        changes = (replace(change, fields=done), held)
-    return replace(
-        report,
-        changes=changes,
-        applied=frozenset({change.entry}) if done else frozenset(),
-        held={HELD_ENTRY: "prune is off; set prune: true to delete extra files"},
-    )
-
-
-def inspect(
-    name: str,
-    target: object,
-    state: DesiredState,
-    seal: Sealer,
-    found: Divergences,
-) -> Inspection:
-    """``Engine.inspect`` for a mirror target: the dry-run plan ``allow`` records from."""
-    from reconciler.engine import Inspection
-    from reconciler.core.report import TargetReport
-
-    assert isinstance(target, MirrorTarget)
-
-    spec = target.spec
-    observation = target.observe()
-    snapshot: Snapshot = observation.snapshot
-    synced = target.copy_cache.synced if target.copy_cache is not None else {}
-    planned = plan(name, spec, snapshot, synced, seal, found)
-    base = TargetReport(name, KIND.value, target.describe(), spec.optional)
-    report = _report(base, target, snapshot, planned, observation.notes)
-    live = dict(planned.live) or {spec.mirror: nested(snapshot.copy.tree)}
-    return Inspection(state, report, observation, live, seal, planned.matched, found)
 
 
 def build(name: str, spec: TargetSpec, context: Context) -> MirrorTarget:

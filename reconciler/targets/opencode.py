@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.essence import CAPABILITIES, Essence
-from reconciler.core.model import Kind
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import Kind, TargetSpec
 from reconciler.targets import paths, references
 from reconciler.targets.base import Context
-from reconciler.targets.jsonclients import JsonFileTarget
+from reconciler.targets.jsonfile import JsonFileTarget
 
 
 class OpenCode(JsonFileTarget):

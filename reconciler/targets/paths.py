@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.core.errors import TargetError
-from reconciler.core.model import Target as TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.targets.base import Context
 
 

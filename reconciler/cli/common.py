@@ -1,0 +1,190 @@
+"""What every command shares: the global options, the engine they build, errors to exit codes.
+
+``guarded`` is the one mapping from the reconciler's errors to the documented exit codes
+(DESIGN section 7); every command runs through it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from reconciler.app import review
+from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
+from reconciler.core.report import ExitCode
+from reconciler.engine import Engine
+from reconciler.secrets import install_logging
+from reconciler.store.state import default_state_dir
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+EXIT_CODES_HELP = """\b
+Exit codes (the same for every command):
+  0  converged: no actionable drift (allowed divergences do not count)
+  1  actionable drift remains (found by --dry-run or status, or left by on_drift: report)
+  2  invalid invocation or invalid desired state; nothing was changed
+  3  a required target failed; the other targets were still processed
+"""
+
+
+@dataclass
+class Settings:
+    desired: Path = Path("desired")
+    state_dir: Path | None = None
+    json: bool = False
+    verbosity: int = 0
+    color: bool | None = None
+
+
+def current_settings() -> Settings:
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    settings: Settings = root.meta.setdefault("reconciler.settings", Settings())
+    return settings
+
+
+def _store(attr: str, transform: Callable[[Any], Any] = lambda v: v) -> Callable[..., None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        source = ctx.get_parameter_source(param.name or "")
+        if value is None or (source is click.core.ParameterSource.DEFAULT and value in (0, False)):
+            return
+        setattr(current_settings(), attr, transform(value))
+
+    return callback
+
+
+def global_options(f: F) -> F:
+    """The options every command accepts, wherever they appear on the line."""
+    options = [
+        click.option(
+            "--desired",
+            type=click.Path(path_type=Path, file_okay=False),
+            envvar="RECONCILER_DESIRED",
+            show_envvar=True,
+            expose_value=False,
+            callback=_store("desired"),
+            help="Desired-state directory [default: ./desired].",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            envvar="RECONCILER_STATE_DIR",
+            show_envvar=True,
+            expose_value=False,
+            callback=_store("state_dir"),
+            help="State directory [default: the platform's user state dir].",
+        ),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            callback=_store("json"),
+            help="Print one JSON document (schema 1).",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            count=True,
+            expose_value=False,
+            callback=_store("verbosity"),
+            help="More output (repeatable).",
+        ),
+        click.option(
+            "-q",
+            "--quiet",
+            count=True,
+            expose_value=False,
+            callback=_store("verbosity", lambda v: -v),
+            help="Less output.",
+        ),
+        click.option(
+            "--no-color",
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            callback=_store("color", lambda v: False),
+            help="Plain text output.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def fail(code: ExitCode, message: str) -> NoReturn:
+    settings = current_settings()
+    if settings.json:
+        click.echo(
+            json.dumps({"schema": 1, "exit_code": int(code), "errors": message.splitlines()})
+        )
+    click.echo(message, err=True)
+    sys.exit(int(code))
+
+
+def make_engine() -> Any:
+
+    settings = current_settings()
+    return Engine(
+        settings.desired,
+        settings.state_dir or default_state_dir(),
+        recorder=review.record_drafts,
+    )
+
+
+def style() -> Callable[[str, str], str]:
+    settings = current_settings()
+    color = settings.color
+    if color is None:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    if not color:
+        return lambda text, role: text
+    colors = {"add": "green", "remove": "red", "change": "yellow", "bad": "red", "dim": None}
+
+    def style(text: str, role: str) -> str:
+        if role == "bold":
+            return click.style(text, bold=True)
+        if role == "dim":
+            return click.style(text, dim=True)
+        return click.style(text, fg=colors.get(role))
+
+    return style
+
+
+def setup_logging_from_settings() -> None:
+    level = {-1: logging.ERROR, 0: logging.ERROR, 1: logging.INFO}.get(
+        max(-1, min(current_settings().verbosity, 2)), logging.DEBUG
+    )
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+    install_logging()  # log records are scrubbed of secret values, whatever the handler
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run one engine call, mapping the error tree to exit codes (2 invalid, 3 failed)."""
+    setup_logging_from_settings()
+    try:
+        return action()
+    except DesiredStateError as e:
+        count = len(e.problems)
+        fail(
+            ExitCode.INVALID,
+            f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
+            "nothing was changed",
+        )
+    except (UsageError, RepositoryError) as e:
+        fail(ExitCode.INVALID, f"error: {e}")
+    except ReconcilerError as e:
+        fail(ExitCode.FAILED, f"error: {e}")

@@ -21,9 +21,18 @@ from reconciler.cli.main import main
 
 # Variables through which clients and this tool find their files; tests clear them all.
 LOCATION_VARS = (
-    "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "APPDATA",
-    "LOCALAPPDATA", "CODEX_HOME", "CLAUDE_CONFIG_DIR", "RECONCILER_DESIRED",
-    "RECONCILER_STATE_DIR", "GEMINI_CLI_HOME", "OPENCODE_CONFIG",
+    "XDG_CONFIG_HOME",
+    "XDG_STATE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "APPDATA",
+    "LOCALAPPDATA",
+    "CODEX_HOME",
+    "CLAUDE_CONFIG_DIR",
+    "RECONCILER_DESIRED",
+    "RECONCILER_STATE_DIR",
+    "GEMINI_CLI_HOME",
+    "OPENCODE_CONFIG",
 )
 
 

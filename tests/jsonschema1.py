@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 TARGET_STATUS = {"in_sync", "drifted", "error"}
-ACTIONS = {"create", "update", "replace", "delete", "enable", "disable", "tool-enable",
-           "tool-disable", "record", "copy"}
+ACTIONS = {
+    "create",
+    "update",
+    "replace",
+    "delete",
+    "enable",
+    "disable",
+    "tool-enable",
+    "tool-disable",
+    "record",
+    "copy",
+}
 ORIGINS = {"new", "desired", "live", "conflict"}
 PHASES = {"observe", "plan", "apply", "verify"}
 

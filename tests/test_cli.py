@@ -8,12 +8,15 @@ from tests.conftest import Workspace
 
 
 def setup(ws: Workspace) -> None:
-    ws.write("desired.yaml", """
+    ws.write(
+        "desired.yaml",
+        """
         servers:
           time: {command: uvx}
         targets:
           desktop: {kind: claude-desktop}
-    """)
+    """,
+    )
 
 
 def test_global_options_work_before_and_after_a_command(workspace: Workspace) -> None:

@@ -12,14 +12,18 @@ from reconciler.targets.jsonclients import ClaudeDesktop
 from tests.conftest import Workspace
 
 
-def test_change_after_observe_is_not_lost(workspace: Workspace, monkeypatch: pytest.MonkeyPatch
-                                          ) -> None:
-    workspace.write("desired.yaml", """
+def test_change_after_observe_is_not_lost(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace.write(
+        "desired.yaml",
+        """
         servers:
           time: {command: uvx}
         targets:
           desktop: {kind: claude-desktop}
-    """)
+    """,
+    )
     config = workspace.desktop_config
     config.parent.mkdir(parents=True)
     config.write_text('{"mcpServers": {}}\n')

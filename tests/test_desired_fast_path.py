@@ -64,9 +64,14 @@ def test_fast_and_exact_loaders_agree_on_values_types_and_positions(text: str) -
 
 @pytest.mark.parametrize(
     "path",
-    sorted(p for p in ROOT.glob("**/*.y*ml")
-           if ".cache" not in p.parts and p.suffix in (".yaml", ".yml")
-           and "!" not in p.read_text() and "<<" not in p.read_text()),
+    sorted(
+        p
+        for p in ROOT.glob("**/*.y*ml")
+        if ".cache" not in p.parts
+        and p.suffix in (".yaml", ".yml")
+        and "!" not in p.read_text()
+        and "<<" not in p.read_text()
+    ),
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_agree_on_every_yaml_file_in_the_repository(path: Path) -> None:

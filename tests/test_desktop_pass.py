@@ -191,8 +191,9 @@ def test_server_removed_from_desired(workspace: Workspace, prune: bool) -> None:
 
 def test_exclusive_target_deletes_unmanaged_entries(workspace: Workspace) -> None:
     config = setup(workspace)
-    workspace.write("targets.yaml", TARGET.format(on_drift="sync", prune="true")
-                    + "    exclusive: true\n")
+    workspace.write(
+        "targets.yaml", TARGET.format(on_drift="sync", prune="true") + "    exclusive: true\n"
+    )
     dry = workspace.run("--dry-run", "--json").json
     assert ("keep-me", "delete", "live") in [
         (c["server"], c["action"], c["origin"]) for c in dry["targets"][0]["changes"]
@@ -204,8 +205,12 @@ def test_exclusive_target_deletes_unmanaged_entries(workspace: Workspace) -> Non
 def test_disabled_server_is_absent_from_a_client_without_a_switch(workspace: Workspace) -> None:
     config = setup(workspace)
     assert workspace.run().exit_code == 0
-    workspace.write("servers.yaml", SERVERS.replace("    args: [mcp-server-fetch]",
-                                                    "    args: [mcp-server-fetch]\n    enabled: false"))
+    workspace.write(
+        "servers.yaml",
+        SERVERS.replace(
+            "    args: [mcp-server-fetch]", "    args: [mcp-server-fetch]\n    enabled: false"
+        ),
+    )
     dry = workspace.run("--dry-run", "--json").json
     assert [(c["server"], c["action"]) for c in dry["targets"][0]["changes"]] == [
         ("fetch", "disable")
@@ -265,8 +270,9 @@ def test_status_shows_matrix_and_last_pass(workspace: Workspace) -> None:
 def test_optional_target_failure_is_a_warning(workspace: Workspace) -> None:
     config = setup(workspace)
     config.write_text("{broken")
-    workspace.write("targets.yaml", TARGET.format(on_drift="sync", prune="true")
-                    + "    optional: true\n")
+    workspace.write(
+        "targets.yaml", TARGET.format(on_drift="sync", prune="true") + "    optional: true\n"
+    )
     result = workspace.run("--json")
     assert result.exit_code == 0
     assert_report_schema(result.json)

@@ -78,6 +78,8 @@ def test_seal_hides_values_but_keeps_equality() -> None:
     assert "s3cr3t" not in repr(a)
     shown = display(a["env"]["TOKEN"])
     assert shown.startswith("‹secret:") and len(shown) == len("‹secret:123456›")
-    other_key = seal({"transport": "stdio", "command": "x", "env": {"TOKEN": "s3cr3t"}},
-                     fingerprint_with(b"j" * 32))
+    other_key = seal(
+        {"transport": "stdio", "command": "x", "env": {"TOKEN": "s3cr3t"}},
+        fingerprint_with(b"j" * 32),
+    )
     assert other_key != a, "fingerprints are keyed"

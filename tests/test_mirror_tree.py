@@ -140,7 +140,9 @@ def test_unified_diff_text_binary_and_secrets() -> None:
     assert hidden is not None
     assert not any(token in line for line in hidden)
     assert any("line hidden" in line for line in hidden)
-    long = unified_diff("big.txt", b"", "".join(f"{i}\n" for i in range(500)).encode(), detect=detect, limit=20)
+    long = unified_diff(
+        "big.txt", b"", "".join(f"{i}\n" for i in range(500)).encode(), detect=detect, limit=20
+    )
     assert long is not None and len(long) == 21 and long[-1].startswith("... (")
 
 

@@ -56,15 +56,18 @@ def test_quickstart_in_a_fresh_virtual_environment(tmp_path: Path) -> None:
     pip = venv / "bin" / "pip"
     install = subprocess.run(
         [str(pip), "install", "-q", "--disable-pip-version-check", str(ROOT)],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert install.returncode == 0, install.stderr[-2000:]
     home = tmp_path / "home"
     home.mkdir()
     env = environ_without_locations() | {"HOME": str(home), "PATH": f"{venv}/bin:/usr/bin:/bin"}
 
-    dry = subprocess.run(["reconcile", "--dry-run"], cwd=ROOT, env=env, capture_output=True,
-                         text=True)
+    dry = subprocess.run(
+        ["reconcile", "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
 
     assert dry.returncode == 1, dry.stdout + dry.stderr
     assert "desktop (claude-desktop" in dry.stdout

@@ -334,7 +334,7 @@ _ASSIGNMENT = re.compile(
 def _guard(line: str, detect: Detector) -> str:
     """A diff line, or a placeholder when its text looks like a secret."""
     sigil, text = line[:1], line[1:]
-    kind = detect(text)
+    kind = detect(text, None)
     if kind is None:
         found = _ASSIGNMENT.match(text)
         if found:

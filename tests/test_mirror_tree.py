@@ -29,7 +29,7 @@ from reconciler.targets.mirror import (
     CACHE_DIR,
     HashCache,
     MirrorTarget,
-    Snapshot,
+    TreeSnapshot,
     scan,
 )
 
@@ -271,9 +271,9 @@ def test_a_dry_run_never_writes_the_cache(tmp_path: Path) -> None:
 # -- syncing -------------------------------------------------------------------------------
 
 
-def _sync(target: MirrorTarget, *, prune: bool) -> Snapshot:
+def _sync(target: MirrorTarget, *, prune: bool) -> TreeSnapshot:
     observation = target.observe()
-    snapshot: Snapshot = observation.snapshot
+    snapshot: TreeSnapshot = observation.snapshot
     writes = []
     for d in snapshot.diffs():
         if d.drift is Drift.EXTRA:
@@ -283,7 +283,7 @@ def _sync(target: MirrorTarget, *, prune: bool) -> Snapshot:
             assert d.source is not None
             writes.append(Write(d.pointer, d.source.essence(), Action.COPY))
     target.apply(observation, writes)
-    after: Snapshot = target.observe().snapshot
+    after: TreeSnapshot = target.observe().snapshot
     return after
 
 

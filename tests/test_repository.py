@@ -25,14 +25,20 @@ def readme_commands() -> list[str]:
 def test_readme_opens_with_exactly_two_commands() -> None:
     install_and_run, install_and_test = readme_commands()
     assert install_and_run == "pip install . && reconcile --dry-run"
-    assert install_and_test == "pip install -e '.[test]' && pytest"
+    assert install_and_test == "bash scripts/test"
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    script = (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^bash scripts/test\s*$", ci, re.MULTILINE)
+    for check in ("ruff check", "ruff format --check", "mypy --strict", "lint-imports"):
+        assert check in ci
+    script = (ROOT / "scripts" / "test").read_text()
     assert "pip install -q -e '.[test]'" in script
-    assert re.search(r"^python3 -m pytest\s*$", script, re.MULTILINE)
-    assert "set -euo pipefail" in script, "pytest's exit 5 (no tests) fails CI"
+    assert "bash .ci/install-clients" in script, "the real clients run on a fresh machine"
+    assert re.search(r"^python3 -m pytest", script, re.MULTILINE)
+    for text in (ci, script):
+        assert "set -euo pipefail" in text, "pytest's exit 5 (no tests) fails CI"
 
 
 def test_example_desired_validates_and_dry_run_shows_work(tmp_path: Path) -> None:

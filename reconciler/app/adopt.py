@@ -220,7 +220,7 @@ def definition(essence: Essence) -> dict[str, Any]:
 
 
 @dataclass
-class Document:
+class YamlDocument:
     """One desired-state file loaded for a minimal edit."""
 
     path: Path
@@ -259,19 +259,19 @@ def guess_indent(text: str) -> tuple[int, int, int]:
     return mapping, sequence or offset + 2, offset
 
 
-def load_document(path: Path) -> Document:
+def load_document(path: Path) -> YamlDocument:
     snapshot = fsutil.read_snapshot(path)
     if snapshot.content is None:
         from ruamel.yaml.comments import CommentedMap
 
-        return Document(path, None, CommentedMap())
+        return YamlDocument(path, None, CommentedMap())
     text = snapshot.content.decode("utf-8")
     data = make_yaml().load(text)
     if data is None:
         from ruamel.yaml.comments import CommentedMap
 
         data = CommentedMap()
-    return Document(path, snapshot.content, data, guess_indent(text))
+    return YamlDocument(path, snapshot.content, data, guess_indent(text))
 
 
 def _flow_list(items: Sequence[Any]) -> Any:
@@ -582,9 +582,9 @@ def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
             else _section_file(state, "targets", engine.desired_dir / "targets.yaml")
         )
         _refuse_dirty(repo, sorted({servers_path, targets_path}))
-        documents: dict[Path, Document] = {}
+        documents: dict[Path, YamlDocument] = {}
 
-        def doc(path: Path) -> Document:
+        def doc(path: Path) -> YamlDocument:
             if path not in documents:
                 documents[path] = load_document(path)
             return documents[path]
@@ -642,7 +642,7 @@ def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
     )
 
 
-def _section(document: Document, key: str) -> Any:
+def _section(document: YamlDocument, key: str) -> Any:
     from ruamel.yaml.comments import CommentedMap
 
     if key not in document.data or document.data[key] is None:
@@ -701,7 +701,7 @@ def _refuse_dirty(repo: gitlog.Repository, paths: Sequence[Path]) -> None:
 
 
 def _write_validated(
-    engine: Engine, documents: Sequence[Document], remove: Sequence[Path] = ()
+    engine: Engine, documents: Sequence[YamlDocument], remove: Sequence[Path] = ()
 ) -> list[Path]:
     """Write the documents, then validate desired state; restore everything if it fails."""
     changed: list[Path] = []

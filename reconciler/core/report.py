@@ -84,7 +84,6 @@ class TargetReport:
 class RunReport:
     dry_run: bool
     targets: tuple[TargetReport, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
 
     @property
     def exit_code(self) -> ExitCode:
@@ -112,7 +111,6 @@ class RunReport:
                 for t in self.targets
                 if t.error is not None
             ],
-            "warnings": list(self.warnings),
         }
 
 
@@ -208,8 +206,6 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
             )
         for note in t.notes:
             lines.append(f"  note: {note}")
-    for warning in report.warnings:
-        lines.append(f"warning: {warning}")
     code = report.exit_code
     summary = {
         ExitCode.CONVERGED: "converged",

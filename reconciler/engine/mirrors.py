@@ -36,7 +36,7 @@ from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import detect
 from reconciler.store.desired import DesiredState
 from reconciler.targets import Write
-from reconciler.targets.mirror import KIND, MirrorTarget, Snapshot
+from reconciler.targets.mirror import KIND, MirrorTarget, TreeSnapshot
 
 CAS_ATTEMPTS = 5
 DIFF_FILES = 100  # unified diffs shown per target and pass; further files by size and hash
@@ -58,7 +58,7 @@ class Planned:
 def plan(
     name: str,
     spec: MirrorCopySpec,
-    snapshot: Snapshot,
+    snapshot: TreeSnapshot,
     synced: Mapping[str, str],
     seal: Sealer,
     found: Divergences,
@@ -135,7 +135,7 @@ def _draft(
 
 def details(
     target: MirrorTarget,
-    snapshot: Snapshot,
+    snapshot: TreeSnapshot,
     diffs: Sequence[FileDiff],
     origins: Mapping[str, Origin],
 ) -> dict[str, tuple[str, ...]]:
@@ -190,7 +190,7 @@ def reconcile(
         for _attempt in range(CAS_ATTEMPTS):
             phase = Phase.OBSERVE
             observation = target.observe()
-            snapshot: Snapshot = observation.snapshot
+            snapshot: TreeSnapshot = observation.snapshot
             phase = Phase.PLAN
             synced = target.copy_cache.synced if target.copy_cache is not None else {}
             rejected = spec.mirror in found.rejected.get(name, {})
@@ -233,7 +233,7 @@ def reconcile(
         return replace(base, error=str(e), phase=phase, recoverable=recoverable)
 
 
-def _holds(after: Snapshot, rel: str, deleted: bool) -> bool:
+def _holds(after: TreeSnapshot, rel: str, deleted: bool) -> bool:
     have = after.copy.tree.get(rel)
     if deleted:
         return have is None
@@ -249,7 +249,7 @@ def _holds(after: Snapshot, rel: str, deleted: bool) -> bool:
 def _report(
     base: TargetReport,
     target: MirrorTarget,
-    snapshot: Snapshot,
+    snapshot: TreeSnapshot,
     planned: Planned,
     notes: tuple[str, ...],
 ) -> TargetReport:
@@ -309,7 +309,7 @@ def inspect(
 
     spec = target.spec
     observation = target.observe()
-    snapshot: Snapshot = observation.snapshot
+    snapshot: TreeSnapshot = observation.snapshot
     synced = target.copy_cache.synced if target.copy_cache is not None else {}
     planned = plan(name, spec, snapshot, synced, seal, found)
     base = TargetReport(name, KIND.value, target.describe(), spec.optional)

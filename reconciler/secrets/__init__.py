@@ -940,9 +940,6 @@ class Redactor:
             return [self.scrub_data(v) for v in data]
         return data
 
-    def log_filter(self) -> logging.Filter:
-        return RedactingFilter(self)
-
 
 class RedactingFilter(logging.Filter):
     """A logging filter that scrubs a record's message, exception and stack texts."""
@@ -1047,11 +1044,6 @@ def install_logging(*loggers: logging.Logger) -> None:
 
 
 _factory_installed = False
-
-
-def log_filter() -> logging.Filter:
-    """The process-wide redacting filter, for a handler created after ``install_logging``."""
-    return _FILTER
 
 
 def wrap_streams() -> None:

@@ -29,7 +29,7 @@ _write_observers: list[Callable[[Path, bytes], None]] = []
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class FileSnapshot:
     """What a file held when observed: its bytes (None if absent) for the compare-and-swap."""
 
     path: Path
@@ -44,11 +44,11 @@ class Snapshot:
         return hashlib.sha256(self.content or b"").hexdigest() if self.exists else "absent"
 
 
-def read_snapshot(path: Path) -> Snapshot:
+def read_snapshot(path: Path) -> FileSnapshot:
     try:
-        return Snapshot(path, path.read_bytes())
+        return FileSnapshot(path, path.read_bytes())
     except FileNotFoundError:
-        return Snapshot(path, None)
+        return FileSnapshot(path, None)
     except IsADirectoryError as e:
         raise TargetError(f"{path}: is a directory, not a config file", recoverable=False) from e
     except OSError as e:
@@ -123,7 +123,7 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def compare_and_swap(snapshot: Snapshot, data: bytes, *, mode: int | None = None) -> None:
+def compare_and_swap(snapshot: FileSnapshot, data: bytes, *, mode: int | None = None) -> None:
     """Write ``data`` only if the file still holds what ``snapshot`` saw; else ConcurrentChange."""
     now = read_snapshot(snapshot.path)
     if now.content != snapshot.content:

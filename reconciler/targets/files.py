@@ -106,7 +106,7 @@ class FileTarget(ABC):
         return contextlib.nullcontext()
 
     def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
-        snapshot: fsutil.Snapshot = observation.snapshot
+        snapshot: fsutil.FileSnapshot = observation.snapshot
         with fsutil.locked(self.context.lock_dir, self.path), self.client_lock():
             # Merge into the document as it is on disk now: the CAS below refuses if that
             # differs from what was observed, so no change made meanwhile is lost.
@@ -139,7 +139,7 @@ class FileTarget(ABC):
         return {}
 
     def _only_elsewhere(
-        self, seen: fsutil.Snapshot, now: fsutil.Snapshot, writes: Sequence[Write]
+        self, seen: fsutil.FileSnapshot, now: fsutil.FileSnapshot, writes: Sequence[Write]
     ) -> bool:
         """True when the file changed, but not in any entry about to be written."""
         if self.cas_scope != "entries" or seen.content is None or now.content is None:

@@ -68,7 +68,7 @@ class Node:
 
 
 @dataclass
-class Document:
+class JsoncDocument:
     """A parsed JSONC text: its value, its syntax tree and where its comments are."""
 
     text: str
@@ -128,12 +128,12 @@ class _Parser:
     def punct(self, token: tuple[str, int, int]) -> str:
         return self.text[token[1] : token[2]] if token[0] == "punct" else ""
 
-    def document(self) -> Document:
+    def document(self) -> JsoncDocument:
         root = self.value(0)
         token = self.peek()
         if token[0] != "eof":
             self.fail(token[1], "unexpected content after the end of the document")
-        return Document(self.text, root, self.comments, self.trailing_commas)
+        return JsoncDocument(self.text, root, self.comments, self.trailing_commas)
 
     def value(self, depth: int) -> Node:
         if depth > MAX_DEPTH:
@@ -198,7 +198,7 @@ class _Parser:
                 self.take()
 
 
-def parse(text: str) -> Document:
+def parse(text: str) -> JsoncDocument:
     """Parse JSONC text; JsoncError with line and column if it is not valid."""
     return _Parser(text).document()
 
@@ -207,7 +207,7 @@ def parse(text: str) -> Document:
 
 
 class _Editor:
-    def __init__(self, doc: Document, unit: str) -> None:
+    def __init__(self, doc: JsoncDocument, unit: str) -> None:
         self.doc = doc
         self.text = doc.text
         self.unit = unit
@@ -375,7 +375,7 @@ class _Editor:
         return text
 
 
-def edit(doc: Document, new: Any, unit: str) -> str:
+def edit(doc: JsoncDocument, new: Any, unit: str) -> str:
     """The text of ``doc`` changed to hold ``new``, keeping every comment and all layout.
 
     ``unit`` is one indentation step for new lines. JsoncError when the change would drop

@@ -160,7 +160,7 @@ def _secret_values(config: Mapping[str, Any] | None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class RegistrySnapshot:
     """What ``observe`` saw, for ``apply``: the raw configs (secrets included, never shown),
     the enabled flags and every tool's flag. ``full`` is False when the configs came from
     ``/api/v0/servers`` (no admin rights): they cannot be registered again then."""
@@ -187,15 +187,12 @@ class MCPJungleTarget:
         name: str,
         spec: TargetSpec,
         context: Context,
-        *,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.name = name
         self.spec = spec
         self.context = context
         self.url = (spec.url or "").rstrip("/")
         self.timeout = spec.timeout or DEFAULT_TIMEOUT
-        self._transport = transport
         self._client: httpx.Client | None = None
         self._secrets: list[str] = []  # values scrubbed from every text we show
         self.version: str | None = None
@@ -256,12 +253,12 @@ class MCPJungleTarget:
         for config in configs:
             self._remember_secrets(config)
         entries = {n: config_to_essence(c, enabled[n]) for n, c in by_name.items()}
-        snapshot = Snapshot(by_name, enabled, tools, full)
+        snapshot = RegistrySnapshot(by_name, enabled, tools, full)
         return Observation(entries, snapshot, blind, tuple(notes), tools=tools)
 
     def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
         snapshot = observation.snapshot
-        if not isinstance(snapshot, Snapshot):
+        if not isinstance(snapshot, RegistrySnapshot):
             raise TargetError("internal: apply without an MCPJungle observation")
         if not snapshot.full:
             raise TargetError(
@@ -304,7 +301,7 @@ class MCPJungleTarget:
         entry: str,
         group: list[Write],
         body: dict[str, Any] | None,
-        snapshot: Snapshot,
+        snapshot: RegistrySnapshot,
     ) -> None:
         actions = {w.action for w in group}
         policy = next((w.tools for w in group if w.tools is not None), None)
@@ -382,7 +379,7 @@ class MCPJungleTarget:
             )
         raise self._failure(response, f"register server '{entry}'")
 
-    def _replace(self, entry: str, body: Mapping[str, Any], snapshot: Snapshot) -> None:
+    def _replace(self, entry: str, body: Mapping[str, Any], snapshot: RegistrySnapshot) -> None:
         """Register ``body`` over ``entry``; on failure, register the previous config again."""
         previous = snapshot.configs[entry]
         try:
@@ -444,7 +441,6 @@ class MCPJungleTarget:
                 base_url=self.url,
                 headers=headers,
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
-                transport=self._transport,
                 trust_env=not loopback,  # a proxy never reaches a gateway on this machine
                 follow_redirects=False,
                 # Plain http has no certificates to check: skip loading the CA bundle (0.1 s).
@@ -705,7 +701,7 @@ def build(name: str, spec: TargetSpec, context: Context) -> MCPJungleTarget:
 __all__: Sequence[str] = (
     "DEFAULT_TIMEOUT",
     "MCPJungleTarget",
-    "Snapshot",
+    "RegistrySnapshot",
     "build",
     "config_to_essence",
     "disabled_by_policy",

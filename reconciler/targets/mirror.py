@@ -386,7 +386,7 @@ def _hash_pending(result: Scan, pending: list[str]) -> None:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class TreeSnapshot:
     """What one observation saw: the source and the copy."""
 
     source: Scan
@@ -477,13 +477,13 @@ class MirrorTarget:
         )
         # Entries stay empty for the generic consumers (audit, import): a mirror's files
         # are not server entries. Its own planning reads the snapshot.
-        return Observation({}, Snapshot(source, copy), notes=notes)
+        return Observation({}, TreeSnapshot(source, copy), notes=notes)
 
     # -- apply -------------------------------------------------------------------------
 
     def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
         """Carry out per-file writes: ``entry`` is a file's pointer; no essence means delete."""
-        snapshot: Snapshot = observation.snapshot
+        snapshot: TreeSnapshot = observation.snapshot
         with fsutil.locked(self.context.lock_dir, self.copy_root):
             deletes = [w for w in writes if w.essence is None]
             for write in sorted(deletes, key=lambda w: w.entry.count("/"), reverse=True):
@@ -492,7 +492,7 @@ class MirrorTarget:
                 if write.essence is not None:
                     self._copy(snapshot, path_of(write.entry))
 
-    def _check_copy(self, snapshot: Snapshot, rel: str) -> None:
+    def _check_copy(self, snapshot: TreeSnapshot, rel: str) -> None:
         """Compare-and-swap: the copy's entry is still what was observed (or still absent)."""
         seen = snapshot.copy.tree.get(rel)
         path = os.path.join(self.copy_root, rel)
@@ -549,7 +549,7 @@ class MirrorTarget:
                 )
         return folder / parts[-1]
 
-    def _copy(self, snapshot: Snapshot, rel: str) -> None:
+    def _copy(self, snapshot: TreeSnapshot, rel: str) -> None:
         want = snapshot.source.tree[rel]
         self._check_copy(snapshot, rel)
         dest = self._inside(rel, make=True)
@@ -576,7 +576,7 @@ class MirrorTarget:
             return
         fsutil.atomic_write(dest, data, mode=mode, follow_symlinks=False)
 
-    def _delete(self, snapshot: Snapshot, rel: str) -> None:
+    def _delete(self, snapshot: TreeSnapshot, rel: str) -> None:
         self._check_copy(snapshot, rel)
         dest = self._inside(rel, make=False)
         try:
@@ -601,7 +601,7 @@ class MirrorTarget:
         """A file's bytes in the copy and in the source (first 2 MiB; None if unreadable)."""
         return _read_plain(self.copy_root, rel), _read_plain(self.source_root, rel)
 
-    def remember_in_parity(self, snapshot: Snapshot, diffs: Sequence[FileDiff]) -> None:
+    def remember_in_parity(self, snapshot: TreeSnapshot, diffs: Sequence[FileDiff]) -> None:
         """Files found identical become the last-synced state (non-dry runs only)."""
         if self.copy_cache is None or not self.writable:
             return

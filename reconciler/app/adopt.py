@@ -27,7 +27,7 @@ from reconciler.core.compare import diff, pointer_parts
 from reconciler.core.errors import DesiredStateError, UsageError
 from reconciler.core.essence import CAPABILITIES, Essence, from_server
 from reconciler.core.model import Kind, TargetSpec, server_name_problem
-from reconciler.secrets import REDACTOR, redact, scan_essence
+from reconciler.secrets import REDACTOR, find_references, redact, scan_essence
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.desired import display_path, make_yaml
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 FILE_MODE = 0o644
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_REFERENCE = re.compile(r"\$\{[^{}]*\}|<GET_FROM_INFISICAL:[^<>]*>")
 _ARG_KEY = re.compile(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)=(.*)$", re.S)
 _FLAG = re.compile(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)$")
 
@@ -462,7 +461,7 @@ def adopt(engine: Engine, server: str, target: str) -> Result:
     keep = {}
     for name in ("env", "headers"):
         for key, value in current.get(name, {}).items():
-            if _REFERENCE.search(value):
+            if find_references(value):
                 keep[f"/{name}/{_escape(key)}"] = value
     clean, moved = without_secrets(server, live, keep)
     fields = definition(clean)

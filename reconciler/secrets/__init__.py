@@ -68,7 +68,8 @@ RESOLVER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _BRACED = re.compile(r"\$\{([^{}]*)\}")
 _LEGACY = re.compile(r"<GET_FROM_INFISICAL:([^<>]*)>")
 _ONLY_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
-_BEARER_ENV = re.compile(r"Bearer \$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+# ``Bearer ${env:NAME}``: a header that clients with a bearer-variable key can keep as one.
+BEARER_ENV = re.compile(r"Bearer \$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Environment variables that locate things rather than authenticate: resolving them is not
 # materializing a secret (no 0600, no redaction of every path under $HOME).
@@ -386,7 +387,7 @@ def referable(kind: Kind, field: str, key: str | None, value: str) -> bool:
     if field == "headers":
         if whole is not None:
             return True
-        return (key or "").lower() == "authorization" and _BEARER_ENV.fullmatch(value) is not None
+        return (key or "").lower() == "authorization" and BEARER_ENV.fullmatch(value) is not None
     return False
 
 

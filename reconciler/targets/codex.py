@@ -30,12 +30,11 @@ from typing import Any
 from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import CAPABILITIES, Essence, normalize
 from reconciler.core.model import Kind, TargetSpec
+from reconciler.secrets import BEARER_ENV
 from reconciler.targets import paths
 from reconciler.targets.base import Context
 from reconciler.targets.files import FileTarget
 from reconciler.targets.references import canonical, referenced_name
-
-_BEARER = re.compile(r"Bearer \$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 MANAGED = (
     "command",
@@ -207,7 +206,7 @@ def _native_fields(essence: Essence, existing: Mapping[str, Any]) -> dict[str, A
         plain: dict[str, str] = {}
         by_name: dict[str, str] = {}
         for key, value in essence.get("headers", {}).items():
-            bearer = _BEARER.fullmatch(value)
+            bearer = BEARER_ENV.fullmatch(value)
             if key.lower() == "authorization" and bearer:
                 fields["bearer_token_env_var"] = bearer.group(1)
             elif referenced_name(value) is not None:

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from reconciler.app import audit as audits
+from reconciler.app import probe as probes
 from reconciler.app import service as svc
 from reconciler.app.service import ServiceSpec
 from reconciler.app.status import matrix_json, render_matrix
@@ -144,6 +145,85 @@ def status(target_names: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option(
+    "-s",
+    "--server",
+    "server_names",
+    multiple=True,
+    metavar="S",
+    help="Only this server (repeatable).",
+)
+@click.option(
+    "-t",
+    "--target",
+    "target_names",
+    multiple=True,
+    metavar="T",
+    help="Probe the live entries this target holds instead of desired state (repeatable).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds per server: spawn or connect, handshake and the whole tool listing.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Servers probed at once.",
+)
+@global_options
+def probe(
+    server_names: tuple[str, ...],
+    target_names: tuple[str, ...],
+    timeout: float,
+    concurrency: int,
+) -> None:
+    """Connect to each server as a client would: health, protocol, tools. Writes nothing.
+
+    Starts each stdio server (declared env plus a minimal base environment, secrets
+    resolved) or connects to it over streamable HTTP or SSE (deprecated: flagged), lists
+    every tool, counts prompts and resources, and closes. A failing required server exits
+    3; an optional one is a warning (exit 0).
+
+    \b
+    Examples:
+      reconcile probe                        every declared server
+      reconcile probe --server time --json   one server, machine-readable
+      reconcile probe --target code          the live entries of one target
+    """
+    settings = current_settings()
+
+    def run() -> probes.ProbeReport:
+        engine = make_engine()
+        state = engine.load()
+        total = probes.count(state, server_names, target_names)
+        shown = not settings.json and settings.verbosity >= 0 and sys.stderr.isatty()
+        progress = probes.Progress(total, enabled=shown)
+        try:
+            return probes.probe(
+                engine,
+                server_names,
+                target_names,
+                timeout=timeout,
+                concurrency=concurrency,
+                on_done=progress,
+            )
+        finally:
+            progress.close()
+
+    report = guarded(run)
+    if settings.json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(probes.render_text(report))
+    sys.exit(int(report.exit_code))
+
+
+@main.command()
 @global_options
 def validate() -> None:
     """Check desired state only: schema, references, placements. Exit 0 or 2.
@@ -189,15 +269,7 @@ def audit(target_names: tuple[str, ...], strict: bool) -> None:
     adopt` move such values into references.
     """
 
-    setup_logging_from_settings()
-    try:
-        report = audits.audit(make_engine(), target_names, strict=strict)
-    except DesiredStateError as e:
-        fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
-    except (UsageError, RepositoryError) as e:
-        fail(ExitCode.INVALID, f"error: {e}")
-    except ReconcilerError as e:
-        fail(ExitCode.FAILED, f"error: {e}")
+    report = guarded(lambda: audits.audit(make_engine(), target_names, strict=strict))
     if current_settings().json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:

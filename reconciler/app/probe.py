@@ -1,0 +1,249 @@
+"""``reconcile probe``: connect to each server the way a client does, and report like a pass.
+
+A configuration in sync can still be broken: the command is not installed, the token has
+expired, the server crashes on start. This command builds one ``ProbeSpec`` per server from
+desired state (secrets resolved, as a client would see them) or, with ``--target``, from
+the live entry that target holds, hands them to ``reconciler.probe``, and turns the results
+into a degraded report with the documented exit codes: 3 when a required server failed,
+0 otherwise (an optional server's failure is a warning).
+
+Probing runs commands from desired state, so it happens only when asked: this command, and
+never ``validate``, ``status`` or a dry run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.errors import UsageError
+from reconciler.core.essence import Essence, from_server
+from reconciler.core.model import Kind
+from reconciler.core.report import SCHEMA_VERSION, ExitCode
+from reconciler.engine import Engine
+from reconciler.probe import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    Phase,
+    ProbeResult,
+    ProbeSpec,
+    probe_all,
+)
+from reconciler.secrets import SecretError, SecretResolver, redact, render_essence
+from reconciler.store.desired import DesiredState
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """Every probed server, and the exit code their failures make."""
+
+    results: tuple[ProbeResult, ...]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if any(not r.ok and r.required for r in self.results):
+            return ExitCode.FAILED
+        return ExitCode.CONVERGED
+
+    @property
+    def degraded(self) -> tuple[ProbeResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "exit_code": int(self.exit_code),
+            "servers": [r.to_json() for r in self.results],
+            "degraded": [_degraded_json(r) for r in self.degraded],
+        }
+
+
+def _degraded_json(result: ProbeResult) -> dict[str, Any]:
+    return {
+        "server": result.server,
+        "target": result.target,
+        "phase": result.phase.value if result.phase is not None else None,
+        "required": result.required,
+        "error": result.error,
+        "recoverable": result.recoverable,
+        "context": result.context.to_json(),
+    }
+
+
+def probe(
+    engine: Engine,
+    servers: Sequence[str] = (),
+    targets: Sequence[str] = (),
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_done: Callable[[ProbeResult], None] | None = None,
+) -> ProbeReport:
+    """Probe the selected servers: their desired definitions, or the live entries of
+    ``targets`` (one probe per target and placed server)."""
+    state = engine.load()
+    for name in servers:
+        if name not in state.servers:
+            known = ", ".join(state.servers) or "none"
+            raise UsageError(f"unknown server: {name} (declared: {known})")
+    for name in targets:
+        if name not in state.targets:
+            known = ", ".join(state.targets) or "none"
+            raise UsageError(f"unknown target: {name} (declared: {known})")
+    resolver = engine.secret_resolver(state)
+    specs: list[ProbeSpec] = []
+    failed: dict[int, ProbeResult] = {}  # position -> a result decided before probing
+    wanted = list(servers) or list(state.servers)
+    if not targets:
+        for name in wanted:
+            server = state.servers[name]
+            _add(specs, failed, name, None, from_server(server), server.required, resolver)
+    else:
+        for target in targets:
+            live = engine.observe(target, state.targets[target], state).entries
+            for name, placement in state.placements(target).items():
+                if name not in wanted:
+                    continue
+                aliases = (name, *state.servers[name].aliases)
+                entry = next((live[a] for a in aliases if a in live), None)
+                if entry is None:
+                    failed[len(specs) + len(failed)] = _not_there(name, target, placement.required)
+                    continue
+                _add(specs, failed, name, target, entry, placement.required, resolver)
+    results = iter(
+        probe_all(specs, timeout=timeout, concurrency=concurrency, redact=redact, on_done=on_done)
+    )
+    total = len(specs) + len(failed)
+    return ProbeReport(tuple(failed[i] if i in failed else next(results) for i in range(total)))
+
+
+def _add(
+    specs: list[ProbeSpec],
+    failed: dict[int, ProbeResult],
+    server: str,
+    target: str | None,
+    essence: Essence,
+    required: bool,
+    resolver: SecretResolver,
+) -> None:
+    """One spec with the references of ``essence`` resolved, or a spawn failure if they
+    cannot be (the message names the reference, never a value)."""
+    try:
+        done = render_essence(essence, resolver, kind=Kind.CLAUDE_DESKTOP, keep_env=False)
+    except SecretError as e:
+        failed[len(specs) + len(failed)] = ProbeResult(
+            server=server,
+            target=target,
+            ok=False,
+            transport=str(essence.get("transport", "stdio")),
+            required=required,
+            phase=Phase.SPAWN,
+            error=redact(str(e)),
+            recoverable=e.recoverable,
+        )
+        return
+    resolved = done.essence
+    specs.append(
+        ProbeSpec(
+            server=server,
+            transport=resolved["transport"],
+            command=resolved.get("command"),
+            args=tuple(resolved.get("args", ())),
+            env=_strings(resolved.get("env")),
+            cwd=resolved.get("cwd"),
+            url=resolved.get("url"),
+            headers=_strings(resolved.get("headers")),
+            target=target,
+            required=required,
+        )
+    )
+
+
+def _strings(value: Any) -> Mapping[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+def _not_there(server: str, target: str, required: bool) -> ProbeResult:
+    return ProbeResult(
+        server=server,
+        target=target,
+        ok=False,
+        transport="-",
+        required=required,
+        phase=Phase.SPAWN,
+        error=f"target '{target}' holds no entry for '{server}' (run `reconcile` to sync it)",
+        recoverable=False,
+    )
+
+
+def render_text(report: ProbeReport) -> str:
+    """The human table (server, transport, status, protocol, tools, latency), then each
+    failure with its phase and context."""
+    rows = [("SERVER", "TRANSPORT", "STATUS", "PROTOCOL", "TOOLS", "LATENCY")]
+    for r in report.results:
+        name = r.server if r.target is None else f"{r.server} @ {r.target}"
+        transport = r.transport + (" (deprecated)" if r.context.deprecated else "")
+        tools = str(len(r.tools)) if r.ok else "-"
+        latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
+        rows.append((name, transport, r.status, r.protocol_version or "-", tools, latency))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    for r in report.degraded:
+        level = "error" if r.required else "warning"
+        where = f" on {r.target}" if r.target else ""
+        phase = r.phase.value if r.phase is not None else "probe"
+        lines.append(f"{level}: {r.server}{where}: {phase} failed: {r.error}")
+        context = r.context
+        if context.command:
+            lines.append(f"  command: {context.command}")
+        if context.exit_status is not None:
+            lines.append(f"  exit status: {context.exit_status}")
+        if context.http_status is not None:
+            lines.append(f"  http status: {context.http_status}")
+        if context.unsupported:
+            lines.append(f"  unsupported: {context.unsupported}")
+        if context.stderr_tail:
+            lines += [f"  stderr: {line}" for line in context.stderr_tail.splitlines()[-5:]]
+    failed = sum(1 for r in report.degraded if r.required)
+    warned = len(report.degraded) - failed
+    up = len(report.results) - len(report.degraded)
+    lines.append(
+        f"{up} up, {failed} required failed, {warned} optional failed"
+        f" of {len(report.results)} server{'s' if len(report.results) != 1 else ''}"
+    )
+    return "\n".join(lines)
+
+
+class Progress:
+    """A one-line counter on a terminal's stderr while many servers are probed."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.done = 0
+        self.enabled = enabled and total > 1
+
+    def __call__(self, result: ProbeResult) -> None:
+        self.done += 1
+        if self.enabled:
+            sys.stderr.write(
+                f"\rprobing: {self.done}/{self.total} ({result.server} {result.status})\x1b[K"
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def count(state: DesiredState, servers: Sequence[str], targets: Sequence[str]) -> int:
+    """How many probes ``probe`` will run, for the progress line."""
+    wanted = list(servers) or list(state.servers)
+    if not targets:
+        return len(wanted)
+    return sum(len([s for s in state.placements(t) if s in wanted]) for t in targets)

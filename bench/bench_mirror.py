@@ -11,13 +11,15 @@ and one that walks and hashes them (the floor of a cold pass).
 
 The tree is generated, then the benchmark waits 2.5 s: the cache does not trust files
 modified within 2 s of the scan that hashed them (git's racy-clean rule), and real trees
-are older than that. Run: python bench/bench_mirror.py [--files N] [--update-report]
+are older than that. Run: python bench/bench_mirror.py [--files N] [--update-report] [--json]
+(bench/run.py runs it as its "mirror no-op" row.)
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -27,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reportfile import update_section
+from reportfile import REPORT, update_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -86,6 +88,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--update-report", action="store_true")
+    parser.add_argument("--report", type=Path, default=REPORT, help="the report to update")
+    parser.add_argument("--json", action="store_true", help="print the samples as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -104,8 +108,9 @@ def main() -> None:
         warm_dry = [engine_pass(root, state, dry_run=True) for _ in range(args.repeat)]
         cache = state / "mirror-cache"
         cache_bytes = sum(p.stat().st_size for p in cache.glob("*.json"))
-        walk = median([bare_walk(root, hash_files=False) for _ in range(args.repeat)])
-        hashed = median([bare_walk(root, hash_files=True) for _ in range(args.repeat)])
+        walks = [bare_walk(root, hash_files=False) for _ in range(args.repeat)]
+        hashes = [bare_walk(root, hash_files=True) for _ in range(args.repeat)]
+        walk, hashed = median(walks), median(hashes)
 
     n = args.files
     lines = [
@@ -129,9 +134,20 @@ def main() -> None:
         "nothing: neither the copy nor the cache (rewritten only when an entry changed).",
     ]
     text = "\n".join(lines)
-    print(text)
+    if args.json:
+        samples = {
+            "cold_dry": cold_dry,
+            "cold_apply": cold_apply,
+            "warm_apply": warm_apply,
+            "warm_dry": warm_dry,
+            "bare_walk": walks,
+            "bare_hash": hashes,
+        }
+        print(json.dumps({"files": n, "cache_bytes": cache_bytes, "samples_s": samples}))
+    else:
+        print(text)
     if args.update_report:
-        update_section("## Mirror no-op pass", text)
+        update_section("## Mirror no-op pass", text, args.report)
 
 
 if __name__ == "__main__":

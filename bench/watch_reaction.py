@@ -126,6 +126,7 @@ def stats(values: list[float], debounce_ms: int) -> dict[str, float]:
     median = statistics.median(ordered)
     return {
         "n": len(ordered),
+        "min_ms": round(ordered[0], 1),
         "median_ms": round(median, 1),
         "p99_ms": round(p99, 1),
         "max_ms": round(ordered[-1], 1),

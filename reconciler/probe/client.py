@@ -9,6 +9,7 @@ SDK's exceptions into a phase and a one-line error.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -43,6 +44,7 @@ NOISE_CHARS = 200
 _T = TypeVar("_T")
 
 
+@functools.cache
 def _client_info() -> mcp_types.Implementation:
     try:
         version = importlib.metadata.version("mcp-reconciler")
@@ -57,8 +59,8 @@ class ProbeClient(Client):
     ``mode='auto'`` sends ``server/discover`` first (the 2026-07-28 revision is stateless
     and has no initialize) and falls back to ``initialize`` on any JSON-RPC error. The SDK
     waits a fixed 10 s for that discover answer; a server of an older revision that simply
-    ignores the unknown method would then cost 10 s before its initialize is even sent,
-    more than the whole probe timeout. Here the discover gives up after
+    ignores the unknown method would then cost 10 s before its initialize is even sent:
+    the whole default probe timeout. Here the discover gives up after
     ``discover_timeout`` with the same REQUEST_TIMEOUT error the SDK's own wait raises, so
     the SDK's fallback (initialize, and its re-probe when a slow modern server answers
     that with -32022) proceeds as designed, within the probe's own timeout.
@@ -86,10 +88,16 @@ class ProbeClient(Client):
 
 @dataclass
 class Progress:
-    """How far one probe got; read when it fails, to name the phase."""
+    """How far one probe got; read when it fails, to name the phase.
+
+    ``found`` is set as soon as the listing is complete, before the connection closes: a
+    server that then hangs or errors while closing has still answered everything a client
+    needs, so the probe reports what it found.
+    """
 
     phase: Phase = Phase.INITIALIZE
     listed_at: float | None = None
+    found: Inventory | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,7 @@ async def inventory(
                 lambda c: client.list_resources(cursor=c), lambda r: r.resources, "resources"
             )
         progress.listed_at = anyio.current_time()
-        return Inventory(
+        progress.found = Inventory(
             protocol_version=client.protocol_version,
             server_name=redact(info.name) if info is not None else None,
             server_version=redact(info.version) if info is not None and info.version else None,
@@ -144,6 +152,7 @@ async def inventory(
             prompts=prompts,
             resources=resources,
         )
+    return progress.found
 
 
 class _ListingError(Exception):
@@ -308,9 +317,14 @@ class HttpLog:
     authenticate: str | None = None
 
     async def hook(self, response: httpx2.Response) -> None:
-        self.statuses.append(response.status_code)
-        if response.status_code == 401:
+        status = response.status_code
+        if status == 401:
             self.authenticate = response.headers.get("www-authenticate")
+        # A server of an older revision may refuse the discover probe with a 4xx and a
+        # JSON-RPC error, then initialize fine: that refusal is no failure to blame later.
+        discover = response.request.headers.get("mcp-method") == "server/discover"
+        if not discover or status in (401, 403):
+            self.statuses.append(status)
 
     def failure_status(self) -> int | None:
         """The status to blame: a 401/403 anywhere, else the last status if it was an error."""

@@ -88,9 +88,11 @@ def spawn_problem(command: str, cwd: str | None, env: Mapping[str, str]) -> str 
     if cwd is not None and not os.path.isdir(cwd):
         return f"working directory does not exist: {cwd}"
     if os.sep in command or (os.altsep is not None and os.altsep in command):
-        if not os.path.exists(command):
+        # A relative path is run from the child's working directory, not ours.
+        path = os.path.join(cwd, command) if cwd is not None else command
+        if not os.path.exists(path):
             return f"command not found: {command}"
-        if not os.access(command, os.X_OK) or os.path.isdir(command):
+        if not os.access(path, os.X_OK) or os.path.isdir(path):
             return f"command is not executable: {command}"
         return None
     # The child's PATH decides, not ours: that is the one the OS searches.

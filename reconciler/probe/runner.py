@@ -157,6 +157,7 @@ def _ok(
 def _failed(
     spec: ProbeSpec,
     started: float,
+    failed_at: float,
     phase: Phase,
     error: str,
     recoverable: bool,
@@ -169,7 +170,8 @@ def _failed(
         ok=False,
         transport=spec.transport,
         required=spec.required,
-        latency_ms=round((anyio.current_time() - started) * 1000, 1),
+        # Until the failure was known, not until the server was reaped.
+        latency_ms=round((failed_at - started) * 1000, 1),
         phase=phase,
         error=redact(error),
         recoverable=recoverable,
@@ -193,9 +195,8 @@ async def _probe_stdio(
 
     problem = process.spawn_problem(spec.command, spec.cwd, env)
     if problem is not None:
-        return _failed(
-            spec, started, Phase.SPAWN, problem, False, ProbeContext(command=shown), redact
-        )
+        context = ProbeContext(command=shown)
+        return _failed(spec, started, started, Phase.SPAWN, problem, False, context, redact)
     try:
         child = await process.spawn(spec.command, spec.args, env, spec.cwd)
     except OSError as exc:
@@ -203,6 +204,7 @@ async def _probe_stdio(
         return _failed(
             spec,
             started,
+            anyio.current_time(),
             Phase.SPAWN,
             f"cannot start {spec.command}: {reason}",
             False,
@@ -215,23 +217,23 @@ async def _probe_stdio(
     progress = sdk.Progress()
     noise = sdk.StdoutNoise()
     tail = process.StderrTail()
-    found: Inventory | None = None
     failure: BaseException | None = None
+    failed_at = started
     timed_out = False
     async with anyio.create_task_group() as tg:
         tg.start_soon(tail.drain, child.stderr)
         try:
             with anyio.fail_at(deadline):
-                found = await sdk.inventory(
+                await sdk.inventory(
                     lambda: sdk.stdio_streams(child, noise),
                     discover_timeout=_discover_timeout(timeout),
                     progress=progress,
                     redact=redact,
                 )
         except Exception as exc:
-            failure = exc
+            failure, failed_at = exc, anyio.current_time()
             # The SDK may turn our cancellation into its own error on the way out.
-            timed_out = isinstance(exc, TimeoutError) or anyio.current_time() >= deadline
+            timed_out = isinstance(exc, TimeoutError) or failed_at >= deadline
         finally:
             exit_status = await process.stop(child, graceful=not timed_out)
             with anyio.move_on_after(_STDERR_SETTLE, shield=True):
@@ -245,8 +247,8 @@ async def _probe_stdio(
         stderr_tail=stderr_tail,
         stdout_noise=noise.text(redact),
     )
-    if found is not None:
-        return _ok(spec, found, started, progress, context)
+    if progress.found is not None:
+        return _ok(spec, progress.found, started, progress, context)
     assert failure is not None
     if timed_out:
         error, recoverable, phase = _timed_out(timeout, progress.phase), True, progress.phase
@@ -258,7 +260,7 @@ async def _probe_stdio(
         error, recoverable, phase = diagnosis.error, diagnosis.recoverable, diagnosis.phase
     if noise.count:
         error += f"; it wrote {noise.count} line(s) on stdout that are not JSON-RPC"
-    return _failed(spec, started, phase, error, recoverable, context, redact)
+    return _failed(spec, started, failed_at, phase, error, recoverable, context, redact)
 
 
 async def _probe_http(spec: ProbeSpec, *, timeout: float, redact: Redact) -> ProbeResult:
@@ -274,27 +276,26 @@ async def _probe_http(spec: ProbeSpec, *, timeout: float, redact: Redact) -> Pro
         transport = sdk.sse_transport(spec.url, headers, timeout, log)
     else:
         transport = sdk.http_transport(spec.url, headers, timeout, log)
-    found: Inventory | None = None
     failure: BaseException | None = None
+    failed_at = started
     timed_out = False
     try:
         with anyio.fail_at(deadline):
-            found = await sdk.inventory(
+            await sdk.inventory(
                 transport,
                 discover_timeout=_discover_timeout(timeout),
                 progress=progress,
                 redact=redact,
             )
     except Exception as exc:
-        failure = exc
-        timed_out = isinstance(exc, TimeoutError) or anyio.current_time() >= deadline
+        failure, failed_at = exc, anyio.current_time()
+        timed_out = isinstance(exc, TimeoutError) or failed_at >= deadline
 
     shown_url = redact(spec.url)
     deprecated = spec.transport == "sse"
-    if found is not None:
-        return _ok(
-            spec, found, started, progress, ProbeContext(url=shown_url, deprecated=deprecated)
-        )
+    if progress.found is not None:
+        context = ProbeContext(url=shown_url, deprecated=deprecated)
+        return _ok(spec, progress.found, started, progress, context)
     assert failure is not None
     diagnosis = sdk.diagnose_http(failure, progress, log, spec.url)
     if timed_out and diagnosis.http_status is None:
@@ -302,4 +303,4 @@ async def _probe_http(spec: ProbeSpec, *, timeout: float, redact: Redact) -> Pro
     else:
         error, recoverable, phase = diagnosis.error, diagnosis.recoverable, diagnosis.phase
     context = ProbeContext(url=shown_url, http_status=diagnosis.http_status, deprecated=deprecated)
-    return _failed(spec, started, phase, error, recoverable, context, redact)
+    return _failed(spec, started, failed_at, phase, error, recoverable, context, redact)

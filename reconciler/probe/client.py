@@ -1,38 +1,39 @@
 """The MCP client side of a probe, through the official `mcp` SDK.
 
-Importing this module loads the SDK (about 600 ms, ~580 modules), so nothing imports it at
-module level: the probe runner imports it inside the function that probes, and only when a
-probe runs. Everything that knows SDK types lives here: the client (with a short
-``server/discover``), the stdio/HTTP/SSE transports, the listing, and the reading of the
-SDK's exceptions into a phase and a one-line error.
+The SDK costs about 600 ms to import (~580 modules), so this module imports it, and its
+HTTP client httpx2, only inside the functions that probe (``load_sdk`` does it up front):
+importing ``reconciler.probe`` stays cheap. Everything that knows SDK types lives here: the
+client (with a short ``server/discover``), the stdio/HTTP/SSE transports, the listing, and
+the reading of the SDK's exceptions into a phase and a one-line error.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
-import httpx2
-import mcp_types
-from mcp import Client, ClientSession, MCPError
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from reconciler.probe.model import Phase, ToolInfo
 
+if TYPE_CHECKING:
+    import httpx2
+    import mcp_types
+    from mcp import Client, ClientSession
+    from mcp.shared.message import SessionMessage
+
+    Streams = tuple[
+        anyio.abc.ObjectReceiveStream[SessionMessage | Exception],
+        anyio.abc.ObjectSendStream[SessionMessage],
+    ]
+
 Redact = Callable[[str], str]
-Streams = tuple[
-    anyio.abc.ObjectReceiveStream[SessionMessage | Exception],
-    anyio.abc.ObjectSendStream[SessionMessage],
-]
 TransportFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
 # A paginator that never ends must not hang a probe (the timeout would end it, but with a
@@ -44,8 +45,15 @@ NOISE_CHARS = 200
 _T = TypeVar("_T")
 
 
-@functools.cache
+def load_sdk() -> None:
+    """Import the SDK now, so that its import is not charged to the first probe's timeout."""
+    _probe_client_class()
+
+
+@cache
 def _client_info() -> mcp_types.Implementation:
+    import mcp_types
+
     try:
         version = importlib.metadata.version("mcp-reconciler")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
@@ -53,37 +61,47 @@ def _client_info() -> mcp_types.Implementation:
     return mcp_types.Implementation(name="mcp-reconciler-probe", version=version)
 
 
-class ProbeClient(Client):
-    """The SDK's Client, with the ``server/discover`` probe bounded by ``discover_timeout``.
+@cache
+def _probe_client_class() -> type[Client]:
+    """The SDK's ``Client`` with a bounded discover, defined once the SDK is imported."""
+    import mcp_types
+    from mcp import Client, MCPError
 
-    ``mode='auto'`` sends ``server/discover`` first (the 2026-07-28 revision is stateless
-    and has no initialize) and falls back to ``initialize`` on any JSON-RPC error. The SDK
-    waits a fixed 10 s for that discover answer; a server of an older revision that simply
-    ignores the unknown method would then cost 10 s before its initialize is even sent:
-    the whole default probe timeout. Here the discover gives up after
-    ``discover_timeout`` with the same REQUEST_TIMEOUT error the SDK's own wait raises, so
-    the SDK's fallback (initialize, and its re-probe when a slow modern server answers
-    that with -32022) proceeds as designed, within the probe's own timeout.
+    class ProbeClient(Client):
+        """The SDK's Client, with the ``server/discover`` probe bounded by ``discover_timeout``.
 
-    The hook is the SDK's ``_build_session`` (private; pinned by ``mcp>=2.3,<3`` and
-    exercised by every probe test).
-    """
+        ``mode='auto'`` sends ``server/discover`` first (the 2026-07-28 revision is stateless
+        and has no initialize) and falls back to ``initialize`` on any JSON-RPC error. The SDK
+        waits a fixed 10 s for that discover answer; a server of an older revision that simply
+        ignores the unknown method would then cost 10 s before its initialize is even sent,
+        more than the whole probe timeout. Here the discover gives up after
+        ``discover_timeout`` with the same REQUEST_TIMEOUT error the SDK's own wait raises, so
+        the SDK's fallback (initialize, and its re-probe when a slow modern server answers
+        that with -32022) proceeds as designed, within the probe's own timeout.
 
-    discover_timeout: float = 10.0
+        The hook is the SDK's ``_build_session`` (private; pinned by ``mcp>=2.3,<3`` and
+        exercised by every probe test).
+        """
 
-    async def _build_session(self, exit_stack: AsyncExitStack) -> ClientSession:
-        session = await super()._build_session(exit_stack)
-        send_discover = session.send_discover
-        limit = self.discover_timeout
+        discover_timeout: float = 10.0
 
-        async def short_discover(version: str) -> dict[str, Any]:
-            with anyio.move_on_after(limit) as scope:
-                return await send_discover(version)
-            assert scope.cancelled_caught
-            raise MCPError(mcp_types.REQUEST_TIMEOUT, f"server/discover timed out after {limit:g}s")
+        async def _build_session(self, exit_stack: AsyncExitStack) -> ClientSession:
+            session = await super()._build_session(exit_stack)
+            send_discover = session.send_discover
+            limit = self.discover_timeout
 
-        session.send_discover = short_discover  # type: ignore[method-assign]
-        return session
+            async def short_discover(version: str) -> dict[str, Any]:
+                with anyio.move_on_after(limit) as scope:
+                    return await send_discover(version)
+                assert scope.cancelled_caught
+                raise MCPError(
+                    mcp_types.REQUEST_TIMEOUT, f"server/discover timed out after {limit:g}s"
+                )
+
+            session.send_discover = short_discover  # type: ignore[method-assign]
+            return session
+
+    return ProbeClient
 
 
 @dataclass
@@ -118,14 +136,14 @@ async def inventory(
     redact: Redact,
 ) -> Inventory:
     """Connect through ``transport``, negotiate, list everything, close."""
-    client = ProbeClient(
+    client = _probe_client_class()(
         transport(),
         mode="auto",
         # A probe wants what the server says now, not a cached listing.
         cache=None,
         client_info=_client_info(),
     )
-    client.discover_timeout = discover_timeout
+    client.discover_timeout = discover_timeout  # type: ignore[attr-defined]
     progress.phase = Phase.INITIALIZE
     async with client:
         progress.phase = Phase.LIST_TOOLS
@@ -189,6 +207,8 @@ async def _count(
     The counts are informational: a server whose prompt listing errors still serves its
     tools, so that is not a failed probe. A timeout still ends the probe (it is not caught).
     """
+    from mcp import MCPError
+
     try:
         return len(await _all_pages(fetch, items, what))
     except (MCPError, ValidationError, _ListingError):
@@ -254,6 +274,9 @@ async def stdio_streams(process: anyio.abc.Process, noise: StdoutNoise) -> Async
     When stdout ends (the server exited or closed it), the read stream closes and the
     session sees "Connection closed".
     """
+    import mcp_types
+    from mcp.shared.message import SessionMessage
+
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
     stdout, stdin = process.stdout, process.stdin
@@ -337,6 +360,8 @@ class HttpLog:
 
 
 def _http_client(headers: dict[str, str], timeout: float, log: HttpLog) -> httpx2.AsyncClient:
+    import httpx2
+
     return httpx2.AsyncClient(
         headers=headers,
         timeout=httpx2.Timeout(timeout),
@@ -351,6 +376,8 @@ def http_transport(
 
     @asynccontextmanager
     async def transport() -> AsyncIterator[Any]:
+        from mcp.client.streamable_http import streamable_http_client
+
         async with (
             _http_client(headers, timeout, log) as http,
             streamable_http_client(url, http_client=http) as streams,
@@ -370,11 +397,15 @@ def sse_transport(
         timeout: httpx2.Timeout | None = None,
         auth: httpx2.Auth | None = None,
     ) -> httpx2.AsyncClient:
+        import httpx2
+
         return httpx2.AsyncClient(
             headers=headers, timeout=timeout, auth=auth, event_hooks={"response": [log.hook]}
         )
 
     def transport() -> AbstractAsyncContextManager[Any]:
+        from mcp.client.sse import sse_client
+
         return sse_client(
             url,
             headers=headers,
@@ -406,6 +437,9 @@ class Diagnosis:
 
 def _primary(exc: BaseException) -> BaseException:
     """The most telling leaf: a transport or protocol error beats teardown noise."""
+    import httpx2
+    from mcp import MCPError
+
     found = leaves(exc)
     for kind in (httpx2.HTTPStatusError, httpx2.TransportError, MCPError, OSError, ValidationError):
         for leaf in found:
@@ -424,6 +458,8 @@ def _what(phase: Phase) -> str:
 
 
 def _describe(leaf: BaseException) -> str:
+    from mcp import MCPError
+
     if isinstance(leaf, MCPError):
         return f"{leaf.message} (code {leaf.code})"
     if isinstance(leaf, ValidationError):
@@ -441,6 +477,9 @@ def diagnose_stdio(
     last_stderr: str | None,
 ) -> Diagnosis:
     """A stdio failure after a successful spawn (phase initialize or list_tools)."""
+    import mcp_types
+    from mcp import MCPError
+
     phase = progress.phase
     leaf = _primary(exc)
     closed = (
@@ -463,6 +502,10 @@ def diagnose_stdio(
 
 def diagnose_http(exc: BaseException, progress: Progress, log: HttpLog, url: str) -> Diagnosis:
     """An HTTP/SSE failure: the HTTP status first, then the transport, then the protocol."""
+    import httpx2
+    import mcp_types
+    from mcp import MCPError
+
     leaf = _primary(exc)
     status = log.failure_status()
     if status is None and isinstance(leaf, httpx2.HTTPStatusError):

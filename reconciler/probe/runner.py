@@ -10,15 +10,13 @@ server cannot hide the others.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import anyio
 
+from reconciler.probe import client as sdk
 from reconciler.probe import process
+from reconciler.probe.client import Diagnosis, Inventory, Progress
 from reconciler.probe.model import TRANSPORTS, Phase, ProbeContext, ProbeResult, ProbeSpec
-
-if TYPE_CHECKING:
-    from reconciler.probe.client import Diagnosis, Inventory, Progress
 
 Redact = Callable[[str], str]
 
@@ -74,7 +72,7 @@ async def probe_all_async(
 ) -> list[ProbeResult]:
     """``probe_all`` for callers already in an event loop (the watch daemon)."""
     # Load the SDK before any timer starts, so its import is not charged to the first servers.
-    from reconciler.probe import client  # noqa: F401
+    sdk.load_sdk()
 
     results: list[ProbeResult | None] = [None] * len(specs)
     limiter = anyio.CapacityLimiter(concurrency)
@@ -212,8 +210,6 @@ async def _probe_stdio(
             redact,
         )
 
-    from reconciler.probe import client as sdk
-
     progress = sdk.Progress()
     noise = sdk.StdoutNoise()
     tail = process.StderrTail()
@@ -267,8 +263,6 @@ async def _probe_http(spec: ProbeSpec, *, timeout: float, redact: Redact) -> Pro
     assert spec.url is not None
     started = anyio.current_time()
     deadline = started + timeout
-    from reconciler.probe import client as sdk
-
     progress = sdk.Progress()
     log = sdk.HttpLog()
     headers = dict(spec.headers)

@@ -24,9 +24,9 @@ from reconciler.core.mirrordiff import (
 from reconciler.core.model import MirrorCopySpec, OnDrift, mirror_target_name, mirror_targets
 from reconciler.core.plan import Action
 from reconciler.secrets import detect
+from reconciler.store.state import CACHE_DIR
 from reconciler.targets.base import Context, Write
 from reconciler.targets.mirror import (
-    CACHE_DIR,
     HashCache,
     MirrorTarget,
     TreeSnapshot,

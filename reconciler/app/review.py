@@ -21,7 +21,7 @@ from reconciler.core import divergence
 from reconciler.core.compare import diff
 from reconciler.core.divergence import Record, State, covered
 from reconciler.core.errors import ReconcilerError, RepositoryError, UsageError
-from reconciler.core.essence import CAPABILITIES, display, from_server, mask, seal
+from reconciler.core.essence import display
 from reconciler.core.report import Phase
 from reconciler.secrets import detect, redact
 from reconciler.store import fsutil, gitlog, recordfiles
@@ -364,18 +364,9 @@ def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, s
     # Fully covered: the plan dropped the change, so diff the entry itself.
     for item in inspection.matched.allowed:
         if item.entry == entry:
-            desired = _desired_sealed(inspection, entry)
+            desired = inspection.desired.get(entry)
     fields = diff(live, desired) if desired is not None else ()
     return tuple((f.path, display(f.old), display(f.new)) for f in fields if record.covers(f.path))
-
-
-def _desired_sealed(inspection: Inspection, entry: str) -> Any:
-    state = inspection.state
-    server = next((n for n, s in state.servers.items() if entry == n or entry in s.aliases), None)
-    if server is None:
-        return None
-    capability = CAPABILITIES[state.targets[inspection.report.name].kind]
-    return seal(mask(from_server(state.servers[server]), capability), inspection.fingerprint)
 
 
 def render_list(listed: Sequence[Listed]) -> str:

@@ -46,6 +46,7 @@ from reconciler.core.report import ExitCode, Phase, RunReport
 from reconciler.engine import PassOptions
 from reconciler.secrets import install_logging
 from reconciler.store import fsutil
+from reconciler.store.state import StateStore
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -56,8 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("reconciler.app.watch")
 
 DESIRED_SUFFIXES = (".yaml", ".yml")
-DAEMON_STATUS = "daemon.json"
-DAEMON_LOCK = "daemon.lock"
 HEARTBEAT = 5.0  # the loop wakes at least this often, so /healthz can tell it is alive
 ABSENT = "absent"
 
@@ -710,38 +709,15 @@ class Daemon:
             "metrics": self.metrics_url,
         }
         try:
-            payload = (json_dumps(data) + "\n").encode()
-            _replace_file(self.engine.store.root / DAEMON_STATUS, payload)
-        except OSError as e:
-            log.warning("cannot write the daemon status: %s", e.strerror)
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    """Whole-file replace without fsync: this status is rewritten after every pass, and
-    losing the last one in a crash costs nothing (fsync cost ~20 ms a pass on slow disks)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def json_dumps(data: Any) -> str:
-    import json
-
-    return json.dumps(data, indent=2, ensure_ascii=False)
+            self.engine.store.write_daemon_status(data)
+        except ReconcilerError as e:
+            log.warning("cannot write the daemon status: %s", e)
 
 
 def read_daemon_status(state_dir: Path) -> dict[str, Any] | None:
     """The daemon status file, with ``running`` corrected when its process is gone."""
-    import json
-
-    try:
-        data: dict[str, Any] = json.loads((state_dir / DAEMON_STATUS).read_text("utf-8"))
-    except (OSError, ValueError):
+    data = StateStore(state_dir).read_daemon_status()
+    if data is None:
         return None
     pid = data.get("pid")
     if data.get("running") and isinstance(pid, int) and not _alive(pid):
@@ -905,7 +881,7 @@ def acquire_lock(state_dir: Path) -> BaseFileLock:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create the state directory {state_dir}: {e.strerror}") from e
-    lock = FileLock(str(state_dir / DAEMON_LOCK), timeout=0)
+    lock = FileLock(str(StateStore(state_dir).daemon_lock), timeout=0)
     try:
         lock.acquire()
     except Timeout:

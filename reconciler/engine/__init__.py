@@ -15,13 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from reconciler import targets
-from reconciler.core import divergence
-from reconciler.core.compare import align_header_names
 from reconciler.core.errors import (
     ConcurrentChange,
     PartialApply,
@@ -30,59 +29,31 @@ from reconciler.core.errors import (
     TargetError,
     UsageError,
 )
-from reconciler.core.essence import (
-    CAPABILITIES,
-    Essence,
-    Sealer,
-    bridge_mcp_remote,
-    fingerprint_with,
-    from_server,
-    mask,
-    seal,
-)
-from reconciler.core.model import Kind, OnDrift, TargetSpec
-from reconciler.core.plan import Action, Slot, TargetPlan, plan_target
+from reconciler.core.essence import Sealer, fingerprint_with
+from reconciler.core.model import OnDrift, TargetSpec
 from reconciler.core.report import Phase, RunReport, TargetReport
-from reconciler.engine import mirrors
-from reconciler.engine.passdata import Divergences, Inspection, PassOptions
+from reconciler.engine.mirrors import FileEntries
+from reconciler.engine.passdata import Divergences, Inspection, PassOptions, Planner
+from reconciler.engine.servers import ServerEntries
 from reconciler.secrets import (
     REDACTOR,
     SecretResolver,
     check_desired,
     redact,
     redact_data,
-    reference_mode,
     register_document_literals,
-    register_literals,
-    render_essence,
-    seal_paths,
 )
 from reconciler.store import desired, gitlog, recordfiles
 from reconciler.store.desired import DesiredState, Locator
-from reconciler.store.state import Inventory, StateStore
-from reconciler.targets import Context, Observation, Target, Write
+from reconciler.store.state import StateStore
+from reconciler.targets import Context, Entries, Observation, Target
 from reconciler.targets.mirror import MirrorTarget
 
-__all__ = ["Divergences", "Engine", "Inspection", "PassOptions", "Recorder"]
+__all__ = ["Divergences", "Engine", "Inspection", "PassOptions", "Recorder", "load_desired"]
 
 log = logging.getLogger("reconciler")
 
 CAS_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """One placement as a target must hold it: the writable essence and its sealed twin."""
-
-    slot: Slot
-    essence: Essence | None
-    sensitive: bool = False  # holds resolved secret values: written with mode 0600
-    secret_paths: frozenset[str] = frozenset()  # outside env/headers, sealed like them
-    notes: tuple[str, ...] = ()
-
-    def sealed(self, essence: Essence, fingerprint: Sealer) -> Essence:
-        """``essence`` (desired or live) with every secret-bearing value fingerprinted."""
-        return seal_paths(seal(essence, fingerprint), self.secret_paths, fingerprint)
 
 
 # Commits the divergence records a pass drafted (on_drift: record); the application layer
@@ -176,7 +147,33 @@ class Engine:
             )
         return report
 
-    # -- one target ------------------------------------------------------------------------
+    # -- one target: the one reconcile step for every kind of entry -------------------------
+
+    def planner(
+        self,
+        name: str,
+        target: Target,
+        state: DesiredState,
+        fingerprint: Sealer,
+        options: PassOptions,
+        found: Divergences,
+    ) -> Planner[Any]:
+        """The planner for the target's entries: servers, or files (a mirror copy)."""
+        if target.entry_kind is Entries.FILES:
+            assert isinstance(target, MirrorTarget)
+            return FileEntries(
+                name, target, state, fingerprint=fingerprint, options=options, found=found
+            )
+        return ServerEntries(
+            name,
+            target,
+            state,
+            fingerprint=fingerprint,
+            options=options,
+            found=found,
+            resolver=self.secret_resolver(state),
+            store=self.store,
+        )
 
     def _reconcile(
         self,
@@ -187,158 +184,56 @@ class Engine:
         options: PassOptions,
         found: Divergences | None = None,
     ) -> TargetReport:
+        """Observe, plan (matching divergence records), apply, verify, remember, report.
+
+        Compare-and-swap: a target that moved while we wrote is observed and planned again,
+        up to CAS_ATTEMPTS times. Every exit path returns the target's report; an error is
+        the report's error, with the phase it happened in.
+        """
         found = found or Divergences()
         spec = state.targets[name]
-        if isinstance(target, MirrorTarget):  # entries are files: the file planner
-            return mirrors.reconcile(name, target, fingerprint, options, found)
         base = TargetReport(name, target.kind.value, target.describe(), spec.optional)
         phase = Phase.OBSERVE
         try:
-            inventory = self.store.inventory(name)
+            planner = self.planner(name, target, state, fingerprint, options, found)
+            skipped = planner.skip()
+            if skipped is not None:
+                return skipped
             for attempt in range(CAS_ATTEMPTS):
                 phase = Phase.OBSERVE
                 observation = target.observe()
                 phase = Phase.PLAN
-                rendered = self._render(state, name, target, observation, options)
-                plan = self._plan(
-                    state, name, rendered, observation, inventory, fingerprint, options
-                )
-                plan = replace(
-                    plan,
-                    notes=observation.notes + plan.notes,
-                    blind=observation.blind_fields,
-                    live=self._parity_live(state, target, observation, plan.live, fingerprint),
-                )
-                matched = self._match(
-                    state, name, rendered, observation, inventory, fingerprint, options, plan, found
-                )
-                plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
-                base = replace(base, allowed=matched.allowed)
-                if options.dry_run or not plan.to_apply:
-                    self._remember_in_sync(name, rendered, plan, inventory, fingerprint, options)
-                    return self._report(base, plan, frozenset())
+                planned = planner.plan(observation)
+                if options.dry_run or not planned.pending:
+                    planner.remember(planned, (), None)
+                    shown: TargetReport = planned.report
+                    return shown
                 phase = Phase.APPLY
-                writes = self._writes(plan, rendered)
-                policies = {r.slot.entry: r.slot.tools for r in rendered}
-                writes = [replace(w, tools=policies.get(w.entry)) for w in writes]
-                writes = [self._keep(w, matched.keep, observation) for w in writes]
+                writes = planned.writes
+                after = None
                 if writes:
                     try:
                         target.apply(observation, writes)
                     except ConcurrentChange:
                         log.info("%s: changed during the pass, retrying (%d)", name, attempt + 1)
+                        planner.retry()
                         continue
                     except PartialApply as e:  # keep ownership of what was done
-                        done = [w for w in writes if w.entry in e.done]
-                        self._remember(
-                            name, rendered, plan, done, observation, inventory, fingerprint
-                        )
+                        planner.remember(planned, [w for w in writes if w.entry in e.done], None)
                         raise
                     phase = Phase.VERIFY
-                    self._verify(target, writes, fingerprint)
-                self._remember(name, rendered, plan, writes, observation, inventory, fingerprint)
-                found.drafts[name] = matched.drafts
-                return self._report(base, plan, frozenset(w.entry for w in writes))
+                    after = target.observe()
+                    planner.verify(planned, after)
+                planner.remember(planned, writes, after)
+                if planned.drafts:
+                    found.drafts[name] = planned.drafts
+                report: TargetReport = planner.applied(planned, writes)
+                return report
             raise ConcurrentChange(f"kept changing during {CAS_ATTEMPTS} attempts; try again")
         except ReconcilerError as e:
             recoverable = e.recoverable if isinstance(e, TargetError) else False
             log.warning("%s: %s failed: %s", name, phase.value, e)
             return replace(base, error=redact(str(e)), phase=phase, recoverable=recoverable)
-
-    def _render(
-        self,
-        state: DesiredState,
-        name: str,
-        target: Target,
-        observation: Observation,
-        options: PassOptions,
-    ) -> list[Rendered]:
-        spec = state.targets[name]
-        capability = target.capability
-        keep_env = reference_mode(target.kind, spec.secrets)
-        resolver = self.secret_resolver(state)
-        rendered = []
-        for server_name, placement in state.placements(name).items():
-            if options.servers and server_name not in options.servers:
-                continue
-            server = state.servers[server_name]
-            entry = next(
-                (n for n in (server_name, *server.aliases) if n in observation.entries),
-                server_name,
-            )
-            full = from_server(server)
-            if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
-                full = bridge_mcp_remote(full) | {"enabled": server.enabled}
-            essence: Essence | None = mask(full, capability)
-            if not server.enabled and not capability.enabled_switch:
-                essence = None  # no switch in this client: disabled means absent
-            slot = Slot(server_name, entry, None, placement.required, server.tools)
-            if essence is None:
-                rendered.append(Rendered(slot, essence))
-                continue
-            # References: kept as ${env:NAME} where the client resolves them, else resolved.
-            done = render_essence(
-                essence, resolver, kind=target.kind, keep_env=keep_env, server=server_name
-            )
-            rendered.append(
-                Rendered(slot, done.essence, done.sensitive, done.secret_paths, done.notes)
-            )
-        return rendered
-
-    def _plan(
-        self,
-        state: DesiredState,
-        name: str,
-        rendered: list[Rendered],
-        observation: Observation,
-        inventory: Inventory,
-        fingerprint: Sealer,
-        options: PassOptions,
-        on_drift: OnDrift | None = None,
-    ) -> TargetPlan:
-        spec = state.targets[name]
-        slots = []
-        sealed_desired: dict[str, Essence | None] = {}
-        by_entry = {item.slot.entry: item for item in rendered}
-        for item in rendered:
-            sealed = item.sealed(item.essence, fingerprint) if item.essence is not None else None
-            sealed_desired[item.slot.entry] = sealed
-            slots.append(replace(item.slot, desired=sealed))
-        live = {
-            entry: align_header_names(
-                by_entry[entry].sealed(essence, fingerprint)
-                if entry in by_entry
-                else seal(essence, fingerprint),
-                sealed_desired.get(entry),
-            )
-            for entry, essence in observation.entries.items()
-        }
-        blind = observation.blind_fields  # fields the target cannot show: compared on no side
-        if blind:
-            slots = [replace(s, desired=_unseen(s.desired, blind)) for s in slots]
-            live = {entry: _unseen(essence, blind) or {} for entry, essence in live.items()}
-        capability = CAPABILITIES[spec.kind]
-        scope = None
-        if options.servers:
-            scope = frozenset(options.servers) | frozenset(s.entry for s in slots)
-        plan = plan_target(
-            slots,
-            live,
-            {entry: _unseen(e, blind) or {} for entry, e in inventory.entries.items()},
-            frozenset(inventory.created),
-            on_drift=on_drift or spec.on_drift,
-            prune=spec.prune,
-            exclusive=spec.exclusive,
-            may_delete=bool(state.servers),
-            scope=scope,
-            replace_only=capability.replace_only,
-            live_tools=observation.tools if capability.tool_switch else None,
-        )
-        for change in plan.changes:  # a literal token in a drifted live entry is never shown
-            if change.fields and change.entry in observation.entries:
-                register_literals(observation.entries[change.entry])
-        notes = tuple(n for item in rendered for n in item.notes)
-        return replace(plan, notes=plan.notes + notes) if notes else plan
 
     # -- divergence records ----------------------------------------------------------------
 
@@ -375,195 +270,6 @@ class Engine:
 
     def today(self) -> date:
         return date.today()
-
-    def _match(
-        self,
-        state: DesiredState,
-        name: str,
-        rendered: list[Rendered],
-        observation: Observation,
-        inventory: Inventory,
-        fingerprint: Sealer,
-        options: PassOptions,
-        plan: TargetPlan,
-        found: Divergences,
-    ) -> divergence.Match:
-        """Covered drift out of the plan; rejected records synced; live edits to record."""
-        rejected = found.rejected.get(name, {})
-        sync_plan = None
-        if rejected and any(c.action is Action.RECORD for c in plan.changes):
-            sync_plan = self._plan(
-                state,
-                name,
-                rendered,
-                observation,
-                inventory,
-                fingerprint,
-                options,
-                on_drift=OnDrift.SYNC,
-            )
-        return divergence.resolve(
-            name,
-            state.targets[name].on_drift,
-            plan.changes,
-            sync_plan.changes if sync_plan is not None else None,
-            self._sealed_live(rendered, observation, fingerprint),
-            fingerprint,
-            found.records,
-            rejected,
-            found.today,
-            servers=options.servers,
-            placed=[r.slot.server for r in rendered],
-            shown=found.shown,
-        )
-
-    @staticmethod
-    def _sealed_live(
-        rendered: list[Rendered], observation: Observation, fingerprint: Sealer
-    ) -> dict[str, Essence]:
-        """The live entries sealed as ``_plan`` compares them (records fingerprint these)."""
-        by_entry = {item.slot.entry: item for item in rendered}
-        out = {}
-        for entry, essence in observation.entries.items():
-            item = by_entry.get(entry)
-            want = (
-                item.sealed(item.essence, fingerprint)
-                if item is not None and item.essence is not None
-                else None
-            )
-            live = (
-                item.sealed(essence, fingerprint)
-                if item is not None
-                else seal(essence, fingerprint)
-            )
-            out[entry] = align_header_names(live, want)
-        return out
-
-    def _parity_live(
-        self,
-        state: DesiredState,
-        target: Target,
-        observation: Observation,
-        live: Mapping[str, Essence],
-        fingerprint: Sealer,
-    ) -> Mapping[str, Essence]:
-        """The live entries for the parity view (a client against MCPJungle): a client's
-        ``${env:X}`` compared as the value MCPJungle would hold, so references are resolved
-        before sealing. Only computed when some target is an MCPJungle."""
-        if not target.capability.env_references or all(
-            t.kind is not Kind.MCPJUNGLE for t in state.targets.values()
-        ):
-            return live
-        out = dict(live)
-        resolver = self.secret_resolver(state)
-        for entry, essence in observation.entries.items():
-            try:
-                done = render_essence(essence, resolver, kind=target.kind, keep_env=False)
-            except TargetError:
-                continue  # unresolvable: compared as written
-            if done.essence != essence:
-                sealed = seal_paths(seal(done.essence, fingerprint), done.secret_paths, fingerprint)
-                out[entry] = align_header_names(sealed, live.get(entry))
-        return out
-
-    @staticmethod
-    def _keep(write: Write, keep: Mapping[str, tuple[str, ...]], observation: Observation) -> Write:
-        """A sync of an entry keeps the values that a record allows to differ."""
-        pointers = keep.get(write.entry)
-        if not pointers or write.essence is None:
-            return write
-        live = observation.entries.get(write.entry)
-        return replace(write, essence=divergence.keep_live(write.essence, live, pointers))
-
-    @staticmethod
-    def _writes(plan: TargetPlan, rendered: list[Rendered]) -> list[Write]:
-        by_entry = {r.slot.entry: r for r in rendered}
-        return [
-            Write(
-                c.entry,
-                item.essence if item is not None and c.action is not Action.DELETE else None,
-                c.action,
-                sensitive=item is not None and item.sensitive and c.action is not Action.DELETE,
-            )
-            for c in plan.to_apply
-            if c.action is not Action.RECORD
-            for item in (by_entry.get(c.entry),)
-        ]
-
-    def _verify(self, target: Target, writes: list[Write], fingerprint: Sealer) -> None:
-        after = target.observe()
-        for write in writes:
-            live = after.entries.get(write.entry)
-            want = write.essence
-            if after.blind_fields:
-                live, want = _unseen(live, after.blind_fields), _unseen(want, after.blind_fields)
-            same = (
-                (live is None)
-                if want is None
-                else (live is not None and seal(live, fingerprint) == seal(want, fingerprint))
-            )
-            if not same:
-                raise TargetError(f"entry '{write.entry}' does not read back as written")
-
-    def _remember(
-        self,
-        name: str,
-        rendered: list[Rendered],
-        plan: TargetPlan,
-        writes: list[Write],
-        before: Observation,
-        inventory: Inventory,
-        fingerprint: Sealer,
-    ) -> None:
-        by_entry = {r.slot.entry: r for r in rendered}
-        for write in writes:
-            if write.essence is None:
-                inventory.entries.pop(write.entry, None)
-                inventory.created.discard(write.entry)
-                continue
-            item = by_entry.get(write.entry)
-            inventory.entries[write.entry] = (
-                item.sealed(write.essence, fingerprint)
-                if item is not None
-                else seal(write.essence, fingerprint)
-            )
-            if write.entry not in before.entries:
-                inventory.created.add(write.entry)
-        self._remember_in_sync(
-            name, rendered, plan, inventory, fingerprint, PassOptions(dry_run=False)
-        )
-
-    def _remember_in_sync(
-        self,
-        name: str,
-        rendered: list[Rendered],
-        plan: TargetPlan,
-        inventory: Inventory,
-        fingerprint: Sealer,
-        options: PassOptions,
-    ) -> None:
-        """Entries found already as desired join the inventory (not as created by us)."""
-        if options.dry_run:
-            return
-        in_sync = set(plan.in_sync)
-        for item in rendered:
-            if item.slot.server in in_sync and item.essence is not None:
-                inventory.entries[item.slot.entry] = item.sealed(item.essence, fingerprint)
-        self.store.save_inventory(name, inventory)
-
-    @staticmethod
-    def _report(base: TargetReport, plan: TargetPlan, applied: frozenset[str]) -> TargetReport:
-        return replace(
-            base,
-            changes=plan.changes,
-            applied=applied,
-            in_sync=plan.in_sync,
-            unmanaged=plan.unmanaged,
-            orphaned=plan.orphaned,
-            notes=plan.notes,
-            live=plan.live,
-            blind=plan.blind,
-        )
 
     def context(self, state: DesiredState | None = None, *, writable: bool = False) -> Context:
         """Where targets live for this engine; only a writable context may create locks."""
@@ -605,25 +311,12 @@ class Engine:
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=create_key))
         options = PassOptions(dry_run=True, targets=(name,), servers=servers)
         found = self.divergences(state, [name], options)
-        spec = state.targets[name]
-        target = targets.build(name, spec, self.context(state))
-        if isinstance(target, MirrorTarget):  # entries are files: the file planner
-            return mirrors.inspect(name, target, state, fingerprint, found)
+        target = targets.build(name, state.targets[name], self.context(state))
         try:
-            observation = target.observe()
-            rendered = self._render(state, name, target, observation, options)
-            inventory = self.store.inventory(name)
-            plan = self._plan(state, name, rendered, observation, inventory, fingerprint, options)
-            matched = self._match(
-                state, name, rendered, observation, inventory, fingerprint, options, plan, found
-            )
-            base = TargetReport(name, target.kind.value, target.describe(), spec.optional)
+            planner = self.planner(name, target, state, fingerprint, options, found)
+            return planner.inspection(planner.plan(target.observe()))
         finally:
             target.close()
-        plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
-        report = replace(self._report(base, plan, frozenset()), allowed=matched.allowed)
-        sealed = self._sealed_live(rendered, observation, fingerprint)
-        return Inspection(state, report, observation, sealed, fingerprint, matched, found)
 
 
 def load_desired(root: Path) -> DesiredState:
@@ -639,13 +332,6 @@ def load_desired(root: Path) -> DesiredState:
 
 def _secret_rules(state: DesiredState, at: Locator) -> list[Problem]:
     return check_desired(state.servers, state.targets, state.secrets, at)
-
-
-def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:
-    """The essence without the fields a target could not show (compared on neither side)."""
-    if essence is None or not blind:
-        return essence
-    return {k: v for k, v in essence.items() if k not in blind}
 
 
 def _select(wanted: tuple[str, ...], known: Mapping[str, object], what: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The pass for targets whose entries are files (mirror copies): plan, match, sync, verify.
+"""The planner for targets whose entries are files (mirror copies): plan, match, verify.
 
 A mirror copy is observed like any target (``targets.mirror``: both trees, file by file);
 what differs is the planning. Its drift is per file (``core.mirrordiff``: missing, extra,
@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.core import divergence
 from reconciler.core.compare import Origin
-from reconciler.core.errors import ConcurrentChange, ReconcilerError, TargetError
+from reconciler.core.errors import TargetError
 from reconciler.core.essence import Sealer
 from reconciler.core.mirrordiff import (
     DIFF_MAX_BYTES,
@@ -31,14 +31,13 @@ from reconciler.core.mirrordiff import (
 )
 from reconciler.core.model import MirrorCopySpec, OnDrift
 from reconciler.core.plan import Action, Change
-from reconciler.core.report import Phase, TargetReport
+from reconciler.core.report import TargetReport
 from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import detect
 from reconciler.store.desired import DesiredState
-from reconciler.targets import Write
+from reconciler.targets import Observation, Write
 from reconciler.targets.mirror import KIND, MirrorTarget, TreeSnapshot
 
-CAS_ATTEMPTS = 5
 DIFF_FILES = 100  # unified diffs shown per target and pass; further files by size and hash
 HELD_ENTRY = "extra files"  # the entry of extra files a sync keeps (prune: false)
 
@@ -170,69 +169,6 @@ def details(
     return out
 
 
-# -- one pass ------------------------------------------------------------------------------
-
-
-def reconcile(
-    name: str,
-    target: MirrorTarget,
-    seal: Sealer,
-    options: PassOptions,
-    found: Divergences,
-) -> TargetReport:
-    """Observe, compare, match records, sync (per ``on_drift``), verify, and report."""
-    spec = target.spec
-    base = TargetReport(name, KIND.value, target.describe(), spec.optional)
-    if options.servers and spec.mirror not in options.servers:
-        return base  # `--server` names servers only: a mirror copy has nothing in scope
-    phase = Phase.OBSERVE
-    try:
-        for _attempt in range(CAS_ATTEMPTS):
-            phase = Phase.OBSERVE
-            observation = target.observe()
-            snapshot: TreeSnapshot = observation.snapshot
-            phase = Phase.PLAN
-            synced = target.copy_cache.synced if target.copy_cache is not None else {}
-            rejected = spec.mirror in found.rejected.get(name, {})
-            planned = plan(name, spec, snapshot, synced, seal, found, rejected=rejected)
-            report = _report(base, target, snapshot, planned, observation.notes)
-            change = planned.change
-            if options.dry_run or change is None or not change.apply:
-                if not options.dry_run:
-                    target.remember_in_parity(snapshot, planned.diffs)
-                return report
-            if change.action is Action.RECORD:
-                found.drafts[name] = (_draft(name, spec, planned, seal, found),)
-                target.remember_in_parity(snapshot, planned.diffs)
-                return report
-            phase = Phase.APPLY
-            copying = [d for d in planned.open if d.drift is not Drift.EXTRA]
-            extras = [d for d in planned.open if d.drift is Drift.EXTRA]
-            writes = [
-                Write(d.pointer, d.source.essence(), Action.COPY) for d in copying if d.source
-            ]
-            if spec.prune:
-                writes += [Write(d.pointer, None, Action.DELETE) for d in extras]
-            try:
-                target.apply(observation, writes)
-            except ConcurrentChange:
-                target.forget_source()  # the source may be what moved: read it again
-                continue
-            phase = Phase.VERIFY
-            after = target.observe().snapshot
-            wrong = [
-                w.entry for w in writes if not _holds(after, path_of(w.entry), w.essence is None)
-            ]
-            if wrong:
-                raise TargetError(f"{', '.join(wrong[:5])}: does not read back as copied")
-            target.remember_in_parity(after, after.diffs())
-            return _applied(report, change, spec, extras, planned)
-        raise ConcurrentChange(f"kept changing during {CAS_ATTEMPTS} attempts; try again")
-    except ReconcilerError as e:
-        recoverable = e.recoverable if isinstance(e, TargetError) else False
-        return replace(base, error=str(e), phase=phase, recoverable=recoverable)
-
-
 def _holds(after: TreeSnapshot, rel: str, deleted: bool) -> bool:
     have = after.copy.tree.get(rel)
     if deleted:
@@ -298,21 +234,117 @@ def _applied(
     )
 
 
-def inspect(
-    name: str,
-    target: MirrorTarget,
-    state: DesiredState,
-    seal: Sealer,
-    found: Divergences,
-) -> Inspection:
-    """``Engine.inspect`` for a mirror target: the dry-run plan ``allow`` records from."""
+# -- the planner ---------------------------------------------------------------------------
 
-    spec = target.spec
-    observation = target.observe()
-    snapshot: TreeSnapshot = observation.snapshot
-    synced = target.copy_cache.synced if target.copy_cache is not None else {}
-    planned = plan(name, spec, snapshot, synced, seal, found)
-    base = TargetReport(name, KIND.value, target.describe(), spec.optional)
-    report = _report(base, target, snapshot, planned, observation.notes)
-    live = dict(planned.live) or {spec.mirror: nested(snapshot.copy.tree)}
-    return Inspection(state, report, observation, live, seal, planned.matched, found)
+
+@dataclass(frozen=True)
+class FilePlan:
+    """What one attempt found for a mirror copy, and the per-file writes that sync it."""
+
+    planned: Planned
+    snapshot: TreeSnapshot
+    observation: Observation
+    report: TargetReport  # nothing applied
+    writes: tuple[Write, ...]
+    drafts: tuple[divergence.Draft, ...]
+    extras: tuple[FileDiff, ...]  # extra files in the copy, deleted only with prune: true
+
+    @property
+    def pending(self) -> bool:
+        change = self.planned.change
+        return change is not None and change.apply
+
+
+class FileEntries:
+    """Plans, checks and remembers one mirror copy within one pass (entries are files)."""
+
+    def __init__(
+        self,
+        name: str,
+        target: MirrorTarget,
+        state: DesiredState,
+        *,
+        fingerprint: Sealer,
+        options: PassOptions,
+        found: Divergences,
+    ) -> None:
+        self.name = name
+        self.target = target
+        self.state = state
+        self.spec = target.spec
+        self.fingerprint = fingerprint
+        self.options = options
+        self.found = found
+        self.base = TargetReport(name, KIND.value, target.describe(), self.spec.optional)
+
+    def skip(self) -> TargetReport | None:
+        """``--server`` names servers only: a mirror copy then has nothing in scope."""
+        if self.options.servers and self.spec.mirror not in self.options.servers:
+            return self.base
+        return None
+
+    def plan(self, observation: Observation) -> FilePlan:
+        target, spec, found = self.target, self.spec, self.found
+        snapshot: TreeSnapshot = observation.snapshot
+        synced = target.copy_cache.synced if target.copy_cache is not None else {}
+        rejected = spec.mirror in found.rejected.get(self.name, {})
+        planned = plan(
+            self.name, spec, snapshot, synced, self.fingerprint, found, rejected=rejected
+        )
+        report = _report(self.base, target, snapshot, planned, observation.notes)
+        change = planned.change
+        writes: list[Write] = []
+        drafts: tuple[divergence.Draft, ...] = ()
+        extras = tuple(d for d in planned.open if d.drift is Drift.EXTRA)
+        if change is not None and change.action is Action.RECORD:
+            drafts = (_draft(self.name, spec, planned, self.fingerprint, found),)
+        elif change is not None:
+            copying = [d for d in planned.open if d.drift is not Drift.EXTRA]
+            writes = [
+                Write(d.pointer, d.source.essence(), Action.COPY) for d in copying if d.source
+            ]
+            if spec.prune:
+                writes += [Write(d.pointer, None, Action.DELETE) for d in extras]
+        return FilePlan(planned, snapshot, observation, report, tuple(writes), drafts, extras)
+
+    def verify(self, planned: FilePlan, after: Observation) -> None:
+        snapshot: TreeSnapshot = after.snapshot
+        wrong = [
+            w.entry
+            for w in planned.writes
+            if not _holds(snapshot, path_of(w.entry), w.essence is None)
+        ]
+        if wrong:
+            raise TargetError(f"{', '.join(wrong[:5])}: does not read back as copied")
+
+    def remember(self, planned: FilePlan, done: Sequence[Write], after: Observation | None) -> None:
+        """The source state now in the copy becomes its last-synced state (non-dry runs)."""
+        if self.options.dry_run:
+            return
+        if after is None:
+            self.target.remember_in_parity(planned.snapshot, planned.planned.diffs)
+        else:
+            snapshot: TreeSnapshot = after.snapshot
+            self.target.remember_in_parity(snapshot, snapshot.diffs())
+
+    def retry(self) -> None:
+        self.target.forget_source()  # the source may be what moved: read it again
+
+    def applied(self, planned: FilePlan, done: Sequence[Write]) -> TargetReport:
+        change = planned.planned.change
+        if change is None or change.action is Action.RECORD:
+            return planned.report
+        return _applied(planned.report, change, self.spec, planned.extras, planned.planned)
+
+    def inspection(self, planned: FilePlan) -> Inspection:
+        live = dict(planned.planned.live) or {self.spec.mirror: nested(planned.snapshot.copy.tree)}
+        return Inspection(
+            self.state,
+            planned.report,
+            planned.observation,
+            live,
+            self.fingerprint,
+            planned.planned.matched,
+            self.found,
+            {self.spec.mirror: nested(planned.snapshot.source.tree)},
+        )

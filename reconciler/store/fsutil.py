@@ -64,13 +64,20 @@ def real_path(path: Path) -> Path:
 
 
 def atomic_write(
-    path: Path, data: bytes, *, mode: int | None = None, follow_symlinks: bool = True
+    path: Path,
+    data: bytes,
+    *,
+    mode: int | None = None,
+    follow_symlinks: bool = True,
+    durable: bool = True,
 ) -> None:
     """Replace ``path``'s content with ``data`` so readers see the old or the new file, whole.
 
     The mode of an existing file is kept unless ``mode`` is given; a new file gets 0600.
     With ``follow_symlinks=False`` a symlink at ``path`` is replaced by the file instead of
-    written through (mirrors: a link in a copy is never followed).
+    written through (mirrors: a link in a copy is never followed). ``durable=False`` skips
+    the fsyncs, for a file rewritten after every daemon pass whose loss in a crash costs
+    nothing (its status): still atomic, never half-written.
     """
     target = real_path(path) if follow_symlinks else path
     try:
@@ -91,7 +98,8 @@ def atomic_write(
             handle.write(data)
             handle.flush()
             os.fchmod(handle.fileno(), final_mode)
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException as e:
         with contextlib.suppress(OSError):
@@ -99,7 +107,8 @@ def atomic_write(
         if isinstance(e, OSError):
             raise TargetError(f"{path}: cannot write: {e.strerror}") from e
         raise
-    _fsync_directory(directory)
+    if durable:
+        _fsync_directory(directory)
     for observer in tuple(_write_observers):
         observer(target, data)
 

@@ -1,4 +1,6 @@
-"""The state directory: last-applied essences, the fingerprint key, the status file.
+"""The state directory, one store for every file in it: last-applied essences, the
+fingerprint key, the status file, rejected records, the daemon's heartbeat and lock, and
+the mirrors' hash caches. Every write goes through ``fsutil.atomic_write``.
 
 Client files carry no metadata, so what this tool wrote (the inventory that makes pruning
 safe and the third side of the three-way compare) is kept here, per target. Essences are
@@ -25,6 +27,9 @@ from reconciler.store import fsutil
 KEY_FILE = "fingerprint.key"
 STATUS_FILE = "status.json"
 REJECTED_FILE = "rejected.json"
+DAEMON_STATUS_FILE = "daemon.json"
+DAEMON_LOCK_FILE = "daemon.lock"
+CACHE_DIR = "mirror-cache"
 FORMAT = 1
 
 
@@ -135,6 +140,26 @@ class StateStore:
         path = self.root / REJECTED_FILE
         if fsutil.read_snapshot(path).content != data:
             fsutil.atomic_write(path, data)
+
+    def write_daemon_status(self, data: dict[str, Any]) -> None:
+        """The daemon's heartbeat, rewritten after every pass (not fsynced: see atomic_write)."""
+        payload = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+        fsutil.atomic_write(self.root / DAEMON_STATUS_FILE, payload, durable=False)
+
+    def read_daemon_status(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.root / DAEMON_STATUS_FILE).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    @property
+    def daemon_lock(self) -> Path:
+        return self.root / DAEMON_LOCK_FILE
+
+    def cache_file(self, key: str) -> Path:
+        """Where a target keeps a cache between passes (a mirror tree's file hashes)."""
+        return self.root / CACHE_DIR / f"{key}.json"
 
     @property
     def lock_dir(self) -> Path:

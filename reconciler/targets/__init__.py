@@ -15,12 +15,13 @@ from reconciler.core.essence import CAPABILITIES
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.store.desired import DesiredState, Located, Locator, is_glob
 from reconciler.targets import codex, jsonclients, mcpjungle, mirror, opencode
-from reconciler.targets.base import Context, Observation, Target, Write
+from reconciler.targets.base import Context, Entries, Observation, Target, Write
 
 __all__ = [
     "KINDS",
     "REMOTE_KINDS",
     "Context",
+    "Entries",
     "Observation",
     "Target",
     "Write",

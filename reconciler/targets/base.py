@@ -8,14 +8,23 @@ snapshot back, so a file target can refuse to write over a change it has not see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import Kind, ToolPolicy
 from reconciler.core.plan import Action
+
+
+class Entries(Enum):
+    """What a target's entries are, which picks the engine's planner for it."""
+
+    SERVERS = "servers"  # server entries, compared as essences (clients, MCPJungle)
+    FILES = "files"  # files of a tree, compared by content and mode (mirror copies)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,23 @@ class Write:
     tools: ToolPolicy | None = None  # the server's governed tools (kinds with a tool switch)
 
 
+class PassCache:
+    """Values computed once per pass and shared by its targets (a mirror's source scan).
+
+    It lives on the pass's ``Context``, so it is gone with the pass: nothing is kept in a
+    module-level cache keyed by object ids.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[Hashable, tuple[threading.Lock, list[Any]]] = {}
+
+    def slot(self, key: Hashable) -> tuple[threading.Lock, list[Any]]:
+        """The lock and the (empty until filled) holder of the value for ``key``."""
+        with self._lock:
+            return self._slots.setdefault(key, (threading.Lock(), []))
+
+
 @dataclass(frozen=True)
 class Context:
     """Where a target lives: the home directory, platform and folders it resolves paths from."""
@@ -57,12 +83,14 @@ class Context:
     # The state directory, for caches a target keeps between passes (mirror hashes); they
     # are written only when ``lock_dir`` is set (a non-dry run). None: no cache.
     state_dir: Path | None = None
+    cache: PassCache = field(default_factory=PassCache, compare=False)
 
 
 class Target(Protocol):
     name: str
     kind: Kind
     capability: Capability
+    entry_kind: Entries
 
     def describe(self) -> str:
         """Where the target is, for people: a path or a URL."""

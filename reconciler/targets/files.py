@@ -20,13 +20,14 @@ from reconciler.core.errors import ConcurrentChange, TargetError
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.store import fsutil
-from reconciler.targets.base import Context, Observation, Write
+from reconciler.targets.base import Context, Entries, Observation, Write
 
 
 class FileTarget(ABC):
     """A client config file holding a map of server entries somewhere inside a document."""
 
     kind: Kind
+    entry_kind = Entries.SERVERS
     capability: Capability
 
     def __init__(self, name: str, spec: TargetSpec, context: Context) -> None:

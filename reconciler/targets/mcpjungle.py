@@ -41,7 +41,7 @@ from reconciler.core.essence import CAPABILITIES, Essence, normalize
 from reconciler.core.model import Kind, TargetSpec, ToolPolicy
 from reconciler.core.plan import Action, disabled_by_policy
 from reconciler.secrets import REDACTOR, detect
-from reconciler.targets.base import Context, Observation, Write
+from reconciler.targets.base import Context, Entries, Observation, Write
 
 if TYPE_CHECKING:
     import httpx
@@ -178,6 +178,7 @@ class MCPJungleTarget:
     """One MCPJungle registry (``kind: mcpjungle``), reached at ``url``."""
 
     kind = Kind.MCPJUNGLE
+    entry_kind = Entries.SERVERS
     capability = CAPABILITIES[Kind.MCPJUNGLE]
     # Reads only: (delay before the 2nd attempt, before the 3rd); class-level for tests.
     retry_delays: tuple[float, ...] = (0.2, 0.5)

@@ -30,7 +30,6 @@ import os
 import stat
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -57,14 +56,14 @@ from reconciler.core.model import (
     server_name_problem,
 )
 from reconciler.store import fsutil
-from reconciler.targets.base import Context, Observation, Write
+from reconciler.store.state import StateStore
+from reconciler.targets.base import Context, Entries, Observation, Write
 
 if TYPE_CHECKING:
     from reconciler.store.desired import DesiredState, Located
 
 KIND = Kind.MIRROR
 CAPABILITY = Capability(frozenset(), frozenset())  # a mirror carries files, not servers
-CACHE_DIR = "mirror-cache"
 CACHE_FORMAT = 1
 RACY_NS = 2_000_000_000  # timestamps this close to a scan are not trusted next time (FAT: 2 s)
 HASH_THREADS = 4
@@ -181,7 +180,7 @@ class HashCache:
             chosen = selection or Selection()
             what = json.dumps([str(root), chosen.include, chosen.exclude])
             key = hashlib.sha256(what.encode()).hexdigest()[:24]
-            self.path = state_dir / CACHE_DIR / f"{key}.json"
+            self.path = StateStore(state_dir).cache_file(key)
         self.entries: dict[str, list[Any]] = {}
         self.synced: dict[str, str] = {}  # path -> the source token last put in this copy
         self._loaded_entries: dict[str, list[Any]] = {}
@@ -396,26 +395,11 @@ class TreeSnapshot:
         return compare(self.source.tree, self.copy.tree)
 
 
-# Scans of a source shared by the copies of one mirror within one pass (keyed by Context).
-_SHARED: dict[int, dict[tuple[str, Selection], tuple[threading.Lock, list[Scan]]]] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def _shared_slot(
-    context: Context, root: Path, selection: Selection
-) -> tuple[threading.Lock, list[Scan]]:
-    with _SHARED_LOCK:
-        memo = _SHARED.get(id(context))
-        if memo is None:
-            memo = _SHARED[id(context)] = {}
-            weakref.finalize(context, _SHARED.pop, id(context), None)
-        return memo.setdefault((str(root), selection), (threading.Lock(), []))
-
-
 class MirrorTarget:
     """One copy of a mirror: observe both trees, sync files from the source into the copy."""
 
     kind = KIND
+    entry_kind = Entries.FILES
     capability = CAPABILITY
 
     def __init__(self, name: str, spec: MirrorCopySpec, context: Context) -> None:
@@ -440,9 +424,13 @@ class MirrorTarget:
 
     # -- observe -----------------------------------------------------------------------
 
+    @property
+    def _source_key(self) -> tuple[str, str, Selection]:
+        return ("mirror-source", str(self.source_root), self.selection)
+
     def scan_source(self) -> Scan:
         """The source tree, scanned once per pass whatever the number of copies."""
-        lock, memo = _shared_slot(self.context, self.source_root, self.selection)
+        lock, memo = self.context.cache.slot(self._source_key)
         with lock:
             if not memo:
                 cache = HashCache(
@@ -454,10 +442,11 @@ class MirrorTarget:
                 found = scan(self.source_root, self.selection, cache, missing_ok=False)
                 cache.save(found)
                 memo.append(found)
-            return memo[0]
+            scanned: Scan = memo[0]
+            return scanned
 
     def forget_source(self) -> None:
-        lock, memo = _shared_slot(self.context, self.source_root, self.selection)
+        lock, memo = self.context.cache.slot(self._source_key)
         with lock:
             memo.clear()
 

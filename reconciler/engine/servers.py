@@ -1,0 +1,381 @@
+"""The planner for targets whose entries are servers: client files and MCPJungle registries.
+
+One attempt of the pass step (``engine.passes``) asks the planner for a plan of what it just
+observed, and the planner works from one frozen ``View`` of that attempt, computed once by
+``prepare``: the desired entries rendered for this target, their sealed twins (secrets as
+keyed fingerprints), the sealed live entries, and the fields the target could not show.
+The plan, the matching against divergence records, the parity view, the read-back check
+and ``allow``/``divergences show`` (through ``Inspection``) all read that view instead of
+sealing again in their own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from reconciler.core import divergence
+from reconciler.core.compare import align_header_names
+from reconciler.core.errors import TargetError
+from reconciler.core.essence import (
+    CAPABILITIES,
+    Essence,
+    Sealer,
+    bridge_mcp_remote,
+    from_server,
+    mask,
+    seal,
+)
+from reconciler.core.model import Kind, OnDrift
+from reconciler.core.plan import Action, Slot, TargetPlan, plan_target
+from reconciler.core.report import TargetReport
+from reconciler.engine.passdata import Divergences, Inspection, PassOptions
+from reconciler.secrets import (
+    SecretResolver,
+    reference_mode,
+    register_literals,
+    render_essence,
+    seal_paths,
+)
+from reconciler.store.desired import DesiredState
+from reconciler.store.state import StateStore
+from reconciler.targets import Observation, Target, Write
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One placement as a target must hold it: the writable essence and its sealed twin."""
+
+    slot: Slot
+    essence: Essence | None
+    sensitive: bool = False  # holds resolved secret values: written with mode 0600
+    secret_paths: frozenset[str] = frozenset()  # outside env/headers, sealed like them
+    notes: tuple[str, ...] = ()
+
+    def sealed(self, essence: Essence, fingerprint: Sealer) -> Essence:
+        """``essence`` (desired or live) with every secret-bearing value fingerprinted."""
+        return seal_paths(seal(essence, fingerprint), self.secret_paths, fingerprint)
+
+
+@dataclass(frozen=True)
+class View:
+    """One attempt's derived data, computed once (``prepare``) and read by every step."""
+
+    rendered: tuple[Rendered, ...]
+    desired: Mapping[str, Essence | None]  # entry -> sealed desired essence (None: absent)
+    live: Mapping[str, Essence]  # entry -> sealed live essence, header names as desired
+    blind: frozenset[str]  # fields the target could not show: compared on no side
+
+    def by_entry(self) -> dict[str, Rendered]:
+        return {item.slot.entry: item for item in self.rendered}
+
+
+def prepare(rendered: Sequence[Rendered], observation: Observation, fingerprint: Sealer) -> View:
+    """Seal desired and live once; pure."""
+    by_entry = {item.slot.entry: item for item in rendered}
+    desired = {
+        item.slot.entry: (
+            item.sealed(item.essence, fingerprint) if item.essence is not None else None
+        )
+        for item in rendered
+    }
+    live = {}
+    for entry, essence in observation.entries.items():
+        item = by_entry.get(entry)
+        sealed = (
+            item.sealed(essence, fingerprint) if item is not None else seal(essence, fingerprint)
+        )
+        live[entry] = align_header_names(sealed, desired.get(entry))
+    return View(tuple(rendered), desired, live, observation.blind_fields)
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """What one attempt found for a target of server entries, and what it would write."""
+
+    view: View
+    observation: Observation
+    plan: TargetPlan
+    matched: divergence.Match
+    report: TargetReport  # the plan as reports show it, nothing applied
+    writes: tuple[Write, ...]
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.plan.to_apply)
+
+    @property
+    def drafts(self) -> tuple[divergence.Draft, ...]:
+        return self.matched.drafts
+
+
+class ServerEntries:
+    """Plans, checks and remembers one target of server entries within one pass."""
+
+    def __init__(
+        self,
+        name: str,
+        target: Target,
+        state: DesiredState,
+        *,
+        fingerprint: Sealer,
+        options: PassOptions,
+        found: Divergences,
+        resolver: SecretResolver,
+        store: StateStore,
+    ) -> None:
+        self.name = name
+        self.target = target
+        self.state = state
+        self.spec = state.targets[name]
+        self.fingerprint = fingerprint
+        self.options = options
+        self.found = found
+        self.resolver = resolver
+        self.store = store
+        self.inventory = store.inventory(name)
+        self.base = TargetReport(name, target.kind.value, target.describe(), self.spec.optional)
+
+    # -- plan ------------------------------------------------------------------------------
+
+    def plan(self, observation: Observation) -> ServerPlan:
+        view = prepare(self.render(observation), observation, self.fingerprint)
+        plan = self._plan(view, observation)
+        plan = replace(
+            plan,
+            notes=observation.notes + plan.notes,
+            blind=observation.blind_fields,
+            live=self._parity_live(observation, plan.live),
+        )
+        matched = self._match(view, observation, plan)
+        plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
+        report = replace(self._report(plan, frozenset()), allowed=matched.allowed)
+        writes = tuple(self._writes(view, plan, matched, observation))
+        return ServerPlan(view, observation, plan, matched, report, writes)
+
+    def render(self, observation: Observation) -> list[Rendered]:
+        """Each placement as this target must hold it (capability mask, references kept
+        where the client resolves them, else resolved)."""
+        spec, target, state = self.spec, self.target, self.state
+        capability = target.capability
+        keep_env = reference_mode(target.kind, spec.secrets)
+        rendered = []
+        for server_name, placement in state.placements(self.name).items():
+            if self.options.servers and server_name not in self.options.servers:
+                continue
+            server = state.servers[server_name]
+            entry = next(
+                (n for n in (server_name, *server.aliases) if n in observation.entries),
+                server_name,
+            )
+            full = from_server(server)
+            if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
+                full = bridge_mcp_remote(full) | {"enabled": server.enabled}
+            essence: Essence | None = mask(full, capability)
+            if not server.enabled and not capability.enabled_switch:
+                essence = None  # no switch in this client: disabled means absent
+            slot = Slot(server_name, entry, None, placement.required, server.tools)
+            if essence is None:
+                rendered.append(Rendered(slot, essence))
+                continue
+            done = render_essence(
+                essence, self.resolver, kind=target.kind, keep_env=keep_env, server=server_name
+            )
+            rendered.append(
+                Rendered(slot, done.essence, done.sensitive, done.secret_paths, done.notes)
+            )
+        return rendered
+
+    def _plan(
+        self, view: View, observation: Observation, on_drift: OnDrift | None = None
+    ) -> TargetPlan:
+        spec, blind = self.spec, view.blind
+        slots = [
+            replace(item.slot, desired=_unseen(view.desired[item.slot.entry], blind))
+            for item in view.rendered
+        ]
+        live = {entry: _unseen(e, blind) or {} for entry, e in view.live.items()}
+        capability = CAPABILITIES[spec.kind]
+        scope = None
+        if self.options.servers:
+            scope = frozenset(self.options.servers) | frozenset(s.entry for s in slots)
+        inventory = self.inventory
+        plan = plan_target(
+            slots,
+            live,
+            {entry: _unseen(e, blind) or {} for entry, e in inventory.entries.items()},
+            frozenset(inventory.created),
+            on_drift=on_drift or spec.on_drift,
+            prune=spec.prune,
+            exclusive=spec.exclusive,
+            may_delete=bool(self.state.servers),
+            scope=scope,
+            replace_only=capability.replace_only,
+            live_tools=observation.tools if capability.tool_switch else None,
+        )
+        for change in plan.changes:  # a literal token in a drifted live entry is never shown
+            if change.fields and change.entry in observation.entries:
+                register_literals(observation.entries[change.entry])
+        notes = tuple(n for item in view.rendered for n in item.notes)
+        return replace(plan, notes=plan.notes + notes) if notes else plan
+
+    def _match(self, view: View, observation: Observation, plan: TargetPlan) -> divergence.Match:
+        """Covered drift out of the plan; rejected records synced; live edits to record."""
+        found = self.found
+        rejected = found.rejected.get(self.name, {})
+        sync_plan = None
+        if rejected and any(c.action is Action.RECORD for c in plan.changes):
+            sync_plan = self._plan(view, observation, on_drift=OnDrift.SYNC)
+        return divergence.resolve(
+            self.name,
+            self.spec.on_drift,
+            plan.changes,
+            sync_plan.changes if sync_plan is not None else None,
+            view.live,
+            self.fingerprint,
+            found.records,
+            rejected,
+            found.today,
+            servers=self.options.servers,
+            placed=[r.slot.server for r in view.rendered],
+            shown=found.shown,
+        )
+
+    def _parity_live(
+        self, observation: Observation, live: Mapping[str, Essence]
+    ) -> Mapping[str, Essence]:
+        """The live entries for the parity view (a client against MCPJungle): a client's
+        ``${env:X}`` compared as the value MCPJungle would hold, so references are resolved
+        before sealing. Only computed when some target is an MCPJungle."""
+        target = self.target
+        if not target.capability.env_references or all(
+            t.kind is not Kind.MCPJUNGLE for t in self.state.targets.values()
+        ):
+            return live
+        out = dict(live)
+        fingerprint = self.fingerprint
+        for entry, essence in observation.entries.items():
+            try:
+                done = render_essence(essence, self.resolver, kind=target.kind, keep_env=False)
+            except TargetError:
+                continue  # unresolvable: compared as written
+            if done.essence != essence:
+                sealed = seal_paths(seal(done.essence, fingerprint), done.secret_paths, fingerprint)
+                out[entry] = align_header_names(sealed, live.get(entry))
+        return out
+
+    def _writes(
+        self,
+        view: View,
+        plan: TargetPlan,
+        matched: divergence.Match,
+        observation: Observation,
+    ) -> list[Write]:
+        by_entry = view.by_entry()
+        writes = []
+        for change in plan.to_apply:
+            if change.action is Action.RECORD:
+                continue
+            item = by_entry.get(change.entry)
+            deleting = change.action is Action.DELETE
+            write = Write(
+                change.entry,
+                item.essence if item is not None and not deleting else None,
+                change.action,
+                sensitive=item is not None and item.sensitive and not deleting,
+                tools=item.slot.tools if item is not None else None,
+            )
+            # A sync of an entry keeps the values that a record allows to differ.
+            pointers = matched.keep.get(write.entry)
+            if pointers and write.essence is not None:
+                live = observation.entries.get(write.entry)
+                write = replace(write, essence=divergence.keep_live(write.essence, live, pointers))
+            writes.append(write)
+        return writes
+
+    # -- after apply -----------------------------------------------------------------------
+
+    def verify(self, planned: ServerPlan, after: Observation) -> None:
+        """Every write reads back as written (compared sealed, blind fields left out)."""
+        fingerprint = self.fingerprint
+        for write in planned.writes:
+            live = after.entries.get(write.entry)
+            want = write.essence
+            if after.blind_fields:
+                live, want = _unseen(live, after.blind_fields), _unseen(want, after.blind_fields)
+            same = (
+                (live is None)
+                if want is None
+                else (live is not None and seal(live, fingerprint) == seal(want, fingerprint))
+            )
+            if not same:
+                raise TargetError(f"entry '{write.entry}' does not read back as written")
+
+    def remember(
+        self, planned: ServerPlan, done: Sequence[Write], after: Observation | None
+    ) -> None:
+        """Last-applied: what was written (and created), and the entries found in sync."""
+        if self.options.dry_run:
+            return
+        by_entry = planned.view.by_entry()
+        inventory = self.inventory
+        for write in done:
+            if write.essence is None:
+                inventory.entries.pop(write.entry, None)
+                inventory.created.discard(write.entry)
+                continue
+            item = by_entry.get(write.entry)
+            inventory.entries[write.entry] = (
+                item.sealed(write.essence, self.fingerprint)
+                if item is not None
+                else seal(write.essence, self.fingerprint)
+            )
+            if write.entry not in planned.observation.entries:
+                inventory.created.add(write.entry)
+        in_sync = set(planned.plan.in_sync)
+        for item in planned.view.rendered:
+            if item.slot.server in in_sync and item.essence is not None:
+                inventory.entries[item.slot.entry] = planned.view.desired[item.slot.entry] or {}
+        self.store.save_inventory(self.name, inventory)
+
+    def skip(self) -> TargetReport | None:
+        return None
+
+    def retry(self) -> None:
+        """Nothing is cached between attempts: the next observation is read afresh."""
+
+    def applied(self, planned: ServerPlan, done: Sequence[Write]) -> TargetReport:
+        report = self._report(planned.plan, frozenset(w.entry for w in done))
+        return replace(report, allowed=planned.matched.allowed)
+
+    def inspection(self, planned: ServerPlan) -> Inspection:
+        return Inspection(
+            self.state,
+            planned.report,
+            planned.observation,
+            planned.view.live,
+            self.fingerprint,
+            planned.matched,
+            self.found,
+            {entry: e for entry, e in planned.view.desired.items() if e is not None},
+        )
+
+    def _report(self, plan: TargetPlan, applied: frozenset[str]) -> TargetReport:
+        return replace(
+            self.base,
+            changes=plan.changes,
+            applied=applied,
+            in_sync=plan.in_sync,
+            unmanaged=plan.unmanaged,
+            orphaned=plan.orphaned,
+            notes=plan.notes,
+            live=plan.live,
+            blind=plan.blind,
+        )
+
+
+def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:
+    """The essence without the fields a target could not show (compared on neither side)."""
+    if essence is None or not blind:
+        return essence
+    return {k: v for k, v in essence.items() if k not in blind}

@@ -43,7 +43,7 @@ from reconciler.secrets import (
     redact_data,
     register_document_literals,
 )
-from reconciler.store import desired, gitlog, recordfiles
+from reconciler.store import desired, gitlog, paths, recordfiles
 from reconciler.store.desired import DesiredState, Locator
 from reconciler.store.state import StateStore
 from reconciler.targets import Context, Entries, Observation, Target
@@ -75,6 +75,7 @@ class Engine:
         recorder: Recorder | None = None,
     ) -> None:
         self.desired_dir = desired_dir
+        self.root = paths.repository_root(desired_dir)  # relative paths start here
         self.recorder = recorder
         self.store = StateStore(state_dir)
         self.home = home or Path.home()
@@ -90,7 +91,7 @@ class Engine:
                 resolver = SecretResolver(
                     state.secrets,
                     self.environ,
-                    root=self.desired_dir.resolve().parent,
+                    root=self.root,
                     home=self.home,
                 )
                 self._secrets = (state, resolver)
@@ -276,7 +277,7 @@ class Engine:
         return Context(
             home=self.home,
             platform=self.platform,
-            root=self.desired_dir.resolve().parent,
+            root=self.root,
             lock_dir=self.store.lock_dir if writable else None,
             environ=self.environ,
             resolve=None if state is None else self.secret_resolver(state).resolve_text,

@@ -19,6 +19,7 @@ from typing import Any
 from reconciler.core.divergence import KEY, Record
 from reconciler.core.errors import DesiredStateError, Problem
 from reconciler.store.desired import display_path, make_yaml
+from reconciler.store.paths import repository_root
 
 DIRECTORY = "divergences"
 _FIELDS = (
@@ -311,7 +312,7 @@ def render(record: Record) -> str:
 
 def shown_paths(desired_dir: Path, records: Sequence[Record]) -> dict[str, str]:
     """Each record's file as reports show it: relative to the desired repository's root."""
-    root = desired_dir.resolve().parent
+    root = repository_root(desired_dir)
     shown = {}
     for record in records:
         try:

@@ -20,6 +20,7 @@ from reconciler.core.errors import ConcurrentChange, TargetError
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.store import fsutil
+from reconciler.targets import paths
 from reconciler.targets.base import Context, Entries, Observation, Write
 
 
@@ -72,10 +73,7 @@ class FileTarget(ABC):
     @classmethod
     def locate(cls, spec: TargetSpec, context: Context) -> Path:
         if spec.path:
-            if spec.path == "~" or spec.path.startswith("~/"):
-                return context.home / spec.path[2:]
-            path = Path(spec.path)
-            return path if path.is_absolute() else context.root / path
+            return paths.expand(spec.path, context)
         return cls.default_path(spec, context)
 
     def describe(self) -> str:

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -55,7 +56,7 @@ from reconciler.core.model import (
     mirror_target_name,
     server_name_problem,
 )
-from reconciler.store import fsutil
+from reconciler.store import fsutil, paths
 from reconciler.store.state import StateStore
 from reconciler.targets.base import Context, Entries, Observation, Write
 
@@ -94,7 +95,7 @@ def check(
                 "declare mirrored folders under `mirrors:` (source, copies); each copy becomes "
                 "a target of its own",
             )
-    root = state.root.resolve().parent
+    root = paths.repository_root(state.root)
     seen_copies: dict[str, str] = {}
     for name, mirror in state.mirrors.items():
         why = server_name_problem(name)
@@ -127,8 +128,6 @@ def check(
             seen_copies[path] = name
         for key in ("include", "exclude"):
             for index, pattern in enumerate(getattr(mirror, key)):
-                import re
-
                 try:
                     _compile(pattern)
                 except re.error as e:
@@ -139,19 +138,12 @@ def check(
 
 
 def _normal(root: Path, text: str, home: Path | None) -> str:
-    if text == "~" or text.startswith("~/"):
-        base = home or Path.home()
-        return os.path.normpath(base / text[2:])
-    path = Path(text)
-    return os.path.normpath(path if path.is_absolute() else root / path)
+    return os.path.normpath(paths.expand(text, home=home or Path.home(), root=root))
 
 
 def locate(text: str, context: Context) -> Path:
     """A mirror folder as written in desired state: ``~/``, absolute, or repository-relative."""
-    if text == "~" or text.startswith("~/"):
-        return context.home / text[2:]
-    path = Path(text)
-    return path if path.is_absolute() else context.root / path
+    return paths.expand(text, home=context.home, root=context.root)
 
 
 # -- hash cache ----------------------------------------------------------------------------

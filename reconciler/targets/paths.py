@@ -11,15 +11,13 @@ from pathlib import Path
 
 from reconciler.core.errors import TargetError
 from reconciler.core.model import TargetSpec
+from reconciler.store import paths as store_paths
 from reconciler.targets.base import Context
 
 
 def expand(path: str, context: Context) -> Path:
     """A path from desired state: ``~`` is the home, relative is under the repository root."""
-    if path == "~" or path.startswith("~/"):
-        return context.home / path[2:]
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else context.root / candidate
+    return store_paths.expand(path, home=context.home, root=context.root)
 
 
 def project_dir(spec: TargetSpec, context: Context) -> Path:

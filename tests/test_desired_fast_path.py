@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.store import desired
-from reconciler.store.desired import Loc, Located
+from reconciler.store import yamlio
+from reconciler.store.yamlio import Loc, Located
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = [
@@ -24,9 +24,9 @@ SAMPLES = [
 def both(text: str) -> tuple[Any, Any]:
     fast_locs: tuple[dict[Loc, Located], dict[Loc, Located]] = ({}, {})
     exact_locs: tuple[dict[Loc, Located], dict[Loc, Located]] = ({}, {})
-    fast = desired._compose_fast(text, "f", *fast_locs)
-    exact = desired._load_exact(text, "f", *exact_locs, problems=[])
-    assert fast is not desired._SLOW_PATH
+    fast = yamlio._compose_fast(text, "f", *fast_locs)
+    exact = yamlio._load_exact(text, "f", *exact_locs, problems=[])
+    assert fast is not yamlio._SLOW_PATH
     return (fast, fast_locs), (exact, exact_locs)
 
 
@@ -77,12 +77,12 @@ def test_fast_and_exact_loaders_agree_on_values_types_and_positions(text: str) -
 def test_agree_on_every_yaml_file_in_the_repository(path: Path) -> None:
     text = path.read_text()
     try:
-        fast = desired._compose_fast(text, "f", {}, {})
-    except desired._TooLarge:  # the alias bomb: the exact loader refuses it too
-        with pytest.raises(desired._TooLarge):
-            desired._load_exact(text, "f", {}, {}, problems=[])
+        fast = yamlio._compose_fast(text, "f", {}, {})
+    except yamlio._TooLarge:  # the alias bomb: the exact loader refuses it too
+        with pytest.raises(yamlio._TooLarge):
+            yamlio._load_exact(text, "f", {}, {}, problems=[])
         return
-    if fast is desired._SLOW_PATH:  # a syntax error or a duplicate key: ruamel reports it
+    if fast is yamlio._SLOW_PATH:  # a syntax error or a duplicate key: ruamel reports it
         return
     (fast, fast_locs), (exact, exact_locs) = both(text)
     assert normalized(fast) == normalized(exact)
@@ -91,4 +91,4 @@ def test_agree_on_every_yaml_file_in_the_repository(path: Path) -> None:
 
 def test_unusual_documents_take_the_exact_path() -> None:
     for text in ("a: !!str 1\n", "a: 1\na: 2\n", "base: &b {x: 1}\nc:\n  <<: *b\n", "a: [\n"):
-        assert desired._compose_fast(text, "f", {}, {}) is desired._SLOW_PATH
+        assert yamlio._compose_fast(text, "f", {}, {}) is yamlio._SLOW_PATH

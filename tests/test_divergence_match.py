@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.app.adopt import guess_indent, load_document
 from reconciler.core import divergence
 from reconciler.core.compare import FieldChange, Origin
 from reconciler.core.divergence import Record, State
@@ -17,6 +16,7 @@ from reconciler.core.essence import fingerprint_with
 from reconciler.core.model import OnDrift
 from reconciler.core.plan import Action, Change
 from reconciler.store import recordfiles
+from reconciler.store.yamlio import guess_indent, load_document
 
 SEAL = fingerprint_with(b"k" * 32)
 TODAY = date(2026, 11, 21)
@@ -212,8 +212,8 @@ def test_guess_indent() -> None:
 def test_the_fast_record_reader_agrees_with_the_yaml_parser(
     target: str, server: str, reason: str, paths: list[str], reviewed: bool
 ) -> None:
-    from reconciler.store.desired import _plain as to_plain
-    from reconciler.store.desired import make_yaml
+    from reconciler.store.yamlio import _plain as to_plain
+    from reconciler.store.yamlio import make_yaml
 
     rec = record(tuple(paths), target=target, server=server, reason=reason, reviewed=reviewed)
     text = recordfiles.render(rec)

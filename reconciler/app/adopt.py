@@ -13,11 +13,9 @@ desired state already referenced a secret there, the reference is kept.
 
 from __future__ import annotations
 
-import io
-import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +27,8 @@ from reconciler.core.essence import CAPABILITIES, Essence, from_server
 from reconciler.core.model import Kind, TargetSpec, server_name_problem
 from reconciler.secrets import REDACTOR, find_references, redact, scan_essence
 from reconciler.store import fsutil, gitlog, recordfiles
-from reconciler.store.desired import display_path, make_yaml
+from reconciler.store.desired import display_path
+from reconciler.store.yamlio import YamlDocument, load_document
 
 if TYPE_CHECKING:
     from reconciler.engine import Engine
@@ -216,61 +215,6 @@ def definition(essence: Essence) -> dict[str, Any]:
 
 
 # -- round-trip YAML -----------------------------------------------------------------------
-
-
-@dataclass
-class YamlDocument:
-    """One desired-state file loaded for a minimal edit."""
-
-    path: Path
-    original: bytes | None
-    data: Any
-    indent: tuple[int, int, int] = (2, 4, 2)
-    touched: bool = field(default=False)
-
-    def dump(self) -> bytes:
-        yaml = make_yaml()
-        mapping, sequence, offset = self.indent
-        yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-        out = io.StringIO()
-        yaml.dump(self.data, out)
-        return out.getvalue().encode("utf-8")
-
-
-def guess_indent(text: str) -> tuple[int, int, int]:
-    """(mapping, sequence, offset) as ruamel wants them, read off the file's own layout."""
-    mapping = sequence = offset = None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    for before, line in itertools.pairwise(lines):
-        outer = len(before) - len(before.lstrip())
-        inner = len(line) - len(line.lstrip())
-        if not before.rstrip().endswith(":") or inner < outer:
-            continue
-        if line.lstrip().startswith("- "):
-            if offset is None:
-                offset = inner - outer
-                sequence = offset + 2
-        elif mapping is None and inner > outer:
-            mapping = inner - outer
-    mapping = mapping or 2
-    if offset is None:
-        offset, sequence = 2, 4
-    return mapping, sequence or offset + 2, offset
-
-
-def load_document(path: Path) -> YamlDocument:
-    snapshot = fsutil.read_snapshot(path)
-    if snapshot.content is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        return YamlDocument(path, None, CommentedMap())
-    text = snapshot.content.decode("utf-8")
-    data = make_yaml().load(text)
-    if data is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        data = CommentedMap()
-    return YamlDocument(path, snapshot.content, data, guess_indent(text))
 
 
 def _flow_list(items: Sequence[Any]) -> Any:

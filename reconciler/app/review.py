@@ -25,7 +25,7 @@ from reconciler.core.essence import display
 from reconciler.core.report import Phase
 from reconciler.secrets import detect, redact
 from reconciler.store import fsutil, gitlog, recordfiles
-from reconciler.store.desired import make_yaml
+from reconciler.store.yamlio import make_yaml
 
 if TYPE_CHECKING:
     from reconciler.core.report import TargetReport

@@ -4,20 +4,18 @@ A GitOps source of truth is edited by people in review, so the loader's job is a
 explain as to parse: it collects every problem in every file before giving up (one run shows
 them all), points at the key or value at fault, and suggests the likely fix ("did you mean").
 
-ruamel's round-trip loader gives positions; the document is turned into plain data with a
-map from each path to its position, validated by the pydantic models, and pydantic's error
-locations are translated back to lines. Cross-file and cross-object rules (a name defined
+The YAML module (``yamlio``) gives plain data with a map from each path to its position;
+the data is validated by the pydantic models, and pydantic's error locations are translated
+back to lines. Cross-file and cross-object rules (a name defined
 twice, a placement of an undeclared server, a transport a target cannot carry) are checked
 here because only here are locations known.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,19 +26,10 @@ from pydantic import BaseModel, ValidationError
 from reconciler.core import model
 from reconciler.core.errors import DesiredStateError, Problem
 from reconciler.core.model import DesiredFile, Kind, Server, TargetSpec
+from reconciler.store import yamlio
+from reconciler.store.yamlio import Loc, Located
 
-Loc = tuple[str | int, ...]
-MAX_NODES = 200_000  # bounds alias expansion (a "billion laughs" document)
 DIVERGENCES_DIR = "divergences"
-
-
-@dataclass(frozen=True)
-class Located:
-    """Where a key or value of desired state was written: file, 1-based line and column."""
-
-    file: str
-    line: int
-    column: int
 
 
 @dataclass(frozen=True)
@@ -85,18 +74,6 @@ Check = Callable[["DesiredState", Locator], list[Problem]]
 
 def is_glob(name: str) -> bool:
     return any(ch in name for ch in "*?[")
-
-
-def make_yaml() -> Any:
-    """The one YAML factory: round-trip (positions, comments), YAML 1.2, no duplicate keys."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.allow_duplicate_keys = False
-    return yaml
 
 
 def desired_files(root: Path) -> list[Path]:
@@ -205,29 +182,10 @@ def _load_file(
     except (OSError, UnicodeDecodeError) as e:
         problems.append(Problem(shown, 0, 0, f"cannot read: {e}"))
         return None
-    keylocs: dict[Loc, Located] = {}
-    vallocs: dict[Loc, Located] = {}
-    try:
-        fast = _compose_fast(text, shown, keylocs, vallocs)
-        if fast is not _SLOW_PATH:
-            plain = fast
-        else:
-            keylocs.clear()
-            vallocs.clear()
-            plain = _load_exact(text, shown, keylocs, vallocs, problems)
-            if plain is _INVALID:
-                return None
-    except _TooLarge:
-        problems.append(
-            Problem(
-                shown,
-                1,
-                1,
-                "document expands to too many nodes",
-                "aliases are expanded; a recursive or exploding alias is refused",
-            )
-        )
+    found = yamlio.read(text, shown, problems)
+    if found is None:
         return None
+    plain, keylocs, vallocs = found.data, found.keys, found.values
     if plain is None:
         return DesiredFile(), {}, {}
     if not isinstance(plain, dict):
@@ -248,192 +206,6 @@ def _load_file(
         if on_invalid is not None:
             on_invalid(plain)  # a token in a mistyped field is never echoed
         return None
-
-
-_SLOW_PATH = object()
-_INVALID = object()
-
-
-def _load_exact(
-    text: str,
-    shown: str,
-    keylocs: dict[Loc, Located],
-    vallocs: dict[Loc, Located],
-    problems: list[Problem],
-) -> Any:
-    """ruamel's round-trip loader: exact YAML 1.2 and the error messages people see."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    try:
-        document = make_yaml().load(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        message = (e.problem or e.context or "invalid YAML").strip()
-        hint = ""
-        if "duplicate key" in message or "found duplicate key" in str(e):
-            message, hint = _duplicate_key_message(e)
-        problems.append(Problem(shown, line, col, message, hint))
-        return _INVALID
-    except YAMLError as e:
-        problems.append(Problem(shown, 0, 0, f"invalid YAML: {e}"))
-        return _INVALID
-    if document is None:
-        return None
-    return _plain(document, (), shown, keylocs, vallocs, [0])
-
-
-# YAML 1.2 core schema for plain scalars (``yes``/``on`` stay strings, unlike YAML 1.1).
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_FLOAT = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
-    r"|\.(?:nan|NaN|NAN))$"
-)
-
-
-def _compose_fast(
-    text: str, shown: str, keylocs: dict[Loc, Located], vallocs: dict[Loc, Located]
-) -> Any:
-    """The common case at C speed: libyaml composes, this resolves scalars per YAML 1.2.
-
-    ruamel's pure-Python round-trip parser costs about 1 ms per server; libyaml about 30x
-    less. Anything unusual (tags, merge keys, duplicate keys, a syntax error, no libyaml)
-    returns ``_SLOW_PATH`` so that ruamel decides, with its exact semantics and messages.
-    """
-    if "!" in text or "<<" in text:
-        return _SLOW_PATH
-    try:
-        import yaml
-
-        loader = yaml.CSafeLoader
-    except (ImportError, AttributeError):
-        return _SLOW_PATH
-    try:
-        node = yaml.compose(text, Loader=loader)
-    except yaml.YAMLError:
-        return _SLOW_PATH
-    if node is None:
-        return None
-    budget = [0]
-
-    def walk(node: Any, loc: Loc) -> Any:
-        budget[0] += 1
-        if budget[0] > MAX_NODES:
-            raise _TooLarge
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = walk(key_node, loc)
-                if not isinstance(key, (str, int)) or isinstance(key, bool):
-                    raise _Unusual  # a null, boolean or float key: left to the exact loader
-                if key in out:
-                    raise _Unusual  # a duplicate key: ruamel reports it
-                here = (*loc, key)
-                km, vm = key_node.start_mark, value_node.start_mark
-                keylocs[here] = Located(shown, km.line + 1, km.column + 1)
-                vallocs[here] = Located(shown, vm.line + 1, vm.column + 1)
-                out[key] = walk(value_node, here)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            items = []
-            for i, item in enumerate(node.value):
-                here = (*loc, i)
-                m = item.start_mark
-                keylocs[here] = vallocs[here] = Located(shown, m.line + 1, m.column + 1)
-                items.append(walk(item, here))
-            return items
-        value: str = node.value
-        if node.style:  # quoted or block scalar: always text
-            return value
-        if _NULL.match(value):
-            return None
-        if value in _BOOL:
-            return _BOOL[value]
-        if _INT.match(value):
-            return int(value, 0) if value[:2] in ("0o", "0x") else int(value)
-        if _FLOAT.match(value):
-            lowered = value.lower()
-            if "inf" in lowered:
-                return float(lowered.replace(".", ""))
-            return float("nan") if "nan" in lowered else float(value)
-        return value
-
-    try:
-        return walk(node, ())
-    except _Unusual:
-        return _SLOW_PATH
-
-
-class _Unusual(Exception):
-    """The fast path met something only the exact loader should judge."""
-
-
-def _duplicate_key_message(e: Exception) -> tuple[str, str]:
-    text = str(e)
-    key = ""
-    marker = 'found duplicate key "'
-    if marker in text:
-        key = text.split(marker, 1)[1].split('"', 1)[0]
-    return f"duplicate key '{key}'", "a key may appear once per mapping; merge the two"
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _plain(
-    node: Any,
-    loc: Loc,
-    file: str,
-    keylocs: dict[Loc, Located],
-    vallocs: dict[Loc, Located],
-    budget: list[int],
-) -> Any:
-    """Round-trip YAML to plain data, recording where each key and value sits."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    budget[0] += 1
-    if budget[0] > MAX_NODES:
-        raise _TooLarge
-    if isinstance(node, CommentedMap):
-        out: dict[Any, Any] = {}
-        for key, value in node.items():
-            here = (*loc, key)
-            with contextlib.suppress(KeyError, IndexError, AttributeError, TypeError):
-                kl, kc = node.lc.key(key)
-                keylocs[here] = Located(file, kl + 1, kc + 1)
-                vl, vc = node.lc.value(key)
-                vallocs[here] = Located(file, vl + 1, vc + 1)
-            plain_key = key if isinstance(key, (str, int, float, bool)) or key is None else str(key)
-            out[plain_key] = _plain(value, here, file, keylocs, vallocs, budget)
-        return out
-    if isinstance(node, CommentedSeq):
-        items = []
-        for i, value in enumerate(node):
-            here = (*loc, i)
-            with contextlib.suppress(KeyError, IndexError, AttributeError, TypeError):
-                il, ic = node.lc.item(i)
-                vallocs[here] = keylocs[here] = Located(file, il + 1, ic + 1)
-            items.append(_plain(value, here, file, keylocs, vallocs, budget))
-        return items
-    if isinstance(node, dict):
-        return {k: _plain(v, (*loc, k), file, keylocs, vallocs, budget) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v, (*loc, i), file, keylocs, vallocs, budget) for i, v in enumerate(node)]
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if node is None:
-        return None
-    # Tagged scalars and other round-trip types: kept inert as text, and rejected by the schema.
-    return str(node) if not hasattr(node, "value") else node.value
 
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {

@@ -18,8 +18,9 @@ from typing import Any
 
 from reconciler.core.divergence import KEY, Record
 from reconciler.core.errors import DesiredStateError, Problem
-from reconciler.store.desired import display_path, make_yaml
+from reconciler.store.desired import display_path
 from reconciler.store.paths import repository_root
+from reconciler.store.yamlio import make_yaml
 
 DIRECTORY = "divergences"
 _FIELDS = (

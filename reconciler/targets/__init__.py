@@ -13,7 +13,8 @@ from typing import Any
 from reconciler.core.errors import Problem
 from reconciler.core.essence import CAPABILITIES
 from reconciler.core.model import Kind, TargetSpec
-from reconciler.store.desired import DesiredState, Located, Locator, is_glob
+from reconciler.store.desired import DesiredState, Locator, is_glob
+from reconciler.store.yamlio import Located
 from reconciler.targets import codex, jsonclients, mcpjungle, mirror, opencode
 from reconciler.targets.base import Context, Entries, Observation, Target, Write
 

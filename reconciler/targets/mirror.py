@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler.core.errors import ConcurrentChange, Problem, ReconcilerError, TargetError
 from reconciler.core.essence import Capability
@@ -57,11 +57,10 @@ from reconciler.core.model import (
     server_name_problem,
 )
 from reconciler.store import fsutil, paths
+from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
+from reconciler.store.yamlio import Located
 from reconciler.targets.base import Context, Entries, Observation, Write
-
-if TYPE_CHECKING:
-    from reconciler.store.desired import DesiredState, Located
 
 KIND = Kind.MIRROR
 CAPABILITY = Capability(frozenset(), frozenset())  # a mirror carries files, not servers

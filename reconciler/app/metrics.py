@@ -19,7 +19,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from reconciler.core.errors import UsageError
 
@@ -155,6 +154,9 @@ class MetricsServer:
         self, addr: str, metrics: Metrics, healthy: Callable[[], tuple[bool, str]]
     ) -> None:
         host, port = parse_address(addr)
+
+        # The HTTP server only loads when the daemon serves metrics.
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:

@@ -9,20 +9,19 @@ the reading of the SDK's exceptions into a phase and a one-line error.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
-import anyio.abc
 from pydantic import ValidationError
 
 from reconciler.probe.model import Phase, ToolInfo
 
 if TYPE_CHECKING:
+    import anyio
+    import anyio.abc
     import httpx2
     import mcp_types
     from mcp import Client, ClientSession
@@ -52,6 +51,8 @@ def load_sdk() -> None:
 
 @cache
 def _client_info() -> mcp_types.Implementation:
+    import importlib.metadata
+
     import mcp_types
 
     try:
@@ -64,6 +65,7 @@ def _client_info() -> mcp_types.Implementation:
 @cache
 def _probe_client_class() -> type[Client]:
     """The SDK's ``Client`` with a bounded discover, defined once the SDK is imported."""
+    import anyio
     import mcp_types
     from mcp import Client, MCPError
 
@@ -136,6 +138,8 @@ async def inventory(
     redact: Redact,
 ) -> Inventory:
     """Connect through ``transport``, negotiate, list everything, close."""
+    import anyio
+
     client = _probe_client_class()(
         transport(),
         mode="auto",
@@ -274,6 +278,7 @@ async def stdio_streams(process: anyio.abc.Process, noise: StdoutNoise) -> Async
     When stdout ends (the server exited or closed it), the read stream closes and the
     session sees "Connection closed".
     """
+    import anyio
     import mcp_types
     from mcp.shared.message import SessionMessage
 
@@ -477,6 +482,7 @@ def diagnose_stdio(
     last_stderr: str | None,
 ) -> Diagnosis:
     """A stdio failure after a successful spawn (phase initialize or list_tools)."""
+    import anyio
     import mcp_types
     from mcp import MCPError
 

@@ -10,8 +10,8 @@ group on purpose; nothing short of a container can follow it.)
 The child gets the declared env over a minimal base (``base_environment``), never the
 reconciler's whole environment, which holds the secrets of every other server.
 
-Only anyio and the standard library here: this module is imported with
-``reconciler.probe``, before anyone knows whether a probe will run.
+Only the standard library at import time (anyio is imported inside the functions): this
+module is imported with ``reconciler.probe``, before anyone knows whether a probe will run.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
-import anyio
-import anyio.abc
+if TYPE_CHECKING:
+    import anyio
+    import anyio.abc
 
 # The variables a server needs to find its interpreter, its home, its locale and a temp dir.
 # Anything else (tokens, cloud credentials, the reconciler's own settings) stays out unless
@@ -105,6 +107,8 @@ async def spawn(
     command: str, args: Sequence[str], env: Mapping[str, str], cwd: str | None
 ) -> anyio.abc.Process:
     """Start the server with piped stdio in a process group of its own."""
+    import anyio
+
     if _POSIX:
         return await anyio.open_process(
             [command, *args],
@@ -135,6 +139,8 @@ class StderrTail:
     """
 
     def __init__(self) -> None:
+        import anyio
+
         self._buffer = bytearray()
         self._trimmed = False
         self.closed = anyio.Event()
@@ -146,6 +152,8 @@ class StderrTail:
             self._trimmed = True
 
     async def drain(self, stream: anyio.abc.ByteReceiveStream | None) -> None:
+        import anyio
+
         try:
             if stream is not None:
                 with suppress(
@@ -178,6 +186,8 @@ async def stop(process: anyio.abc.Process, *, graceful: bool) -> int | None:
     The exit status is returned only when the server exited by itself (not by our signal).
     Runs shielded: a cancelled probe must still reap what it started.
     """
+    import anyio
+
     status = process.returncode
     with anyio.CancelScope(shield=True):
         if status is None and graceful:
@@ -193,6 +203,8 @@ async def stop(process: anyio.abc.Process, *, graceful: bool) -> int | None:
 async def _wait_exit(process: anyio.abc.Process, timeout: float) -> int | None:
     # Not process.wait(): on asyncio it also waits for the pipes to close, and a surviving
     # grandchild holding them would make an exited server look hung.
+    import anyio
+
     with anyio.move_on_after(timeout):
         while process.returncode is None:
             await anyio.sleep(_POLL)
@@ -200,6 +212,8 @@ async def _wait_exit(process: anyio.abc.Process, timeout: float) -> int | None:
 
 
 async def _end_group(process: anyio.abc.Process) -> None:
+    import anyio
+
     if not _POSIX:  # pragma: no cover - Windows: no process groups to signal
         with suppress(ProcessLookupError, OSError):
             process.kill()

@@ -10,8 +10,10 @@ server cannot hide the others.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import anyio
+if TYPE_CHECKING:
+    pass
 
 from reconciler.probe import client as sdk
 from reconciler.probe import process
@@ -45,6 +47,8 @@ def probe_all(
     environment of stdio servers is taken from. ``on_done`` is called with each result as
     it completes (on the probing thread), for live progress.
     """
+    import anyio
+
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     if concurrency < 1:
@@ -71,6 +75,8 @@ async def probe_all_async(
     on_done: Callable[[ProbeResult], None] | None = None,
 ) -> list[ProbeResult]:
     """``probe_all`` for callers already in an event loop (the watch daemon)."""
+    import anyio
+
     # Load the SDK before any timer starts, so its import is not charged to the first servers.
     sdk.load_sdk()
 
@@ -134,6 +140,8 @@ def _discover_timeout(timeout: float) -> float:
 def _ok(
     spec: ProbeSpec, found: Inventory, started: float, progress: Progress, context: ProbeContext
 ) -> ProbeResult:
+    import anyio
+
     listed = progress.listed_at if progress.listed_at is not None else anyio.current_time()
     return ProbeResult(
         server=spec.server,
@@ -185,6 +193,8 @@ def _timed_out(timeout: float, phase: Phase) -> str:
 async def _probe_stdio(
     spec: ProbeSpec, *, timeout: float, redact: Redact, base_env: Mapping[str, str] | None
 ) -> ProbeResult:
+    import anyio
+
     assert spec.command is not None
     started = anyio.current_time()
     deadline = started + timeout
@@ -260,6 +270,8 @@ async def _probe_stdio(
 
 
 async def _probe_http(spec: ProbeSpec, *, timeout: float, redact: Redact) -> ProbeResult:
+    import anyio
+
     assert spec.url is not None
     started = anyio.current_time()
     deadline = started + timeout

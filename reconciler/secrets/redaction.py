@@ -47,6 +47,21 @@ class Redactor:
         with self._lock:
             self._fingerprint = fingerprint
 
+    def scoped(self, values: Iterable[str]) -> Redactor:
+        """A redactor for one text that must hide more than the rest of the output: it knows
+        every value this one knows now, and ``values`` besides, shown by the same key.
+
+        An MCPJungle answer may quote the env values of a config we sent; env values are
+        never shown, but a plain one (a path, a name) registered for the whole process would
+        mangle every other text that holds it.
+        """
+        with self._lock:
+            scoped = Redactor(self._fingerprint)
+            scoped._values = dict(self._values)
+        for value in values:
+            scoped.add(value)
+        return scoped
+
     def add(self, value: str) -> None:
         if len(value) < self.MIN_LENGTH:
             return

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import Kind, ToolPolicy
 from reconciler.core.plan import Action
+from reconciler.secrets import REDACTOR, Redactor
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class Write:
 
 @dataclass(frozen=True)
 class Context:
-    """Where a target lives: the home directory, platform and folders it resolves paths from."""
+    """Where a target lives (home directory, platform, folders it resolves paths from), and
+    how it treats secrets in this pass (``resolve``, ``redactor``)."""
 
     home: Path
     platform: str  # sys.platform spelling: linux, darwin, win32
@@ -57,6 +59,10 @@ class Context:
     # The state directory, for caches a target keeps between passes (mirror hashes); they
     # are written only when ``lock_dir`` is set (a non-dry run). None: no cache.
     state_dir: Path | None = None
+    # The pass's redactor: a target registers every secret value it sees or sends with it,
+    # and scrubs with it the texts it takes from elsewhere (an API's answers). The default
+    # is the process-wide one that logs and the standard streams go through.
+    redactor: Redactor = REDACTOR
 
 
 class Target(Protocol):

@@ -19,6 +19,7 @@ from reconciler.core.errors import TargetError
 from reconciler.core.essence import normalize
 from reconciler.core.model import Kind, TargetSpec, ToolPolicy
 from reconciler.core.plan import disabled_by_policy
+from reconciler.secrets import Redactor, SecretResolver
 from reconciler.targets.base import Context
 from reconciler.targets.mcpjungle import (
     MCPJungleTarget,
@@ -769,13 +770,21 @@ def test_tool_policy_globs() -> None:
 
 
 def test_errors_carry_no_secret(tmp_path: Any, jungle: FakeMCPJungle) -> None:
-    """The target's own texts, before any redaction of the command line."""
+    """The target's own texts, before any redaction of the command line: the env value it
+    sent is hidden from the answer's text, in the redactor's display form, without being
+    registered for every other output of the process."""
     secret = "s3cr3t-value-" + "x" * 10
     jungle.inject(
         "POST", "/api/v0/servers", Respond(500, {"error": f"upstream said: bad token {secret}"})
     )
     spec = TargetSpec(kind=Kind.MCPJUNGLE, url=jungle.url, token="${env:TOKEN}")
-    context = Context(tmp_path, "linux", tmp_path, None, {"TOKEN": "tok-" + secret})
+    environ = {"TOKEN": "tok-" + secret}
+    redactor = Redactor()
+    resolver = SecretResolver({}, environ, root=tmp_path, home=tmp_path, redactor=redactor)
+    context = Context(
+        tmp_path, "linux", tmp_path, None, environ, resolve=resolver.resolve_text,
+        redactor=redactor,
+    )  # fmt: skip
     target = MCPJungleTarget("jungle", spec, context)
     try:
         observation = target.observe()
@@ -788,8 +797,19 @@ def test_errors_carry_no_secret(tmp_path: Any, jungle: FakeMCPJungle) -> None:
     finally:
         target.close()
     assert secret not in str(caught.value)
-    assert "upstream said: bad token ‹secret›" in str(caught.value)
+    assert "upstream said: bad token ‹secret:" in str(caught.value)
     assert jungle.requests[0].headers["authorization"] == "Bearer tok-" + secret
+    assert "tok-" + secret in redactor and secret not in redactor
+
+
+def test_the_token_is_resolved_by_the_pass_resolver_only(tmp_path: Any) -> None:
+    """Without a resolver in the context, a token reference stays as written: an error."""
+    spec = TargetSpec(kind=Kind.MCPJUNGLE, url="http://127.0.0.1:1/", token="${env:TOKEN}")
+    context = Context(tmp_path, "linux", tmp_path, None, {"TOKEN": "tok-" + "y" * 20})
+    target = MCPJungleTarget("j", spec, context)
+    with pytest.raises(TargetError, match=r"\(\$\{env:TOKEN\}\) cannot be resolved"):
+        target.observe()
+    target.close()
 
 
 def test_default_timeout_is_above_the_upstream_init_time(tmp_path: Any) -> None:

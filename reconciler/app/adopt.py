@@ -25,7 +25,7 @@ from reconciler.core.compare import diff, pointer_parts
 from reconciler.core.errors import DesiredStateError, UsageError
 from reconciler.core.essence import CAPABILITIES, Essence, from_server
 from reconciler.core.model import Kind, TargetSpec, server_name_problem
-from reconciler.secrets import REDACTOR, find_references, redact, scan_essence
+from reconciler.secrets import ENV, ENV_NAME, REDACTOR, find_references, redact, scan_essence
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.desired import display_path
 from reconciler.store.yamlio import YamlDocument, load_document
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from reconciler.store.desired import DesiredState
 
 FILE_MODE = 0o644
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARG_KEY = re.compile(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)=(.*)$", re.S)
 _FLAG = re.compile(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)$")
 
@@ -143,15 +142,15 @@ def without_secrets(
 
 
 def _variable_of(reference: str) -> str | None:
-    match = re.search(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}", reference)
-    return match.group(1) if match else None
+    names = (r.name for r in find_references(reference) if r.scheme == ENV)
+    return next((name for name in names if ENV_NAME.fullmatch(name)), None)
 
 
 def _reference_for(server: str, parts: list[str], value: str, essence: Essence) -> tuple[str, str]:
     field = parts[0] if parts else ""
     prefix = _env_name(server)
     if field == "env" and len(parts) == 2:
-        variable = parts[1] if _ENV_NAME.match(parts[1]) else f"{prefix}_{_env_name(parts[1])}"
+        variable = parts[1] if ENV_NAME.fullmatch(parts[1]) else f"{prefix}_{_env_name(parts[1])}"
         return f"${{env:{variable}}}", variable
     if field == "headers" and len(parts) == 2:
         if parts[1].lower() == "authorization":

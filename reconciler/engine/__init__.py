@@ -282,6 +282,7 @@ class Engine:
             environ=self.environ,
             resolve=None if state is None else self.secret_resolver(state).resolve_text,
             state_dir=self.store.root,
+            redactor=REDACTOR,  # the one its secret resolver registers values with
         )
 
     # -- one target, read only (allow, adopt, import, divergences) -------------------------

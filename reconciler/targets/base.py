@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import Kind, ToolPolicy
 from reconciler.core.plan import Action
+from reconciler.secrets import REDACTOR, Redactor
 
 
 class Entries(Enum):
@@ -70,7 +71,8 @@ class PassCache:
 
 @dataclass(frozen=True)
 class Context:
-    """Where a target lives: the home directory, platform and folders it resolves paths from."""
+    """Where a target lives (home directory, platform, folders it resolves paths from), and
+    how it treats secrets in this pass (``resolve``, ``redactor``)."""
 
     home: Path
     platform: str  # sys.platform spelling: linux, darwin, win32
@@ -84,6 +86,10 @@ class Context:
     # are written only when ``lock_dir`` is set (a non-dry run). None: no cache.
     state_dir: Path | None = None
     cache: PassCache = field(default_factory=PassCache, compare=False)
+    # The pass's redactor: a target registers every secret value it sees or sends with it,
+    # and scrubs with it the texts it takes from elsewhere (an API's answers). The default
+    # is the process-wide one that logs and the standard streams go through.
+    redactor: Redactor = REDACTOR
 
 
 class Target(Protocol):

@@ -30,11 +30,10 @@ from typing import Any
 from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import CAPABILITIES, Essence, normalize
 from reconciler.core.model import Kind, TargetSpec
-from reconciler.secrets import BEARER_ENV
+from reconciler.secrets import BEARER_ENV, env_reference, referenced_env
 from reconciler.targets import paths
 from reconciler.targets.base import Context
 from reconciler.targets.files import FileTarget
-from reconciler.targets.references import canonical, referenced_name
 
 MANAGED = (
     "command",
@@ -146,7 +145,7 @@ class Codex(FileTarget):
             for item in native.get("env_vars") or []:
                 name = item.get("name") if isinstance(item, dict) else item
                 if isinstance(name, str):
-                    env.setdefault(name, canonical(name))
+                    env.setdefault(name, env_reference(name))
             raw["env"] = env
             raw["cwd"] = _text(native.get("cwd"))
         else:
@@ -154,10 +153,10 @@ class Codex(FileTarget):
             raw["url"] = _text(native.get("url"))
             headers = _string_map(native.get("http_headers"))
             for name, variable in _string_map(native.get("env_http_headers")).items():
-                headers[name] = canonical(variable)
+                headers[name] = env_reference(variable)
             bearer = native.get("bearer_token_env_var")
             if isinstance(bearer, str):
-                headers["Authorization"] = f"Bearer {canonical(bearer)}"
+                headers["Authorization"] = f"Bearer {env_reference(bearer)}"
             raw["headers"] = headers
         return normalize({k: v for k, v in raw.items() if v is not None})
 
@@ -191,7 +190,7 @@ def _native_fields(essence: Essence, existing: Mapping[str, Any]) -> dict[str, A
         literal: dict[str, str] = {}
         passed: list[str] = []
         for key, value in essence.get("env", {}).items():
-            if referenced_name(value) == key:
+            if referenced_env(value) == key:
                 passed.append(key)
             else:
                 literal[key] = value
@@ -209,8 +208,8 @@ def _native_fields(essence: Essence, existing: Mapping[str, Any]) -> dict[str, A
             bearer = BEARER_ENV.fullmatch(value)
             if key.lower() == "authorization" and bearer:
                 fields["bearer_token_env_var"] = bearer.group(1)
-            elif referenced_name(value) is not None:
-                by_name[key] = referenced_name(value) or ""
+            elif referenced_env(value) is not None:
+                by_name[key] = referenced_env(value) or ""
             else:
                 plain[key] = value
         if plain:

@@ -22,8 +22,11 @@ The contract is /work/shared/reference/MCPJUNGLE.md; its quirks shape this modul
 
 Only reads (GET) are retried, with backoff: a repeated register or toggle could do harm.
 Errors say what to do (start the server, ``mcpjungle init-server``, the token to set), and
-never carry a secret: the token, bearer tokens, headers and env values sent are scrubbed
-from every text taken from an answer.
+never carry a secret. The ``token:`` option is resolved by the pass's resolver
+(``Context.resolve``); the token, and the bearer tokens, OAuth secrets, header values and
+secret-looking env values of every registration seen or sent, are registered with the
+pass's redactor (``Context.redactor``), which also scrubs every text taken from an answer
+(with the env values sent besides, since an answer may quote the config).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from reconciler.core.errors import PartialApply, TargetError
 from reconciler.core.essence import CAPABILITIES, Essence, normalize
 from reconciler.core.model import Kind, TargetSpec, ToolPolicy
 from reconciler.core.plan import Action, disabled_by_policy
-from reconciler.secrets import REDACTOR, detect
+from reconciler.secrets import detect, might_reference
 from reconciler.targets.base import Context, Entries, Observation, Write
 
 if TYPE_CHECKING:
@@ -195,7 +198,7 @@ class MCPJungleTarget:
         self.url = (spec.url or "").rstrip("/")
         self.timeout = spec.timeout or DEFAULT_TIMEOUT
         self._client: httpx.Client | None = None
-        self._secrets: list[str] = []  # values scrubbed from every text we show
+        self._sent_env: list[str] = []  # env values sent: hidden from MCPJungle's answers
         self.version: str | None = None
 
     # -- Target protocol ---------------------------------------------------------------
@@ -453,12 +456,9 @@ class MCPJungleTarget:
         reference = self.spec.token
         if not reference:
             return None
-        resolve = self.context.resolve
+        resolve = self.context.resolve  # None: references are left as written
         try:
-            if resolve is not None:
-                token = resolve(reference)
-            else:
-                token = _resolve_env(reference, self.context.environ)
+            token = reference if resolve is None else resolve(reference)
         except TargetError as e:
             raise TargetError(
                 f"the token of target '{self.name}' ({reference}) cannot be resolved: {e}; "
@@ -466,12 +466,12 @@ class MCPJungleTarget:
                 "`mcpjungle init-server`, kept as access_token in ~/.mcpjungle.conf)",
                 recoverable=False,
             ) from e
-        if "${" in token:
+        if might_reference(token):
             raise TargetError(
                 f"the token of target '{self.name}' ({reference}) cannot be resolved",
                 recoverable=False,
             )
-        self._secrets.append(token)
+        self.context.redactor.add(token)
         return token
 
     def _call(
@@ -633,20 +633,16 @@ class MCPJungleTarget:
         return f"open {url} before {expires}" if url else f"pending until {expires}"
 
     def _remember_secrets(self, config: Mapping[str, Any], *, sent: bool = False) -> None:
-        """Values of a registration to scrub from every output; for a body we send, also
-        every env value from the texts of MCPJungle's answers (they may quote the config)."""
+        """Teach the redactor the secret values of a registration; for a body we send, keep
+        its env values too, to hide them from MCPJungle's answers (they may quote it)."""
         for value in _secret_values(config):
-            REDACTOR.add(value)
-        extra = [str(v) for v in (config.get("env") or {}).values()] if sent else []
-        for value in [*_secret_values(config), *extra]:
-            if len(value) >= 4 and value not in self._secrets:
-                self._secrets.append(value)
+            self.context.redactor.add(value)
+        if sent:
+            self._sent_env.extend(str(v) for v in (config.get("env") or {}).values())
 
     def _scrub(self, text: str) -> str:
-        for value in sorted(self._secrets, key=len, reverse=True):
-            if value and value in text:
-                text = text.replace(value, "‹secret›")
-        return text
+        """A text taken from an answer, every secret in it shown as the redactor shows it."""
+        return self.context.redactor.scoped(self._sent_env).scrub(text)
 
 
 class _Duplicate(TargetError):
@@ -674,25 +670,6 @@ def _code(response: httpx.Response) -> str | None:
 
 def _is_json(response: httpx.Response) -> bool:
     return "json" in response.headers.get("content-type", "")
-
-
-def _resolve_env(reference: str, environ: Mapping[str, str]) -> str:
-    """``${env:NAME}`` / ``${NAME}`` from the environment; anything else is an error."""
-    import re
-
-    def value(match: re.Match[str]) -> str:
-        inner = match.group(1)
-        scheme, sep, name = inner.partition(":")
-        if not sep:
-            scheme, name = "env", inner
-        if scheme != "env":
-            raise TargetError(f"no resolver for ${{{inner}}} here")
-        found = environ.get(name)
-        if not found:
-            raise TargetError(f"environment variable {name} is not set")
-        return found
-
-    return re.sub(r"\$\{([^{}]*)\}", value, reference)
 
 
 def build(name: str, spec: TargetSpec, context: Context) -> MCPJungleTarget:

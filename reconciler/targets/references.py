@@ -10,6 +10,9 @@ done here: a reference stays a reference.
 Only exact variable references are converted. Anything a client would not expand (Claude
 Code's ``$NAME``, a Cursor ``${NAME}``) is a literal and stays one, so it shows as drift
 rather than silently becoming a reference.
+
+The canonical form and the names a variable may have are the secrets layer's one grammar
+(``reconciler.secrets.references``); this module declares only each client's spelling.
 """
 
 from __future__ import annotations
@@ -19,19 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.core.essence import Essence
-
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-CANONICAL = re.compile(r"\$\{env:(" + _NAME + r")\}")
-
-
-def canonical(name: str) -> str:
-    return "${env:" + name + "}"
-
-
-def referenced_name(value: str) -> str | None:
-    """NAME when ``value`` is exactly one canonical reference ``${env:NAME}``, else None."""
-    match = CANONICAL.fullmatch(value)
-    return match.group(1) if match else None
+from reconciler.secrets import ENV_NAME_PATTERN, ONLY_ENV, env_reference
 
 
 @dataclass(frozen=True)
@@ -51,29 +42,29 @@ def _identity(value: str) -> str:
 ENV_COLON = Syntax("${env:NAME}", _identity, _identity)
 
 # Claude Code: ``${NAME}``; ``${NAME:-default}`` is not a plain reference and is left as is.
-_CLAUDE_IN = re.compile(r"\$\{(" + _NAME + r")\}")
+_CLAUDE_IN = re.compile(r"\$\{(" + ENV_NAME_PATTERN + r")\}")
 CLAUDE_CODE = Syntax(
     "${NAME}",
-    lambda s: _CLAUDE_IN.sub(lambda m: canonical(m.group(1)), s),
-    lambda s: CANONICAL.sub(lambda m: "${" + m.group(1) + "}", s),
+    lambda s: _CLAUDE_IN.sub(lambda m: env_reference(m.group(1)), s),
+    lambda s: ONLY_ENV.sub(lambda m: "${" + m.group(1) + "}", s),
 )
 
 # Gemini CLI: ``$NAME`` or ``${NAME}``; written as ``${NAME}``, which survives being
 # followed by letters ("${TOKEN}abc" vs "$TOKENabc").
-_GEMINI_IN = re.compile(r"\$\{(" + _NAME + r")\}|\$(" + _NAME + r")")
+_GEMINI_IN = re.compile(r"\$\{(" + ENV_NAME_PATTERN + r")\}|\$(" + ENV_NAME_PATTERN + r")")
 GEMINI = Syntax(
     "$NAME",
-    lambda s: _GEMINI_IN.sub(lambda m: canonical(m.group(1) or m.group(2)), s),
-    lambda s: CANONICAL.sub(lambda m: "${" + m.group(1) + "}", s),
+    lambda s: _GEMINI_IN.sub(lambda m: env_reference(m.group(1) or m.group(2)), s),
+    lambda s: ONLY_ENV.sub(lambda m: "${" + m.group(1) + "}", s),
 )
 
 # opencode: ``{env:NAME}`` (anywhere in the file). A ``$`` before it is a literal dollar, so
 # the mapping is a bijection: ``${env:X}`` in an opencode file reads as ``$${env:X}``.
-_OPENCODE_IN = re.compile(r"\{env:(" + _NAME + r")\}")
+_OPENCODE_IN = re.compile(r"\{env:(" + ENV_NAME_PATTERN + r")\}")
 OPENCODE = Syntax(
     "{env:NAME}",
-    lambda s: _OPENCODE_IN.sub(lambda m: canonical(m.group(1)), s),
-    lambda s: CANONICAL.sub(lambda m: "{env:" + m.group(1) + "}", s),
+    lambda s: _OPENCODE_IN.sub(lambda m: env_reference(m.group(1)), s),
+    lambda s: ONLY_ENV.sub(lambda m: "{env:" + m.group(1) + "}", s),
 )
 
 

@@ -1,0 +1,229 @@
+"""Detection: literal secrets found by their shape, or by randomness under a secret-like key.
+
+This module exists so that desired state (where a finding is a validation error), live
+targets (``reconcile audit`` lists every finding), diffs (a line that looks like a secret is
+hidden) and the redactor (``register_literals`` teaches it what it finds) share one set of
+rules: known token prefixes, ``Bearer <literal>``, ``Basic`` credentials, credentials in
+URLs, private keys and JWTs (``detect``), and random-looking values under secret-like keys
+(``looks_random``). References are never findings.
+
+Why hand-written rules rather than detect-secrets' regex plugins (entropy plugins off), as
+measured with detect-secrets 1.5.0 on the cases of tests/test_secrets.py:
+
+- its plugins miss shapes this project must catch: fine-grained GitHub tokens
+  (``github_pat_``), OpenAI project keys (``sk-proj-``), Anthropic keys (``sk-ant-``),
+  ``Bearer <literal>`` and ``Basic <base64>`` header values;
+- a finding's kind is part of the output (``reconcile audit``, its ``--json``, and the
+  desired-state error), and its plugin names would change it;
+- all 24 regex plugins cost about 60 µs per string against about 1.4 µs here, where most
+  strings are rejected by a marker pre-check before any pattern runs;
+- randomness under a secret-like key (the ``high-entropy`` kind) would stay ours anyway:
+  its entropy plugins are off here, and its keyword plugin reads assignments in source
+  code, not env and header names.
+
+So detect-secrets is not a dependency; the shapes below are the one set of rules.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.essence import Essence, is_sealed_value
+from reconciler.secrets.redaction import REDACTOR, Redactor
+from reconciler.secrets.references import essence_strings, essence_texts, without_references
+
+_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern))
+    for kind, pattern in (
+        ("private-key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+        ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"),
+        ("gitlab-token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
+        ("anthropic-key", r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
+        ("openai-key", r"\bsk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}"),
+        ("slack-token", r"\bxox[abposre]-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{10,}"),
+        ("aws-access-key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+        ("google-api-key", r"\bAIza[0-9A-Za-z_-]{35}"),
+        ("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}"),
+        ("bearer-token", r"(?i)\bbearer\s+[A-Za-z0-9._~+/-]{8,}=*"),
+        ("basic-auth", r"(?i)\bbasic\s+[A-Za-z0-9+/]{8,}={0,2}"),
+        ("url-password", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@"),
+    )
+)
+# Cheap pre-checks on lowercased text: no marker, no token shape (most strings).
+_SHAPE_MARKERS = (
+    "begin", "gh", "glpat-", "sk-", "xox", "akia", "asia", "aiza", "eyj", "bearer", "basic",
+    "://",
+)  # fmt: skip
+_KEY_MARKERS = ("token", "secret", "passw", "pwd", "key", "auth", "credential", "cookie",
+                "session")  # fmt: skip
+
+
+def has_secret_marker(lowered: str) -> bool:
+    """False when lowercased text certainly holds no secret: no token shape, no secret-like
+    name (a cheap pre-check before the real rules)."""
+    return any(m in lowered for m in _SHAPE_MARKERS) or any(m in lowered for m in _KEY_MARKERS)
+
+
+def _may_have_shape(text: str) -> bool:
+    low = text.lower()
+    return any(marker in low for marker in _SHAPE_MARKERS)
+
+
+_SECRET_KEY = re.compile(
+    r"(?i)token|secret|passw(?:or)?d|passwd|pwd|key|auth|credential|cookie|session"
+)
+_NOT_SECRET_KEY = re.compile(
+    r"(?i)(?:^|[_-])(?:path|file|dir|url|uri|name|host|port|type|mode|limit|timeout|region"
+    r"|endpoint|format|count|size|id|user|username|header)s?$"
+)
+_PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\.\.\.|changeme|redacted|password)$")
+_SEGMENTS = re.compile(r"[-_./:@+=,]")
+
+
+def detect(value: str, key: str | None = None) -> str | None:
+    """The kind of literal secret ``value`` is (``github-token``, ``high-entropy``...), or None.
+
+    References are ignored (``Bearer ${env:X}`` is fine). ``key`` is the env or header name
+    (or argument name) the value sits under; random-looking values are secrets only under a
+    secret-like key (*TOKEN*, *KEY*, *SECRET*, *PASSWORD*, Authorization...).
+    """
+    literal = without_references(value)
+    if not literal.strip():
+        return None
+    if _may_have_shape(literal):
+        for kind, pattern in _SHAPES:
+            match = pattern.search(literal)
+            if match is None:
+                continue
+            if kind == "url-password":
+                password = match.group(0).rsplit(":", 1)[1][:-1]
+                if _PLACEHOLDER.match(password):
+                    continue
+            return kind
+    if key is not None and _SECRET_KEY.search(key) and not _NOT_SECRET_KEY.search(key):
+        candidate = literal.strip()
+        if (key.lower() == "authorization" or key.lower().endswith("-authorization")) and (
+            " " in candidate
+        ):
+            candidate = candidate.split()[-1]  # "token abc...", "Digest ..."
+        if looks_random(candidate):
+            return "high-entropy"
+    return None
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits per character."""
+    if not text:
+        return 0.0
+    counts: dict[str, int] = {}
+    for ch in text:
+        counts[ch] = counts.get(ch, 0) + 1
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def looks_random(value: str) -> bool:
+    """A credential-looking literal: long, unspaced, mixed, not a path, URL or word list."""
+    if len(value) < 16 or any(ch.isspace() for ch in value) or _PLACEHOLDER.match(value):
+        return False
+    if "://" in value or value.startswith(("/", "~", "./", "../", "\\")):
+        return False
+    if re.match(r"^[A-Za-z]:[\\/]", value):
+        return False
+    lower = any(ch.islower() for ch in value)
+    upper = any(ch.isupper() for ch in value)
+    digit = any(ch.isdigit() for ch in value)
+    if lower + upper + digit < 2:
+        return False
+    segments = [s for s in _SEGMENTS.split(value) if s]
+    if all(s.isalpha() or s.isdigit() for s in segments):
+        return False  # words and numbers joined by separators: an identifier, a version
+    return shannon_entropy(value) >= 3.3
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A literal secret at ``path`` (a JSON Pointer). ``value`` is never shown, only sealed."""
+
+    path: str
+    kind: str
+    value: str
+
+
+def _arg_key(args: list[str], index: int) -> tuple[str | None, str]:
+    """The name an argument's value sits under: ``--token=X`` or ``--token X``."""
+    value = args[index]
+    match = re.match(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)=(.*)$", value, re.S)
+    if match:
+        return match.group(1), match.group(2)
+    if index > 0:
+        previous = re.match(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)$", args[index - 1])
+        if previous:
+            return previous.group(1), value
+    return None, value
+
+
+def scan_essence(
+    essence: Essence, redactor: Redactor | None = None, *, known: bool = True
+) -> list[Finding]:
+    """Every literal secret in an essence (sealed values are skipped: they are ours).
+
+    Besides ``detect``'s shapes and randomness, a string holding a value this process
+    resolved or found as a secret (the redactor knows it) is one, whatever it looks like:
+    kind ``known-secret`` (unless ``known`` is False: desired-state validation must not
+    depend on what a long-running process happens to have resolved).
+    """
+    redactor = REDACTOR if redactor is None else redactor
+    findings: list[Finding] = []
+    args = essence.get("args")
+    for pointer, field, key, value in essence_strings(essence):
+        if is_sealed_value(value):
+            continue
+        candidate = value
+        if field == "args" and isinstance(args, list):
+            key, candidate = _arg_key(args, int(pointer.rsplit("/", 1)[1]))
+        kind = detect(candidate, key)
+        if kind is None and known and redactor.mentions(value):
+            kind = "known-secret"
+        if kind is not None:
+            findings.append(Finding(pointer, kind, value))
+    return findings
+
+
+def register_literals(essence: Essence, redactor: Redactor | None = None) -> None:
+    """Teach the redactor the literal secrets of a live entry's unsealed strings.
+
+    env and header values are sealed before anything shows them; a token passed as an
+    argument or inside a URL is not, so a diff could print it: this makes it scrubbed.
+    """
+    redactor = REDACTOR if redactor is None else redactor
+    if "args" not in essence and "url" not in essence:
+        return
+    unsealed: Essence = {k: essence[k] for k in ("command", "args", "url", "cwd") if k in essence}
+    low = "\n".join(essence_texts(unsealed)).lower()
+    if not has_secret_marker(low):
+        return  # no token shape, no secret-like argument name: nothing to learn
+    for finding in scan_essence(unsealed):
+        redactor.add(finding.value)
+
+
+def register_document_literals(
+    data: Any, key: str | None = None, redactor: Redactor | None = None
+) -> None:
+    """Teach the redactor every literal secret anywhere in a plain YAML/JSON document.
+
+    For documents that failed validation: their error messages may quote a value (an enum
+    field holding a pasted token), and no later check will have seen it.
+    """
+    redactor = REDACTOR if redactor is None else redactor
+    if isinstance(data, dict):
+        for k, v in data.items():
+            register_document_literals(v, str(k), redactor)
+    elif isinstance(data, list):
+        for item in data:
+            register_document_literals(item, key, redactor)
+    elif isinstance(data, str) and detect(data, key) is not None:
+        redactor.add(data)

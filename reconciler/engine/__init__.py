@@ -23,9 +23,11 @@ from typing import Any
 from reconciler import targets
 from reconciler.core.errors import (
     ConcurrentChange,
+    DesiredStateError,
     PartialApply,
     Problem,
     ReconcilerError,
+    RepositoryError,
     TargetError,
     UsageError,
 )
@@ -106,6 +108,29 @@ class Engine:
         state = self.load() if state is None else state
         names = _select(options.targets, state.targets, "target")
         _select(options.servers, state.servers, "server")
+        report: RunReport | None = None
+        invalid = False  # an invalid invocation changes nothing, not even the status
+        try:
+            report = self._pass(state, names, options)
+            return report
+        except (UsageError, RepositoryError, DesiredStateError):
+            invalid = True
+            raise
+        finally:
+            # Like Flux's finalizeStatus: the status is written on every exit path of an
+            # applying pass, with what is known, so `status` and the daemon never show a
+            # pass that ended badly as the last good one.
+            if not options.dry_run and not invalid:
+                status: dict[str, Any] = (
+                    report.to_json() if report is not None else {"schema": 1, "exit_code": 3}
+                )
+                if report is None:
+                    status["error"] = "the pass ended before its report was complete"
+                status["finished"] = time.time()
+                status["duration_s"] = round(time.monotonic() - started, 4)
+                self.store.write_status(redact_data(status))
+
+    def _pass(self, state: DesiredState, names: list[str], options: PassOptions) -> RunReport:
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
         REDACTOR.use_fingerprint(fingerprint)  # secrets in any text shown as in the diffs
         context = self.context(state, writable=not options.dry_run)
@@ -135,18 +160,7 @@ class Engine:
             if self.recorder is not None and any(found.drafts.values()):
                 results = self.recorder(self, found, results)
             self._forget_synced(found, results)
-        report = RunReport(options.dry_run, tuple(results))
-        if not options.dry_run:
-            self.store.write_status(
-                redact_data(
-                    {
-                        **report.to_json(),
-                        "finished": time.time(),
-                        "duration_s": round(time.monotonic() - started, 4),
-                    }
-                )
-            )
-        return report
+        return RunReport(options.dry_run, tuple(results))
 
     # -- one target: the one reconcile step for every kind of entry -------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from reconciler.core.essence import (
-    CAPABILITIES,
     bridge_mcp_remote,
     display,
     fingerprint_with,
@@ -16,6 +15,7 @@ from reconciler.core.essence import (
     seal,
 )
 from reconciler.core.model import Kind, Server
+from reconciler.targets import CAPABILITIES
 
 
 @pytest.mark.parametrize(

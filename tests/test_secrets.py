@@ -32,6 +32,7 @@ from reconciler.secrets import (
     scan_essence,
     seal_paths,
 )
+from reconciler.targets import CAPABILITIES
 
 FP = fingerprint_with(b"k" * 32)
 
@@ -238,7 +239,14 @@ def filled(tmp_path: Path) -> SecretResolver:
 def test_referencing_client_keeps_env_references_and_resolves_the_rest(
     filled: SecretResolver,
 ) -> None:
-    done = render_essence(essence(), filled, kind=Kind.CLAUDE_CODE, keep_env=True, server="s")
+    done = render_essence(
+        essence(),
+        filled,
+        capability=CAPABILITIES[Kind.CLAUDE_CODE],
+        kind=Kind.CLAUDE_CODE.value,
+        keep_env=True,
+        server="s",
+    )
     assert done.essence["args"] == ["-y", "srv", "--token=${env:TOKEN}", "${env:HOME}/data"]
     assert done.essence["env"] == {
         "TOKEN": "${env:TOKEN}",
@@ -251,13 +259,25 @@ def test_referencing_client_keeps_env_references_and_resolves_the_rest(
 
 def test_only_env_references_means_nothing_sensitive(filled: SecretResolver) -> None:
     plain = {"transport": "http", "url": "https://x/mcp", "headers": {"A": "Bearer ${T}"}}
-    done = render_essence(plain, filled, kind=Kind.OPENCODE, keep_env=True)
+    done = render_essence(
+        plain,
+        filled,
+        capability=CAPABILITIES[Kind.OPENCODE],
+        kind=Kind.OPENCODE.value,
+        keep_env=True,
+    )
     assert done.essence["headers"] == {"A": "Bearer ${env:T}"}  # T need not be set here
     assert not done.sensitive
 
 
 def test_resolving_client_gets_values_and_secret_paths(filled: SecretResolver) -> None:
-    done = render_essence(essence(), filled, kind=Kind.CLAUDE_DESKTOP, keep_env=False)
+    done = render_essence(
+        essence(),
+        filled,
+        capability=CAPABILITIES[Kind.CLAUDE_DESKTOP],
+        kind=Kind.CLAUDE_DESKTOP.value,
+        keep_env=False,
+    )
     assert done.essence["args"] == ["-y", "srv", "--token=tok-value-1", "/h/data"]
     assert done.essence["env"]["GH"] == "pat-value-2"
     assert done.sensitive
@@ -266,32 +286,41 @@ def test_resolving_client_gets_values_and_secret_paths(filled: SecretResolver) -
 
 
 def test_codex_keeps_only_what_it_can_pass_by_name(filled: SecretResolver) -> None:
-    done = render_essence(essence(), filled, kind=Kind.CODEX, keep_env=True, server="s")
+    done = render_essence(
+        essence(),
+        filled,
+        capability=CAPABILITIES[Kind.CODEX],
+        kind=Kind.CODEX.value,
+        keep_env=True,
+        server="s",
+    )
     assert done.essence["env"]["TOKEN"] == "${env:TOKEN}"  # env_vars = ["TOKEN"]
     assert done.essence["env"]["GH"] == "pat-value-2"  # GH != GITHUB_PAT: resolved
     assert done.essence["args"][2] == "--token=tok-value-1"
     assert any("/env/GH" in n and "resolved" in n for n in done.notes)
     assert any("/args/2" in n for n in done.notes)
     remote = {"transport": "http", "url": "https://x", "headers": {"Authorization": "Bearer ${T}"}}
-    kept = render_essence(remote, filled, kind=Kind.CODEX, keep_env=True)
+    kept = render_essence(
+        remote, filled, capability=CAPABILITIES[Kind.CODEX], kind=Kind.CODEX.value, keep_env=True
+    )
     assert kept.essence["headers"] == {"Authorization": "Bearer ${env:T}"}  # bearer_token_env_var
     assert not kept.sensitive
 
 
 def test_referable_rules() -> None:
-    assert referable(Kind.GEMINI, "args", None, "${env:X}")
-    assert not referable(Kind.CLAUDE_DESKTOP, "env", "X", "${env:X}")
-    assert not referable(Kind.MCPJUNGLE, "env", "X", "${env:X}")
-    assert referable(Kind.CODEX, "headers", "X-Key", "${env:K}")  # env_http_headers
-    assert not referable(Kind.CODEX, "headers", "X-Key", "key ${env:K}")
-    assert not referable(Kind.CODEX, "url", None, "https://${env:H}/")
+    assert referable(CAPABILITIES[Kind.GEMINI], "args", None, "${env:X}")
+    assert not referable(CAPABILITIES[Kind.CLAUDE_DESKTOP], "env", "X", "${env:X}")
+    assert not referable(CAPABILITIES[Kind.MCPJUNGLE], "env", "X", "${env:X}")
+    assert referable(CAPABILITIES[Kind.CODEX], "headers", "X-Key", "${env:K}")  # env_http_headers
+    assert not referable(CAPABILITIES[Kind.CODEX], "headers", "X-Key", "key ${env:K}")
+    assert not referable(CAPABILITIES[Kind.CODEX], "url", None, "https://${env:H}/")
 
 
 def test_reference_mode_follows_kind_and_option() -> None:
-    assert reference_mode(Kind.CLAUDE_CODE, None)
-    assert not reference_mode(Kind.CLAUDE_CODE, "resolve")
-    assert not reference_mode(Kind.CLAUDE_DESKTOP, None)
-    assert not reference_mode(Kind.MCPJUNGLE, None)
+    assert reference_mode(CAPABILITIES[Kind.CLAUDE_CODE], None)
+    assert not reference_mode(CAPABILITIES[Kind.CLAUDE_CODE], "resolve")
+    assert not reference_mode(CAPABILITIES[Kind.CLAUDE_DESKTOP], None)
+    assert not reference_mode(CAPABILITIES[Kind.MCPJUNGLE], None)
 
 
 def test_unresolvable_references_name_them_all_and_no_value(tmp_path: Path) -> None:
@@ -299,7 +328,14 @@ def test_unresolvable_references_name_them_all_and_no_value(tmp_path: Path) -> N
     bad = {"transport": "stdio", "command": "x", "env": {"A": "${A}", "B": "${file:none}"}}
     bad["env"]["C"] = "${PRESENT}"
     with pytest.raises(SecretError) as caught:
-        render_essence(bad, r, kind=Kind.CLAUDE_DESKTOP, keep_env=False, server="api")
+        render_essence(
+            bad,
+            r,
+            capability=CAPABILITIES[Kind.CLAUDE_DESKTOP],
+            kind=Kind.CLAUDE_DESKTOP.value,
+            keep_env=False,
+            server="api",
+        )
     message = str(caught.value)
     assert "${env:A}" in message and "${file:none}" in message and "server 'api'" in message
     assert "present-value-9" not in message and "nothing is written" in message

@@ -23,7 +23,7 @@ from reconciler import targets as registry
 from reconciler.core import divergence
 from reconciler.core.compare import diff, pointer_parts
 from reconciler.core.errors import DesiredStateError, UsageError
-from reconciler.core.essence import CAPABILITIES, Essence, from_server
+from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import Kind, TargetSpec, server_name_problem
 from reconciler.secrets import ENV, ENV_NAME, REDACTOR, find_references, redact, scan_essence
 from reconciler.store import fsutil, gitlog, recordfiles
@@ -365,7 +365,7 @@ def _server_file(state: DesiredState, name: str) -> Path:
 
 
 def _managed_keys(kind: Kind) -> frozenset[str]:
-    capability = CAPABILITIES[kind]
+    capability = registry.CAPABILITIES[kind]
     keys = set(capability.fields) - {"transport"}
     if "url" in keys:
         keys.add("transport")

@@ -20,7 +20,6 @@ from typing import Any
 
 from reconciler.core.errors import UsageError
 from reconciler.core.essence import Essence, from_server
-from reconciler.core.model import Kind
 from reconciler.core.report import SCHEMA_VERSION, ExitCode
 from reconciler.engine import Engine
 from reconciler.probe import (
@@ -131,7 +130,7 @@ def _add(
     """One spec with the references of ``essence`` resolved, or a spawn failure if they
     cannot be (the message names the reference, never a value)."""
     try:
-        done = render_essence(essence, resolver, kind=Kind.CLAUDE_DESKTOP, keep_env=False)
+        done = render_essence(essence, resolver, keep_env=False)
     except SecretError as e:
         failed[len(specs) + len(failed)] = ProbeResult(
             server=server,

@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.core.compare import FieldChange, diff
-from reconciler.core.essence import CAPABILITIES, Essence, display, normalize_url
+from reconciler.core.essence import Essence, display, normalize_url
 from reconciler.core.model import Kind
 from reconciler.core.plan import Action
 from reconciler.core.report import RunReport, TargetReport
 from reconciler.store.desired import DesiredState
+from reconciler.targets import CAPABILITIES
 
 NOT_PLACED = "."
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.core.model import Kind, Server
+from reconciler.core.model import Server
 
 Essence = dict[str, Any]
 
@@ -49,6 +49,9 @@ class Capability:
     # The client can reference an environment variable itself (reference/CLIENTS.md 1.13):
     # essences carry ``${env:NAME}`` and the dialect writes the client's own syntax.
     env_references: bool = False
+    # References pass through only by the variable's own name (Codex: ``env_vars``,
+    # ``bearer_token_env_var``, ``env_http_headers``), not inside other text.
+    references_by_name: bool = False
     # No update in place: every change of an entry is a replace (MCPJungle re-registers).
     replace_only: bool = False
     # Single tools can be switched off: governed tools (``tools.deny``/``allow``) apply.
@@ -58,42 +61,9 @@ class Capability:
         return transport in self.transports
 
 
-_STDIO = frozenset({"transport", "command", "args", "env"})
-_REMOTE = frozenset({"url", "headers"})
-
-CAPABILITIES: dict[Kind, Capability] = {
-    # Claude Desktop's file carries stdio servers only (remote ones are app connectors).
-    Kind.CLAUDE_DESKTOP: Capability(frozenset({"stdio"}), _STDIO),
-    Kind.CLAUDE_CODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE, env_references=True),
-    # Cursor keeps its on/off toggle in app state, not in mcp.json: no switch in the file.
-    Kind.CURSOR: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE, env_references=True),
-    Kind.VSCODE: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}, env_references=True),
-    # Windsurf's switch is an inverted ``disabled`` flag inside the entry.
-    Kind.WINDSURF: Capability(
-        frozenset(TRANSPORTS), _STDIO | _REMOTE | {"enabled"}, True, env_references=True
-    ),
-    Kind.CODEX: Capability(
-        frozenset({"stdio", "http"}),
-        _STDIO | _REMOTE | {"cwd", "enabled"},
-        True,
-        env_references=True,
-    ),
-    Kind.GEMINI: Capability(frozenset(TRANSPORTS), _STDIO | _REMOTE | {"cwd"}, env_references=True),
-    # opencode: ``remote`` negotiates http or sse itself, so sse cannot be declared.
-    Kind.OPENCODE: Capability(
-        frozenset({"stdio", "http"}),
-        _STDIO | _REMOTE | {"cwd", "enabled"},
-        True,
-        env_references=True,
-    ),
-    Kind.MCPJUNGLE: Capability(
-        frozenset({"stdio", "http", "sse"}),
-        _STDIO | _REMOTE | {"enabled"},
-        True,
-        replace_only=True,
-        tool_switch=True,
-    ),
-}
+# Field sets the target families build their capability masks from.
+STDIO_FIELDS = frozenset({"transport", "command", "args", "env"})
+REMOTE_FIELDS = frozenset({"url", "headers"})
 
 
 def normalize_url(url: str) -> str:

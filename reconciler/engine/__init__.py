@@ -347,7 +347,9 @@ def load_desired(root: Path) -> DesiredState:
 
 
 def _secret_rules(state: DesiredState, at: Locator) -> list[Problem]:
-    return check_desired(state.servers, state.targets, state.secrets, at)
+    return check_desired(
+        state.servers, state.targets, state.secrets, at, capability_of=targets.capability
+    )
 
 
 def _select(wanted: tuple[str, ...], known: Mapping[str, object], what: str) -> list[str]:

@@ -18,7 +18,6 @@ from reconciler.core import divergence
 from reconciler.core.compare import align_header_names
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import (
-    CAPABILITIES,
     Essence,
     Sealer,
     bridge_mcp_remote,
@@ -158,7 +157,7 @@ class ServerEntries:
         where the client resolves them, else resolved)."""
         spec, target, state = self.spec, self.target, self.state
         capability = target.capability
-        keep_env = reference_mode(target.kind, spec.secrets)
+        keep_env = reference_mode(capability, spec.secrets)
         rendered = []
         for server_name, placement in state.placements(self.name).items():
             if self.options.servers and server_name not in self.options.servers:
@@ -179,7 +178,12 @@ class ServerEntries:
                 rendered.append(Rendered(slot, essence))
                 continue
             done = render_essence(
-                essence, self.resolver, kind=target.kind, keep_env=keep_env, server=server_name
+                essence,
+                self.resolver,
+                keep_env=keep_env,
+                capability=capability,
+                kind=target.kind.value,
+                server=server_name,
             )
             rendered.append(
                 Rendered(slot, done.essence, done.sensitive, done.secret_paths, done.notes)
@@ -195,7 +199,7 @@ class ServerEntries:
             for item in view.rendered
         ]
         live = {entry: _unseen(e, blind) or {} for entry, e in view.live.items()}
-        capability = CAPABILITIES[spec.kind]
+        capability = self.target.capability
         scope = None
         if self.options.servers:
             scope = frozenset(self.options.servers) | frozenset(s.entry for s in slots)
@@ -256,7 +260,7 @@ class ServerEntries:
         fingerprint = self.fingerprint
         for entry, essence in observation.entries.items():
             try:
-                done = render_essence(essence, self.resolver, kind=target.kind, keep_env=False)
+                done = render_essence(essence, self.resolver, keep_env=False)
             except TargetError:
                 continue  # unresolvable: compared as written
             if done.essence != essence:

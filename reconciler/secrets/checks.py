@@ -15,8 +15,8 @@ from typing import Protocol
 
 from reconciler.core.compare import pointer_parts
 from reconciler.core.errors import Problem
-from reconciler.core.essence import Essence, from_server
-from reconciler.core.model import Resolver, Server, TargetSpec
+from reconciler.core.essence import Capability, Essence, from_server
+from reconciler.core.model import Kind, Resolver, Server, TargetSpec
 from reconciler.secrets.detection import detect, has_secret_marker, scan_essence
 from reconciler.secrets.redaction import REDACTOR, Redactor
 from reconciler.secrets.references import (
@@ -45,6 +45,7 @@ def check_desired(
     resolvers: Mapping[str, Resolver],
     at: Callable[..., _Where],
     *,
+    capability_of: Callable[[Kind], Capability | None],
     redactor: Redactor | None = None,
 ) -> list[Problem]:
     """Secret rules of desired state, each problem located: ``at(section, name, *path)``.
@@ -101,7 +102,7 @@ def check_desired(
             )
 
     for name, spec in targets.items():
-        if spec.secrets == "reference" and not can_reference(spec.kind):
+        if spec.secrets == "reference" and not can_reference(capability_of(spec.kind)):
             problem(
                 at("targets", name, "secrets"),
                 f"target '{name}': kind {spec.kind.value} cannot reference environment "

@@ -4,8 +4,9 @@ This module exists because what may stay a reference depends on the target: on a
 that can reference an environment variable itself, ``${env:NAME}`` stays a reference (in
 its one canonical spelling; each client dialect converts it to its own syntax), and every
 other reference is resolved; elsewhere every reference is resolved to its value and the
-write is marked sensitive (file mode 0600). ``referable`` says which values a kind can keep
-(Codex passes a variable through only under its own name), ``reference_mode`` reads a
+write is marked sensitive (file mode 0600). ``referable`` says which values a target can
+keep, from its capability (a client that passes a variable through only under its own name,
+as Codex does, keeps fewer), ``reference_mode`` reads a
 target's ``secrets:`` option, and ``seal_paths`` seals the resolved strings outside env and
 headers so they are compared and shown by fingerprint only. A reference that cannot be
 resolved fails the target's plan (``SecretError``); nothing empty or literal is ever
@@ -19,14 +20,13 @@ from dataclasses import dataclass
 
 from reconciler.core.compare import pointer_parts
 from reconciler.core.essence import (
-    CAPABILITIES,
     SECRET_FIELDS,
+    Capability,
     Essence,
     Sealer,
     is_sealed_value,
     normalize_url,
 )
-from reconciler.core.model import Kind
 from reconciler.secrets.references import (
     BEARER_ENV,
     ENV,
@@ -50,29 +50,29 @@ class RenderedSecrets:
     notes: tuple[str, ...] = ()
 
 
-def can_reference(kind: Kind) -> bool:
-    capability = CAPABILITIES.get(kind)  # kinds without server entries (mirrors) have none
+def can_reference(capability: Capability | None) -> bool:
+    """Whether a target can keep ``${env:NAME}`` at all (None: no server entries)."""
     return capability is not None and capability.env_references
 
 
-def reference_mode(kind: Kind, option: str | None) -> bool:
+def reference_mode(capability: Capability | None, option: str | None) -> bool:
     """True when ``${env:NAME}`` stays a reference on this target (``secrets:`` option)."""
     if option == "resolve":
         return False
-    return can_reference(kind)
+    return can_reference(capability)
 
 
-def referable(kind: Kind, field: str, key: str | None, value: str) -> bool:
-    """Whether ``value`` (canonical ``${env:NAME}`` spelling) can stay as it is on ``kind``.
+def referable(capability: Capability, field: str, key: str | None, value: str) -> bool:
+    """Whether ``value`` (canonical ``${env:NAME}`` spelling) can stay as it is on a target.
 
-    Clients with interpolation take a reference anywhere. Codex has no interpolation; it
-    passes a variable through by name only: ``env_vars`` (an env entry named like its
-    variable), ``bearer_token_env_var`` (``Authorization: Bearer ${env:V}``) and
-    ``env_http_headers`` (a header that is exactly ``${env:V}``).
+    Clients with interpolation take a reference anywhere. A client that passes a variable
+    through by name only (Codex) keeps: an env entry named like its variable (``env_vars``),
+    ``Authorization: Bearer ${env:V}`` (``bearer_token_env_var``) and a header that is
+    exactly ``${env:V}`` (``env_http_headers``).
     """
-    if not can_reference(kind):
+    if not can_reference(capability):
         return False
-    if kind is not Kind.CODEX:
+    if not capability.references_by_name:
         return True
     whole = ONLY_ENV.fullmatch(value)
     if field == "env":
@@ -115,11 +115,13 @@ def render_essence(
     essence: Essence,
     resolver: SecretResolver,
     *,
-    kind: Kind,
     keep_env: bool,
+    capability: Capability | None = None,
+    kind: str = "",
     server: str = "",
 ) -> RenderedSecrets:
-    """The essence a target must hold: references kept (``keep_env``) or resolved.
+    """The essence a target must hold: references kept (``keep_env``, where ``capability``
+    allows) or resolved. ``kind`` names the target kind in notes.
 
     Raises SecretError naming every reference that could not be resolved (and no value).
     """
@@ -140,10 +142,13 @@ def render_essence(
         has_env = any(r.scheme == ENV for r in refs)
         keep = False
         if keep_env and has_env:
-            keep = referable(kind, field, key, canonical_env(value))
+            keep = capability is not None and referable(
+                capability, field, key, canonical_env(value)
+            )
             if not keep:
                 notes.append(
-                    f"{server or 'server'} {pointer}: {kind.value} cannot keep this as a "
+                    f"{server or 'server'} {pointer}: {kind or 'this target'} cannot keep this as "
+                    "a "
                     "reference (it passes a variable through only under its own name: "
                     "env_vars, bearer_token_env_var, env_http_headers), so the value is "
                     "resolved into the file (mode 0600)"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.core.errors import Problem
-from reconciler.core.essence import CAPABILITIES
+from reconciler.core.essence import Capability
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
@@ -36,9 +36,11 @@ Factory = Callable[[str, TargetSpec, Context], Target]
 REMOTE_KINDS = frozenset({Kind.MCPJUNGLE})
 
 
-# Every family module is imported here (each imports its heavy libraries, tomlkit or httpx,
-# only when a target of its kind is built), so a run pays only for the kinds it uses.
-KINDS: dict[Kind, Factory] = {
+# Each kind's family class: it declares the kind's capability mask, its scopes (the first is
+# the default), its default paths per OS and its reference dialect. Every family module is
+# imported here (each imports its heavy libraries, tomlkit or httpx, only when a target of
+# its kind is built), so a run pays only for the kinds it uses.
+FAMILIES: dict[Kind, type[Target]] = {
     Kind.CLAUDE_DESKTOP: jsonclients.ClaudeDesktop,
     Kind.CLAUDE_CODE: jsonclients.ClaudeCode,
     Kind.CURSOR: jsonclients.Cursor,
@@ -48,8 +50,20 @@ KINDS: dict[Kind, Factory] = {
     Kind.CODEX: codex.Codex,
     Kind.OPENCODE: opencode.OpenCode,
     Kind.MCPJUNGLE: mcpjungle.MCPJungleTarget,
-    Kind.MIRROR: mirror.build,  # copies from ``mirrors:``
+    Kind.MIRROR: mirror.MirrorTarget,  # copies from ``mirrors:``
 }
+KINDS: dict[Kind, Factory] = {
+    **{kind: family for kind, family in FAMILIES.items() if kind is not Kind.MIRROR},
+    Kind.MIRROR: mirror.build,  # refuses a spec that is not a mirror copy
+}
+CAPABILITIES: dict[Kind, Capability] = {k: f.capability for k, f in FAMILIES.items()}
+SCOPES: dict[Kind, tuple[str, ...]] = {k: f.scopes for k, f in FAMILIES.items()}
+
+
+def capability(kind: Kind) -> Capability | None:
+    """What ``kind`` can express (None for a kind without server entries)."""
+    found = CAPABILITIES.get(kind)
+    return found if found is not None and found.fields else None
 
 
 def supported(kind: Kind) -> bool:
@@ -106,11 +120,13 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
                     f"target '{name}': '{key}' applies only to kind mcpjungle",
                     "a client target is a file: use 'path' to move it",
                 )
-    if kind is Kind.CLAUDE_DESKTOP and spec.scope is not None:
-        problem(at("scope"), f"target '{name}': Claude Desktop has one file and no scopes")
-    elif kind is Kind.CLAUDE_DESKTOP and spec.project is not None:
-        problem(at("project"), f"target '{name}': Claude Desktop has one file and no projects")
-    elif kind in SCOPES:
+    if not SCOPES[kind] and kind is not Kind.MCPJUNGLE:
+        title = getattr(FAMILIES[kind], "title", kind.value)
+        if spec.scope is not None:
+            problem(at("scope"), f"target '{name}': {title} has one file and no scopes")
+        elif spec.project is not None:
+            problem(at("project"), f"target '{name}': {title} has one file and no projects")
+    elif SCOPES[kind]:
         problems += _check_scope(name, spec, at)
     capability = CAPABILITIES[kind]
     for index, item in enumerate(spec.servers):
@@ -138,18 +154,6 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
                 else "this kind carries remote servers only",
             )
     return problems
-
-
-# The scopes each client kind has (reference/CLIENTS.md 1.2-1.7, 1.12); the first is the default.
-SCOPES: dict[Kind, tuple[str, ...]] = {
-    Kind.CLAUDE_CODE: ("user", "local", "project"),
-    Kind.CURSOR: ("user", "project"),
-    Kind.VSCODE: ("user", "project"),
-    Kind.WINDSURF: ("user",),
-    Kind.CODEX: ("user", "project"),
-    Kind.GEMINI: ("user", "project"),
-    Kind.OPENCODE: ("user", "project"),
-}
 
 
 def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:

@@ -97,6 +97,7 @@ class Target(Protocol):
     kind: Kind
     capability: Capability
     entry_kind: Entries
+    scopes: tuple[str, ...]  # the first is the default; () for one file without scopes
 
     def describe(self) -> str:
         """Where the target is, for people: a path or a URL."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import TargetFormatError
-from reconciler.core.essence import CAPABILITIES, Essence, normalize
+from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.secrets import BEARER_ENV, env_reference, referenced_env
 from reconciler.targets import paths
@@ -51,7 +51,14 @@ MANAGED = (
 
 class Codex(FileTarget):
     kind = Kind.CODEX
-    capability = CAPABILITIES[Kind.CODEX]
+    capability = Capability(
+        frozenset({"stdio", "http"}),
+        STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
+        True,
+        env_references=True,
+        references_by_name=True,
+    )
+    scopes: tuple[str, ...] = ("user", "project")
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:

@@ -30,6 +30,7 @@ class FileTarget(ABC):
     kind: Kind
     entry_kind = Entries.SERVERS
     capability: Capability
+    scopes: tuple[str, ...] = ("user",)  # the first is the default
 
     def __init__(self, name: str, spec: TargetSpec, context: Context) -> None:
         self.name = name

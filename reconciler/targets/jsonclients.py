@@ -12,7 +12,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.essence import CAPABILITIES, Essence, normalize
+from reconciler.core.essence import (
+    REMOTE_FIELDS,
+    STDIO_FIELDS,
+    TRANSPORTS,
+    Capability,
+    Essence,
+    normalize,
+)
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.targets import (
     nodelock,
@@ -27,7 +34,10 @@ class ClaudeDesktop(JsonFileTarget):
     """Claude Desktop's ``claude_desktop_config.json``: stdio entries, no enabled switch."""
 
     kind = Kind.CLAUDE_DESKTOP
-    capability = CAPABILITIES[Kind.CLAUDE_DESKTOP]
+    # Claude Desktop's file carries stdio servers only (remote ones are app connectors).
+    capability = Capability(frozenset({"stdio"}), STDIO_FIELDS)
+    scopes: tuple[str, ...] = ()
+    title = "Claude Desktop"
     managed_fields = ("command", "args", "env")
 
     @classmethod
@@ -69,7 +79,10 @@ class ClaudeCode(JsonFileTarget):
     """
 
     kind = Kind.CLAUDE_CODE
-    capability = CAPABILITIES[Kind.CLAUDE_CODE]
+    capability = Capability(
+        frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True
+    )
+    scopes: tuple[str, ...] = ("user", "local", "project")
     syntax = references.CLAUDE_CODE
     managed_fields = ("type", "command", "args", "env", "url", "headers")
 
@@ -125,7 +138,11 @@ class Cursor(JsonFileTarget):
     """Cursor: ``~/.cursor/mcp.json`` or ``<project>/.cursor/mcp.json``; the type is inferred."""
 
     kind = Kind.CURSOR
-    capability = CAPABILITIES[Kind.CURSOR]
+    # Cursor keeps its on/off toggle in app state, not in mcp.json: no switch in the file.
+    capability = Capability(
+        frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True
+    )
+    scopes: tuple[str, ...] = ("user", "project")
     managed_fields = ("type", "command", "args", "env", "url", "headers")
 
     @classmethod
@@ -148,7 +165,10 @@ class VSCode(JsonFileTarget):
     """
 
     kind = Kind.VSCODE
-    capability = CAPABILITIES[Kind.VSCODE]
+    capability = Capability(
+        frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
+    )
+    scopes: tuple[str, ...] = ("user", "project")
     servers_key = ("servers",)
     jsonc = True
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "headers")
@@ -171,7 +191,11 @@ class Windsurf(JsonFileTarget):
     """
 
     kind = Kind.WINDSURF
-    capability = CAPABILITIES[Kind.WINDSURF]
+    # Windsurf's switch is an inverted ``disabled`` flag inside the entry.
+    capability = Capability(
+        frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"enabled"}, True, env_references=True
+    )
+    scopes: tuple[str, ...] = ("user",)
     managed_fields = ("type", "command", "args", "env", "serverUrl", "url", "headers", "disabled")
 
     @classmethod
@@ -209,7 +233,10 @@ class Gemini(JsonFileTarget):
     """
 
     kind = Kind.GEMINI
-    capability = CAPABILITIES[Kind.GEMINI]
+    capability = Capability(
+        frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
+    )
+    scopes: tuple[str, ...] = ("user", "project")
     syntax = references.GEMINI
     jsonc = True
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "httpUrl", "headers")

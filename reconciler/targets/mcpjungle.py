@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from reconciler.core.errors import PartialApply, TargetError
-from reconciler.core.essence import CAPABILITIES, Essence, normalize
+from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
 from reconciler.core.model import Kind, TargetSpec, ToolPolicy
 from reconciler.core.plan import Action, disabled_by_policy
 from reconciler.secrets import detect, might_reference
@@ -182,7 +182,14 @@ class MCPJungleTarget:
 
     kind = Kind.MCPJUNGLE
     entry_kind = Entries.SERVERS
-    capability = CAPABILITIES[Kind.MCPJUNGLE]
+    capability = Capability(
+        frozenset({"stdio", "http", "sse"}),
+        STDIO_FIELDS | REMOTE_FIELDS | {"enabled"},
+        True,
+        replace_only=True,
+        tool_switch=True,
+    )
+    scopes: tuple[str, ...] = ()
     # Reads only: (delay before the 2nd attempt, before the 3rd); class-level for tests.
     retry_delays: tuple[float, ...] = (0.2, 0.5)
 

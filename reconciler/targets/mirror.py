@@ -391,6 +391,7 @@ class MirrorTarget:
 
     kind = KIND
     entry_kind = Entries.FILES
+    scopes: tuple[str, ...] = ()
     capability = CAPABILITY
 
     def __init__(self, name: str, spec: MirrorCopySpec, context: Context) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.essence import CAPABILITIES, Essence
+from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.targets import paths, references
 from reconciler.targets.base import Context
@@ -22,7 +22,14 @@ from reconciler.targets.jsonfile import JsonFileTarget
 
 class OpenCode(JsonFileTarget):
     kind = Kind.OPENCODE
-    capability = CAPABILITIES[Kind.OPENCODE]
+    # opencode: ``remote`` negotiates http or sse itself, so sse cannot be declared.
+    capability = Capability(
+        frozenset({"stdio", "http"}),
+        STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
+        True,
+        env_references=True,
+    )
+    scopes: tuple[str, ...] = ("user", "project")
     servers_key = ("mcp",)
     jsonc = True
     syntax = references.OPENCODE

@@ -233,7 +233,16 @@ class Engine:
                         self._remember(
                             name, rendered, plan, done, observation, inventory, fingerprint
                         )
-                        raise
+                        if not e.failed:
+                            raise
+                        # Server by server: the report weighs each by its requiredness.
+                        return replace(
+                            self._report(base, plan, e.done),
+                            error=redact(str(e)),
+                            phase=Phase.APPLY,
+                            recoverable=e.recoverable,
+                            failed={k: redact(v) for k, v in e.failed.items()},
+                        )
                     phase = Phase.VERIFY
                     self._verify(target, writes, fingerprint)
                 self._remember(name, rendered, plan, writes, observation, inventory, fingerprint)

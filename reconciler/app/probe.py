@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TextIO
 
 from reconciler.core.errors import UsageError
 from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import Kind
-from reconciler.core.report import SCHEMA_VERSION, ExitCode
+from reconciler.core.report import SCHEMA_VERSION, Degraded, ExitCode, RunReport
 from reconciler.engine import Engine
 from reconciler.probe import (
     DEFAULT_CONCURRENCY,
@@ -112,11 +112,82 @@ def probe(
                     failed[len(specs) + len(failed)] = _not_there(name, target, placement.required)
                     continue
                 _add(specs, failed, name, target, entry, placement.required, resolver)
+    return _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
+
+
+def _run(
+    specs: list[ProbeSpec],
+    failed: dict[int, ProbeResult],
+    *,
+    timeout: float,
+    concurrency: int,
+    on_done: Callable[[ProbeResult], None] | None,
+) -> ProbeReport:
+    """Probe ``specs`` and merge the results with those decided before, in their order."""
     results = iter(
         probe_all(specs, timeout=timeout, concurrency=concurrency, redact=redact, on_done=on_done)
     )
     total = len(specs) + len(failed)
     return ProbeReport(tuple(failed[i] if i in failed else next(results) for i in range(total)))
+
+
+def held(state: DesiredState, report: RunReport, servers: Sequence[str] = ()) -> dict[str, bool]:
+    """The servers a pass left in place somewhere (placed, enabled, not failed), each with
+    whether it is required: required on a required target where it is required."""
+    out: dict[str, bool] = {}
+    for t in report.targets:
+        if t.name not in state.targets or (t.error is not None and not t.failed):
+            continue  # a target that failed as a whole holds nothing we know of
+        failed = {c.server for c in t.changes if c.entry in t.failed}
+        optional = state.targets[t.name].optional
+        for name, placement in state.placements(t.name).items():
+            if servers and name not in servers:
+                continue
+            if name in failed or not state.servers[name].enabled:
+                continue
+            out[name] = out.get(name, False) or (placement.required and not optional)
+    return out
+
+
+def probe_pass(
+    engine: Engine,
+    report: RunReport,
+    servers: Sequence[str] = (),
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_done: Callable[[ProbeResult], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> tuple[RunReport, ProbeReport]:
+    """``reconcile --probe``: after an applying pass, probe each server it holds (its
+    desired definition, once however many targets carry it) and add the failures to the
+    pass's ``degraded`` list, where a required one makes exit 3. Never after a dry run."""
+    if report.dry_run:
+        raise UsageError("--probe runs servers: it is never done in a dry run")
+    state = engine.load()
+    resolver = engine.secret_resolver(state)
+    specs: list[ProbeSpec] = []
+    failed: dict[int, ProbeResult] = {}
+    for name, required in held(state, report, servers).items():
+        _add(specs, failed, name, None, from_server(state.servers[name]), required, resolver)
+    if on_total is not None:
+        on_total(len(specs) + len(failed))
+    probed = _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
+    extra = tuple(as_degraded(r) for r in probed.degraded)
+    return replace(report, probed=report.probed + extra), probed
+
+
+def as_degraded(result: ProbeResult) -> Degraded:
+    """A failed probe as an entry of a pass's ``degraded`` list."""
+    return Degraded(
+        server=result.server,
+        target=result.target,
+        phase=result.phase.value if result.phase is not None else None,
+        required=result.required,
+        error=result.error,
+        recoverable=result.recoverable,
+        context=result.context.to_json(),
+    )
 
 
 def _add(
@@ -219,26 +290,58 @@ def render_text(report: ProbeReport) -> str:
     return "\n".join(lines)
 
 
-class Progress:
-    """A one-line counter on a terminal's stderr while many servers are probed."""
+def progress_wanted(*, json: bool, quiet: bool, stdout: TextIO | None = None) -> bool:
+    """Live progress only for a person watching: stdout is a terminal, and neither
+    ``--json`` nor ``-q`` was asked."""
+    stream = sys.stdout if stdout is None else stdout
+    return not json and not quiet and stream.isatty()
 
-    def __init__(self, total: int, enabled: bool) -> None:
+
+class LiveProgress:
+    """A live progress bar (rich, on stderr) while servers are probed; a no-op when not
+    ``enabled``. Called with each result as it finishes (``on_done``); ``start`` sets the
+    total when it is known. Server names are data: rich's console markup is off."""
+
+    def __init__(self, enabled: bool, total: int | None = None) -> None:
+        self.enabled = enabled
         self.total = total
         self.done = 0
-        self.enabled = enabled and total > 1
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> LiveProgress:
+        if self.enabled:
+            from rich.console import Console  # heavy: only on a terminal
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            console = Console(stderr=True, markup=False, highlight=False, emoji=False)
+            self._bar = Progress(
+                TextColumn("probing", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}", markup=False),
+                console=console,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("probe", total=self.total, last="")
+        return self
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
 
     def __call__(self, result: ProbeResult) -> None:
         self.done += 1
-        if self.enabled:
-            sys.stderr.write(
-                f"\rprobing: {self.done}/{self.total} ({result.server} {result.status})\x1b[K"
-            )
-            sys.stderr.flush()
+        if self._bar is not None:
+            where = f" @ {result.target}" if result.target else ""
+            self._bar.update(self._task, advance=1, last=f"{result.server}{where} {result.status}")
 
-    def close(self) -> None:
-        if self.enabled and self.done:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def count(state: DesiredState, servers: Sequence[str], targets: Sequence[str]) -> int:

@@ -48,12 +48,19 @@ from reconciler.secrets import wrap_streams
 from reconciler.store.state import default_state_dir
 
 
-def _run(action: Callable[[], RunReport]) -> NoReturn:
+def _run(
+    action: Callable[[], RunReport], probed: list[probes.ProbeReport] | None = None
+) -> NoReturn:
     report = guarded(action)
     settings = current_settings()
     if settings.json:
-        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        data = report.to_json()
+        if probed:  # reconcile --probe: what each server answered
+            data["probe"] = {"servers": [r.to_json() for r in probed[0].results]}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     elif settings.verbosity >= 0 or report.exit_code:
+        if probed:
+            click.echo(probes.render_text(probed[0]))
         click.echo(render_text(report, style(), verbose=settings.verbosity > 0))
     sys.exit(int(report.exit_code))
 
@@ -80,11 +87,22 @@ def _run(action: Callable[[], RunReport]) -> NoReturn:
     metavar="S",
     help="Only this server (repeatable).",
 )
+@click.option(
+    "--probe",
+    "probe_after",
+    is_flag=True,
+    help="After the pass, probe each server it holds over MCP; a failing required one "
+    "exits 3. Never with --dry-run.",
+)
 @click.version_option(package_name="mcp-reconciler", prog_name="reconcile")
 @global_options
 @click.pass_context
 def main(
-    ctx: click.Context, dry_run: bool, target_names: tuple[str, ...], server_names: tuple[str, ...]
+    ctx: click.Context,
+    dry_run: bool,
+    target_names: tuple[str, ...],
+    server_names: tuple[str, ...],
+    probe_after: bool,
 ) -> None:
     """Reconcile MCP server configurations with the desired state in git.
 
@@ -102,7 +120,25 @@ def main(
     if ctx.invoked_subcommand is not None:
         return
 
-    _run(lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)))
+    if not probe_after:
+        _run(lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)))
+    if dry_run:
+        fail(ExitCode.INVALID, "error: --probe runs servers, so it is never done in a dry run")
+    probed: list[probes.ProbeReport] = []
+
+    def run_and_probe() -> RunReport:
+        engine = make_engine()
+        report = engine.run(PassOptions(dry_run, target_names, server_names))
+        settings = current_settings()
+        wanted = probes.progress_wanted(json=settings.json, quiet=settings.verbosity < 0)
+        with probes.LiveProgress(wanted) as progress:
+            report, found = probes.probe_pass(
+                engine, report, server_names, on_done=progress, on_total=progress.start
+            )
+        probed.append(found)
+        return report
+
+    _run(run_and_probe, probed)
 
 
 @main.command()
@@ -201,9 +237,8 @@ def probe(
         engine = make_engine()
         state = engine.load()
         total = probes.count(state, server_names, target_names)
-        shown = not settings.json and settings.verbosity >= 0 and sys.stderr.isatty()
-        progress = probes.Progress(total, enabled=shown)
-        try:
+        shown = probes.progress_wanted(json=settings.json, quiet=settings.verbosity < 0)
+        with probes.LiveProgress(shown and total > 1, total) as progress:
             return probes.probe(
                 engine,
                 server_names,
@@ -212,8 +247,6 @@ def probe(
                 concurrency=concurrency,
                 on_done=progress,
             )
-        finally:
-            progress.close()
 
     report = guarded(run)
     if settings.json:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
-from reconciler.core.errors import UsageError
+from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import Kind
 from reconciler.core.report import SCHEMA_VERSION, Degraded, ExitCode, RunReport
@@ -34,17 +34,49 @@ from reconciler.probe import (
 from reconciler.secrets import SecretError, SecretResolver, redact, render_essence
 from reconciler.store.desired import DesiredState
 
+REREGISTER = "re-register: MCPJungle lists tools only at registration"
+
+
+@dataclass(frozen=True)
+class Parity:
+    """A server whose live tools differ from the tools an MCPJungle target lists for it.
+
+    MCPJungle lists a server's tools when it registers it and never again, so a tool the
+    server gained since (``missing``) or lost (``stale``) is drift, with one fix."""
+
+    server: str
+    target: str  # the MCPJungle target
+    entry: str  # the server's name there
+    probed: str | None  # the target whose live entry was probed, None for desired state
+    missing: tuple[str, ...]  # on the live server, not in MCPJungle's list
+    stale: tuple[str, ...]  # in MCPJungle's list, gone from the live server
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "target": self.target,
+            "entry": self.entry,
+            "probed": self.probed,
+            "missing": list(self.missing),
+            "stale": list(self.stale),
+            "fix": REREGISTER,
+        }
+
 
 @dataclass(frozen=True)
 class ProbeReport:
-    """Every probed server, and the exit code their failures make."""
+    """Every probed server, its tool parity with MCPJungle, and the exit code they make."""
 
     results: tuple[ProbeResult, ...]
+    parity: tuple[Parity, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> ExitCode:
         if any(not r.ok and r.required for r in self.results):
             return ExitCode.FAILED
+        if self.parity:
+            return ExitCode.DRIFT
         return ExitCode.CONVERGED
 
     @property
@@ -57,6 +89,8 @@ class ProbeReport:
             "exit_code": int(self.exit_code),
             "servers": [r.to_json() for r in self.results],
             "degraded": [_degraded_json(r) for r in self.degraded],
+            "parity": [p.to_json() for p in self.parity],
+            "notes": list(self.notes),
         }
 
 
@@ -112,7 +146,51 @@ def probe(
                     failed[len(specs) + len(failed)] = _not_there(name, target, placement.required)
                     continue
                 _add(specs, failed, name, target, entry, placement.required, resolver)
-    return _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
+    report = _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
+    return jungle_parity(engine, state, report)
+
+
+def jungle_parity(engine: Engine, state: DesiredState, report: ProbeReport) -> ProbeReport:
+    """Compare each server that answered with the tool list of every MCPJungle target it is
+    placed on (``GET /api/v0/tools``, read by observing the target)."""
+    placed = {
+        name: [
+            s for s in state.placements(name) if any(r.ok and r.server == s for r in report.results)
+        ]
+        for name, spec in state.targets.items()
+        if spec.kind is Kind.MCPJUNGLE
+    }
+    parity: list[Parity] = []
+    notes: list[str] = []
+    for target, servers in placed.items():
+        if not servers:
+            continue
+        try:
+            listed = engine.observe(target, state.targets[target], state).tools
+        except ReconcilerError as e:
+            notes.append(f"tool parity with {target} not checked: {redact(str(e))}")
+            continue
+        for result in report.results:
+            if not result.ok or result.server not in servers:
+                continue
+            names = (result.server, *state.servers[result.server].aliases)
+            entry = next((n for n in names if n in listed), None)
+            if entry is None:
+                continue  # not registered there: the pass's drift, not parity
+            live = {t.name for t in result.tools}
+            there = set(listed[entry])
+            if live != there:
+                parity.append(
+                    Parity(
+                        result.server,
+                        target,
+                        entry,
+                        result.target,
+                        tuple(sorted(live - there)),
+                        tuple(sorted(there - live)),
+                    )
+                )
+    return replace(report, parity=tuple(parity), notes=tuple(notes))
 
 
 def _run(
@@ -280,6 +358,15 @@ def render_text(report: ProbeReport) -> str:
             lines.append(f"  unsupported: {context.unsupported}")
         if context.stderr_tail:
             lines += [f"  stderr: {line}" for line in context.stderr_tail.splitlines()[-5:]]
+    for p in report.parity:
+        where = f" (live entry of {p.probed})" if p.probed else ""
+        lines.append(f"drift: {p.server}{where}: tools differ from what {p.target} lists")
+        if p.missing:
+            lines.append(f"  on the server, not listed by {p.target}: {', '.join(p.missing)}")
+        if p.stale:
+            lines.append(f"  listed by {p.target}, gone from the server: {', '.join(p.stale)}")
+        lines.append(f"  fix: {REREGISTER}")
+    lines += [f"note: {note}" for note in report.notes]
     failed = sum(1 for r in report.degraded if r.required)
     warned = len(report.degraded) - failed
     up = len(report.results) - len(report.degraded)

@@ -359,6 +359,14 @@ def _watch_options(f: F) -> F:
             "(something keeps fighting the sync); 0: never.",
         ),
         click.option(
+            "--probe-interval",
+            type=click.FloatRange(min=1),
+            default=None,
+            metavar="S",
+            help="Probe every declared server over MCP every S seconds and export its health "
+            "as metrics (off by default: probing runs the servers' commands).",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["text", "json"]),
             default="text",
@@ -380,6 +388,7 @@ def watch(
     pull: bool,
     metrics_addr: str | None,
     flap_limit: int,
+    probe_interval: float | None,
     log_format: str,
 ) -> None:
     """Keep every target converged: reconcile on each saved file, and resync periodically.
@@ -390,7 +399,11 @@ def watch(
     """
     setup_logging(log_format, current_settings().verbosity)
     options = WatchOptions(
-        interval=interval, debounce=debounce / 1000, pull=pull, flap_limit=flap_limit
+        interval=interval,
+        debounce=debounce / 1000,
+        pull=pull,
+        flap_limit=flap_limit,
+        probe_interval=probe_interval,
     )
     try:
         code = serve(make_engine(), options, metrics_addr=metrics_addr)
@@ -410,6 +423,7 @@ def _service_spec(
     pull: bool,
     metrics_addr: str | None,
     flap_limit: int,
+    probe_interval: float | None,
     log_format: str,
 ) -> Any:
 
@@ -421,6 +435,8 @@ def _service_spec(
         args += ["--metrics", metrics_addr]
     if flap_limit != 6:
         args += ["--flap-limit", str(flap_limit)]
+    if probe_interval is not None:
+        args += ["--probe-interval", f"{probe_interval:g}"]
     if log_format != "text":
         args += ["--log-format", log_format]
     return ServiceSpec(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -111,6 +112,9 @@ def test_a_pass_with_probe_adds_the_failures_to_its_degraded_list(
     assert degraded["target"] is None and degraded["phase"] in ("spawn", "connect", "initialize")
     probed = {s["server"]: s["status"] for s in result.json["probe"]["servers"]}
     assert probed == {"time": "up", "broken": "down"}
+    status = json.loads((workspace.state_dir / "status.json").read_text())
+    assert status["exit_code"] == code  # the pass's status file holds what the probe found
+    assert [d["server"] for d in status["degraded"]] == ["broken"]
     text = workspace.run("--probe")
     assert text.exit_code == code
     level = "error" if required else "warning"

@@ -74,6 +74,10 @@ def test_the_daemon_probes_on_its_interval_and_exports_metrics(workspace: Worksp
     assert 'mcp_reconciler_server_up{server="gone",target=""} 0' in text
     assert 'mcp_reconciler_server_tools{server="echo",target=""} 1' in text
     assert 'mcp_reconciler_probe_latency_seconds{server="echo",target=""} ' in text
+    status = json.loads((workspace.state_dir / "daemon.json").read_text())
+    assert status["last_probe"]["servers"] == 2 and status["last_probe"]["up"] == 1
+    assert [d["server"] for d in status["last_probe"]["degraded"]] == ["gone"]
+    assert status["next_probe_in_s"] == 60.0
     # Idle until the next probe: the deadline is the probe's, and nothing runs before it.
     assert daemon.deadline() == clock.now + 60.0
     clock.now += 30.0

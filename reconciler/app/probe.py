@@ -31,7 +31,7 @@ from reconciler.probe import (
     ProbeSpec,
     probe_all,
 )
-from reconciler.secrets import SecretError, SecretResolver, redact, render_essence
+from reconciler.secrets import SecretError, SecretResolver, redact, redact_data, render_essence
 from reconciler.store.desired import DesiredState
 
 REREGISTER = "re-register: MCPJungle lists tools only at registration"
@@ -252,7 +252,13 @@ def probe_pass(
         on_total(len(specs) + len(failed))
     probed = _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
     extra = tuple(as_degraded(r) for r in probed.degraded)
-    return replace(report, probed=report.probed + extra), probed
+    report = replace(report, probed=report.probed + extra)
+    status = engine.store.read_status()
+    if status is not None:  # the pass's status file: with what the probe found
+        document = report.to_json()
+        status.update(exit_code=document["exit_code"], degraded=document["degraded"])
+        engine.store.write_status(redact_data(status))
+    return report, probed
 
 
 def as_degraded(result: ProbeResult) -> Degraded:

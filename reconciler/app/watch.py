@@ -407,6 +407,7 @@ class Daemon:
         interval = self.options.probe_interval
         self.next_probe: float | None = None if interval is None else self.clock()
         self.probes = 0
+        self.last_probe: dict[str, Any] | None = None
 
     def prepare(self) -> None:
         """Load desired state and compute what to watch, before the watcher and first pass."""
@@ -464,7 +465,14 @@ class Daemon:
             len(report.results) - len(down),
             extra={"event": "probe"},
         )
+        self.last_probe = {
+            "finished": time.time(),
+            "servers": len(report.results),
+            "up": len(report.results) - len(down),
+            "degraded": report.to_json()["degraded"],
+        }
         self.metrics.beat()
+        self.write_status()
         return report
 
     def _iterate(
@@ -757,6 +765,10 @@ class Daemon:
             "next_resync_in_s": round(max(0.0, self.next_resync - now), 3),
             "last_pull": self.last_pull,
             "metrics": self.metrics_url,
+            "last_probe": self.last_probe,
+            "next_probe_in_s": (
+                None if self.next_probe is None else round(max(0.0, self.next_probe - now), 3)
+            ),
         }
         try:
             payload = (json_dumps(data) + "\n").encode()

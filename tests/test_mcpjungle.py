@@ -852,3 +852,4 @@ def test_a_failed_registration_weighs_by_the_servers_requiredness(
     level = "error" if code == 3 else "warning"
     assert f"{level}: server fetch: apply failed" in text.stdout
     assert ("optional server: warning only" in text.stdout) is (code == 0)
+    assert ("converged with 1 warning(s)" in text.stdout) is (code == 0)

@@ -274,8 +274,9 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
         where = f" on {d.target}" if d.target else ""
         lines.append(f"{level}: probe of {d.server}{where}: {d.phase or '?'} failed: {d.error}")
     code = report.exit_code
+    warnings = sum(1 for d in report.degraded if not d.required)
     summary = {
-        ExitCode.CONVERGED: "converged",
+        ExitCode.CONVERGED: f"converged with {warnings} warning(s)" if warnings else "converged",
         ExitCode.DRIFT: "drift remains" if not report.dry_run else "drift found",
         ExitCode.FAILED: "a required target or server failed",
     }[code]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from reconciler.app.metrics import Metrics
-from reconciler.app.watch import Daemon, WatchOptions
+from reconciler.app.watch import Daemon, WatchOptions, render_daemon_status
 from reconciler.engine import Engine
 from reconciler.probe import ProbeResult, ToolInfo
 from tests.conftest import Workspace
@@ -78,6 +78,7 @@ def test_the_daemon_probes_on_its_interval_and_exports_metrics(workspace: Worksp
     assert status["last_probe"]["servers"] == 2 and status["last_probe"]["up"] == 1
     assert [d["server"] for d in status["last_probe"]["degraded"]] == ["gone"]
     assert status["next_probe_in_s"] == 60.0
+    assert "last probe: 1 of 2 server(s) up (down: gone)" in render_daemon_status(status)
     # Idle until the next probe: the deadline is the probe's, and nothing runs before it.
     assert daemon.deadline() == clock.now + 60.0
     clock.now += 30.0

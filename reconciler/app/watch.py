@@ -842,6 +842,12 @@ def render_daemon_status(data: dict[str, Any]) -> str:
     backoff = data.get("backoff") or {}
     if backoff:
         text += f"; backing off: {', '.join(sorted(backoff))}"
+    probed = data.get("last_probe")
+    if isinstance(probed, dict):
+        down = [str(d.get("server")) for d in probed.get("degraded") or []]
+        text += f"; last probe: {probed.get('up')} of {probed.get('servers')} server(s) up"
+        if down:
+            text += f" (down: {', '.join(down)})"
     return text
 
 

@@ -853,3 +853,15 @@ def test_a_failed_registration_weighs_by_the_servers_requiredness(
     assert f"{level}: server fetch: apply failed" in text.stdout
     assert ("optional server: warning only" in text.stdout) is (code == 0)
     assert ("converged with 1 warning(s)" in text.stdout) is (code == 0)
+
+
+def test_a_failed_prune_weighs_as_the_target(workspace: Workspace, jungle: FakeMCPJungle) -> None:
+    workspace.write("servers.yaml", TWO.format(required="false"))
+    workspace.write("targets.yaml", jungle_target(jungle.url, prune=True) + "\n")
+    converge(workspace, jungle)
+    workspace.write("servers.yaml", TWO.format(required="false").split("  fetch:")[0])
+    jungle.inject("DELETE", "/api/v0/servers/:name", Respond(500, {"error": "database is locked"}))
+    result = workspace.run("--json")
+    assert result.exit_code == 3, result.stdout  # no placement makes it optional
+    (entry,) = result.json["degraded"]
+    assert entry["server"] == "fetch" and entry["required"] is True

@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.core.divergence import Allowed
 from reconciler.core.essence import Essence, display
-from reconciler.core.plan import Change
+from reconciler.core.plan import Action, Change
 
 SCHEMA_VERSION = 1
 
@@ -106,7 +106,11 @@ class TargetReport:
         for entry, error in self.failed.items():
             change = by_entry.get(entry)
             server = change.server if change is not None else entry
-            required = not self.optional and (change is None or change.required)
+            # A delete is of an entry no longer placed (pruned): no server's requiredness
+            # applies, so it weighs as the target does.
+            required = not self.optional and (
+                change is None or change.required or change.action is Action.DELETE
+            )
             out.append(
                 Degraded(server, self.name, phase, required, error, self.recoverable, self.location)
             )

@@ -18,7 +18,7 @@ ACTIONS = {
     "copy",
 }
 ORIGINS = {"new", "desired", "live", "conflict"}
-PHASES = {"observe", "plan", "apply", "verify"}
+PHASES = {"observe", "plan", "apply", "verify", "spawn", "connect", "initialize", "list_tools"}
 
 
 def assert_report_schema(report: Any) -> None:

@@ -51,19 +51,23 @@ UPSTREAMS: dict[str, Any] = {
 SERVERS = """
 servers:
   time:
+    required: true  # its failure on a target exits 3
     command: uvx
     args: [mcp-server-time, --local-timezone=UTC]
     env: {TZ: UTC}
   fetch:
+    required: true  # its failure on a target exits 3
     command: uvx
     args: [mcp-server-fetch]
   files:
+    required: true  # its failure on a target exits 3
     command: npx
     args: [-y, "@modelcontextprotocol/server-filesystem", /srv/data]
     env: {ROOT: /srv/data}
     tools:
       deny: [write_*, delete_*]
   github:
+    required: true  # its failure on a target exits 3
     url: https://api.githubcopilot.com/mcp/
     headers:
       Authorization: Bearer ${env:GITHUB_PAT}
@@ -71,6 +75,7 @@ servers:
     tools:
       deny: [delete_*, merge_pull_request]
   search:
+    required: true  # its failure on a target exits 3
     url: https://search.example.test/sse
     transport: sse
 """
@@ -274,7 +279,9 @@ def test_prune_deregisters_and_without_prune_it_is_reported(
     setup(workspace, jungle.url, prune=False)
     converge(workspace, jungle)
     without_fetch = SERVERS.replace(
-        "  fetch:\n    command: uvx\n    args: [mcp-server-fetch]\n", ""
+        "  fetch:\n    required: true  # its failure on a target exits 3\n"
+        "    command: uvx\n    args: [mcp-server-fetch]\n",
+        "",
     )
     workspace.write("servers.yaml", without_fetch)
 
@@ -471,10 +478,13 @@ def test_servers_created_before_a_failure_stay_owned(
     jungle.set_upstream("search", Upstream(connect_error="dial tcp: connection refused"))
     first = workspace.run()
     assert first.exit_code == 3
-    assert "4 of 5 server(s) changed as planned" in first.stdout
+    assert "error: server search: apply failed" in first.stdout
+    assert "4 changed across 1 target(s)" in first.stdout
     assert set(jungle.servers) == {"time", "fetch", "files", "github"}
     without_fetch = SERVERS.replace(
-        "  fetch:\n    command: uvx\n    args: [mcp-server-fetch]\n", ""
+        "  fetch:\n    required: true  # its failure on a target exits 3\n"
+        "    command: uvx\n    args: [mcp-server-fetch]\n",
+        "",
     )
     workspace.write("servers.yaml", without_fetch)
     jungle.set_upstream("search", ["query"])
@@ -528,13 +538,14 @@ def test_upstream_connection_failure_and_oauth(
     setup(workspace, jungle.url)
     result = workspace.run("--json")
     assert result.exit_code == 3
-    error = result.json["degraded"][0]["error"]
-    assert "server 'time'" in error and "finish the OAuth flow in MCPJungle" in error
-    assert "server 'fetch'" in error and "upstream server demands OAuth" in error
+    errors = {d["server"]: d["error"] for d in result.json["degraded"]}  # one entry per server
+    assert set(errors) == {"time", "fetch"}
+    assert "server 'time'" in errors["time"] and "finish the OAuth flow" in errors["time"]
+    assert "server 'fetch'" in errors["fetch"] and "demands OAuth" in errors["fetch"]
     # The others were still registered.
     assert {"files", "github", "search"} <= set(jungle.servers)
     second = workspace.run("--json")
-    error = second.json["degraded"][0]["error"]
+    error = {d["server"]: d["error"] for d in second.json["degraded"]}["time"]
     assert "could not register server 'time'" in error and 'exec: "uvx": not found' in error
     assert "could not connect to the upstream" in error
     no_secret(result, second)
@@ -817,3 +828,60 @@ def test_default_timeout_is_above_the_upstream_init_time(tmp_path: Any) -> None:
     target = MCPJungleTarget("j", spec, Context(tmp_path, "linux", tmp_path, None))
     assert target.timeout > 30 and target.describe() == "http://127.0.0.1:1"
     assert textwrap.dedent(target.__class__.__doc__ or "").startswith("One MCPJungle")
+
+
+# -- requiredness per server and placement ---------------------------------------------------
+
+TWO = """
+servers:
+  time:
+    command: uvx
+    args: [mcp-server-time]
+    required: true
+  fetch:
+    command: uvx
+    args: [mcp-server-fetch]
+    required: {required}
+"""
+
+
+@pytest.mark.parametrize(
+    ("server_required", "placement", "code"),
+    [
+        ("false", "", 0),  # optional server: a warning
+        ("true", "", 3),  # required server: exit 3
+        ("true", ", {name: fetch, required: false}", 0),  # the placement overrides it
+    ],
+)
+def test_a_failed_registration_weighs_by_the_servers_requiredness(
+    workspace: Workspace, jungle: FakeMCPJungle, server_required: str, placement: str, code: int
+) -> None:
+    workspace.write("servers.yaml", TWO.format(required=server_required))
+    servers = "\n    servers: [time" + placement + ("" if placement else ", fetch") + "]"
+    workspace.write("targets.yaml", jungle_target(jungle.url) + servers + "\n")
+    # MCPJungle cannot reach fetch's upstream: its registration answers 500.
+    jungle.set_upstream("fetch", Upstream(connect_error="dial tcp: connection refused"))
+    result = workspace.run("--json")
+    assert result.exit_code == code, result.stdout
+    assert_report_schema(result.json)
+    (entry,) = result.json["degraded"]
+    assert entry["server"] == "fetch" and entry["target"] == "jungle"
+    assert entry["phase"] == "apply" and entry["required"] is (code == 3)
+    assert "time" in jungle.servers  # the other server was registered
+    text = workspace.run()
+    level = "error" if code == 3 else "warning"
+    assert f"{level}: server fetch: apply failed" in text.stdout
+    assert ("optional server: warning only" in text.stdout) is (code == 0)
+    assert ("converged with 1 warning(s)" in text.stdout) is (code == 0)
+
+
+def test_a_failed_prune_weighs_as_the_target(workspace: Workspace, jungle: FakeMCPJungle) -> None:
+    workspace.write("servers.yaml", TWO.format(required="false"))
+    workspace.write("targets.yaml", jungle_target(jungle.url, prune=True) + "\n")
+    converge(workspace, jungle)
+    workspace.write("servers.yaml", TWO.format(required="false").split("  fetch:")[0])
+    jungle.inject("DELETE", "/api/v0/servers/:name", Respond(500, {"error": "database is locked"}))
+    result = workspace.run("--json")
+    assert result.exit_code == 3, result.stdout  # no placement makes it optional
+    (entry,) = result.json["degraded"]
+    assert entry["server"] == "fetch" and entry["required"] is True

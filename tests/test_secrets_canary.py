@@ -225,6 +225,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "divergences list": Command(("divergences", "list"), requires=("divergences", "list")),
     "probe": Command(("probe",), requires=("probe",)),
+    "apply probe": Command(("--probe",), applied=False, rotated=True),
 }
 
 

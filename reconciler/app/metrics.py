@@ -11,6 +11,14 @@ standard library's, bound to loopback unless the operator names another address.
     reconciler_target_backoff_seconds{target}  gauge: how long the target is held back
     reconciler_last_success_timestamp_seconds  gauge: end of the last pass that failed nothing
     reconciler_desired_valid                   gauge: 1 while desired state loads
+
+With ``watch --probe-interval S``, the servers themselves (the last probe; ``target`` is
+empty for a server's desired definition, the label is kept for probes of live entries):
+
+    mcp_reconciler_server_up{server,target}               gauge: 1 if the server answered
+    mcp_reconciler_server_tools{server,target}            gauge: tools it listed
+    mcp_reconciler_probe_latency_seconds{server,target}   gauge: time to list its tools
+    mcp_reconciler_probe_timestamp_seconds                gauge: end of the last probe
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from reconciler.core.errors import UsageError
+from reconciler.probe import ProbeResult
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RESULTS = ("converged", "drift", "failed", "invalid", "error")
@@ -41,6 +50,27 @@ class Metrics:
         self.last_success: float | None = None
         self.desired_valid = 1
         self.heartbeat = time.monotonic()
+        # (server, target or "") -> what the last probe found
+        self.server_up: dict[tuple[str, str], int] = {}
+        self.server_tools: dict[tuple[str, str], int] = {}
+        self.probe_latency: dict[tuple[str, str], float] = {}
+        self.last_probe: float | None = None
+
+    def observe_probe(self, results: Iterable[ProbeResult]) -> None:
+        """Replace the server series with one probe's results (gone servers vanish)."""
+        up: dict[tuple[str, str], int] = {}
+        tools: dict[tuple[str, str], int] = {}
+        latency: dict[tuple[str, str], float] = {}
+        for r in results:
+            key = (r.server, r.target or "")
+            up[key] = int(r.ok)
+            if r.ok:
+                tools[key] = len(r.tools)
+            if r.latency_ms is not None:
+                latency[key] = r.latency_ms / 1000
+        with self._lock:
+            self.server_up, self.server_tools, self.probe_latency = up, tools, latency
+            self.last_probe = time.time()
 
     def observe_pass(self, result: str, duration: float) -> None:
         with self._lock:
@@ -121,7 +151,29 @@ class Metrics:
                 out.append(f"reconciler_last_success_timestamp_seconds {self.last_success:.3f}")
             family("reconciler_desired_valid", "gauge", "1 while the desired state is valid.")
             out.append(f"reconciler_desired_valid {self.desired_valid}")
+            if self.last_probe is not None:
+                self._render_probe(out, family)
             return "\n".join(out) + "\n"
+
+    def _render_probe(self, out: list[str], family: Callable[[str, str, str], None]) -> None:
+        def labels(key: tuple[str, str]) -> str:
+            return f'server="{_label(key[0])}",target="{_label(key[1])}"'
+
+        family("mcp_reconciler_server_up", "gauge", "1 if the server answered the last probe.")
+        for key, value in sorted(self.server_up.items()):
+            out.append(f"mcp_reconciler_server_up{{{labels(key)}}} {value}")
+        family("mcp_reconciler_server_tools", "gauge", "Tools the server listed when probed.")
+        for key, count in sorted(self.server_tools.items()):
+            out.append(f"mcp_reconciler_server_tools{{{labels(key)}}} {count}")
+        family(
+            "mcp_reconciler_probe_latency_seconds",
+            "gauge",
+            "Seconds the last probe took to reach the server and list its tools.",
+        )
+        for key, seconds in sorted(self.probe_latency.items()):
+            out.append(f"mcp_reconciler_probe_latency_seconds{{{labels(key)}}} {seconds:.6f}")
+        family("mcp_reconciler_probe_timestamp_seconds", "gauge", "Unix time of the last probe.")
+        out.append(f"mcp_reconciler_probe_timestamp_seconds {self.last_probe:.3f}")
 
 
 def _label(value: str) -> str:

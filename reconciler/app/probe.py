@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TextIO
 
-from reconciler.core.errors import UsageError
+from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.essence import Essence, from_server
-from reconciler.core.report import SCHEMA_VERSION, ExitCode
+from reconciler.core.model import Kind
+from reconciler.core.report import SCHEMA_VERSION, Degraded, ExitCode, RunReport
 from reconciler.engine import Engine
 from reconciler.probe import (
     DEFAULT_CONCURRENCY,
@@ -30,20 +31,52 @@ from reconciler.probe import (
     ProbeSpec,
     probe_all,
 )
-from reconciler.secrets import SecretError, SecretResolver, redact, render_essence
+from reconciler.secrets import SecretError, SecretResolver, redact, redact_data, render_essence
 from reconciler.store.desired import DesiredState
+
+REREGISTER = "re-register: MCPJungle lists tools only at registration"
+
+
+@dataclass(frozen=True)
+class Parity:
+    """A server whose live tools differ from the tools an MCPJungle target lists for it.
+
+    MCPJungle lists a server's tools when it registers it and never again, so a tool the
+    server gained since (``missing``) or lost (``stale``) is drift, with one fix."""
+
+    server: str
+    target: str  # the MCPJungle target
+    entry: str  # the server's name there
+    probed: str | None  # the target whose live entry was probed, None for desired state
+    missing: tuple[str, ...]  # on the live server, not in MCPJungle's list
+    stale: tuple[str, ...]  # in MCPJungle's list, gone from the live server
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "target": self.target,
+            "entry": self.entry,
+            "probed": self.probed,
+            "missing": list(self.missing),
+            "stale": list(self.stale),
+            "fix": REREGISTER,
+        }
 
 
 @dataclass(frozen=True)
 class ProbeReport:
-    """Every probed server, and the exit code their failures make."""
+    """Every probed server, its tool parity with MCPJungle, and the exit code they make."""
 
     results: tuple[ProbeResult, ...]
+    parity: tuple[Parity, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> ExitCode:
         if any(not r.ok and r.required for r in self.results):
             return ExitCode.FAILED
+        if self.parity:
+            return ExitCode.DRIFT
         return ExitCode.CONVERGED
 
     @property
@@ -56,6 +89,8 @@ class ProbeReport:
             "exit_code": int(self.exit_code),
             "servers": [r.to_json() for r in self.results],
             "degraded": [_degraded_json(r) for r in self.degraded],
+            "parity": [p.to_json() for p in self.parity],
+            "notes": list(self.notes),
         }
 
 
@@ -111,11 +146,132 @@ def probe(
                     failed[len(specs) + len(failed)] = _not_there(name, target, placement.required)
                     continue
                 _add(specs, failed, name, target, entry, placement.required, resolver)
+    report = _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
+    return jungle_parity(engine, state, report)
+
+
+def jungle_parity(engine: Engine, state: DesiredState, report: ProbeReport) -> ProbeReport:
+    """Compare each server that answered with the tool list of every MCPJungle target it is
+    placed on (``GET /api/v0/tools``, read by observing the target)."""
+    placed = {
+        name: [
+            s for s in state.placements(name) if any(r.ok and r.server == s for r in report.results)
+        ]
+        for name, spec in state.targets.items()
+        if spec.kind is Kind.MCPJUNGLE
+    }
+    parity: list[Parity] = []
+    notes: list[str] = []
+    for target, servers in placed.items():
+        if not servers:
+            continue
+        try:
+            listed = engine.observe(target, state.targets[target], state).tools
+        except ReconcilerError as e:
+            notes.append(f"tool parity with {target} not checked: {redact(str(e))}")
+            continue
+        for result in report.results:
+            if not result.ok or result.server not in servers:
+                continue
+            names = (result.server, *state.servers[result.server].aliases)
+            entry = next((n for n in names if n in listed), None)
+            if entry is None:
+                continue  # not registered there: the pass's drift, not parity
+            live = {t.name for t in result.tools}
+            there = set(listed[entry])
+            if live != there:
+                parity.append(
+                    Parity(
+                        result.server,
+                        target,
+                        entry,
+                        result.target,
+                        tuple(sorted(live - there)),
+                        tuple(sorted(there - live)),
+                    )
+                )
+    return replace(report, parity=tuple(parity), notes=tuple(notes))
+
+
+def _run(
+    specs: list[ProbeSpec],
+    failed: dict[int, ProbeResult],
+    *,
+    timeout: float,
+    concurrency: int,
+    on_done: Callable[[ProbeResult], None] | None,
+) -> ProbeReport:
+    """Probe ``specs`` and merge the results with those decided before, in their order."""
     results = iter(
         probe_all(specs, timeout=timeout, concurrency=concurrency, redact=redact, on_done=on_done)
     )
     total = len(specs) + len(failed)
     return ProbeReport(tuple(failed[i] if i in failed else next(results) for i in range(total)))
+
+
+def held(state: DesiredState, report: RunReport, servers: Sequence[str] = ()) -> dict[str, bool]:
+    """The servers a pass left in place somewhere (placed, enabled, not failed), each with
+    whether it is required: required on a required target where it is required."""
+    out: dict[str, bool] = {}
+    for t in report.targets:
+        if t.name not in state.targets or (t.error is not None and not t.failed):
+            continue  # a target that failed as a whole holds nothing we know of
+        failed = {c.server for c in t.changes if c.entry in t.failed}
+        optional = state.targets[t.name].optional
+        for name, placement in state.placements(t.name).items():
+            if servers and name not in servers:
+                continue
+            if name in failed or not state.servers[name].enabled:
+                continue
+            out[name] = out.get(name, False) or (placement.required and not optional)
+    return out
+
+
+def probe_pass(
+    engine: Engine,
+    report: RunReport,
+    servers: Sequence[str] = (),
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_done: Callable[[ProbeResult], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> tuple[RunReport, ProbeReport]:
+    """``reconcile --probe``: after an applying pass, probe each server it holds (its
+    desired definition, once however many targets carry it) and add the failures to the
+    pass's ``degraded`` list, where a required one makes exit 3. Never after a dry run."""
+    if report.dry_run:
+        raise UsageError("--probe runs servers: it is never done in a dry run")
+    state = engine.load()
+    resolver = engine.secret_resolver(state)
+    specs: list[ProbeSpec] = []
+    failed: dict[int, ProbeResult] = {}
+    for name, required in held(state, report, servers).items():
+        _add(specs, failed, name, None, from_server(state.servers[name]), required, resolver)
+    if on_total is not None:
+        on_total(len(specs) + len(failed))
+    probed = _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
+    extra = tuple(as_degraded(r) for r in probed.degraded)
+    report = replace(report, probed=report.probed + extra)
+    status = engine.store.read_status()
+    if status is not None:  # the pass's status file: with what the probe found
+        document = report.to_json()
+        status.update(exit_code=document["exit_code"], degraded=document["degraded"])
+        engine.store.write_status(redact_data(status))
+    return report, probed
+
+
+def as_degraded(result: ProbeResult) -> Degraded:
+    """A failed probe as an entry of a pass's ``degraded`` list."""
+    return Degraded(
+        server=result.server,
+        target=result.target,
+        phase=result.phase.value if result.phase is not None else None,
+        required=result.required,
+        error=result.error,
+        recoverable=result.recoverable,
+        context=result.context.to_json(),
+    )
 
 
 def _add(
@@ -208,6 +364,15 @@ def render_text(report: ProbeReport) -> str:
             lines.append(f"  unsupported: {context.unsupported}")
         if context.stderr_tail:
             lines += [f"  stderr: {line}" for line in context.stderr_tail.splitlines()[-5:]]
+    for p in report.parity:
+        where = f" (live entry of {p.probed})" if p.probed else ""
+        lines.append(f"drift: {p.server}{where}: tools differ from what {p.target} lists")
+        if p.missing:
+            lines.append(f"  on the server, not listed by {p.target}: {', '.join(p.missing)}")
+        if p.stale:
+            lines.append(f"  listed by {p.target}, gone from the server: {', '.join(p.stale)}")
+        lines.append(f"  fix: {REREGISTER}")
+    lines += [f"note: {note}" for note in report.notes]
     failed = sum(1 for r in report.degraded if r.required)
     warned = len(report.degraded) - failed
     up = len(report.results) - len(report.degraded)
@@ -218,26 +383,58 @@ def render_text(report: ProbeReport) -> str:
     return "\n".join(lines)
 
 
-class Progress:
-    """A one-line counter on a terminal's stderr while many servers are probed."""
+def progress_wanted(*, json: bool, quiet: bool, stdout: TextIO | None = None) -> bool:
+    """Live progress only for a person watching: stdout is a terminal, and neither
+    ``--json`` nor ``-q`` was asked."""
+    stream = sys.stdout if stdout is None else stdout
+    return not json and not quiet and stream.isatty()
 
-    def __init__(self, total: int, enabled: bool) -> None:
+
+class LiveProgress:
+    """A live progress bar (rich, on stderr) while servers are probed; a no-op when not
+    ``enabled``. Called with each result as it finishes (``on_done``); ``start`` sets the
+    total when it is known. Server names are data: rich's console markup is off."""
+
+    def __init__(self, enabled: bool, total: int | None = None) -> None:
+        self.enabled = enabled
         self.total = total
         self.done = 0
-        self.enabled = enabled and total > 1
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> LiveProgress:
+        if self.enabled:
+            from rich.console import Console  # heavy: only on a terminal
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            console = Console(stderr=True, markup=False, highlight=False, emoji=False)
+            self._bar = Progress(
+                TextColumn("probing", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}", markup=False),
+                console=console,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("probe", total=self.total, last="")
+        return self
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
 
     def __call__(self, result: ProbeResult) -> None:
         self.done += 1
-        if self.enabled:
-            sys.stderr.write(
-                f"\rprobing: {self.done}/{self.total} ({result.server} {result.status})\x1b[K"
-            )
-            sys.stderr.flush()
+        if self._bar is not None:
+            where = f" @ {result.target}" if result.target else ""
+            self._bar.update(self._task, advance=1, last=f"{result.server}{where} {result.status}")
 
-    def close(self) -> None:
-        if self.enabled and self.done:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def count(state: DesiredState, servers: Sequence[str], targets: Sequence[str]) -> int:

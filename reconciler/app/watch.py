@@ -39,11 +39,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from reconciler import targets
+from reconciler.app import probe as probes
 from reconciler.app import pull
 from reconciler.app.metrics import Metrics, MetricsServer
+from reconciler.app.probe import ProbeReport
 from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.report import ExitCode, Phase, RunReport
 from reconciler.engine import PassOptions
+from reconciler.probe import DEFAULT_TIMEOUT
 from reconciler.secrets import install_logging
 from reconciler.store import fsutil
 from reconciler.store.state import StateStore
@@ -77,6 +80,8 @@ class WatchOptions:
     flap_limit: int = 6  # this many syncs of one target within flap_window is a fight
     flap_window: float = 60.0
     force_polling: bool | None = None  # None: watchfiles decides (WSL, env variable)
+    probe_interval: float | None = None  # probe every declared server this often; None: never
+    probe_timeout: float = DEFAULT_TIMEOUT
 
     @property
     def max_delay(self) -> float:
@@ -398,6 +403,10 @@ class Daemon:
         self.in_pass = False
         self.started = time.time()
         self.metrics_url: str | None = None
+        interval = self.options.probe_interval
+        self.next_probe: float | None = None if interval is None else self.clock()
+        self.probes = 0
+        self.last_probe: dict[str, Any] | None = None
 
     def prepare(self) -> None:
         """Load desired state and compute what to watch, before the watcher and first pass."""
@@ -415,9 +424,57 @@ class Daemon:
         if self.rerun:
             return self.clock()
         due = self.backoff.next_due()
-        return self.next_resync if due is None else min(self.next_resync, due)
+        deadline = self.next_resync if due is None else min(self.next_resync, due)
+        return deadline if self.next_probe is None else min(deadline, self.next_probe)
 
     def iteration(
+        self, changed: Iterable[Path] = (), *, start: bool = False, recheck: bool = False
+    ) -> PassRecord | None:
+        """One debounced batch (see ``_iterate``), then the servers' probe when it is due."""
+        record = self._iterate(changed, start=start, recheck=recheck)
+        if self.next_probe is not None and self.clock() >= self.next_probe and self.valid:
+            self.probe()
+        return record
+
+    def probe(self) -> ProbeReport | None:
+        """Probe every declared server (``--probe-interval``) and export the results as
+        metrics; a failure to probe is logged, and the next probe is still scheduled."""
+        interval = self.options.probe_interval or 0.0
+        self.next_probe = self.clock() + interval
+        try:
+            report = probes.probe(self.engine, timeout=self.options.probe_timeout)
+        except ReconcilerError as e:
+            log.warning("probe failed: %s", e, extra={"event": "probe"})
+            return None
+        self.probes += 1
+        self.metrics.observe_probe(report.results)
+        down = report.degraded
+        for r in down:
+            log.warning(
+                "probe: %s %s: %s failed: %s",
+                "required server" if r.required else "optional server",
+                r.server,
+                r.phase.value if r.phase is not None else "probe",
+                r.error,
+                extra={"event": "probe", "server": r.server},
+            )
+        log.info(
+            "probed %d server(s): %d up",
+            len(report.results),
+            len(report.results) - len(down),
+            extra={"event": "probe"},
+        )
+        self.last_probe = {
+            "finished": time.time(),
+            "servers": len(report.results),
+            "up": len(report.results) - len(down),
+            "degraded": report.to_json()["degraded"],
+        }
+        self.metrics.beat()
+        self.write_status()
+        return report
+
+    def _iterate(
         self, changed: Iterable[Path] = (), *, start: bool = False, recheck: bool = False
     ) -> PassRecord | None:
         """Handle one debounced batch of changed paths (possibly empty: a timer fired).
@@ -707,6 +764,10 @@ class Daemon:
             "next_resync_in_s": round(max(0.0, self.next_resync - now), 3),
             "last_pull": self.last_pull,
             "metrics": self.metrics_url,
+            "last_probe": self.last_probe,
+            "next_probe_in_s": (
+                None if self.next_probe is None else round(max(0.0, self.next_probe - now), 3)
+            ),
         }
         try:
             self.engine.store.write_daemon_status(data)
@@ -757,6 +818,12 @@ def render_daemon_status(data: dict[str, Any]) -> str:
     backoff = data.get("backoff") or {}
     if backoff:
         text += f"; backing off: {', '.join(sorted(backoff))}"
+    probed = data.get("last_probe")
+    if isinstance(probed, dict):
+        down = [str(d.get("server")) for d in probed.get("degraded") or []]
+        text += f"; last probe: {probed.get('up')} of {probed.get('servers')} server(s) up"
+        if down:
+            text += f" (down: {', '.join(down)})"
     return text
 
 

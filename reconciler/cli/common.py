@@ -32,7 +32,7 @@ Exit codes (the same for every command):
   0  converged: no actionable drift (allowed divergences do not count)
   1  actionable drift remains (found by --dry-run or status, or left by on_drift: report)
   2  invalid invocation or invalid desired state; nothing was changed
-  3  a required target failed; the other targets were still processed
+  3  a required target failed (or a required server: apply or probe); the rest went on
 """
 
 

@@ -48,12 +48,19 @@ from reconciler.secrets import wrap_streams
 from reconciler.store.state import default_state_dir
 
 
-def _run(action: Callable[[], RunReport]) -> NoReturn:
+def _run(
+    action: Callable[[], RunReport], probed: list[probes.ProbeReport] | None = None
+) -> NoReturn:
     report = guarded(action)
     settings = current_settings()
     if settings.json:
-        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        data = report.to_json()
+        if probed:  # reconcile --probe: what each server answered
+            data["probe"] = {"servers": [r.to_json() for r in probed[0].results]}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     elif settings.verbosity >= 0 or report.exit_code:
+        if probed:
+            click.echo(probes.render_text(probed[0]))
         click.echo(render_text(report, style(), verbose=settings.verbosity > 0))
     sys.exit(int(report.exit_code))
 
@@ -80,11 +87,22 @@ def _run(action: Callable[[], RunReport]) -> NoReturn:
     metavar="S",
     help="Only this server (repeatable).",
 )
+@click.option(
+    "--probe",
+    "probe_after",
+    is_flag=True,
+    help="After the pass, probe each server it holds over MCP; a failing required one "
+    "exits 3. Never with --dry-run.",
+)
 @click.version_option(package_name="mcp-reconciler", prog_name="reconcile")
 @global_options
 @click.pass_context
 def main(
-    ctx: click.Context, dry_run: bool, target_names: tuple[str, ...], server_names: tuple[str, ...]
+    ctx: click.Context,
+    dry_run: bool,
+    target_names: tuple[str, ...],
+    server_names: tuple[str, ...],
+    probe_after: bool,
 ) -> None:
     """Reconcile MCP server configurations with the desired state in git.
 
@@ -102,7 +120,25 @@ def main(
     if ctx.invoked_subcommand is not None:
         return
 
-    _run(lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)))
+    if not probe_after:
+        _run(lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)))
+    if dry_run:
+        fail(ExitCode.INVALID, "error: --probe runs servers, so it is never done in a dry run")
+    probed: list[probes.ProbeReport] = []
+
+    def run_and_probe() -> RunReport:
+        engine = make_engine()
+        report = engine.run(PassOptions(dry_run, target_names, server_names))
+        settings = current_settings()
+        wanted = probes.progress_wanted(json=settings.json, quiet=settings.verbosity < 0)
+        with probes.LiveProgress(wanted) as progress:
+            report, found = probes.probe_pass(
+                engine, report, server_names, on_done=progress, on_total=progress.start
+            )
+        probed.append(found)
+        return report
+
+    _run(run_and_probe, probed)
 
 
 @main.command()
@@ -201,9 +237,8 @@ def probe(
         engine = make_engine()
         state = engine.load()
         total = probes.count(state, server_names, target_names)
-        shown = not settings.json and settings.verbosity >= 0 and sys.stderr.isatty()
-        progress = probes.Progress(total, enabled=shown)
-        try:
+        shown = probes.progress_wanted(json=settings.json, quiet=settings.verbosity < 0)
+        with probes.LiveProgress(shown and total > 1, total) as progress:
             return probes.probe(
                 engine,
                 server_names,
@@ -212,8 +247,6 @@ def probe(
                 concurrency=concurrency,
                 on_done=progress,
             )
-        finally:
-            progress.close()
 
     report = guarded(run)
     if settings.json:
@@ -326,6 +359,14 @@ def _watch_options(f: F) -> F:
             "(something keeps fighting the sync); 0: never.",
         ),
         click.option(
+            "--probe-interval",
+            type=click.FloatRange(min=1),
+            default=None,
+            metavar="S",
+            help="Probe every declared server over MCP every S seconds and export its health "
+            "as metrics (off by default: probing runs the servers' commands).",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["text", "json"]),
             default="text",
@@ -347,6 +388,7 @@ def watch(
     pull: bool,
     metrics_addr: str | None,
     flap_limit: int,
+    probe_interval: float | None,
     log_format: str,
 ) -> None:
     """Keep every target converged: reconcile on each saved file, and resync periodically.
@@ -357,7 +399,11 @@ def watch(
     """
     setup_logging(log_format, current_settings().verbosity)
     options = WatchOptions(
-        interval=interval, debounce=debounce / 1000, pull=pull, flap_limit=flap_limit
+        interval=interval,
+        debounce=debounce / 1000,
+        pull=pull,
+        flap_limit=flap_limit,
+        probe_interval=probe_interval,
     )
     try:
         code = serve(make_engine(), options, metrics_addr=metrics_addr)
@@ -377,6 +423,7 @@ def _service_spec(
     pull: bool,
     metrics_addr: str | None,
     flap_limit: int,
+    probe_interval: float | None,
     log_format: str,
 ) -> Any:
 
@@ -388,6 +435,8 @@ def _service_spec(
         args += ["--metrics", metrics_addr]
     if flap_limit != 6:
         args += ["--flap-limit", str(flap_limit)]
+    if probe_interval is not None:
+        args += ["--probe-interval", f"{probe_interval:g}"]
     if log_format != "text":
         args += ["--log-format", log_format]
     return ServiceSpec(

@@ -19,6 +19,7 @@ Messages are already redacted: no exception text may carry a secret value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -89,10 +90,18 @@ class ConcurrentChange(TargetError):
 
 class PartialApply(TargetError):
     """An API target (MCPJungle) applies entry by entry and some entries failed; ``done``
-    names the entries changed as planned, so that what this tool created stays its own."""
+    names the entries changed as planned, so that what this tool created stays its own, and
+    ``failed`` maps each entry that failed to its error, so that the report can weigh each
+    failure by the requiredness of its server there."""
 
     def __init__(
-        self, message: str, done: frozenset[str], *, recoverable: bool | None = None
+        self,
+        message: str,
+        done: frozenset[str],
+        *,
+        recoverable: bool | None = None,
+        failed: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, recoverable=recoverable)
         self.done = done
+        self.failed: Mapping[str, str] = dict(failed or {})

@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.core.divergence import Allowed
 from reconciler.core.essence import Essence, display
-from reconciler.core.plan import Change
+from reconciler.core.plan import Action, Change
 
 SCHEMA_VERSION = 1
 
@@ -62,6 +62,9 @@ class TargetReport:
     # the fields the target could not show (never compared).
     live: Mapping[str, Essence] = field(default_factory=dict)
     blind: frozenset[str] = frozenset()
+    # Entries that failed one by one (an API target applies server by server), with their
+    # errors: each failure weighs by its server's requiredness here, not the whole target.
+    failed: Mapping[str, str] = field(default_factory=dict)
 
     def was_applied(self, change: Change) -> bool:
         # ``apply`` False (on_drift: report) is never carried out, even when another change
@@ -79,15 +82,86 @@ class TargetReport:
             return TargetStatus.ERROR
         return TargetStatus.DRIFTED if self.pending else TargetStatus.IN_SYNC
 
+    @property
+    def degraded(self) -> tuple[Degraded, ...]:
+        """What failed here: the whole target, or each server that failed on its own (then
+        required only where the target is required and the server's placement is)."""
+        if self.error is None:
+            return ()
+        phase = self.phase.value if self.phase else None
+        if not self.failed:
+            return (
+                Degraded(
+                    None,
+                    self.name,
+                    phase,
+                    not self.optional,
+                    self.error,
+                    self.recoverable,
+                    self.location,
+                ),
+            )
+        by_entry = {c.entry: c for c in self.changes}
+        out = []
+        for entry, error in self.failed.items():
+            change = by_entry.get(entry)
+            server = change.server if change is not None else entry
+            # A delete is of an entry no longer placed (pruned): no server's requiredness
+            # applies, so it weighs as the target does.
+            required = not self.optional and (
+                change is None or change.required or change.action is Action.DELETE
+            )
+            out.append(
+                Degraded(server, self.name, phase, required, error, self.recoverable, self.location)
+            )
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class Degraded:
+    """One failure of a pass, as the ``degraded`` list shows it: a target that failed as a
+    whole (``server`` None), a server that failed on a target, or a server whose probe
+    failed (``target`` None for its desired definition). ``required`` decides exit 3."""
+
+    server: str | None
+    target: str | None
+    phase: str | None
+    required: bool
+    error: str | None
+    recoverable: bool | None
+    location: str | None = None
+    context: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "server": self.server,
+            "target": self.target,
+            "phase": self.phase,
+            "required": self.required,
+            "error": self.error,
+            "recoverable": self.recoverable,
+        }
+        if self.location is not None:
+            out["location"] = self.location
+        if self.context is not None:
+            out["context"] = dict(self.context)
+        return out
+
 
 @dataclass(frozen=True)
 class RunReport:
     dry_run: bool
     targets: tuple[TargetReport, ...] = ()
+    # Failures found after the pass by ``reconcile --probe`` (servers that do not answer).
+    probed: tuple[Degraded, ...] = ()
+
+    @property
+    def degraded(self) -> tuple[Degraded, ...]:
+        return tuple(d for t in self.targets for d in t.degraded) + self.probed
 
     @property
     def exit_code(self) -> ExitCode:
-        if any(t.error is not None and not t.optional for t in self.targets):
+        if any(d.required for d in self.degraded):
             return ExitCode.FAILED
         if any(t.status is TargetStatus.DRIFTED for t in self.targets):
             return ExitCode.DRIFT
@@ -99,18 +173,7 @@ class RunReport:
             "exit_code": int(self.exit_code),
             "dry_run": self.dry_run,
             "targets": [_target_json(t) for t in self.targets],
-            "degraded": [
-                {
-                    "target": t.name,
-                    "phase": t.phase.value if t.phase else None,
-                    "required": not t.optional,
-                    "error": t.error,
-                    "recoverable": t.recoverable,
-                    "location": t.location,
-                }
-                for t in self.targets
-                if t.error is not None
-            ],
+            "degraded": [d.to_json() for d in self.degraded],
         }
 
 
@@ -171,12 +234,16 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
         status = t.status.value.replace("_", " ")
         role = {"in_sync": "dim", "drifted": "change", "error": "bad"}[t.status.value]
         lines.append(f"{style(t.name, 'bold')} ({t.kind}, {t.location}): {style(status, role)}")
-        if t.error is not None:
+        if t.error is not None and not t.failed:
             optional = " (optional target: warning only)" if t.optional else ""
             lines.append(
                 f"  {style('error', 'bad')} in {t.phase.value if t.phase else '?'}: "
                 f"{t.error}{optional}"
             )
+        for d in t.degraded if t.failed else ():
+            level = style("error", "bad") if d.required else style("warning", "change")
+            why = "" if d.required else " (optional server: warning only)"
+            lines.append(f"  {level}: server {d.server}: {d.phase or '?'} failed: {d.error}{why}")
         for c in t.changes:
             sigil = _SIGIL.get(c.action.value, "~")
             done = t.was_applied(c)
@@ -206,11 +273,16 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
             )
         for note in t.notes:
             lines.append(f"  note: {note}")
+    for d in report.probed:
+        level = style("error", "bad") if d.required else style("warning", "change")
+        where = f" on {d.target}" if d.target else ""
+        lines.append(f"{level}: probe of {d.server}{where}: {d.phase or '?'} failed: {d.error}")
     code = report.exit_code
+    warnings = sum(1 for d in report.degraded if not d.required)
     summary = {
-        ExitCode.CONVERGED: "converged",
+        ExitCode.CONVERGED: f"converged with {warnings} warning(s)" if warnings else "converged",
         ExitCode.DRIFT: "drift remains" if not report.dry_run else "drift found",
-        ExitCode.FAILED: "a required target failed",
+        ExitCode.FAILED: "a required target or server failed",
     }[code]
     verb = "would change" if report.dry_run else "changed"
     count = sum(len(t.pending) if report.dry_run else len(t.applied) for t in report.targets)

@@ -234,8 +234,18 @@ class Engine:
                         planner.retry()
                         continue
                     except PartialApply as e:  # keep ownership of what was done
-                        planner.remember(planned, [w for w in writes if w.entry in e.done], None)
-                        raise
+                        done = [w for w in writes if w.entry in e.done]
+                        planner.remember(planned, done, None)
+                        if not e.failed:
+                            raise
+                        # Server by server: the report weighs each by its requiredness.
+                        return replace(
+                            planner.applied(planned, done),
+                            error=redact(str(e)),
+                            phase=Phase.APPLY,
+                            recoverable=e.recoverable,
+                            failed={k: redact(v) for k, v in e.failed.items()},
+                        )
                     phase = Phase.VERIFY
                     after = target.observe()
                     planner.verify(planned, after)

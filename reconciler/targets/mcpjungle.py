@@ -288,21 +288,22 @@ class MCPJungleTarget:
                 bodies[entry] = essence_to_config(entry, essence, snapshot.configs.get(entry))
                 self._remember_secrets(bodies[entry], sent=True)
         self.version = self._version()
-        failures: list[TargetError] = []
+        failures: dict[str, TargetError] = {}
         done: set[str] = set()
         for entry, group in groups.items():  # one failing server does not block the others
             try:
                 self._apply_entry(entry, group, bodies.get(entry), snapshot)
             except TargetError as e:
-                failures.append(e)
+                failures[entry] = e
             else:
                 done.add(entry)
         if failures:
             raise PartialApply(
-                "; ".join(str(e) for e in failures)
+                "; ".join(str(e) for e in failures.values())
                 + f" ({len(done)} of {len(groups)} server(s) changed as planned)",
                 frozenset(done),
-                recoverable=all(e.recoverable for e in failures),
+                recoverable=all(e.recoverable for e in failures.values()),
+                failed={entry: str(e) for entry, e in failures.items()},
             )
 
     # -- applying one server -------------------------------------------------------------

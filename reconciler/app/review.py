@@ -22,10 +22,13 @@ from reconciler.core.compare import diff
 from reconciler.core.divergence import Record, State, covered
 from reconciler.core.errors import ReconcilerError, RepositoryError, UsageError
 from reconciler.core.essence import CAPABILITIES, display, from_server, mask, seal
+from reconciler.core.mirrordiff import nested
+from reconciler.core.model import Kind
 from reconciler.core.report import Phase
 from reconciler.secrets import detect, redact
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.desired import make_yaml
+from reconciler.targets.mirror import TreeSnapshot
 
 if TYPE_CHECKING:
     from reconciler.core.report import TargetReport
@@ -371,10 +374,14 @@ def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, s
 
 def _desired_sealed(inspection: Inspection, entry: str) -> Any:
     state = inspection.state
+    spec = state.targets[inspection.report.name]
+    snapshot = inspection.observation.snapshot
+    if spec.kind is Kind.MIRROR:  # entries are files: desired is the source tree, not a server
+        return nested(snapshot.source.tree) if isinstance(snapshot, TreeSnapshot) else None
     server = next((n for n, s in state.servers.items() if entry == n or entry in s.aliases), None)
     if server is None:
         return None
-    capability = CAPABILITIES[state.targets[inspection.report.name].kind]
+    capability = CAPABILITIES[spec.kind]
     return seal(mask(from_server(state.servers[server]), capability), inspection.fingerprint)
 
 

@@ -2,7 +2,7 @@
 
 ``divergence`` decides (pure); this module acts: it writes record files, commits them with
 ``gitlog``, remembers rejected records in the state directory, and carries out the commands
-``reconcile allow`` and ``reconcile divergences list|show|accept|reject|prune-stale``.
+``reconcile allow`` and ``reconcile divergences list|show|accept|renew|reject|prune-stale``.
 
 A rejection is remembered in the state directory (``rejected.json``) until a pass has synced
 the entry back: without it, a target with ``on_drift: record`` would just record the same
@@ -151,6 +151,23 @@ def _record_from_draft(
 
 # -- reconcile allow -----------------------------------------------------------------------
 
+MAX_EXPIRY_DAYS = 365  # divergences are meant to be temporary: further out needs --force
+
+
+def check_expiry(expires: date | None, today: date, force: bool) -> None:
+    """Refuse an expiry in the past (it would cover nothing), or over a year out unless forced."""
+    if expires is None:
+        return
+    if expires < today:
+        raise UsageError(
+            f"--expires {expires} is in the past: the record would cover nothing (today is {today})"
+        )
+    if (expires - today).days > MAX_EXPIRY_DAYS and not force:
+        raise UsageError(
+            f"--expires {expires} is more than a year out; divergences are meant to be "
+            "temporary (pass --force to record it anyway)"
+        )
+
 
 @dataclass(frozen=True)
 class Done:
@@ -189,11 +206,13 @@ def allow(
     paths: Sequence[str],
     reason: str,
     expires: date | None,
+    force: bool = False,
 ) -> Done:
     """Record the current drift of ``server`` on ``target`` (or its ``paths``) and commit it."""
     reason = reason.strip()
     if not reason:
         raise UsageError("--reason must say why the difference is intended")
+    check_expiry(expires, engine.today(), force)
     for p in paths:
         if not p.startswith("/"):
             raise UsageError(f"--path {p!r} is not a JSON Pointer (for example /env/TOKEN)")
@@ -483,6 +502,45 @@ def accept(engine: Engine, record_id: str) -> Done:
     return Done(
         (accepted,), tuple(recordfiles.shown_paths(engine.desired_dir, [accepted]).values()), sha
     )
+
+
+def renew(
+    engine: Engine,
+    record_id: str,
+    expires: date,
+    reason: str | None = None,
+    force: bool = False,
+) -> Done:
+    """Give a record a new expiry (and optionally a new reason) and commit it."""
+    check_expiry(expires, engine.today(), force)
+    if reason is not None:
+        reason = reason.strip()
+        if not reason:
+            raise UsageError("--reason must say why the difference is still intended")
+        if _holds_secret(reason):
+            raise UsageError(
+                "--reason looks like it holds a secret value; describe it, never paste it"
+            )
+    gitlog.require_repository(engine.desired_dir)
+    record = _find(engine, record_id)
+    if record.expires == expires and reason in (None, record.reason):
+        raise UsageError(f"record '{record_id}' already expires on {expires}")
+    renewed = replace(record, expires=expires, reason=reason or record.reason)
+    before = record.expires.isoformat() if record.expires else "never"
+    with gitlog.open_repository(engine.desired_dir) as repo:
+        _write_record(renewed)
+        message = gitlog.build_message(
+            f"divergence: renew {record.server} on {record.target} until {expires}",
+            f"Record {record.id} renewed: expires {expires} (was {before}).\n\n{renewed.reason}",
+            _trailers("renew", record.target, record.server, record.paths, expires),
+            redact=redact,
+        )
+        sha = repo.commit([record.file], message, author=repo.identity())
+    notes: tuple[str, ...] = ()
+    if renewed.expiring(engine.today()):
+        notes = (f"record '{record_id}' expires on {expires}, within a week",)
+    shown = recordfiles.shown_paths(engine.desired_dir, [renewed])[renewed.id]
+    return Done((renewed,), (shown,), sha, notes=notes)
 
 
 def reject(engine: Engine, record_id: str) -> Done:

@@ -52,16 +52,24 @@ def register(main: click.Group) -> None:
     @click.option(
         "--expires", callback=_date, metavar="DATE", help="Last day it is allowed (YYYY-MM-DD)."
     )
+    @click.option("--force", is_flag=True, help="Allow an expiry more than a year out.")
     @global_options
     def allow(
-        server: str, target: str, paths: tuple[str, ...], reason: str, expires: date | None
+        server: str,
+        target: str,
+        paths: tuple[str, ...],
+        reason: str,
+        expires: date | None,
+        force: bool,
     ) -> None:
         """Record the current drift of SERVER on a target as an allowed divergence, and commit.
 
         The record (desired/divergences/<target>--<server>.yaml) covers the drift while the
         live values at its paths stay as they are now; an edit makes them drift again.
         """
-        done = guarded(lambda: review.allow(make_engine(), server, target, paths, reason, expires))
+        done = guarded(
+            lambda: review.allow(make_engine(), server, target, paths, reason, expires, force)
+        )
         code = int(ExitCode.DRIFT) if done.expired else 0
         record = done.records[0]
         text = [f"allowed {record.server} on {record.target} ({record.shown_paths})"]
@@ -111,6 +119,25 @@ def register(main: click.Group) -> None:
     def divergences_accept(record_id: str) -> None:
         """Mark a record reviewed (reviewed: true) and commit."""
         _done("accepted", guarded(lambda: review.accept(make_engine(), record_id)))
+
+    @divergences.command("renew")
+    @click.argument("record_id", metavar="ID")
+    @click.option(
+        "--expires",
+        required=True,
+        callback=_date,
+        metavar="DATE",
+        help="The new last day it is allowed (YYYY-MM-DD).",
+    )
+    @click.option("--reason", help="A new reason [default: keep the record's].")
+    @click.option("--force", is_flag=True, help="Allow an expiry more than a year out.")
+    @global_options
+    def divergences_renew(record_id: str, expires: date, reason: str | None, force: bool) -> None:
+        """Give a record a new expiry (and optionally a new reason), and commit."""
+        _done(
+            "renewed",
+            guarded(lambda: review.renew(make_engine(), record_id, expires, reason, force)),
+        )
 
     @divergences.command("reject")
     @click.argument("record_id", metavar="ID")

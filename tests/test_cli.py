@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from reconciler.core.compare import FieldChange, Origin
+from reconciler.core.plan import Action, Change
+from reconciler.core.report import PAST, RunReport, TargetReport, render_text
 from tests.conftest import Workspace
 
 
@@ -39,7 +44,7 @@ def test_validate_reports_counts(workspace: Workspace) -> None:
     setup(workspace)
     result = workspace.run("validate")
     assert result.exit_code == 0
-    assert "1 server(s), 1 target(s)" in result.stdout
+    assert "1 server, 1 target in 1 file" in result.stdout
 
 
 def test_missing_desired_directory_is_exit_2_with_a_hint(workspace: Workspace) -> None:
@@ -62,3 +67,66 @@ def test_help_documents_exit_codes(workspace: Workspace) -> None:
     result = workspace.run("--help")
     assert "Exit codes" in result.stdout
     assert "3  a required target failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("servers", "summary"),
+    [
+        ("  a: {comand: uvx}\n", "1 problem in desired state"),
+        ("  a: {comand: uvx}\n  b: {comand: uvx}\n", "2 problems in desired state"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [("validate",), ("--dry-run",), ("status",), ("audit",)],
+)
+def test_problems_are_counted_once_in_one_spelling_and_json_lists_only_them(
+    workspace: Workspace, servers: str, summary: str, command: tuple[str, ...]
+) -> None:
+    workspace.write("desired.yaml", "servers:\n" + servers)
+    text = workspace.run(*command)
+    assert text.exit_code == 2
+    assert summary in text.stderr and "problem(s)" not in text.stderr
+    data = workspace.run(*command, "--json").json
+    assert len(data["errors"]) == servers.count("comand")
+    assert all("unknown key 'comand'" in e for e in data["errors"])
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_an_applied_action_is_reported_in_the_past_tense(action: Action) -> None:
+    change = Change("s", "s", action, Origin.DESIRED)
+    report = RunReport(False, (TargetReport("t", "k", "here", False, (change,), frozenset({"s"})),))
+    line = render_text(report).splitlines()[1]
+    assert f"s: {PAST[action.value]}, origin desired" in line
+    assert "copyed" not in line and "eed" not in line
+
+
+SEALED = "hmac-sha256:4f1c2a0011223344"
+
+
+@pytest.mark.parametrize(
+    ("live", "desired", "shown_live", "shown_desired"),
+    [
+        ("stdio", "http", "stdio", "http"),
+        (None, ["--a", "b"], None, ["--a", "b"]),
+        (True, None, True, None),
+        (SEALED, "x", {"secret": "4f1c2a"}, "x"),
+        ({"TOKEN": SEALED}, {}, {"TOKEN": {"secret": "4f1c2a"}}, {}),
+        (3, 4, 3, 4),
+    ],
+)
+def test_json_diff_values_are_json_values_and_secrets_fingerprints(
+    live: object, desired: object, shown_live: object, shown_desired: object
+) -> None:
+    change = Change("s", "s", Action.UPDATE, Origin.DESIRED, (FieldChange("/x", live, desired),))
+    report = RunReport(True, (TargetReport("t", "k", "here", False, (change,)),))
+    (diff,) = report.to_json()["targets"][0]["changes"][0]["diff"]
+    assert diff["live"] == shown_live and diff["desired"] == shown_desired
+    assert json.loads(json.dumps(diff)) == diff
+
+
+def test_a_dry_run_json_diff_carries_plain_values(workspace: Workspace) -> None:
+    setup(workspace)
+    change = workspace.run("--dry-run", "--json").json["targets"][0]["changes"][0]
+    assert change["action"] == "create"
+    assert {"path": "/command", "live": None, "desired": "uvx"} in change["diff"]

@@ -58,4 +58,4 @@ def test_validate_lists_every_problem_at_once(workspace: Workspace) -> None:
     result = workspace.run("validate")
     assert result.exit_code == 2
     assert len(LOCATED.findall(result.stderr)) == 3
-    assert "3 problem(s) in desired state" in result.stderr
+    assert "3 problems in desired state" in result.stderr

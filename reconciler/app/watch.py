@@ -42,7 +42,7 @@ from reconciler import targets
 from reconciler.app import pull
 from reconciler.app.metrics import Metrics, MetricsServer
 from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
-from reconciler.core.report import ExitCode, Phase, RunReport
+from reconciler.core.report import ExitCode, Phase, RunReport, plural
 from reconciler.engine import PassOptions
 from reconciler.secrets import install_logging
 from reconciler.store import fsutil
@@ -518,8 +518,8 @@ class Daemon:
         self.metrics.observe_pass("invalid", 0.0)
         kept = "keeping the last good state" if self.state is not None else "no good state yet"
         log.error(
-            "desired state is invalid (%d problem(s)); %s, touching nothing until it is fixed",
-            len(error.problems),
+            "desired state is invalid (%s); %s, touching nothing until it is fixed",
+            plural(len(error.problems), "problem"),
             kept,
             extra={"event": "invalid", "errors": self.desired_errors},
         )
@@ -763,7 +763,8 @@ def render_daemon_status(data: dict[str, Any]) -> str:
     state = f"running (pid {data.get('pid')})" if data.get("running") else "not running"
     text = f"daemon: {state}"
     if not data.get("desired_valid", True):
-        text += f", desired state invalid ({len(data.get('desired_errors') or [])} problem(s))"
+        count = len(data.get("desired_errors") or [])
+        text += f", desired state invalid ({plural(count, 'problem')})"
     last = data.get("last_pass")
     if isinstance(last, dict):
         import datetime

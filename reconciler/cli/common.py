@@ -19,7 +19,7 @@ import click
 
 from reconciler.app import review
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
-from reconciler.core.report import ExitCode
+from reconciler.core.report import ExitCode, plural
 from reconciler.engine import Engine
 from reconciler.secrets import install_logging
 from reconciler.store.state import default_state_dir
@@ -122,14 +122,22 @@ def global_options(f: F) -> F:
     return f
 
 
-def fail(code: ExitCode, message: str) -> NoReturn:
+def fail(code: ExitCode, message: str, errors: list[str] | None = None) -> NoReturn:
+    """Exit with ``code``: ``message`` on stderr; with --json, ``errors`` (default: the
+    message's lines) on stdout."""
     settings = current_settings()
     if settings.json:
-        click.echo(
-            json.dumps({"schema": 1, "exit_code": int(code), "errors": message.splitlines()})
-        )
+        listed = message.splitlines() if errors is None else errors
+        click.echo(json.dumps({"schema": 1, "exit_code": int(code), "errors": listed}))
     click.echo(message, err=True)
     sys.exit(int(code))
+
+
+def fail_invalid(e: DesiredStateError, tail: str = "") -> NoReturn:
+    """Exit 2 for invalid desired state: every problem, then one summary line (text only)."""
+    problems = [str(p) for p in e.problems]
+    summary = f"{plural(len(problems), 'problem')} in desired state{tail}"
+    fail(ExitCode.INVALID, "\n".join([*problems, summary]), problems)
 
 
 def make_engine() -> Any:
@@ -178,12 +186,7 @@ def guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except DesiredStateError as e:
-        count = len(e.problems)
-        fail(
-            ExitCode.INVALID,
-            f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
-            "nothing was changed",
-        )
+        fail_invalid(e, "; nothing was changed")
     except (UsageError, RepositoryError) as e:
         fail(ExitCode.INVALID, f"error: {e}")
     except ReconcilerError as e:

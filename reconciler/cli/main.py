@@ -33,6 +33,7 @@ from reconciler.cli.common import (
     F,
     current_settings,
     fail,
+    fail_invalid,
     global_options,
     guarded,
     make_engine,
@@ -42,7 +43,7 @@ from reconciler.cli.common import (
 from reconciler.cli.divergences import register
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
 from reconciler.core.model import json_schema
-from reconciler.core.report import ExitCode, RunReport, render_text
+from reconciler.core.report import ExitCode, RunReport, plural, render_text
 from reconciler.engine import Engine, PassOptions
 from reconciler.secrets import wrap_streams
 from reconciler.store.state import default_state_dir
@@ -128,7 +129,7 @@ def status(target_names: tuple[str, ...]) -> None:
         state = engine.load()
         report = engine.run(PassOptions(dry_run=True, targets=target_names))
     except DesiredStateError as e:
-        fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+        fail_invalid(e)
     except (UsageError, RepositoryError) as e:
         fail(ExitCode.INVALID, f"error: {e}")
     last = engine.store.read_status()
@@ -235,13 +236,13 @@ def validate() -> None:
     try:
         state = Engine(settings.desired, Path(os.devnull)).load()
     except DesiredStateError as e:
-        fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+        fail_invalid(e)
     if settings.json:
         click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": []}))
     elif settings.verbosity >= 0:
         click.echo(
-            f"desired state is valid: {len(state.servers)} server(s), "
-            f"{len(state.targets)} target(s) in {len(state.files)} file(s)"
+            f"desired state is valid: {plural(len(state.servers), 'server')}, "
+            f"{plural(len(state.targets), 'target')} in {plural(len(state.files), 'file')}"
         )
     sys.exit(0)
 

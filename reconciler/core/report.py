@@ -13,10 +13,41 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from reconciler.core.divergence import Allowed
-from reconciler.core.essence import Essence, display
+from reconciler.core.essence import Essence, display, is_sealed_value
 from reconciler.core.plan import Change
 
 SCHEMA_VERSION = 1
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 problem``, ``2 problems``: the one way output counts things."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+# The past tense of each action, as an applying pass reports it.
+PAST = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "delete": "deleted",
+    "enable": "enabled",
+    "disable": "disabled",
+    "tool-enable": "tool-enabled",
+    "tool-disable": "tool-disabled",
+    "record": "recorded",
+    "copy": "copied",
+}
+
+
+def json_value(value: Any) -> Any:
+    """A compared value as JSON: absent is null, sealed secrets ``{"secret": "‹fingerprint›"}``."""
+    if is_sealed_value(value):
+        return {"secret": value.split(":", 1)[1][:6]}
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return value
 
 
 class ExitCode(int, Enum):
@@ -130,7 +161,7 @@ def _target_json(t: TargetReport) -> dict[str, Any]:
                 "paths": c.paths,
                 "applied": t.was_applied(c),
                 "diff": [
-                    {"path": f.path, "live": display(f.old), "desired": display(f.new)}
+                    {"path": f.path, "live": json_value(f.old), "desired": json_value(f.new)}
                     | ({"details": list(t.details[f.path])} if f.path in t.details else {})
                     for f in c.fields
                 ],
@@ -180,9 +211,7 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
         for c in t.changes:
             sigil = _SIGIL.get(c.action.value, "~")
             done = t.was_applied(c)
-            verb = c.action.value + (
-                "d" if done and c.action.value.endswith("e") else "ed" if done else ""
-            )
+            verb = PAST.get(c.action.value, c.action.value) if done else c.action.value
             if not done and not report.dry_run and not c.apply:
                 verb += f" (not applied: {t.held.get(c.entry, 'on_drift report')})"
             name = c.server if c.entry == c.server else f"{c.server} (as {c.entry})"
@@ -214,5 +243,6 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
     }[code]
     verb = "would change" if report.dry_run else "changed"
     count = sum(len(t.pending) if report.dry_run else len(t.applied) for t in report.targets)
-    lines.append(style(f"{summary}: {count} {verb} across {len(report.targets)} target(s)", "bold"))
+    across = plural(len(report.targets), "target")
+    lines.append(style(f"{summary}: {count} {verb} across {across}", "bold"))
     return "\n".join(lines)

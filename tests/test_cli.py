@@ -130,3 +130,53 @@ def test_a_dry_run_json_diff_carries_plain_values(workspace: Workspace) -> None:
     change = workspace.run("--dry-run", "--json").json["targets"][0]["changes"][0]
     assert change["action"] == "create"
     assert {"path": "/command", "live": None, "desired": "uvx"} in change["diff"]
+
+
+def two_targets(ws: Workspace) -> None:
+    ws.write(
+        "desired.yaml",
+        """
+        servers:
+          time: {command: uvx}
+        targets:
+          desktop: {kind: claude-desktop}
+          other: {kind: claude-desktop, path: ~/other/claude.json}
+    """,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "shown", "hidden"),
+    [
+        (
+            "-q",
+            ["drift found: 1 would change across 2 targets"],
+            ["desktop (", "other (", "+ time"],
+        ),
+        ("", ["desktop (", "+ time", "1 in sync not shown"], ["other (", " in 0."]),
+        ("-v", ["desktop (", "other (", "in sync: time", " in 0."], ["not shown"]),
+    ],
+)
+def test_quiet_prints_the_summary_and_verbose_adds_unchanged_targets_and_timings(
+    workspace: Workspace, flag: str, shown: list[str], hidden: list[str]
+) -> None:
+    two_targets(workspace)
+    assert workspace.run("--target", "other").exit_code == 0
+    result = workspace.run("--dry-run", *([flag] if flag else []))
+    assert result.exit_code == 1
+    for text in shown:
+        assert text in result.stdout, result.stdout
+    for text in hidden:
+        assert text not in result.stdout, result.stdout
+    if flag == "-q":
+        assert len(result.stdout.splitlines()) == 1
+
+
+def test_quiet_still_prints_a_targets_error(workspace: Workspace) -> None:
+    two_targets(workspace)
+    workspace.home.joinpath("other").mkdir()
+    workspace.home.joinpath("other", "claude.json").write_text("{not json")
+    result = workspace.run("--dry-run", "-q")
+    assert result.exit_code == 3
+    assert "other (" in result.stdout and "error in observe" in result.stdout
+    assert "desktop (" not in result.stdout

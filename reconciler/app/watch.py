@@ -340,6 +340,7 @@ class PassRecord:
     result: str  # converged, drift, failed, error
     duration: float
     finished: float  # Unix time
+    changes: tuple[tuple[str, str, str], ...] = ()  # (target, server, action) applied
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -603,6 +604,7 @@ class Daemon:
         moved: set[str],
     ) -> PassRecord:
         actions: dict[str, int] = {}
+        applied: list[tuple[str, str, str]] = []
         pending = 0
         errors: dict[str, str] = {}
         if report is None:
@@ -615,6 +617,7 @@ class Daemon:
                 for change in t.changes:
                     if t.was_applied(change):
                         actions[change.action.value] = actions.get(change.action.value, 0) + 1
+                        applied.append((t.name, change.server, change.action.value))
                 pending += len(t.pending)
                 self.metrics.observe_target(t.name, drift=len(t.pending), up=t.error is None)
                 fought = any(
@@ -655,6 +658,7 @@ class Daemon:
             result,
             duration,
             time.time(),
+            tuple(applied),
         )
 
     def _flapping(self, name: str, now: float) -> bool:
@@ -683,6 +687,14 @@ class Daemon:
             record.result,
             extra={"event": "pass", **record.to_json()},
         )
+        for target, server, action in record.changes:  # each change: target server action
+            log.info(
+                "%s %s %s",
+                target,
+                server,
+                action,
+                extra={"event": "change", "target": target, "server": server, "action": action},
+            )
 
     def write_status(self, *, running: bool = True) -> None:
         """The daemon's side of ``reconcile status``: alive, desired valid, last pass, backoff."""
@@ -919,6 +931,16 @@ def acquire_lock(state_dir: Path) -> BaseFileLock:
     return lock
 
 
+# Libraries whose request logging is noise below -vv ("HTTP Request: POST ...").
+CHATTY_LIBRARIES = ("httpx", "httpcore")
+
+
+def quiet_libraries(verbosity: int) -> None:
+    """Keep library request logging off below -vv."""
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
 def setup_logging(log_format: str, verbosity: int) -> None:
     """One handler on stderr: text for people, JSON lines (python-json-logger) for machines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -942,6 +964,7 @@ def setup_logging(log_format: str, verbosity: int) -> None:
         logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     )
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected" is noise
+    quiet_libraries(verbosity)
 
     install_logging()  # every record is scrubbed of known secret values, JSON fields too
 

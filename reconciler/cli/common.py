@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from reconciler.app import review
+from reconciler.app.watch import quiet_libraries
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
 from reconciler.core.report import ExitCode, plural
 from reconciler.engine import Engine
@@ -176,6 +177,7 @@ def setup_logging_from_settings() -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    quiet_libraries(current_settings().verbosity)
 
     install_logging()  # log records are scrubbed of secret values, whatever the handler
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -50,12 +51,18 @@ from reconciler.store.state import default_state_dir
 
 
 def _run(action: Callable[[], RunReport]) -> NoReturn:
+    started = time.monotonic()
     report = guarded(action)
+    took = time.monotonic() - started
     settings = current_settings()
     if settings.json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
-    elif settings.verbosity >= 0 or report.exit_code:
-        click.echo(render_text(report, style(), verbose=settings.verbosity > 0))
+    else:
+        verbosity = settings.verbosity
+        text = render_text(
+            report, style(), verbose=verbosity > 0, quiet=verbosity < 0, duration=took
+        )
+        click.echo(text)
     sys.exit(int(report.exit_code))
 
 

@@ -195,10 +195,33 @@ _SIGIL = {
 }
 
 
-def render_text(report: RunReport, style: Style = _plain, verbose: bool = False) -> str:
-    """Per target a short plan with field-level differences; secrets shown as fingerprints."""
+def _quiet_target(t: TargetReport) -> bool:
+    """In sync with nothing to tell: shown only with -v."""
+    return t.status is TargetStatus.IN_SYNC and not (
+        t.changes or t.allowed or t.unmanaged or t.orphaned or t.notes
+    )
+
+
+def render_text(
+    report: RunReport,
+    style: Style = _plain,
+    verbose: bool = False,
+    *,
+    quiet: bool = False,
+    duration: float | None = None,
+) -> str:
+    """Per target a short plan with field-level differences; secrets shown as fingerprints.
+
+    ``quiet`` (-q): only the targets' errors and the summary. By default, targets in sync
+    with nothing to tell are left out; ``verbose`` (-v) shows them, their in-sync entries,
+    and the pass's ``duration``.
+    """
     lines: list[str] = []
     for t in report.targets:
+        if quiet and t.error is None:
+            continue
+        if not verbose and _quiet_target(t):
+            continue
         status = t.status.value.replace("_", " ")
         role = {"in_sync": "dim", "drifted": "change", "error": "bad"}[t.status.value]
         lines.append(f"{style(t.name, 'bold')} ({t.kind}, {t.location}): {style(status, role)}")
@@ -208,6 +231,8 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
                 f"  {style('error', 'bad')} in {t.phase.value if t.phase else '?'}: "
                 f"{t.error}{optional}"
             )
+        if quiet:
+            continue
         for c in t.changes:
             sigil = _SIGIL.get(c.action.value, "~")
             done = t.was_applied(c)
@@ -244,5 +269,9 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
     verb = "would change" if report.dry_run else "changed"
     count = sum(len(t.pending) if report.dry_run else len(t.applied) for t in report.targets)
     across = plural(len(report.targets), "target")
-    lines.append(style(f"{summary}: {count} {verb} across {across}", "bold"))
+    hidden = sum(1 for t in report.targets if _quiet_target(t))
+    tail = f" ({hidden} in sync not shown; -v shows them)" if hidden and not verbose else ""
+    if verbose and duration is not None:
+        tail += f" in {duration:.3f}s"
+    lines.append(style(f"{summary}: {count} {verb} across {across}{tail}", "bold"))
     return "\n".join(lines)

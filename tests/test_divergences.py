@@ -638,3 +638,49 @@ def test_the_daemon_records_a_live_edit_once_and_its_record_write_is_quiet(
     again = daemon.iteration([(repo.root / RECORD_FILE).resolve()])
     assert again is None or again.result == "converged"
     assert commit_count(repo.root) == commits + 1
+
+
+# -- a conflict shows three values ---------------------------------------------------------
+
+
+def make_conflict(ws: Workspace, on_drift: str) -> None:
+    """Converged at UTC; then git says New York and the live file says Paris."""
+    converge(ws, on_drift)
+    edit_time(ws, "Europe/Paris")
+    path = ws.desired / "desired.yaml"
+    path.write_text(path.read_text().replace("--local-timezone=UTC", "--local-timezone=NYC"))
+    commit_all(ws.root)
+
+
+THREE = {
+    "desired": "--local-timezone=NYC",
+    "live": "--local-timezone=Europe/Paris",
+    "last_applied": "--local-timezone=UTC",
+}
+
+
+@pytest.mark.parametrize("on_drift", ["sync", "report"])
+def test_a_conflict_shows_desired_live_and_last_applied(repo: Workspace, on_drift: str) -> None:
+    make_conflict(repo, on_drift)
+    dry = repo.run("--dry-run", "--json")
+    (change,) = dry.json["targets"][0]["changes"]
+    assert change["origin"] == "conflict"
+    assert change["diff"] == [{"path": "/args/1", **THREE}]
+    text = repo.run("--dry-run").stdout
+    assert (
+        '~ /args/1: desired "--local-timezone=NYC", live "--local-timezone=Europe/Paris", '
+        'last applied "--local-timezone=UTC"'
+    ) in text
+
+
+def test_divergences_show_gives_a_recorded_conflicts_three_values(repo: Workspace) -> None:
+    make_conflict(repo, "record")
+    assert repo.run().exit_code == 0  # recorded, not overwritten
+    shown = repo.run("divergences", "show", RECORD_ID)
+    assert shown.exit_code == 0, shown.stderr
+    assert (
+        '~ /args/1: desired "--local-timezone=NYC", live "--local-timezone=Europe/Paris", '
+        'last applied "--local-timezone=UTC"'
+    ) in shown.stdout
+    record = repo.run("divergences", "show", RECORD_ID, "--json").json["record"]
+    assert record["drift"] == [{"path": "/args/1", **THREE}]

@@ -11,20 +11,20 @@ live edit again on the next pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.core import divergence
-from reconciler.core.compare import diff
+from reconciler.core.compare import Origin, diff, origin, resolve_pointer
 from reconciler.core.divergence import Record, State, covered
 from reconciler.core.errors import ReconcilerError, RepositoryError, UsageError
 from reconciler.core.essence import CAPABILITIES, display, from_server, mask, seal
 from reconciler.core.mirrordiff import nested
 from reconciler.core.model import Kind
-from reconciler.core.report import Phase
+from reconciler.core.report import Phase, json_value
 from reconciler.secrets import detect, redact
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.desired import make_yaml
@@ -280,6 +280,9 @@ def allow(
 # -- reconcile divergences -----------------------------------------------------------------
 
 
+NO_LAST = object()  # a drift that is no conflict: no last-applied value to show
+
+
 @dataclass(frozen=True)
 class Listed:
     record: Record
@@ -287,7 +290,8 @@ class Listed:
     state: State
     commit: gitlog.CommitInfo | None
     uncommitted: bool
-    drift: tuple[tuple[str, str, str], ...] = ()  # (path, live, desired) shown values
+    # (path, live, desired, last applied): sealed values; ``NO_LAST`` unless a conflict
+    drift: tuple[tuple[str, Any, Any, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         r = self.record
@@ -307,7 +311,11 @@ class Listed:
             "author": self.commit.author if self.commit else None,
             "date": self.commit.date if self.commit else None,
             "uncommitted": self.uncommitted,
-            "drift": [{"path": p, "live": lv, "desired": dv} for p, lv, dv in self.drift],
+            "drift": [
+                {"path": p, "live": json_value(lv), "desired": json_value(dv)}
+                | ({"last_applied": json_value(la)} if la is not NO_LAST else {})
+                for p, lv, dv, la in self.drift
+            ],
         }
 
 
@@ -345,14 +353,16 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
     listed = []
     for record in records:
         inspection = inspections.get(record.target)
-        drift: tuple[tuple[str, str, str], ...] = ()
+        drift: tuple[tuple[str, Any, Any, Any], ...] = ()
         if inspection is None:
             status = State.EXPIRED if record.expired(today) else State.UNKNOWN
         else:
             status = inspection.matched.states.get(record.id) or (
                 State.EXPIRED if record.expired(today) else State.STALE
             )
-            drift = _drift_of(inspection, record)
+            kind = inspection.state.targets[record.target].kind
+            last = {} if kind is Kind.MIRROR else engine.store.inventory(record.target).entries
+            drift = _drift_of(inspection, record, last)
         listed.append(
             Listed(
                 record,
@@ -366,7 +376,9 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
     return listed
 
 
-def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, str], ...]:
+def _drift_of(
+    inspection: Inspection, record: Record, last_applied: Mapping[str, Any]
+) -> tuple[tuple[str, Any, Any, Any], ...]:
     """The difference a record is about, as it stands now; secrets shown as fingerprints."""
     entry = next(
         (c.entry for c in inspection.report.changes if c.server == record.server),
@@ -378,8 +390,9 @@ def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, s
     desired = None
     for change in inspection.report.changes:
         if change.entry == entry:
+            conflict = change.origin is Origin.CONFLICT
             return tuple(
-                (f.path, display(f.old), display(f.new))
+                (f.path, f.old, f.new, f.last if conflict else NO_LAST)
                 for f in change.fields
                 if record.covers(f.path)
             )
@@ -388,7 +401,18 @@ def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, s
         if item.entry == entry:
             desired = _desired_sealed(inspection, entry)
     fields = diff(live, desired) if desired is not None else ()
-    return tuple((f.path, display(f.old), display(f.new)) for f in fields if record.covers(f.path))
+    last = last_applied.get(entry)
+    conflict = last is not None and origin(desired, live, last) is Origin.CONFLICT
+    return tuple(
+        (
+            f.path,
+            f.old,
+            f.new,
+            resolve_pointer(last, f.path) if conflict else NO_LAST,
+        )
+        for f in fields
+        if record.covers(f.path)
+    )
 
 
 def _desired_sealed(inspection: Inspection, entry: str) -> Any:
@@ -450,7 +474,14 @@ def render_show(item: Listed, message: str | None) -> str:
     lines.append("")
     if item.drift:
         lines.append("current difference (live -> desired):")
-        lines += [f"    ~ {p}: {live} -> {want}" for p, live, want in item.drift]
+        for p, live, want, last in item.drift:
+            if last is NO_LAST:
+                lines.append(f"    ~ {p}: {display(live)} -> {display(want)}")
+            else:  # a conflict: git and live both moved since the last apply
+                lines.append(
+                    f"    ~ {p}: desired {display(want)}, live {display(live)}, "
+                    f"last applied {display(last)}"
+                )
     else:
         lines.append("current difference: none at the record's paths")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from reconciler.core.compare import Origin
 from reconciler.core.divergence import Allowed
 from reconciler.core.essence import Essence, display, is_sealed_value
 from reconciler.core.plan import Change
@@ -162,6 +163,7 @@ def _target_json(t: TargetReport) -> dict[str, Any]:
                 "applied": t.was_applied(c),
                 "diff": [
                     {"path": f.path, "live": json_value(f.old), "desired": json_value(f.new)}
+                    | ({"last_applied": json_value(f.last)} if c.origin is Origin.CONFLICT else {})
                     | ({"details": list(t.details[f.path])} if f.path in t.details else {})
                     for f in c.fields
                 ],
@@ -243,7 +245,13 @@ def render_text(
             role = {"+": "add", "-": "remove"}.get(sigil, "change")
             lines.append(f"  {style(sigil, role)} {name}: {verb}, origin {c.origin.value}")
             for f in c.fields:
-                lines.append(f"      ~ {f.path}: {display(f.old)} -> {display(f.new)}")
+                line = f"      ~ {f.path}: {display(f.old)} -> {display(f.new)}"
+                if c.origin is Origin.CONFLICT:
+                    line = (
+                        f"      ~ {f.path}: desired {display(f.new)}, live {display(f.old)}, "
+                        f"last applied {display(f.last)}"
+                    )
+                lines.append(line)
                 lines.extend(f"          {line}" for line in t.details.get(f.path, ()))
         for a in t.allowed:
             name = a.server if a.entry == a.server else f"{a.server} (as {a.entry})"

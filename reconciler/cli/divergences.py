@@ -174,12 +174,17 @@ def register(main: click.Group) -> None:
         help="A declared target, or a kind (claude-desktop, ...) to declare a target of.",
     )
     @click.option("-s", "--server", "servers", multiple=True, metavar="S", help="Only this entry.")
+    @click.option(
+        "--only-target",
+        is_flag=True,
+        help="Keep the new servers to this target (other targets get an exclusion !NAME).",
+    )
     @global_options
-    def import_(target: str, servers: tuple[str, ...]) -> None:
+    def import_(target: str, servers: tuple[str, ...], only_target: bool) -> None:
         """Bootstrap desired state from what a target holds, and commit.
 
         Creates server definitions and the target's placement; inline secrets are moved
         into ${env:NAME} references and listed, so you can export them.
         """
-        done = guarded(lambda: adopting.import_target(make_engine(), target, servers))
+        done = guarded(lambda: adopting.import_target(make_engine(), target, servers, only_target))
         finish(done.to_json(), done.render())

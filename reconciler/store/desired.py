@@ -64,11 +64,19 @@ class DesiredState:
     files: tuple[Path, ...] = ()
 
     def placements(self, target: str) -> dict[str, Placement]:
-        """The servers a target must carry, globs expanded, in declaration order."""
+        """The servers a target must carry, globs expanded, in declaration order.
+
+        ``!NAME`` (or ``!GLOB``) takes servers out again: ``["*", "!media"]``.
+        """
         spec = self.targets[target]
         placed: dict[str, Placement] = {}
         for item in spec.servers:
             name, required = (item, None) if isinstance(item, str) else (item.name, item.required)
+            if name.startswith("!"):
+                pattern = name[1:]
+                for server in fnmatch.filter(placed, pattern) if is_glob(pattern) else [pattern]:
+                    placed.pop(server, None)
+                continue
             names = fnmatch.filter(self.servers, name) if is_glob(name) else [name]
             for server in names:
                 if server in self.servers:

@@ -68,6 +68,7 @@ class Phase(StrEnum):
 class TargetStatus(StrEnum):
     IN_SYNC = "in_sync"
     DRIFTED = "drifted"
+    ABSENT = "absent"  # the client's file does not exist and the target says create: false
     ERROR = "error"
 
 
@@ -94,6 +95,7 @@ class TargetReport:
     # the fields the target could not show (never compared).
     live: Mapping[str, Essence] = field(default_factory=dict)
     blind: frozenset[str] = frozenset()
+    absent: bool = False  # skipped: no file, and create: false
 
     def was_applied(self, change: Change) -> bool:
         # ``apply`` False (on_drift: report) is never carried out, even when another change
@@ -109,6 +111,8 @@ class TargetReport:
     def status(self) -> TargetStatus:
         if self.error is not None:
             return TargetStatus.ERROR
+        if self.absent:
+            return TargetStatus.ABSENT
         return TargetStatus.DRIFTED if self.pending else TargetStatus.IN_SYNC
 
 
@@ -225,7 +229,7 @@ def render_text(
         if not verbose and _quiet_target(t):
             continue
         status = t.status.value.replace("_", " ")
-        role = {"in_sync": "dim", "drifted": "change", "error": "bad"}[t.status.value]
+        role = {"in_sync": "dim", "drifted": "change", "error": "bad"}.get(t.status.value, "dim")
         lines.append(f"{style(t.name, 'bold')} ({t.kind}, {t.location}): {style(status, role)}")
         if t.error is not None:
             optional = " (optional target: warning only)" if t.optional else ""

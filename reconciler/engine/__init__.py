@@ -198,6 +198,10 @@ class Engine:
             for attempt in range(CAS_ATTEMPTS):
                 phase = Phase.OBSERVE
                 observation = target.observe()
+                missing = getattr(observation.snapshot, "exists", True) is False
+                if missing and not spec.create:
+                    note = f"{target.describe()} does not exist; skipped (create: false)"
+                    return replace(base, absent=True, notes=(note,))
                 phase = Phase.PLAN
                 rendered = self._render(state, name, target, observation, options)
                 plan = self._plan(
@@ -214,6 +218,8 @@ class Engine:
                 )
                 plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
                 base = replace(base, allowed=matched.allowed)
+                if missing and options.dry_run and plan.to_apply:
+                    plan = replace(plan, notes=(f"would create {target.describe()}", *plan.notes))
                 if options.dry_run or not plan.to_apply:
                     self._remember_in_sync(name, rendered, plan, inventory, fingerprint, options)
                     return self._report(base, plan, frozenset())
@@ -238,6 +244,8 @@ class Engine:
                     self._verify(target, writes, fingerprint)
                 self._remember(name, rendered, plan, writes, observation, inventory, fingerprint)
                 found.drafts[name] = matched.drafts
+                if missing and writes:
+                    plan = replace(plan, notes=(f"created {target.describe()}", *plan.notes))
                 return self._report(base, plan, frozenset(w.entry for w in writes))
             raise ConcurrentChange(f"kept changing during {CAS_ATTEMPTS} attempts; try again")
         except ReconcilerError as e:

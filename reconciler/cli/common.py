@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from reconciler.app import review
 from reconciler.app.watch import quiet_libraries
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
 from reconciler.core.report import ExitCode, plural
-from reconciler.engine import Engine
+from reconciler.engine import Engine, load_desired
 from reconciler.secrets import install_logging
 from reconciler.store.state import default_state_dir
 
@@ -61,6 +62,54 @@ def _store(attr: str, transform: Callable[[Any], Any] = lambda v: v) -> Callable
         setattr(current_settings(), attr, transform(value))
 
     return callback
+
+
+# -- shell completion: names from the desired directory -------------------------------------
+
+
+def _desired_for_completion(ctx: click.Context) -> Path:
+    settings = ctx.find_root().meta.get("reconciler.settings")
+    if isinstance(settings, Settings):
+        return settings.desired
+    return Path(os.environ.get("RECONCILER_DESIRED") or "desired")
+
+
+def _names(ctx: click.Context, section: str) -> list[str]:
+    try:
+        state = load_desired(_desired_for_completion(ctx))
+    except Exception:  # completion must never fail loudly: an invalid state offers nothing
+        return []
+    return sorted(state.targets if section == "targets" else state.servers)
+
+
+def _items(names: list[str], incomplete: str) -> list[CompletionItem]:
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def complete_target(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Target names (mirror copies included) declared in the desired directory."""
+    return _items(_names(ctx, "targets"), incomplete)
+
+
+def complete_server(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Server names declared in the desired directory."""
+    return _items(_names(ctx, "servers"), incomplete)
+
+
+def complete_record(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Divergence record IDs: the files in desired/divergences/."""
+    folder = _desired_for_completion(ctx) / "divergences"
+    try:
+        names = sorted(p.stem for p in folder.glob("*.yaml"))
+    except OSError:
+        names = []
+    return _items(names, incomplete)
 
 
 def global_options(f: F) -> F:

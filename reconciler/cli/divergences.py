@@ -15,7 +15,15 @@ import click
 
 from reconciler.app import adopt as adopting
 from reconciler.app import review
-from reconciler.cli.common import current_settings, global_options, guarded, make_engine
+from reconciler.cli.common import (
+    complete_record,
+    complete_server,
+    complete_target,
+    current_settings,
+    global_options,
+    guarded,
+    make_engine,
+)
 from reconciler.core.report import ExitCode
 
 
@@ -39,8 +47,15 @@ def register(main: click.Group) -> None:
         sys.exit(code)
 
     @main.command()
-    @click.argument("server")
-    @click.option("-t", "--target", required=True, metavar="T", help="The target that differs.")
+    @click.argument("server", shell_complete=complete_server)
+    @click.option(
+        "-t",
+        "--target",
+        shell_complete=complete_target,
+        required=True,
+        metavar="T",
+        help="The target that differs.",
+    )
     @click.option(
         "--path",
         "paths",
@@ -98,7 +113,7 @@ def register(main: click.Group) -> None:
         finish(payload, review.render_list(listed))
 
     @divergences.command("show")
-    @click.argument("record_id", metavar="ID")
+    @click.argument("record_id", metavar="ID", shell_complete=complete_record)
     @global_options
     def divergences_show(record_id: str) -> None:
         """One record, its commit, and the current difference (secrets masked)."""
@@ -114,14 +129,14 @@ def register(main: click.Group) -> None:
         finish(done.to_json(0), "\n".join(lines))
 
     @divergences.command("accept")
-    @click.argument("record_id", metavar="ID")
+    @click.argument("record_id", metavar="ID", shell_complete=complete_record)
     @global_options
     def divergences_accept(record_id: str) -> None:
         """Mark a record reviewed (reviewed: true) and commit."""
         _done("accepted", guarded(lambda: review.accept(make_engine(), record_id)))
 
     @divergences.command("renew")
-    @click.argument("record_id", metavar="ID")
+    @click.argument("record_id", metavar="ID", shell_complete=complete_record)
     @click.option(
         "--expires",
         required=True,
@@ -140,7 +155,7 @@ def register(main: click.Group) -> None:
         )
 
     @divergences.command("reject")
-    @click.argument("record_id", metavar="ID")
+    @click.argument("record_id", metavar="ID", shell_complete=complete_record)
     @global_options
     def divergences_reject(record_id: str) -> None:
         """Remove a record and commit; the next pass syncs the target, even on_drift: record."""
@@ -153,8 +168,15 @@ def register(main: click.Group) -> None:
         _done("pruned", guarded(lambda: review.prune_stale(make_engine())))
 
     @main.command()
-    @click.argument("server")
-    @click.option("-t", "--target", required=True, metavar="T", help="Take the entry from here.")
+    @click.argument("server", shell_complete=complete_server)
+    @click.option(
+        "-t",
+        "--target",
+        shell_complete=complete_target,
+        required=True,
+        metavar="T",
+        help="Take the entry from here.",
+    )
     @global_options
     def adopt(server: str, target: str) -> None:
         """Write SERVER's live entry on a target back into desired state, and commit.
@@ -169,11 +191,20 @@ def register(main: click.Group) -> None:
     @click.option(
         "-t",
         "--target",
+        shell_complete=complete_target,
         required=True,
         metavar="T",
         help="A declared target, or a kind (claude-desktop, ...) to declare a target of.",
     )
-    @click.option("-s", "--server", "servers", multiple=True, metavar="S", help="Only this entry.")
+    @click.option(
+        "-s",
+        "--server",
+        "servers",
+        shell_complete=complete_server,
+        multiple=True,
+        metavar="S",
+        help="Only this entry.",
+    )
     @click.option(
         "--only-target",
         is_flag=True,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.shell_completion import get_completion_class
 
 from reconciler.app import audit as audits
 from reconciler.app import probe as probes
@@ -32,6 +33,8 @@ from reconciler.app.watch import (
 from reconciler.cli.common import (
     EXIT_CODES_HELP,
     F,
+    complete_server,
+    complete_target,
     current_settings,
     fail,
     fail_invalid,
@@ -76,6 +79,7 @@ def _run(action: Callable[[], RunReport]) -> NoReturn:
     "-t",
     "--target",
     "target_names",
+    shell_complete=complete_target,
     multiple=True,
     metavar="T",
     help="Only this target (repeatable).",
@@ -84,6 +88,7 @@ def _run(action: Callable[[], RunReport]) -> NoReturn:
     "-s",
     "--server",
     "server_names",
+    shell_complete=complete_server,
     multiple=True,
     metavar="S",
     help="Only this server (repeatable).",
@@ -118,6 +123,7 @@ def main(
     "-t",
     "--target",
     "target_names",
+    shell_complete=complete_target,
     multiple=True,
     metavar="T",
     help="Only this target (repeatable).",
@@ -157,6 +163,7 @@ def status(target_names: tuple[str, ...]) -> None:
     "-s",
     "--server",
     "server_names",
+    shell_complete=complete_server,
     multiple=True,
     metavar="S",
     help="Only this server (repeatable).",
@@ -165,6 +172,7 @@ def status(target_names: tuple[str, ...]) -> None:
     "-t",
     "--target",
     "target_names",
+    shell_complete=complete_target,
     multiple=True,
     metavar="T",
     help="Probe the live entries this target holds instead of desired state (repeatable).",
@@ -259,6 +267,7 @@ def validate() -> None:
     "-t",
     "--target",
     "target_names",
+    shell_complete=complete_target,
     multiple=True,
     metavar="T",
     help="Only this target (repeatable).",
@@ -457,3 +466,17 @@ def service_uninstall(disable: bool) -> None:
 
 
 register(main)  # allow, divergences, adopt, import: cli/divergences.py
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@global_options
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    It completes commands and options, and target names, server names and divergence
+    record IDs from the desired directory (--desired or RECONCILER_DESIRED).
+    """
+    cls = get_completion_class(shell)
+    assert cls is not None  # the choice allows only the shells click knows
+    click.echo(cls(main, {}, "reconcile", "_RECONCILE_COMPLETE").source())

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from reconciler.cli.main import main
 from reconciler.core.compare import FieldChange, Origin
 from reconciler.core.plan import Action, Change
 from reconciler.core.report import PAST, RunReport, TargetReport, render_text
@@ -180,3 +184,34 @@ def test_quiet_still_prints_a_targets_error(workspace: Workspace) -> None:
     assert result.exit_code == 3
     assert "other (" in result.stdout and "error in observe" in result.stdout
     assert "desktop (" not in result.stdout
+
+
+def _commands() -> list[tuple[str, click.Command]]:
+    found = []
+
+    def walk(command: click.Command, path: str) -> None:
+        found.append((path, command))
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}".strip())
+
+    walk(main, "")
+    return found
+
+
+@pytest.mark.parametrize(("path", "command"), _commands(), ids=lambda v: v or "reconcile")
+def test_every_help_ends_with_two_or_three_examples_that_parse(
+    workspace: Workspace, path: str, command: click.Command
+) -> None:
+    text = CliRunner().invoke(main, [*path.split(), "--help"]).stdout
+    head, _, block = text.rpartition("\n  Examples:\n")
+    assert head, text
+    examples = [line.strip() for line in block.strip("\n").splitlines()]
+    assert 2 <= len(examples) <= 3, examples
+    for example in examples:
+        words = shlex.split(example.split("   ")[0])
+        assert words[0] == "reconcile"
+        for stop in (">", "|", "&&"):
+            words = words[: words.index(stop)] if stop in words else words
+        parsed = CliRunner().invoke(main, [*words[1:], "--help"])
+        assert parsed.exit_code == 0, f"{example}: {parsed.stderr}"

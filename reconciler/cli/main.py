@@ -103,13 +103,6 @@ def main(
 
     Without a command: one pass over every target. It observes each target, compares it
     with desired/, and applies what differs (or, with --dry-run, only shows it).
-
-    \b
-    Examples:
-      reconcile --dry-run                 what would change, and why
-      reconcile                           apply it
-      reconcile --target desktop --json   one target, machine-readable
-      reconcile validate                  check desired/ (pre-commit, CI)
     """
     wrap_streams()  # every write to stdout and stderr passes the secret redactor
     if ctx.invoked_subcommand is not None:
@@ -204,12 +197,6 @@ def probe(
     resolved) or connects to it over streamable HTTP or SSE (deprecated: flagged), lists
     every tool, counts prompts and resources, and closes. A failing required server exits
     3; an optional one is a warning (exit 0).
-
-    \b
-    Examples:
-      reconcile probe                        every declared server
-      reconcile probe --server time --json   one server, machine-readable
-      reconcile probe --target code          the live entries of one target
     """
     settings = current_settings()
 
@@ -480,3 +467,119 @@ def completion(shell: str) -> None:
     cls = get_completion_class(shell)
     assert cls is not None  # the choice allows only the shells click knows
     click.echo(cls(main, {}, "reconcile", "_RECONCILE_COMPLETE").source())
+
+
+# -- examples: every command's --help ends with two or three ---------------------------------
+
+EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "": (
+        ("reconcile --dry-run", "what would change, and why (exit 1: drift found)"),
+        ("reconcile", "apply it"),
+        ("reconcile --target desktop --json", "one target, machine-readable"),
+    ),
+    "status": (
+        ("reconcile status", "server x target matrix"),
+        ("reconcile status --target desktop --json", "one target, machine-readable"),
+    ),
+    "probe": (
+        ("reconcile probe", "every declared server"),
+        ("reconcile probe --server time --json", "one server, machine-readable"),
+        ("reconcile probe --target code", "the live entries of one target"),
+    ),
+    "validate": (
+        ("reconcile validate", "check desired/ (pre-commit, CI)"),
+        ("reconcile validate --json", "the problems as a JSON list"),
+    ),
+    "audit": (
+        ("reconcile audit", "inline secrets in every target"),
+        ("reconcile audit --target desktop --json", "one target, machine-readable"),
+    ),
+    "schema": (
+        ("reconcile schema > desired.schema.json", "for editor completion"),
+        ("reconcile schema | jq .properties", "the top-level keys"),
+    ),
+    "watch": (
+        ("reconcile watch", "the daemon, in the foreground"),
+        ("reconcile watch --pull --metrics 127.0.0.1:9464", "pull git, serve metrics"),
+    ),
+    "service": (
+        ("reconcile service print", "the unit, and where its files go"),
+        ("reconcile service install --enable", "write it and start it now"),
+    ),
+    "service print": (
+        ("reconcile service print", "the unit (or agent) install would write"),
+        ("reconcile service print --desired ~/fleet/desired", "for another repository"),
+    ),
+    "service install": (
+        ("reconcile service install", "write the unit and its environment file"),
+        ("reconcile service install --enable --pull", "and start it now, pulling git"),
+    ),
+    "service uninstall": (
+        ("reconcile service uninstall", "stop and remove the unit"),
+        ("reconcile service uninstall --no-disable", "remove it, leave it running"),
+    ),
+    "allow": (
+        (
+            'reconcile allow time -t desktop --path /args/1 --reason "Paris office"',
+            "one field",
+        ),
+        ('reconcile allow time -t desktop --reason "trial" --expires 2027-01-31', "all of it"),
+    ),
+    "divergences": (
+        ("reconcile divergences", "list every record"),
+        ("reconcile divergences show desktop--time", "one record and its commit"),
+    ),
+    "divergences list": (
+        ("reconcile divergences list", "every record, its commit and state"),
+        ("reconcile divergences list --json", "machine-readable"),
+    ),
+    "divergences show": (
+        ("reconcile divergences show desktop--time", "the record, commit and difference"),
+        ("reconcile divergences show desktop--time --json", "machine-readable"),
+    ),
+    "divergences accept": (
+        ("reconcile divergences accept desktop--time", "mark it reviewed"),
+        ("reconcile divergences accept desktop--time --json", "machine-readable"),
+    ),
+    "divergences renew": (
+        ("reconcile divergences renew desktop--time --expires 2027-03-31", "a new expiry"),
+        (
+            'reconcile divergences renew desktop--time --expires 2027-03-31 --reason "still"',
+            "and a new reason",
+        ),
+    ),
+    "divergences reject": (
+        ("reconcile divergences reject desktop--time", "remove it; the next pass syncs"),
+        ("reconcile divergences reject desktop--time && reconcile", "and sync now"),
+    ),
+    "divergences prune-stale": (
+        ("reconcile divergences prune-stale", "remove records whose drift is gone"),
+        ("reconcile divergences prune-stale --json", "machine-readable"),
+    ),
+    "adopt": (
+        ("reconcile adopt time --target desktop", "the live entry becomes desired"),
+        ("reconcile adopt github -t code --json", "machine-readable"),
+    ),
+    "import": (
+        ("reconcile import --target claude-desktop", "declare a target and its servers"),
+        ("reconcile import -t desktop -s fetch --only-target", "one server, kept there"),
+    ),
+    "completion": (
+        ("reconcile completion bash > ~/.local/share/bash-completion/completions/reconcile", ""),
+        ("reconcile completion fish > ~/.config/fish/completions/reconcile.fish", ""),
+    ),
+}
+
+
+def _examples(command: click.Command, path: str = "") -> None:
+    """Append each command's examples to its help, after the options (epilog)."""
+    width = max(len(c) for c, _ in EXAMPLES[path])
+    lines = [f"  {c.ljust(width)}   {why}".rstrip() for c, why in EXAMPLES[path]]
+    block = "\b\nExamples:\n" + "\n".join(lines)
+    command.epilog = f"{command.epilog}\n\n{block}" if command.epilog else block
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _examples(sub, f"{path} {name}".strip())
+
+
+_examples(main)

@@ -398,19 +398,43 @@ def _service_spec(
         desired=settings.desired.absolute(),
         state_dir=(settings.state_dir or default_state_dir()).absolute(),
         watch_args=tuple(args),
+        env_file=svc.env_file_path(sys.platform, Path.home(), os.environ),
     )
+
+
+def _referenced_variables() -> list[str]:
+    """The ${env:NAME} variables desired state references (none if it does not load)."""
+    try:
+        state = Engine(current_settings().desired, Path(os.devnull)).load()
+    except ReconcilerError:
+        return []
+    data = [
+        *(s.model_dump(mode="json") for s in state.servers.values()),
+        *(t.model_dump(mode="json") for t in state.targets.values()),
+        *(r.model_dump(mode="json") for r in state.secrets.values()),
+    ]
+    return svc.referenced_variables(data)
 
 
 @service.command("print")
 @_watch_options
 @global_options
 def service_print(**watch_args: Any) -> None:
-    """Print the unit (or agent) that `install` would write."""
+    """Print the unit (or agent) that `install` would write, then where its files go.
+
+    The unit goes to stdout as it would be written; the unit's path and its environment
+    file's (the variables desired state references, and PATH; mode 0600) go to stderr.
+    """
     try:
-        text = svc.render(_service_spec(**watch_args), sys.platform, Path.home())
+        spec = _service_spec(**watch_args)
+        text = svc.render(spec, sys.platform, Path.home())
+        path = svc.unit_path(sys.platform, Path.home(), os.environ)
     except UsageError as e:
         fail(ExitCode.INVALID, f"error: {e}")
     click.echo(text, nl=False)
+    names = ", ".join(["PATH", *_referenced_variables()])
+    click.echo(f"# unit: {path}", err=True)
+    click.echo(f"# environment file: {spec.env_file} (0600; {names})", err=True)
 
 
 @service.command("install")
@@ -418,13 +442,25 @@ def service_print(**watch_args: Any) -> None:
 @click.option("--enable", is_flag=True, help="Also enable and start it now.")
 @global_options
 def service_install(enable: bool, **watch_args: Any) -> None:
-    """Write the unit (or agent) for this desired and state directory."""
+    """Write the unit (or agent) for this desired and state directory, and its environment file.
+
+    The environment file (next to the unit, mode 0600) holds PATH and the variables that
+    desired state references, as this shell has them: export them before installing, or
+    edit the file. Values already in the file are kept for variables this shell lacks.
+    """
     try:
-        path = svc.install(_service_spec(**watch_args), sys.platform, Path.home(), os.environ)
+        spec = _service_spec(**watch_args)
+        variables = _referenced_variables()
+        path = svc.install(spec, sys.platform, Path.home(), os.environ, variables)
         commands = svc.enable_commands(sys.platform, path)
     except (UsageError, ReconcilerError) as e:
         fail(ExitCode.INVALID, f"error: {e}")
     click.echo(f"wrote {path}")
+    missing = [n for n in variables if n not in os.environ]
+    counted = plural(len(variables), "referenced variable")
+    click.echo(f"wrote {spec.env_file} (0600: PATH and {counted})")
+    if missing:
+        click.echo(f"warning: not set in this shell; set them in that file: {', '.join(missing)}")
     if enable:
         failures = svc.run_commands(commands)
         for failure in failures:

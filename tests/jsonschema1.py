@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-TARGET_STATUS = {"in_sync", "drifted", "error"}
+TARGET_STATUS = {"in_sync", "drifted", "error", "absent"}
 ACTIONS = {
     "create",
     "update",

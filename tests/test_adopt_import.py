@@ -207,3 +207,76 @@ def test_import_of_an_unknown_entry_or_target_is_exit_2(repo: Workspace) -> None
     missing = repo.run("import", "--target", "claude-desktop", "--server", "nope")
     assert missing.exit_code == 2 and "no entry named nope" in missing.stderr
     assert commit_count(repo.root) == 0
+
+
+# -- what the next pass will change --------------------------------------------------------
+
+
+def spread_setup(repo: Workspace) -> None:
+    """Desktop places time; code places "*" (by default): a new server spreads to it."""
+    repo.write("servers.yaml", "servers:\n  time: {command: uvx, args: [mcp-server-time]}\n")
+    repo.write(
+        "targets.yaml",
+        """
+        targets:
+          desktop:
+            kind: claude-desktop
+            servers: [time]
+          code:
+            kind: claude-code
+        """,
+    )
+    commit_all(repo.root)
+    assert repo.run().exit_code == 0
+    write_desktop(
+        repo,
+        {
+            "time": {"command": "uvx", "args": ["mcp-server-time"]},
+            "fetch": {"command": "uvx", "args": ["mcp-server-fetch"]},
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "spread", "code_has_fetch"),
+    [
+        ((), {"code": ["fetch"]}, True),
+        (("--only-target",), {}, False),
+    ],
+)
+def test_import_names_the_other_targets_it_changes_and_only_target_keeps_it_home(
+    repo: Workspace, flags: tuple[str, ...], spread: dict[str, list[str]], code_has_fetch: bool
+) -> None:
+    spread_setup(repo)
+    result = repo.run("import", "--target", "desktop", *flags)
+    assert result.exit_code == 0, result.stderr
+    if spread:
+        assert "the next pass also changes these targets:\n  code: fetch" in result.stdout
+    else:
+        assert "the next pass changes no other target than desktop" in result.stdout
+        assert "servers: ['*', '!fetch']" in (repo.desired / "targets.yaml").read_text()
+    assert repo.run("import", "--target", "desktop", *flags, "--json").json  # idempotent
+    assert repo.run("validate").exit_code == 0
+    data = repo.run("--dry-run", "--json").json
+    changed = {t["name"]: [c["server"] for c in t["changes"]] for t in data["targets"]}
+    assert changed == {"desktop": [], "code": ["fetch"] if code_has_fetch else []}
+
+
+def test_adopt_names_the_other_targets_it_changes(repo: Workspace) -> None:
+    spread_setup(repo)
+    data = json.loads(repo.desktop_config.read_text())
+    data["mcpServers"]["time"]["args"] = ["mcp-server-time", "--local-timezone=UTC"]
+    repo.desktop_config.write_text(json.dumps(data))
+    result = repo.run("adopt", "time", "--target", "desktop", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json["next_pass"] == {"code": ["time"]}
+
+
+def test_adopt_with_nothing_to_do_says_so(repo: Workspace) -> None:
+    spread_setup(repo)
+    commits = commit_count(repo.root)
+    result = repo.run("adopt", "time", "--target", "desktop")
+    assert result.exit_code == 0, result.stderr
+    assert "nothing to adopt: time on desktop already matches desired state" in result.stdout
+    assert "into -" not in result.stdout
+    assert commit_count(repo.root) == commits

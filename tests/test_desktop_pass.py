@@ -279,3 +279,45 @@ def test_optional_target_failure_is_a_warning(workspace: Workspace) -> None:
     (degraded,) = result.json["degraded"]
     assert degraded["required"] is False and degraded["phase"] == "observe"
     assert config.read_text() == "{broken"
+
+
+@pytest.mark.parametrize(
+    ("create", "dry_status", "dry_note", "applied_note", "exists"),
+    [
+        ("", "drifted", "would create ", "created ", True),
+        ("create: true", "drifted", "would create ", "created ", True),
+        ("create: false", "absent", "skipped (create: false)", "skipped (create: false)", False),
+    ],
+)
+def test_a_missing_client_file_is_created_and_said_or_skipped_as_absent(
+    workspace: Workspace,
+    create: str,
+    dry_status: str,
+    dry_note: str,
+    applied_note: str,
+    exists: bool,
+) -> None:
+    workspace.write(
+        "desired.yaml",
+        f"""
+        servers:
+          time: {{command: uvx}}
+        targets:
+          desktop:
+            kind: claude-desktop
+            {create}
+        """,
+    )
+    assert not workspace.desktop_config.exists()
+    dry = workspace.run("--dry-run", "--json")
+    (target,) = dry.json["targets"]
+    assert target["status"] == dry_status
+    assert any(dry_note in n for n in target["notes"]), target["notes"]
+    applied = workspace.run()
+    assert applied.exit_code == 0, applied.stdout + applied.stderr
+    assert applied_note in applied.stdout
+    if exists:
+        assert f"created {workspace.desktop_config}" in applied.stdout
+    assert workspace.desktop_config.exists() is exists
+    if not exists:
+        assert "absent" in applied.stdout

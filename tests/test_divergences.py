@@ -185,7 +185,7 @@ def test_allow_covers_drift_on_a_sync_target_and_apply_keeps_the_edit(repo: Work
         "--reason",
         "Paris office",
         "--expires",
-        "2999-12-31",
+        soon(90),
     )
     assert result.exit_code == 0, result.stderr
     assert trailers(repo.root) == {
@@ -193,7 +193,7 @@ def test_allow_covers_drift_on_a_sync_target_and_apply_keeps_the_edit(repo: Work
         "Reconciler-Target": "desktop",
         "Reconciler-Server": "time",
         "Reconciler-Paths": "/args/1",
-        "Reconciler-Expires": "2999-12-31",
+        "Reconciler-Expires": soon(90),
     }
     body = git(repo.root, "log", "-1", "--format=%B")
     assert body.startswith("divergence: allow time on desktop (/args/1)\n\nParis office\n\n")
@@ -203,15 +203,62 @@ def test_allow_covers_drift_on_a_sync_target_and_apply_keeps_the_edit(repo: Work
     assert desktop_entries(repo)["time"]["args"][1] == "--local-timezone=Europe/Paris"
 
 
-def test_allow_with_an_expiry_in_the_past_reports_expired(repo: Workspace) -> None:
+def lapse(ws: Workspace, record_id: str = RECORD_ID) -> None:
+    """Backdate a record's expiry by hand (allow refuses a past date) and commit it."""
+    path = ws.root / f"desired/divergences/{record_id}.yaml"
+    text = path.read_text()
+    start = text.index("  expires: ")
+    end = text.index("\n", start)
+    path.write_text(text[:start] + "  expires: 2020-01-01" + text[end:])
+    commit_all(ws.root)
+
+
+def soon(days: int) -> str:
+    return (date.today() + timedelta(days=days)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("expires", "extra", "code", "message"),
+    [
+        ("2020-01-01", (), 2, "is in the past"),
+        ((date.today() - timedelta(days=1)).isoformat(), (), 2, "is in the past"),
+        ((date.today() + timedelta(days=400)).isoformat(), (), 2, "--force"),
+        ((date.today() + timedelta(days=400)).isoformat(), ("--force",), 0, "allowed time"),
+        (date.today().isoformat(), (), 0, "within a week"),
+    ],
+)
+def test_allow_refuses_an_expiry_in_the_past_and_asks_force_beyond_a_year(
+    repo: Workspace, expires: str, extra: tuple[str, ...], code: int, message: str
+) -> None:
     converge(repo, "sync")
     edit_time(repo)
+    commits = commit_count(repo.root)
     result = repo.run(
-        "allow", "time", "--target", "desktop", "--reason", "temporary", "--expires", "2020-01-01"
+        "allow",
+        "time",
+        "--target",
+        "desktop",
+        "--reason",
+        "temporary",
+        "--expires",
+        expires,
+        *extra,
     )
-    assert result.exit_code == 1
-    assert "expired" in result.stdout
+    assert result.exit_code == code, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
+    assert commit_count(repo.root) == commits + (code == 0)
 
+
+def test_an_expired_record_is_reported_and_covers_nothing(repo: Workspace) -> None:
+    converge(repo, "sync")
+    edit_time(repo)
+    assert (
+        repo.run(
+            "allow", "time", "--target", "desktop", "--reason", "temporary", "--expires", soon(30)
+        ).exit_code
+        == 0
+    )
+    lapse(repo)
     dry = repo.run("--dry-run", "--json")
     assert dry.exit_code == 1
     target = dry.json["targets"][0]
@@ -226,14 +273,75 @@ def test_expired_record_on_a_record_target_is_not_silently_renewed(repo: Workspa
     edit_time(repo)
     assert (
         repo.run(
-            "allow", "time", "--target", "desktop", "--reason", "x", "--expires", "2020-01-01"
+            "allow", "time", "--target", "desktop", "--reason", "x", "--expires", soon(30)
         ).exit_code
-        == 1
+        == 0
     )
+    lapse(repo)
     commits = commit_count(repo.root)
     result = repo.run()
     assert result.exit_code == 1  # reported, not re-recorded
     assert commit_count(repo.root) == commits
+
+
+def test_renew_extends_an_expired_record_and_commits_with_trailers(repo: Workspace) -> None:
+    converge(repo, "sync")
+    edit_time(repo)
+    assert (
+        repo.run(
+            "allow", "time", "--target", "desktop", "--reason", "office", "--expires", soon(30)
+        ).exit_code
+        == 0
+    )
+    lapse(repo)
+    assert repo.run("--dry-run").exit_code == 1
+    commits = commit_count(repo.root)
+    renewed = repo.run(
+        "divergences", "renew", RECORD_ID, "--expires", soon(60), "--reason", "office, longer"
+    )
+    assert renewed.exit_code == 0, renewed.stdout + renewed.stderr
+    assert f"renewed {RECORD_ID}" in renewed.stdout
+    assert commit_count(repo.root) == commits + 1
+    found = trailers(repo.root)
+    assert found["Reconciler-Action"] == "renew"
+    assert found["Reconciler-Expires"] == soon(60)
+    text = (repo.root / RECORD_FILE).read_text()
+    assert f"expires: {soon(60)}" in text and "reason: office, longer" in text
+    assert repo.run("--dry-run").exit_code == 0  # covered again: the observed value is kept
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--expires", "2020-01-01"), "is in the past"),
+        (("--expires", (date.today() + timedelta(days=400)).isoformat()), "--force"),
+        (("--expires", "tomorrow"), "is not a date"),
+    ],
+)
+def test_renew_refuses_what_allow_refuses(
+    repo: Workspace, args: tuple[str, ...], message: str
+) -> None:
+    converge(repo, "sync")
+    edit_time(repo)
+    assert repo.run("allow", "time", "--target", "desktop", "--reason", "x").exit_code == 0
+    commits = commit_count(repo.root)
+    result = repo.run("divergences", "renew", RECORD_ID, *args)
+    assert result.exit_code == 2
+    assert message in result.stdout + result.stderr
+    assert commit_count(repo.root) == commits
+
+
+def test_the_expiry_note_names_the_renew_command(repo: Workspace) -> None:
+    converge(repo, "sync")
+    edit_time(repo)
+    assert (
+        repo.run(
+            "allow", "time", "--target", "desktop", "--reason", "x", "--expires", soon(3)
+        ).exit_code
+        == 0
+    )
+    notes = repo.run("--dry-run", "--json").json["targets"][0]["notes"]
+    assert any(f"reconcile divergences renew {RECORD_ID} --expires DATE" in n for n in notes)
 
 
 def test_allow_one_path_keeps_it_while_the_rest_is_synced(repo: Workspace) -> None:
@@ -530,3 +638,49 @@ def test_the_daemon_records_a_live_edit_once_and_its_record_write_is_quiet(
     again = daemon.iteration([(repo.root / RECORD_FILE).resolve()])
     assert again is None or again.result == "converged"
     assert commit_count(repo.root) == commits + 1
+
+
+# -- a conflict shows three values ---------------------------------------------------------
+
+
+def make_conflict(ws: Workspace, on_drift: str) -> None:
+    """Converged at UTC; then git says New York and the live file says Paris."""
+    converge(ws, on_drift)
+    edit_time(ws, "Europe/Paris")
+    path = ws.desired / "desired.yaml"
+    path.write_text(path.read_text().replace("--local-timezone=UTC", "--local-timezone=NYC"))
+    commit_all(ws.root)
+
+
+THREE = {
+    "desired": "--local-timezone=NYC",
+    "live": "--local-timezone=Europe/Paris",
+    "last_applied": "--local-timezone=UTC",
+}
+
+
+@pytest.mark.parametrize("on_drift", ["sync", "report"])
+def test_a_conflict_shows_desired_live_and_last_applied(repo: Workspace, on_drift: str) -> None:
+    make_conflict(repo, on_drift)
+    dry = repo.run("--dry-run", "--json")
+    (change,) = dry.json["targets"][0]["changes"]
+    assert change["origin"] == "conflict"
+    assert change["diff"] == [{"path": "/args/1", **THREE}]
+    text = repo.run("--dry-run").stdout
+    assert (
+        '~ /args/1: desired "--local-timezone=NYC", live "--local-timezone=Europe/Paris", '
+        'last applied "--local-timezone=UTC"'
+    ) in text
+
+
+def test_divergences_show_gives_a_recorded_conflicts_three_values(repo: Workspace) -> None:
+    make_conflict(repo, "record")
+    assert repo.run().exit_code == 0  # recorded, not overwritten
+    shown = repo.run("divergences", "show", RECORD_ID)
+    assert shown.exit_code == 0, shown.stderr
+    assert (
+        '~ /args/1: desired "--local-timezone=NYC", live "--local-timezone=Europe/Paris", '
+        'last applied "--local-timezone=UTC"'
+    ) in shown.stdout
+    record = repo.run("divergences", "show", RECORD_ID, "--json").json["record"]
+    assert record["drift"] == [{"path": "/args/1", **THREE}]

@@ -58,4 +58,43 @@ def test_validate_lists_every_problem_at_once(workspace: Workspace) -> None:
     result = workspace.run("validate")
     assert result.exit_code == 2
     assert len(LOCATED.findall(result.stderr)) == 3
-    assert "3 problem(s) in desired state" in result.stderr
+    assert "3 problems in desired state" in result.stderr
+
+
+BOTH_KINDS = """\
+servers:
+  time: {comand: uvx}
+  fetch: {command: uvx, enabled: yes}
+  gh:
+    command: npx
+    env: {TOKEN: "ghp_Zq8xZq8xZq8xZq8xZq8xZq8xZq8xZq8xZq8x"}
+targets:
+  desktop: {kind: claude-desktop, servers: [time, nosuch], scope: user}
+  jungle: {kind: mcpjungle}
+  web: {kind: clude-code}
+"""
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (":2:10:", "unknown key 'comand' in servers.time"),  # schema
+        (":3:34:", "servers.fetch.enabled: input should be a valid boolean"),  # schema
+        (":10:15:", "targets.web.kind: invalid value 'clude-code'"),  # schema
+        (":8:67:", "Claude Desktop has one file and no scopes"),  # a kind's fields
+        (":8:51:", "places undeclared server 'nosuch'"),  # a cross-reference
+        (":9:3:", "an mcpjungle target needs 'url'"),  # a kind's fields
+        (":6:18:", "a literal secret (github-token)"),  # secrets
+    ],
+)
+def test_schema_and_cross_reference_problems_come_in_one_run(
+    workspace: Workspace, where: str, message: str
+) -> None:
+    workspace.write("a.yaml", BOTH_KINDS)
+    result = workspace.run("validate")
+    assert result.exit_code == 2
+    line = next((x for x in result.stderr.splitlines() if message in x), "")
+    assert where in line, result.stderr
+    assert "7 problems in desired state" in result.stderr
+    assert "undeclared server 'time'" not in result.stderr  # refused by the schema: no news
+    assert "Zq8x" not in result.stderr

@@ -231,7 +231,7 @@ def test_symlinks_compared_as_links_never_followed_outside(workspace: Workspace)
     (target,) = dry.json["targets"]
     (change,) = target["changes"]
     assert change["paths"] == ["/current.ts"]  # the link text differs; vendor/* never walked
-    assert change["diff"][0]["live"] == '"symlink -> lib/util.ts"'
+    assert change["diff"][0]["live"] == "symlink -> lib/util.ts"
 
     assert workspace.run().exit_code == 0
     assert os.readlink(copy / "current.ts") == "index.ts"
@@ -398,3 +398,37 @@ def test_rejecting_a_recorded_file_syncs_it_once(repo: Workspace) -> None:
     put(copy, "index.ts", "another hand edit\n")
     assert repo.run().exit_code == 0  # recorded again, not synced: the rejection was used
     assert (copy / "index.ts").read_text() == "another hand edit\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (("divergences", "list"), "media-agent--media-agent  [unreviewed]"),
+        (("divergences", "show", "media-agent--media-agent"), "state:    unreviewed"),
+        (("divergences", "prune-stale"), "no stale divergence records"),
+    ],
+)
+def test_review_commands_with_a_server_named_like_the_mirror(
+    repo: Workspace, command: tuple[str, ...], expected: str
+) -> None:
+    """The DESIGN naming: mirror ``media-agent`` and server ``media-agent`` (issue 17)."""
+    repo.write(
+        "servers/media-agent.yaml",
+        """
+        servers:
+          media-agent:
+            command: node
+            args: [index.js]
+        """,
+    )
+    declare(repo)
+    _, (copy,) = trees(repo)
+    put(copy, "index.ts", "pinned\n")
+    commit_all(repo.root)
+    allowed = repo.run(
+        "allow", "media-agent", "--target", "media-agent", "--reason", "pinned", "--path", "/"
+    )
+    assert allowed.exit_code == 0, allowed.stdout + allowed.stderr
+    result = repo.run(*command)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert expected in result.stdout

@@ -8,6 +8,7 @@ a fake clock drives resync and backoff. The file watcher and signals are covered
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -27,6 +28,7 @@ from reconciler.app.watch import (
     WatchSet,
     acquire_lock,
     read_daemon_status,
+    setup_logging,
     target_paths,
 )
 from reconciler.core.errors import UsageError
@@ -584,3 +586,36 @@ def test_resync_with_pull_applies_what_was_pushed_upstream(
     config = home / ".config" / "Claude" / "claude_desktop_config.json"
     assert "--from-upstream" in config.read_text()
     assert "fast-forwarded" in (daemon.last_pull or "")
+
+
+# -- what the daemon says ------------------------------------------------------------------
+
+
+def test_the_daemon_logs_each_change_as_target_server_action(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon, _ = make_daemon(ws)
+    with caplog.at_level(logging.INFO, logger="reconciler.app.watch"):
+        daemon.iteration(start=True)
+        hand_edit(ws.desktop_config, "time", ["hacked"])
+        daemon.iteration([ws.desktop_config.resolve()])
+    messages = [r.getMessage() for r in caplog.records]
+    assert "desktop time create" in messages
+    assert "desktop time update" in messages
+
+
+@pytest.mark.parametrize(
+    ("verbosity", "level"),
+    [(-1, logging.WARNING), (0, logging.WARNING), (1, logging.WARNING), (2, logging.DEBUG)],
+)
+def test_library_request_logging_stays_off_below_vv(verbosity: int, level: int) -> None:
+    root = logging.getLogger()
+    kept = list(root.handlers), root.level
+    try:
+        setup_logging("text", verbosity)
+        assert logging.getLogger("httpx").level == level
+        assert logging.getLogger("httpx").isEnabledFor(logging.INFO) == (verbosity >= 2)
+    finally:
+        root.handlers[:] = kept[0]
+        root.setLevel(kept[1])
+        logging.getLogger("httpx").setLevel(logging.NOTSET)

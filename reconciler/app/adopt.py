@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 from reconciler import targets as registry
 from reconciler.core import divergence
 from reconciler.core.compare import diff, pointer_parts
-from reconciler.core.errors import DesiredStateError, UsageError
+from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import Kind, TargetSpec, server_name_problem
+from reconciler.engine.passdata import PassOptions
 from reconciler.secrets import ENV, ENV_NAME, REDACTOR, find_references, redact, scan_essence
 from reconciler.store import fsutil, gitlog, recordfiles
-from reconciler.store.desired import display_path
+from reconciler.store.desired import display_path, is_glob
 from reconciler.store.yamlio import YamlDocument, load_document
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class Result:
     moved: tuple[Moved, ...] = ()
     notes: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    # Other targets the next pass will change because of this, each with its servers.
+    spreads: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,15 +76,24 @@ class Result:
                 for m in self.moved
             ],
             "skipped": list(self.skipped),
+            "next_pass": {t: list(s) for t, s in self.spreads},
             "notes": list(self.notes),
         }
 
     def render(self) -> str:
         verb = "adopted" if self.action == "adopt" else "imported"
-        lines = [
-            f"{verb} {', '.join(self.servers) or 'nothing'} from {self.target} "
-            f"into {', '.join(self.files) or '-'}"
-        ]
+        if not self.files:
+            if self.action == "adopt":
+                what = ", ".join(self.servers)
+                first = f"nothing to adopt: {what} on {self.target} already matches desired state"
+            else:
+                first = f"nothing to import from {self.target}: its entries are declared and placed"
+            lines = [first]
+        else:
+            lines = [
+                f"{verb} {', '.join(self.servers) or 'nothing'} from {self.target} "
+                f"into {', '.join(self.files)}"
+            ]
         if self.commit:
             lines.append(f"commit {self.commit}")
         if self.skipped:
@@ -93,8 +105,35 @@ class Result:
                     f"{m.server}{m.path}" for m in self.moved if m.variable == variable
                 )
                 lines.append(f"  {variable}  (from {where})")
+        if self.spreads:
+            lines.append("the next pass also changes these targets:")
+            lines += [f"  {t}: {', '.join(s)}" for t, s in self.spreads]
+            if self.action == "import":
+                lines.append("(import --only-target keeps new servers to their target)")
+        elif self.files:
+            lines.append(f"the next pass changes no other target than {self.target}")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def spreads(
+    engine: Engine, source: str, servers: Sequence[str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The other targets a dry run finds to change for ``servers``, after the commit."""
+    if not servers:
+        return ()
+    try:
+        state = engine.load()
+        wanted = tuple(s for s in servers if s in state.servers)
+        report = engine.run(PassOptions(dry_run=True, servers=wanted))
+    except ReconcilerError:
+        return ()  # a preview only: the commit is made either way
+    out = []
+    for t in report.targets:
+        names = sorted({c.server for c in t.pending if c.server in wanted})
+        if t.name != source and names:
+            out.append((t.name, tuple(names)))
+    return tuple(out)
 
 
 # -- secrets out of a live entry -----------------------------------------------------------
@@ -460,6 +499,7 @@ def adopt(engine: Engine, server: str, target: str) -> Result:
         sha,
         tuple(moved),
         tuple(notes),
+        spreads=spreads(engine, target, [server]) if changed else (),
     )
 
 
@@ -470,8 +510,14 @@ def _fields_changed(old: Essence, new: Essence) -> Sequence[Any]:
 # -- import --------------------------------------------------------------------------------
 
 
-def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
-    """Declare the servers a target holds (and the target's placement), and commit."""
+def import_target(
+    engine: Engine, target: str, only: Sequence[str], only_target: bool = False
+) -> Result:
+    """Declare the servers a target holds (and the target's placement), and commit.
+
+    ``only_target``: the new servers stay on ``target``: every other target that would
+    place them (by a glob, ``"*"`` by default) gets an exclusion ``!NAME``.
+    """
     root = _require_repository(engine)
     engine.desired_dir.mkdir(parents=True, exist_ok=True)
     state = engine.load()
@@ -552,6 +598,22 @@ def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
                 node["kind"] = spec.kind.value
                 node["servers"] = _flow_list(to_place)
                 append_key(targets_node, target, node)
+        if only_target and fresh:
+            for other, other_spec in state.targets.items():
+                if other == target:
+                    continue
+                items = [i if isinstance(i, str) else i.name for i in other_spec.servers]
+                if not any(is_glob(i) and not i.startswith("!") for i in items):
+                    continue  # names only: it places none of the new servers
+                path = _target_file(state, other)
+                if path not in documents:
+                    _refuse_dirty(repo, [path])
+                node = _section(doc(path), "targets")[other]
+                excluded = [f"!{n}" for n in fresh]
+                if "servers" in node:
+                    node["servers"].extend(excluded)
+                else:
+                    node["servers"] = _flow_list(["*", *excluded])
         changed = _write_validated(engine, list(documents.values()))
         body = f"Bootstrapped from what {target} holds: {', '.join(names)}."
         if moved:
@@ -581,6 +643,7 @@ def import_target(engine: Engine, target: str, only: Sequence[str]) -> Result:
         tuple(moved),
         (),
         tuple(skipped),
+        spreads(engine, target, fresh) if changed else (),
     )
 
 

@@ -2,7 +2,7 @@
 
 ``divergence`` decides (pure); this module acts: it writes record files, commits them with
 ``gitlog``, remembers rejected records in the state directory, and carries out the commands
-``reconcile allow`` and ``reconcile divergences list|show|accept|reject|prune-stale``.
+``reconcile allow`` and ``reconcile divergences list|show|accept|renew|reject|prune-stale``.
 
 A rejection is remembered in the state directory (``rejected.json``) until a pass has synced
 the entry back: without it, a target with ``on_drift: record`` would just record the same
@@ -11,18 +11,19 @@ live edit again on the next pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.core import divergence
-from reconciler.core.compare import diff
+from reconciler.core.compare import Origin, diff, origin, resolve_pointer
 from reconciler.core.divergence import Record, State, covered
 from reconciler.core.errors import ReconcilerError, RepositoryError, UsageError
 from reconciler.core.essence import display
-from reconciler.core.report import Phase
+from reconciler.core.model import Kind
+from reconciler.core.report import Phase, json_value
 from reconciler.secrets import detect, redact
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.yamlio import make_yaml
@@ -148,6 +149,23 @@ def _record_from_draft(
 
 # -- reconcile allow -----------------------------------------------------------------------
 
+MAX_EXPIRY_DAYS = 365  # divergences are meant to be temporary: further out needs --force
+
+
+def check_expiry(expires: date | None, today: date, force: bool) -> None:
+    """Refuse an expiry in the past (it would cover nothing), or over a year out unless forced."""
+    if expires is None:
+        return
+    if expires < today:
+        raise UsageError(
+            f"--expires {expires} is in the past: the record would cover nothing (today is {today})"
+        )
+    if (expires - today).days > MAX_EXPIRY_DAYS and not force:
+        raise UsageError(
+            f"--expires {expires} is more than a year out; divergences are meant to be "
+            "temporary (pass --force to record it anyway)"
+        )
+
 
 @dataclass(frozen=True)
 class Done:
@@ -186,11 +204,13 @@ def allow(
     paths: Sequence[str],
     reason: str,
     expires: date | None,
+    force: bool = False,
 ) -> Done:
     """Record the current drift of ``server`` on ``target`` (or its ``paths``) and commit it."""
     reason = reason.strip()
     if not reason:
         raise UsageError("--reason must say why the difference is intended")
+    check_expiry(expires, engine.today(), force)
     for p in paths:
         if not p.startswith("/"):
             raise UsageError(f"--path {p!r} is not a JSON Pointer (for example /env/TOKEN)")
@@ -258,6 +278,9 @@ def allow(
 # -- reconcile divergences -----------------------------------------------------------------
 
 
+NO_LAST = object()  # a drift that is no conflict: no last-applied value to show
+
+
 @dataclass(frozen=True)
 class Listed:
     record: Record
@@ -265,7 +288,8 @@ class Listed:
     state: State
     commit: gitlog.CommitInfo | None
     uncommitted: bool
-    drift: tuple[tuple[str, str, str], ...] = ()  # (path, live, desired) shown values
+    # (path, live, desired, last applied): sealed values; ``NO_LAST`` unless a conflict
+    drift: tuple[tuple[str, Any, Any, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         r = self.record
@@ -285,7 +309,11 @@ class Listed:
             "author": self.commit.author if self.commit else None,
             "date": self.commit.date if self.commit else None,
             "uncommitted": self.uncommitted,
-            "drift": [{"path": p, "live": lv, "desired": dv} for p, lv, dv in self.drift],
+            "drift": [
+                {"path": p, "live": json_value(lv), "desired": json_value(dv)}
+                | ({"last_applied": json_value(la)} if la is not NO_LAST else {})
+                for p, lv, dv, la in self.drift
+            ],
         }
 
 
@@ -323,14 +351,16 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
     listed = []
     for record in records:
         inspection = inspections.get(record.target)
-        drift: tuple[tuple[str, str, str], ...] = ()
+        drift: tuple[tuple[str, Any, Any, Any], ...] = ()
         if inspection is None:
             status = State.EXPIRED if record.expired(today) else State.UNKNOWN
         else:
             status = inspection.matched.states.get(record.id) or (
                 State.EXPIRED if record.expired(today) else State.STALE
             )
-            drift = _drift_of(inspection, record)
+            kind = inspection.state.targets[record.target].kind
+            last = {} if kind is Kind.MIRROR else engine.store.inventory(record.target).entries
+            drift = _drift_of(inspection, record, last)
         listed.append(
             Listed(
                 record,
@@ -344,7 +374,9 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
     return listed
 
 
-def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, str], ...]:
+def _drift_of(
+    inspection: Inspection, record: Record, last_applied: Mapping[str, Any]
+) -> tuple[tuple[str, Any, Any, Any], ...]:
     """The difference a record is about, as it stands now; secrets shown as fingerprints."""
     entry = next(
         (c.entry for c in inspection.report.changes if c.server == record.server),
@@ -356,8 +388,9 @@ def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, s
     desired = None
     for change in inspection.report.changes:
         if change.entry == entry:
+            conflict = change.origin is Origin.CONFLICT
             return tuple(
-                (f.path, display(f.old), display(f.new))
+                (f.path, f.old, f.new, f.last if conflict else NO_LAST)
                 for f in change.fields
                 if record.covers(f.path)
             )
@@ -366,7 +399,18 @@ def _drift_of(inspection: Inspection, record: Record) -> tuple[tuple[str, str, s
         if item.entry == entry:
             desired = inspection.desired.get(entry)
     fields = diff(live, desired) if desired is not None else ()
-    return tuple((f.path, display(f.old), display(f.new)) for f in fields if record.covers(f.path))
+    last = last_applied.get(entry)
+    conflict = last is not None and origin(desired, live, last) is Origin.CONFLICT
+    return tuple(
+        (
+            f.path,
+            f.old,
+            f.new,
+            resolve_pointer(last, f.path) if conflict else NO_LAST,
+        )
+        for f in fields
+        if record.covers(f.path)
+    )
 
 
 def render_list(listed: Sequence[Listed]) -> str:
@@ -415,7 +459,14 @@ def render_show(item: Listed, message: str | None) -> str:
     lines.append("")
     if item.drift:
         lines.append("current difference (live -> desired):")
-        lines += [f"    ~ {p}: {live} -> {want}" for p, live, want in item.drift]
+        for p, live, want, last in item.drift:
+            if last is NO_LAST:
+                lines.append(f"    ~ {p}: {display(live)} -> {display(want)}")
+            else:  # a conflict: git and live both moved since the last apply
+                lines.append(
+                    f"    ~ {p}: desired {display(want)}, live {display(live)}, "
+                    f"last applied {display(last)}"
+                )
     else:
         lines.append("current difference: none at the record's paths")
     return "\n".join(lines)
@@ -467,6 +518,45 @@ def accept(engine: Engine, record_id: str) -> Done:
     return Done(
         (accepted,), tuple(recordfiles.shown_paths(engine.desired_dir, [accepted]).values()), sha
     )
+
+
+def renew(
+    engine: Engine,
+    record_id: str,
+    expires: date,
+    reason: str | None = None,
+    force: bool = False,
+) -> Done:
+    """Give a record a new expiry (and optionally a new reason) and commit it."""
+    check_expiry(expires, engine.today(), force)
+    if reason is not None:
+        reason = reason.strip()
+        if not reason:
+            raise UsageError("--reason must say why the difference is still intended")
+        if _holds_secret(reason):
+            raise UsageError(
+                "--reason looks like it holds a secret value; describe it, never paste it"
+            )
+    gitlog.require_repository(engine.desired_dir)
+    record = _find(engine, record_id)
+    if record.expires == expires and reason in (None, record.reason):
+        raise UsageError(f"record '{record_id}' already expires on {expires}")
+    renewed = replace(record, expires=expires, reason=reason or record.reason)
+    before = record.expires.isoformat() if record.expires else "never"
+    with gitlog.open_repository(engine.desired_dir) as repo:
+        _write_record(renewed)
+        message = gitlog.build_message(
+            f"divergence: renew {record.server} on {record.target} until {expires}",
+            f"Record {record.id} renewed: expires {expires} (was {before}).\n\n{renewed.reason}",
+            _trailers("renew", record.target, record.server, record.paths, expires),
+            redact=redact,
+        )
+        sha = repo.commit([record.file], message, author=repo.identity())
+    notes: tuple[str, ...] = ()
+    if renewed.expiring(engine.today()):
+        notes = (f"record '{record_id}' expires on {expires}, within a week",)
+    shown = recordfiles.shown_paths(engine.desired_dir, [renewed])[renewed.id]
+    return Done((renewed,), (shown,), sha, notes=notes)
 
 
 def reject(engine: Engine, record_id: str) -> Done:

@@ -44,7 +44,7 @@ from reconciler.app import pull
 from reconciler.app.metrics import Metrics, MetricsServer
 from reconciler.app.probe import ProbeReport
 from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
-from reconciler.core.report import ExitCode, Phase, RunReport
+from reconciler.core.report import ExitCode, Phase, RunReport, plural
 from reconciler.engine import PassOptions
 from reconciler.probe import DEFAULT_TIMEOUT
 from reconciler.secrets import install_logging
@@ -344,6 +344,7 @@ class PassRecord:
     result: str  # converged, drift, failed, error
     duration: float
     finished: float  # Unix time
+    changes: tuple[tuple[str, str, str], ...] = ()  # (target, server, action) applied
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -574,8 +575,8 @@ class Daemon:
         self.metrics.observe_pass("invalid", 0.0)
         kept = "keeping the last good state" if self.state is not None else "no good state yet"
         log.error(
-            "desired state is invalid (%d problem(s)); %s, touching nothing until it is fixed",
-            len(error.problems),
+            "desired state is invalid (%s); %s, touching nothing until it is fixed",
+            plural(len(error.problems), "problem"),
             kept,
             extra={"event": "invalid", "errors": self.desired_errors},
         )
@@ -659,6 +660,7 @@ class Daemon:
         moved: set[str],
     ) -> PassRecord:
         actions: dict[str, int] = {}
+        applied: list[tuple[str, str, str]] = []
         pending = 0
         errors: dict[str, str] = {}
         if report is None:
@@ -671,6 +673,7 @@ class Daemon:
                 for change in t.changes:
                     if t.was_applied(change):
                         actions[change.action.value] = actions.get(change.action.value, 0) + 1
+                        applied.append((t.name, change.server, change.action.value))
                 pending += len(t.pending)
                 self.metrics.observe_target(t.name, drift=len(t.pending), up=t.error is None)
                 fought = any(
@@ -711,6 +714,7 @@ class Daemon:
             result,
             duration,
             time.time(),
+            tuple(applied),
         )
 
     def _flapping(self, name: str, now: float) -> bool:
@@ -739,6 +743,14 @@ class Daemon:
             record.result,
             extra={"event": "pass", **record.to_json()},
         )
+        for target, server, action in record.changes:  # each change: target server action
+            log.info(
+                "%s %s %s",
+                target,
+                server,
+                action,
+                extra={"event": "change", "target": target, "server": server, "action": action},
+            )
 
     def write_status(self, *, running: bool = True) -> None:
         """The daemon's side of ``reconcile status``: alive, desired valid, last pass, backoff."""
@@ -800,7 +812,8 @@ def render_daemon_status(data: dict[str, Any]) -> str:
     state = f"running (pid {data.get('pid')})" if data.get("running") else "not running"
     text = f"daemon: {state}"
     if not data.get("desired_valid", True):
-        text += f", desired state invalid ({len(data.get('desired_errors') or [])} problem(s))"
+        count = len(data.get("desired_errors") or [])
+        text += f", desired state invalid ({plural(count, 'problem')})"
     last = data.get("last_pass")
     if isinstance(last, dict):
         import datetime
@@ -961,6 +974,16 @@ def acquire_lock(state_dir: Path) -> BaseFileLock:
     return lock
 
 
+# Libraries whose request logging is noise below -vv ("HTTP Request: POST ...").
+CHATTY_LIBRARIES = ("httpx", "httpcore")
+
+
+def quiet_libraries(verbosity: int) -> None:
+    """Keep library request logging off below -vv."""
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
 def setup_logging(log_format: str, verbosity: int) -> None:
     """One handler on stderr: text for people, JSON lines (python-json-logger) for machines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -984,6 +1007,7 @@ def setup_logging(log_format: str, verbosity: int) -> None:
         logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     )
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected" is noise
+    quiet_libraries(verbosity)
 
     install_logging()  # every record is scrubbed of known secret values, JSON fields too
 

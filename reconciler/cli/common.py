@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from reconciler.app import review
+from reconciler.app.watch import quiet_libraries
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
-from reconciler.core.report import ExitCode
-from reconciler.engine import Engine
+from reconciler.core.report import ExitCode, plural
+from reconciler.engine import Engine, load_desired
 from reconciler.secrets import install_logging
 from reconciler.store.state import default_state_dir
 
@@ -60,6 +62,54 @@ def _store(attr: str, transform: Callable[[Any], Any] = lambda v: v) -> Callable
         setattr(current_settings(), attr, transform(value))
 
     return callback
+
+
+# -- shell completion: names from the desired directory -------------------------------------
+
+
+def _desired_for_completion(ctx: click.Context) -> Path:
+    settings = ctx.find_root().meta.get("reconciler.settings")
+    if isinstance(settings, Settings):
+        return settings.desired
+    return Path(os.environ.get("RECONCILER_DESIRED") or "desired")
+
+
+def _names(ctx: click.Context, section: str) -> list[str]:
+    try:
+        state = load_desired(_desired_for_completion(ctx))
+    except Exception:  # completion must never fail loudly: an invalid state offers nothing
+        return []
+    return sorted(state.targets if section == "targets" else state.servers)
+
+
+def _items(names: list[str], incomplete: str) -> list[CompletionItem]:
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def complete_target(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Target names (mirror copies included) declared in the desired directory."""
+    return _items(_names(ctx, "targets"), incomplete)
+
+
+def complete_server(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Server names declared in the desired directory."""
+    return _items(_names(ctx, "servers"), incomplete)
+
+
+def complete_record(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Divergence record IDs: the files in desired/divergences/."""
+    folder = _desired_for_completion(ctx) / "divergences"
+    try:
+        names = sorted(p.stem for p in folder.glob("*.yaml"))
+    except OSError:
+        names = []
+    return _items(names, incomplete)
 
 
 def global_options(f: F) -> F:
@@ -122,14 +172,22 @@ def global_options(f: F) -> F:
     return f
 
 
-def fail(code: ExitCode, message: str) -> NoReturn:
+def fail(code: ExitCode, message: str, errors: list[str] | None = None) -> NoReturn:
+    """Exit with ``code``: ``message`` on stderr; with --json, ``errors`` (default: the
+    message's lines) on stdout."""
     settings = current_settings()
     if settings.json:
-        click.echo(
-            json.dumps({"schema": 1, "exit_code": int(code), "errors": message.splitlines()})
-        )
+        listed = message.splitlines() if errors is None else errors
+        click.echo(json.dumps({"schema": 1, "exit_code": int(code), "errors": listed}))
     click.echo(message, err=True)
     sys.exit(int(code))
+
+
+def fail_invalid(e: DesiredStateError, tail: str = "") -> NoReturn:
+    """Exit 2 for invalid desired state: every problem, then one summary line (text only)."""
+    problems = [str(p) for p in e.problems]
+    summary = f"{plural(len(problems), 'problem')} in desired state{tail}"
+    fail(ExitCode.INVALID, "\n".join([*problems, summary]), problems)
 
 
 def make_engine() -> Any:
@@ -168,6 +226,7 @@ def setup_logging_from_settings() -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    quiet_libraries(current_settings().verbosity)
 
     install_logging()  # log records are scrubbed of secret values, whatever the handler
 
@@ -178,12 +237,7 @@ def guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except DesiredStateError as e:
-        count = len(e.problems)
-        fail(
-            ExitCode.INVALID,
-            f"{e}\n{count} problem{'s' if count != 1 else ''} in desired state; "
-            "nothing was changed",
-        )
+        fail_invalid(e, "; nothing was changed")
     except (UsageError, RepositoryError) as e:
         fail(ExitCode.INVALID, f"error: {e}")
     except ReconcilerError as e:

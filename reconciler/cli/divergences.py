@@ -15,7 +15,15 @@ import click
 
 from reconciler.app import adopt as adopting
 from reconciler.app import review
-from reconciler.cli.common import current_settings, global_options, guarded, make_engine
+from reconciler.cli.common import (
+    complete_record,
+    complete_server,
+    complete_target,
+    current_settings,
+    global_options,
+    guarded,
+    make_engine,
+)
 from reconciler.core.report import ExitCode
 
 
@@ -39,8 +47,15 @@ def register(main: click.Group) -> None:
         sys.exit(code)
 
     @main.command()
-    @click.argument("server")
-    @click.option("-t", "--target", required=True, metavar="T", help="The target that differs.")
+    @click.argument("server", shell_complete=complete_server)
+    @click.option(
+        "-t",
+        "--target",
+        shell_complete=complete_target,
+        required=True,
+        metavar="T",
+        help="The target that differs.",
+    )
     @click.option(
         "--path",
         "paths",
@@ -52,16 +67,24 @@ def register(main: click.Group) -> None:
     @click.option(
         "--expires", callback=_date, metavar="DATE", help="Last day it is allowed (YYYY-MM-DD)."
     )
+    @click.option("--force", is_flag=True, help="Allow an expiry more than a year out.")
     @global_options
     def allow(
-        server: str, target: str, paths: tuple[str, ...], reason: str, expires: date | None
+        server: str,
+        target: str,
+        paths: tuple[str, ...],
+        reason: str,
+        expires: date | None,
+        force: bool,
     ) -> None:
         """Record the current drift of SERVER on a target as an allowed divergence, and commit.
 
         The record (desired/divergences/<target>--<server>.yaml) covers the drift while the
         live values at its paths stay as they are now; an edit makes them drift again.
         """
-        done = guarded(lambda: review.allow(make_engine(), server, target, paths, reason, expires))
+        done = guarded(
+            lambda: review.allow(make_engine(), server, target, paths, reason, expires, force)
+        )
         code = int(ExitCode.DRIFT) if done.expired else 0
         record = done.records[0]
         text = [f"allowed {record.server} on {record.target} ({record.shown_paths})"]
@@ -90,7 +113,7 @@ def register(main: click.Group) -> None:
         finish(payload, review.render_list(listed))
 
     @divergences.command("show")
-    @click.argument("record_id", metavar="ID")
+    @click.argument("record_id", metavar="ID", shell_complete=complete_record)
     @global_options
     def divergences_show(record_id: str) -> None:
         """One record, its commit, and the current difference (secrets masked)."""
@@ -106,14 +129,33 @@ def register(main: click.Group) -> None:
         finish(done.to_json(0), "\n".join(lines))
 
     @divergences.command("accept")
-    @click.argument("record_id", metavar="ID")
+    @click.argument("record_id", metavar="ID", shell_complete=complete_record)
     @global_options
     def divergences_accept(record_id: str) -> None:
         """Mark a record reviewed (reviewed: true) and commit."""
         _done("accepted", guarded(lambda: review.accept(make_engine(), record_id)))
 
+    @divergences.command("renew")
+    @click.argument("record_id", metavar="ID", shell_complete=complete_record)
+    @click.option(
+        "--expires",
+        required=True,
+        callback=_date,
+        metavar="DATE",
+        help="The new last day it is allowed (YYYY-MM-DD).",
+    )
+    @click.option("--reason", help="A new reason [default: keep the record's].")
+    @click.option("--force", is_flag=True, help="Allow an expiry more than a year out.")
+    @global_options
+    def divergences_renew(record_id: str, expires: date, reason: str | None, force: bool) -> None:
+        """Give a record a new expiry (and optionally a new reason), and commit."""
+        _done(
+            "renewed",
+            guarded(lambda: review.renew(make_engine(), record_id, expires, reason, force)),
+        )
+
     @divergences.command("reject")
-    @click.argument("record_id", metavar="ID")
+    @click.argument("record_id", metavar="ID", shell_complete=complete_record)
     @global_options
     def divergences_reject(record_id: str) -> None:
         """Remove a record and commit; the next pass syncs the target, even on_drift: record."""
@@ -126,8 +168,15 @@ def register(main: click.Group) -> None:
         _done("pruned", guarded(lambda: review.prune_stale(make_engine())))
 
     @main.command()
-    @click.argument("server")
-    @click.option("-t", "--target", required=True, metavar="T", help="Take the entry from here.")
+    @click.argument("server", shell_complete=complete_server)
+    @click.option(
+        "-t",
+        "--target",
+        shell_complete=complete_target,
+        required=True,
+        metavar="T",
+        help="Take the entry from here.",
+    )
     @global_options
     def adopt(server: str, target: str) -> None:
         """Write SERVER's live entry on a target back into desired state, and commit.
@@ -142,17 +191,31 @@ def register(main: click.Group) -> None:
     @click.option(
         "-t",
         "--target",
+        shell_complete=complete_target,
         required=True,
         metavar="T",
         help="A declared target, or a kind (claude-desktop, ...) to declare a target of.",
     )
-    @click.option("-s", "--server", "servers", multiple=True, metavar="S", help="Only this entry.")
+    @click.option(
+        "-s",
+        "--server",
+        "servers",
+        shell_complete=complete_server,
+        multiple=True,
+        metavar="S",
+        help="Only this entry.",
+    )
+    @click.option(
+        "--only-target",
+        is_flag=True,
+        help="Keep the new servers to this target (other targets get an exclusion !NAME).",
+    )
     @global_options
-    def import_(target: str, servers: tuple[str, ...]) -> None:
+    def import_(target: str, servers: tuple[str, ...], only_target: bool) -> None:
         """Bootstrap desired state from what a target holds, and commit.
 
         Creates server definitions and the target's placement; inline secrets are moved
         into ${env:NAME} references and listed, so you can export them.
         """
-        done = guarded(lambda: adopting.import_target(make_engine(), target, servers))
+        done = guarded(lambda: adopting.import_target(make_engine(), target, servers, only_target))
         finish(done.to_json(), done.render())

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.shell_completion import get_completion_class
 
 from reconciler.app import audit as audits
 from reconciler.app import probe as probes
@@ -31,8 +33,11 @@ from reconciler.app.watch import (
 from reconciler.cli.common import (
     EXIT_CODES_HELP,
     F,
+    complete_server,
+    complete_target,
     current_settings,
     fail,
+    fail_invalid,
     global_options,
     guarded,
     make_engine,
@@ -42,7 +47,7 @@ from reconciler.cli.common import (
 from reconciler.cli.divergences import register
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
 from reconciler.core.model import json_schema
-from reconciler.core.report import ExitCode, RunReport, render_text
+from reconciler.core.report import ExitCode, RunReport, plural, render_text
 from reconciler.engine import Engine, PassOptions
 from reconciler.secrets import wrap_streams
 from reconciler.store.state import default_state_dir
@@ -51,17 +56,23 @@ from reconciler.store.state import default_state_dir
 def _run(
     action: Callable[[], RunReport], probed: list[probes.ProbeReport] | None = None
 ) -> NoReturn:
+    started = time.monotonic()
     report = guarded(action)
+    took = time.monotonic() - started
     settings = current_settings()
     if settings.json:
         data = report.to_json()
         if probed:  # reconcile --probe: what each server answered
             data["probe"] = {"servers": [r.to_json() for r in probed[0].results]}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    elif settings.verbosity >= 0 or report.exit_code:
-        if probed:
+    else:
+        verbosity = settings.verbosity
+        if probed and (verbosity >= 0 or report.exit_code):
             click.echo(probes.render_text(probed[0]))
-        click.echo(render_text(report, style(), verbose=settings.verbosity > 0))
+        text = render_text(
+            report, style(), verbose=verbosity > 0, quiet=verbosity < 0, duration=took
+        )
+        click.echo(text)
     sys.exit(int(report.exit_code))
 
 
@@ -75,6 +86,7 @@ def _run(
     "-t",
     "--target",
     "target_names",
+    shell_complete=complete_target,
     multiple=True,
     metavar="T",
     help="Only this target (repeatable).",
@@ -83,6 +95,7 @@ def _run(
     "-s",
     "--server",
     "server_names",
+    shell_complete=complete_server,
     multiple=True,
     metavar="S",
     help="Only this server (repeatable).",
@@ -108,13 +121,6 @@ def main(
 
     Without a command: one pass over every target. It observes each target, compares it
     with desired/, and applies what differs (or, with --dry-run, only shows it).
-
-    \b
-    Examples:
-      reconcile --dry-run                 what would change, and why
-      reconcile                           apply it
-      reconcile --target desktop --json   one target, machine-readable
-      reconcile validate                  check desired/ (pre-commit, CI)
     """
     wrap_streams()  # every write to stdout and stderr passes the secret redactor
     if ctx.invoked_subcommand is not None:
@@ -146,6 +152,7 @@ def main(
     "-t",
     "--target",
     "target_names",
+    shell_complete=complete_target,
     multiple=True,
     metavar="T",
     help="Only this target (repeatable).",
@@ -164,7 +171,7 @@ def status(target_names: tuple[str, ...]) -> None:
         state = engine.load()
         report = engine.run(PassOptions(dry_run=True, targets=target_names))
     except DesiredStateError as e:
-        fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+        fail_invalid(e)
     except (UsageError, RepositoryError) as e:
         fail(ExitCode.INVALID, f"error: {e}")
     last = engine.store.read_status()
@@ -185,6 +192,7 @@ def status(target_names: tuple[str, ...]) -> None:
     "-s",
     "--server",
     "server_names",
+    shell_complete=complete_server,
     multiple=True,
     metavar="S",
     help="Only this server (repeatable).",
@@ -193,6 +201,7 @@ def status(target_names: tuple[str, ...]) -> None:
     "-t",
     "--target",
     "target_names",
+    shell_complete=complete_target,
     multiple=True,
     metavar="T",
     help="Probe the live entries this target holds instead of desired state (repeatable).",
@@ -224,12 +233,6 @@ def probe(
     resolved) or connects to it over streamable HTTP or SSE (deprecated: flagged), lists
     every tool, counts prompts and resources, and closes. A failing required server exits
     3; an optional one is a warning (exit 0).
-
-    \b
-    Examples:
-      reconcile probe                        every declared server
-      reconcile probe --server time --json   one server, machine-readable
-      reconcile probe --target code          the live entries of one target
     """
     settings = current_settings()
 
@@ -268,13 +271,13 @@ def validate() -> None:
     try:
         state = Engine(settings.desired, Path(os.devnull)).load()
     except DesiredStateError as e:
-        fail(ExitCode.INVALID, f"{e}\n{len(e.problems)} problem(s) in desired state")
+        fail_invalid(e)
     if settings.json:
         click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": []}))
     elif settings.verbosity >= 0:
         click.echo(
-            f"desired state is valid: {len(state.servers)} server(s), "
-            f"{len(state.targets)} target(s) in {len(state.files)} file(s)"
+            f"desired state is valid: {plural(len(state.servers), 'server')}, "
+            f"{plural(len(state.targets), 'target')} in {plural(len(state.files), 'file')}"
         )
     sys.exit(0)
 
@@ -284,6 +287,7 @@ def validate() -> None:
     "-t",
     "--target",
     "target_names",
+    shell_complete=complete_target,
     multiple=True,
     metavar="T",
     help="Only this target (repeatable).",
@@ -443,19 +447,43 @@ def _service_spec(
         desired=settings.desired.absolute(),
         state_dir=(settings.state_dir or default_state_dir()).absolute(),
         watch_args=tuple(args),
+        env_file=svc.env_file_path(sys.platform, Path.home(), os.environ),
     )
+
+
+def _referenced_variables() -> list[str]:
+    """The ${env:NAME} variables desired state references (none if it does not load)."""
+    try:
+        state = Engine(current_settings().desired, Path(os.devnull)).load()
+    except ReconcilerError:
+        return []
+    data = [
+        *(s.model_dump(mode="json") for s in state.servers.values()),
+        *(t.model_dump(mode="json") for t in state.targets.values()),
+        *(r.model_dump(mode="json") for r in state.secrets.values()),
+    ]
+    return svc.referenced_variables(data)
 
 
 @service.command("print")
 @_watch_options
 @global_options
 def service_print(**watch_args: Any) -> None:
-    """Print the unit (or agent) that `install` would write."""
+    """Print the unit (or agent) that `install` would write, then where its files go.
+
+    The unit goes to stdout as it would be written; the unit's path and its environment
+    file's (the variables desired state references, and PATH; mode 0600) go to stderr.
+    """
     try:
-        text = svc.render(_service_spec(**watch_args), sys.platform, Path.home())
+        spec = _service_spec(**watch_args)
+        text = svc.render(spec, sys.platform, Path.home())
+        path = svc.unit_path(sys.platform, Path.home(), os.environ)
     except UsageError as e:
         fail(ExitCode.INVALID, f"error: {e}")
     click.echo(text, nl=False)
+    names = ", ".join(["PATH", *_referenced_variables()])
+    click.echo(f"# unit: {path}", err=True)
+    click.echo(f"# environment file: {spec.env_file} (0600; {names})", err=True)
 
 
 @service.command("install")
@@ -463,13 +491,25 @@ def service_print(**watch_args: Any) -> None:
 @click.option("--enable", is_flag=True, help="Also enable and start it now.")
 @global_options
 def service_install(enable: bool, **watch_args: Any) -> None:
-    """Write the unit (or agent) for this desired and state directory."""
+    """Write the unit (or agent) for this desired and state directory, and its environment file.
+
+    The environment file (next to the unit, mode 0600) holds PATH and the variables that
+    desired state references, as this shell has them: export them before installing, or
+    edit the file. Values already in the file are kept for variables this shell lacks.
+    """
     try:
-        path = svc.install(_service_spec(**watch_args), sys.platform, Path.home(), os.environ)
+        spec = _service_spec(**watch_args)
+        variables = _referenced_variables()
+        path = svc.install(spec, sys.platform, Path.home(), os.environ, variables)
         commands = svc.enable_commands(sys.platform, path)
     except (UsageError, ReconcilerError) as e:
         fail(ExitCode.INVALID, f"error: {e}")
     click.echo(f"wrote {path}")
+    missing = [n for n in variables if n not in os.environ]
+    counted = plural(len(variables), "referenced variable")
+    click.echo(f"wrote {spec.env_file} (0600: PATH and {counted})")
+    if missing:
+        click.echo(f"warning: not set in this shell; set them in that file: {', '.join(missing)}")
     if enable:
         failures = svc.run_commands(commands)
         for failure in failures:
@@ -498,3 +538,133 @@ def service_uninstall(disable: bool) -> None:
 
 
 register(main)  # allow, divergences, adopt, import: cli/divergences.py
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@global_options
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    It completes commands and options, and target names, server names and divergence
+    record IDs from the desired directory (--desired or RECONCILER_DESIRED).
+    """
+    cls = get_completion_class(shell)
+    assert cls is not None  # the choice allows only the shells click knows
+    click.echo(cls(main, {}, "reconcile", "_RECONCILE_COMPLETE").source())
+
+
+# -- examples: every command's --help ends with two or three ---------------------------------
+
+EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "": (
+        ("reconcile --dry-run", "what would change, and why (exit 1: drift found)"),
+        ("reconcile", "apply it"),
+        ("reconcile --target desktop --json", "one target, machine-readable"),
+    ),
+    "status": (
+        ("reconcile status", "server x target matrix"),
+        ("reconcile status --target desktop --json", "one target, machine-readable"),
+    ),
+    "probe": (
+        ("reconcile probe", "every declared server"),
+        ("reconcile probe --server time --json", "one server, machine-readable"),
+        ("reconcile probe --target code", "the live entries of one target"),
+    ),
+    "validate": (
+        ("reconcile validate", "check desired/ (pre-commit, CI)"),
+        ("reconcile validate --json", "the problems as a JSON list"),
+    ),
+    "audit": (
+        ("reconcile audit", "inline secrets in every target"),
+        ("reconcile audit --target desktop --json", "one target, machine-readable"),
+    ),
+    "schema": (
+        ("reconcile schema > desired.schema.json", "for editor completion"),
+        ("reconcile schema | jq .properties", "the top-level keys"),
+    ),
+    "watch": (
+        ("reconcile watch", "the daemon, in the foreground"),
+        ("reconcile watch --pull --metrics 127.0.0.1:9464", "pull git, serve metrics"),
+    ),
+    "service": (
+        ("reconcile service print", "the unit, and where its files go"),
+        ("reconcile service install --enable", "write it and start it now"),
+    ),
+    "service print": (
+        ("reconcile service print", "the unit (or agent) install would write"),
+        ("reconcile service print --desired ~/fleet/desired", "for another repository"),
+    ),
+    "service install": (
+        ("reconcile service install", "write the unit and its environment file"),
+        ("reconcile service install --enable --pull", "and start it now, pulling git"),
+    ),
+    "service uninstall": (
+        ("reconcile service uninstall", "stop and remove the unit"),
+        ("reconcile service uninstall --no-disable", "remove it, leave it running"),
+    ),
+    "allow": (
+        (
+            'reconcile allow time -t desktop --path /args/1 --reason "Paris office"',
+            "one field",
+        ),
+        ('reconcile allow time -t desktop --reason "trial" --expires 2027-01-31', "all of it"),
+    ),
+    "divergences": (
+        ("reconcile divergences", "list every record"),
+        ("reconcile divergences show desktop--time", "one record and its commit"),
+    ),
+    "divergences list": (
+        ("reconcile divergences list", "every record, its commit and state"),
+        ("reconcile divergences list --json", "machine-readable"),
+    ),
+    "divergences show": (
+        ("reconcile divergences show desktop--time", "the record, commit and difference"),
+        ("reconcile divergences show desktop--time --json", "machine-readable"),
+    ),
+    "divergences accept": (
+        ("reconcile divergences accept desktop--time", "mark it reviewed"),
+        ("reconcile divergences accept desktop--time --json", "machine-readable"),
+    ),
+    "divergences renew": (
+        ("reconcile divergences renew desktop--time --expires 2027-03-31", "a new expiry"),
+        (
+            'reconcile divergences renew desktop--time --expires 2027-03-31 --reason "still"',
+            "and a new reason",
+        ),
+    ),
+    "divergences reject": (
+        ("reconcile divergences reject desktop--time", "remove it; the next pass syncs"),
+        ("reconcile divergences reject desktop--time && reconcile", "and sync now"),
+    ),
+    "divergences prune-stale": (
+        ("reconcile divergences prune-stale", "remove records whose drift is gone"),
+        ("reconcile divergences prune-stale --json", "machine-readable"),
+    ),
+    "adopt": (
+        ("reconcile adopt time --target desktop", "the live entry becomes desired"),
+        ("reconcile adopt github -t code --json", "machine-readable"),
+    ),
+    "import": (
+        ("reconcile import --target claude-desktop", "declare a target and its servers"),
+        ("reconcile import -t desktop -s fetch --only-target", "one server, kept there"),
+    ),
+    "completion": (
+        ("reconcile completion bash > ~/.local/share/bash-completion/completions/reconcile", ""),
+        ("reconcile completion fish > ~/.config/fish/completions/reconcile.fish", ""),
+    ),
+}
+
+
+def _examples(command: click.Command, path: str = "") -> None:
+    """Append each command's examples to its help, after the options (epilog)."""
+    width = max(len(c) for c, _ in EXAMPLES[path])
+    lines = [f"  {c.ljust(width)}   {why}".rstrip() for c, why in EXAMPLES[path]]
+    block = "\b\nExamples:\n" + "\n".join(lines)
+    command.epilog = f"{command.epilog}\n\n{block}" if command.epilog else block
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _examples(sub, f"{path} {name}".strip())
+
+
+_examples(main)

@@ -33,11 +33,16 @@ class Origin(StrEnum):
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One difference: at ``path`` the live value ``old`` must become ``new`` (None: absent)."""
+    """One difference: at ``path`` the live value ``old`` must become ``new`` (None: absent).
+
+    ``last`` is the last-applied value there, kept for a conflict (git and live both moved),
+    so that the three values can be shown.
+    """
 
     path: str
     old: Any
     new: Any
+    last: Any = None
 
 
 def pointer_escape(token: str) -> str:

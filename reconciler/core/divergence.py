@@ -243,7 +243,8 @@ def match(
             if record.expiring(today):
                 notes.append(
                     f"divergence record '{record.id}' expires on {record.expires}: "
-                    "renew it with `reconcile allow --expires`, or let it lapse"
+                    f"renew it with `reconcile divergences renew {record.id} --expires DATE`, "
+                    "or let it lapse"
                 )
         if covering:
             keep[change.entry] = tuple(sorted({p for r in covering for p in r.paths or ("",)}))
@@ -261,7 +262,8 @@ def match(
             names = ", ".join(r.id for r in lapsed)
             notes.append(
                 f"divergence record {names} expired; the drift of {change.server} is actionable "
-                "again (`reconcile divergences reject` syncs it, `reconcile allow` renews it)"
+                "again (`reconcile divergences reject` syncs it, `reconcile divergences renew` "
+                "extends it)"
             )
             if on_drift is OnDrift.RECORD and rest.action is Action.RECORD:
                 # Re-recording would renew an expired record silently: report it instead.

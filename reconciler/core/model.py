@@ -126,6 +126,7 @@ class TargetSpec(_Closed):
     prune: StrictBool = False
     exclusive: StrictBool = False
     optional: StrictBool = False
+    create: StrictBool = True  # a missing client file: create it (false: skip, report absent)
     secrets: Literal["reference", "resolve"] | None = None
     bridge: Literal["mcp-remote"] | None = None
     url: StrictStr | None = None

@@ -12,11 +12,18 @@ names are unmanaged: reported, and touched only on an ``exclusive`` target.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from reconciler.core.compare import FieldChange, Origin, diff, origin, pointer_escape
+from reconciler.core.compare import (
+    FieldChange,
+    Origin,
+    diff,
+    origin,
+    pointer_escape,
+    resolve_pointer,
+)
 from reconciler.core.essence import Essence
 from reconciler.core.model import OnDrift, ToolPolicy
 
@@ -116,6 +123,8 @@ def plan_target(
         if have != want:
             how = origin(want, have, last)
             fields = diff(have, want)
+            if how is Origin.CONFLICT:  # keep the third value: what this tool last wrote
+                fields = tuple(replace(f, last=resolve_pointer(last, f.path)) for f in fields)
             if want is None:
                 action = Action.DISABLE
             elif have is None:

@@ -12,11 +12,43 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from reconciler.core.compare import Origin
 from reconciler.core.divergence import Allowed
-from reconciler.core.essence import Essence, display
+from reconciler.core.essence import Essence, display, is_sealed_value
 from reconciler.core.plan import Action, Change
 
 SCHEMA_VERSION = 1
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 problem``, ``2 problems``: the one way output counts things."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+# The past tense of each action, as an applying pass reports it.
+PAST = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "delete": "deleted",
+    "enable": "enabled",
+    "disable": "disabled",
+    "tool-enable": "tool-enabled",
+    "tool-disable": "tool-disabled",
+    "record": "recorded",
+    "copy": "copied",
+}
+
+
+def json_value(value: Any) -> Any:
+    """A compared value as JSON: absent is null, sealed secrets ``{"secret": "‹fingerprint›"}``."""
+    if is_sealed_value(value):
+        return {"secret": value.split(":", 1)[1][:6]}
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return value
 
 
 class ExitCode(int, Enum):
@@ -36,6 +68,7 @@ class Phase(StrEnum):
 class TargetStatus(StrEnum):
     IN_SYNC = "in_sync"
     DRIFTED = "drifted"
+    ABSENT = "absent"  # the client's file does not exist and the target says create: false
     ERROR = "error"
 
 
@@ -65,6 +98,7 @@ class TargetReport:
     # Entries that failed one by one (an API target applies server by server), with their
     # errors: each failure weighs by its server's requiredness here, not the whole target.
     failed: Mapping[str, str] = field(default_factory=dict)
+    absent: bool = False  # skipped: no file, and create: false
 
     def was_applied(self, change: Change) -> bool:
         # ``apply`` False (on_drift: report) is never carried out, even when another change
@@ -80,6 +114,8 @@ class TargetReport:
     def status(self) -> TargetStatus:
         if self.error is not None:
             return TargetStatus.ERROR
+        if self.absent:
+            return TargetStatus.ABSENT
         return TargetStatus.DRIFTED if self.pending else TargetStatus.IN_SYNC
 
     @property
@@ -193,7 +229,8 @@ def _target_json(t: TargetReport) -> dict[str, Any]:
                 "paths": c.paths,
                 "applied": t.was_applied(c),
                 "diff": [
-                    {"path": f.path, "live": display(f.old), "desired": display(f.new)}
+                    {"path": f.path, "live": json_value(f.old), "desired": json_value(f.new)}
+                    | ({"last_applied": json_value(f.last)} if c.origin is Origin.CONFLICT else {})
                     | ({"details": list(t.details[f.path])} if f.path in t.details else {})
                     for f in c.fields
                 ],
@@ -227,12 +264,35 @@ _SIGIL = {
 }
 
 
-def render_text(report: RunReport, style: Style = _plain, verbose: bool = False) -> str:
-    """Per target a short plan with field-level differences; secrets shown as fingerprints."""
+def _quiet_target(t: TargetReport) -> bool:
+    """In sync with nothing to tell: shown only with -v."""
+    return t.status is TargetStatus.IN_SYNC and not (
+        t.changes or t.allowed or t.unmanaged or t.orphaned or t.notes
+    )
+
+
+def render_text(
+    report: RunReport,
+    style: Style = _plain,
+    verbose: bool = False,
+    *,
+    quiet: bool = False,
+    duration: float | None = None,
+) -> str:
+    """Per target a short plan with field-level differences; secrets shown as fingerprints.
+
+    ``quiet`` (-q): only the targets' errors and the summary. By default, targets in sync
+    with nothing to tell are left out; ``verbose`` (-v) shows them, their in-sync entries,
+    and the pass's ``duration``.
+    """
     lines: list[str] = []
     for t in report.targets:
+        if quiet and t.error is None:
+            continue
+        if not verbose and _quiet_target(t):
+            continue
         status = t.status.value.replace("_", " ")
-        role = {"in_sync": "dim", "drifted": "change", "error": "bad"}[t.status.value]
+        role = {"in_sync": "dim", "drifted": "change", "error": "bad"}.get(t.status.value, "dim")
         lines.append(f"{style(t.name, 'bold')} ({t.kind}, {t.location}): {style(status, role)}")
         if t.error is not None and not t.failed:
             optional = " (optional target: warning only)" if t.optional else ""
@@ -244,19 +304,25 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
             level = style("error", "bad") if d.required else style("warning", "change")
             why = "" if d.required else " (optional server: warning only)"
             lines.append(f"  {level}: server {d.server}: {d.phase or '?'} failed: {d.error}{why}")
+        if quiet:
+            continue
         for c in t.changes:
             sigil = _SIGIL.get(c.action.value, "~")
             done = t.was_applied(c)
-            verb = c.action.value + (
-                "d" if done and c.action.value.endswith("e") else "ed" if done else ""
-            )
+            verb = PAST.get(c.action.value, c.action.value) if done else c.action.value
             if not done and not report.dry_run and not c.apply:
                 verb += f" (not applied: {t.held.get(c.entry, 'on_drift report')})"
             name = c.server if c.entry == c.server else f"{c.server} (as {c.entry})"
             role = {"+": "add", "-": "remove"}.get(sigil, "change")
             lines.append(f"  {style(sigil, role)} {name}: {verb}, origin {c.origin.value}")
             for f in c.fields:
-                lines.append(f"      ~ {f.path}: {display(f.old)} -> {display(f.new)}")
+                line = f"      ~ {f.path}: {display(f.old)} -> {display(f.new)}"
+                if c.origin is Origin.CONFLICT:
+                    line = (
+                        f"      ~ {f.path}: desired {display(f.new)}, live {display(f.old)}, "
+                        f"last applied {display(f.last)}"
+                    )
+                lines.append(line)
                 lines.extend(f"          {line}" for line in t.details.get(f.path, ()))
         for a in t.allowed:
             name = a.server if a.entry == a.server else f"{a.server} (as {a.entry})"
@@ -286,5 +352,10 @@ def render_text(report: RunReport, style: Style = _plain, verbose: bool = False)
     }[code]
     verb = "would change" if report.dry_run else "changed"
     count = sum(len(t.pending) if report.dry_run else len(t.applied) for t in report.targets)
-    lines.append(style(f"{summary}: {count} {verb} across {len(report.targets)} target(s)", "bold"))
+    across = plural(len(report.targets), "target")
+    hidden = sum(1 for t in report.targets if _quiet_target(t))
+    tail = f" ({hidden} in sync not shown; -v shows them)" if hidden and not verbose else ""
+    if verbose and duration is not None:
+        tail += f" in {duration:.3f}s"
+    lines.append(style(f"{summary}: {count} {verb} across {across}{tail}", "bold"))
     return "\n".join(lines)

@@ -217,6 +217,9 @@ class Engine:
             for attempt in range(CAS_ATTEMPTS):
                 phase = Phase.OBSERVE
                 observation = target.observe()
+                if not observation.exists and not spec.create:
+                    note = f"{target.describe()} does not exist; skipped (create: false)"
+                    return replace(base, absent=True, notes=(note,))
                 phase = Phase.PLAN
                 planned = planner.plan(observation)
                 if options.dry_run or not planned.pending:

@@ -148,6 +148,8 @@ class ServerEntries:
         )
         matched = self._match(view, observation, plan)
         plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
+        if not observation.exists and self.options.dry_run and plan.to_apply:
+            plan = replace(plan, notes=(f"would create {self.target.describe()}", *plan.notes))
         report = replace(self._report(plan, frozenset()), allowed=matched.allowed)
         writes = tuple(self._writes(view, plan, matched, observation))
         return ServerPlan(view, observation, plan, matched, report, writes)
@@ -349,7 +351,10 @@ class ServerEntries:
         """Nothing is cached between attempts: the next observation is read afresh."""
 
     def applied(self, planned: ServerPlan, done: Sequence[Write]) -> TargetReport:
-        report = self._report(planned.plan, frozenset(w.entry for w in done))
+        plan = planned.plan
+        if not planned.observation.exists and done:
+            plan = replace(plan, notes=(f"created {self.target.describe()}", *plan.notes))
+        report = self._report(plan, frozenset(w.entry for w in done))
         return replace(report, allowed=planned.matched.allowed)
 
     def inspection(self, planned: ServerPlan) -> Inspection:

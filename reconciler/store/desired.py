@@ -53,11 +53,19 @@ class DesiredState:
     files: tuple[Path, ...] = ()
 
     def placements(self, target: str) -> dict[str, Placement]:
-        """The servers a target must carry, globs expanded, in declaration order."""
+        """The servers a target must carry, globs expanded, in declaration order.
+
+        ``!NAME`` (or ``!GLOB``) takes servers out again: ``["*", "!media"]``.
+        """
         spec = self.targets[target]
         placed: dict[str, Placement] = {}
         for item in spec.servers:
             name, required = (item, None) if isinstance(item, str) else (item.name, item.required)
+            if name.startswith("!"):
+                pattern = name[1:]
+                for server in fnmatch.filter(placed, pattern) if is_glob(pattern) else [pattern]:
+                    placed.pop(server, None)
+                continue
             names = fnmatch.filter(self.servers, name) if is_glob(name) else [name]
             for server in names:
                 if server in self.servers:
@@ -123,8 +131,9 @@ def load(
     problems: list[Problem] = []
     parsed: list[tuple[Path, DesiredFile, dict[Loc, Located], dict[Loc, Located]]] = []
     files = desired_files(root)
+    invalid: set[tuple[str, str]] = set()  # (section, name) of objects the schema refused
     for path in files:
-        result = _load_file(path, problems, on_invalid)
+        result = _load_file(path, problems, on_invalid, invalid)
         if result is not None:
             parsed.append((path, *result))
 
@@ -165,7 +174,14 @@ def load(
                 value_locs[(section, name)] = grouped.get((section, name), {}) | {("@key",): here}
 
     state = DesiredState(root, servers, targets, mirrors, secrets, origins, tuple(files))
-    problems += _cross_check(state, value_locs, checks)
+    # Cross-references run over every object the schema accepted, so that both kinds of
+    # problem come in one run; a placement of a server the schema refused is no news.
+    refused = [f"undeclared server '{n}'" for s, n in invalid if s == "servers"]
+    problems += [
+        p
+        for p in _cross_check(state, value_locs, checks)
+        if not any(r in p.message for r in refused)
+    ]
     if problems:
         raise DesiredStateError(problems)
     if mirrors:  # each mirror copy is a target of its own (DESIGN section 3)
@@ -174,7 +190,10 @@ def load(
 
 
 def _load_file(
-    path: Path, problems: list[Problem], on_invalid: Callable[[Any], None] | None
+    path: Path,
+    problems: list[Problem],
+    on_invalid: Callable[[Any], None] | None,
+    invalid: set[tuple[str, str]] | None = None,
 ) -> tuple[DesiredFile, dict[Loc, Located], dict[Loc, Located]] | None:
     shown = display_path(path)
     try:
@@ -205,7 +224,36 @@ def _load_file(
         problems += _translate(e, plain, shown, keylocs, vallocs)
         if on_invalid is not None:
             on_invalid(plain)  # a token in a mistyped field is never echoed
-        return None
+        salvaged, refused = _salvage(plain)
+        if invalid is not None:
+            invalid |= refused
+        return salvaged, keylocs, vallocs
+
+
+SECTIONS = ("servers", "targets", "mirrors", "secrets")
+
+
+def _salvage(plain: dict[Any, Any]) -> tuple[DesiredFile, set[tuple[str, str]]]:
+    """The objects of a file that failed the schema which are valid on their own, so that
+    the cross-reference checks still run over them (every problem in one run)."""
+    kept: dict[str, dict[Any, Any]] = {}
+    refused: set[tuple[str, str]] = set()
+    for section in SECTIONS:
+        items = plain.get(section)
+        if not isinstance(items, dict):
+            continue
+        kept[section] = {}
+        for name, value in items.items():
+            try:
+                DesiredFile.model_validate({section: {name: value}})
+            except ValidationError:
+                refused.add((section, str(name)))
+                continue
+            kept[section][name] = value
+    try:
+        return DesiredFile.model_validate(kept), refused
+    except ValidationError:
+        return DesiredFile(), refused
 
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {

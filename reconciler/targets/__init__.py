@@ -131,6 +131,7 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
     capability = CAPABILITIES[kind]
     for index, item in enumerate(spec.servers):
         ref = item if isinstance(item, str) else item.name
+        ref = ref.removeprefix("!")  # an exclusion names a server too
         where = at("servers", index)
         if is_glob(ref):
             continue

@@ -37,6 +37,8 @@ class Observation:
     # Fields this observation could not see (e.g. MCPJungle without admin rights).
     blind_fields: frozenset[str] = frozenset()
     notes: tuple[str, ...] = ()
+    # False when the target's file does not exist yet (a client that was never set up).
+    exists: bool = True
     # Per entry, each tool's enabled flag (kinds with a tool switch; empty elsewhere).
     tools: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
 

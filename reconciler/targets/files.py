@@ -89,7 +89,7 @@ class FileTarget(ABC):
     def observe(self) -> Observation:
         snapshot = fsutil.read_snapshot(self.path)
         if not snapshot.exists:
-            return Observation({}, snapshot)
+            return Observation({}, snapshot, exists=False)
         document = self.read(snapshot.content or b"")
         essences = {
             name: self.to_essence(name, native) for name, native in self.entries(document).items()

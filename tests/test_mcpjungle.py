@@ -479,7 +479,7 @@ def test_servers_created_before_a_failure_stay_owned(
     first = workspace.run()
     assert first.exit_code == 3
     assert "error: server search: apply failed" in first.stdout
-    assert "4 changed across 1 target(s)" in first.stdout
+    assert "4 changed across 1 target" in first.stdout
     assert set(jungle.servers) == {"time", "fetch", "files", "github"}
     without_fetch = SERVERS.replace(
         "  fetch:\n    required: true  # its failure on a target exits 3\n"

@@ -37,15 +37,13 @@ from reconciler.cli.common import (
     complete_target,
     current_settings,
     fail,
-    fail_invalid,
     global_options,
     guarded,
     make_engine,
-    setup_logging_from_settings,
     style,
 )
 from reconciler.cli.divergences import register
-from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
+from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.model import json_schema
 from reconciler.core.report import ExitCode, RunReport, plural, render_text
 from reconciler.engine import Engine, PassOptions
@@ -165,15 +163,9 @@ def status(target_names: tuple[str, ...]) -> None:
     server is not placed. Also shows the result of the last applying pass, if any.
     """
 
-    setup_logging_from_settings()
     engine = make_engine()
-    try:
-        state = engine.load()
-        report = engine.run(PassOptions(dry_run=True, targets=target_names))
-    except DesiredStateError as e:
-        fail_invalid(e)
-    except (UsageError, RepositoryError) as e:
-        fail(ExitCode.INVALID, f"error: {e}")
+    state = guarded(engine.load)
+    report = guarded(lambda: engine.run(PassOptions(dry_run=True, targets=target_names), state))
     last = engine.store.read_status()
 
     daemon = read_daemon_status(engine.store.root)
@@ -268,10 +260,7 @@ def validate() -> None:
     Suited to pre-commit hooks and CI.
     """
     settings = current_settings()
-    try:
-        state = Engine(settings.desired, Path(os.devnull)).load()
-    except DesiredStateError as e:
-        fail_invalid(e)
+    state = guarded(Engine(settings.desired, Path(os.devnull)).load)
     if settings.json:
         click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": []}))
     elif settings.verbosity >= 0:
@@ -409,11 +398,7 @@ def watch(
         flap_limit=flap_limit,
         probe_interval=probe_interval,
     )
-    try:
-        code = serve(make_engine(), options, metrics_addr=metrics_addr)
-    except (UsageError, RepositoryError) as e:
-        fail(ExitCode.INVALID, f"error: {e}")
-    sys.exit(code)
+    sys.exit(guarded(lambda: serve(make_engine(), options, metrics_addr=metrics_addr)))
 
 
 @main.group()

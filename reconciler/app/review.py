@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler.core import divergence
 from reconciler.core.compare import Origin, diff, origin, resolve_pointer
@@ -23,14 +23,11 @@ from reconciler.core.divergence import Record, State, covered
 from reconciler.core.errors import ReconcilerError, RepositoryError, UsageError
 from reconciler.core.essence import display
 from reconciler.core.model import Kind
-from reconciler.core.report import Phase, json_value
+from reconciler.core.report import Phase, TargetReport, json_value
+from reconciler.engine import Divergences, Engine, Inspection
 from reconciler.secrets import detect, redact
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.yamlio import make_yaml
-
-if TYPE_CHECKING:
-    from reconciler.core.report import TargetReport
-    from reconciler.engine import Divergences, Engine, Inspection
 
 FILE_MODE = 0o644  # desired/ files are shared through git: not private
 

@@ -45,17 +45,15 @@ from reconciler.app.metrics import Metrics, MetricsServer
 from reconciler.app.probe import ProbeReport
 from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.report import ExitCode, Phase, RunReport, plural
-from reconciler.engine import PassOptions
+from reconciler.engine import Engine, PassOptions
 from reconciler.probe import DEFAULT_TIMEOUT
 from reconciler.secrets import install_logging
 from reconciler.store import fsutil
+from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
-
-    from reconciler.engine import Engine
-    from reconciler.store.desired import DesiredState
 
 log = logging.getLogger("reconciler.app.watch")
 

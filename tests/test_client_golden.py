@@ -38,6 +38,7 @@ CLIENT_KINDS = (
     Kind.CODEX,
     Kind.GEMINI,
     Kind.OPENCODE,
+    Kind.KIRO,
 )
 
 

@@ -147,6 +147,25 @@ CLIENTS = [
         "${TIME_TOKEN}",
     ),
     Client(
+        "kiro",
+        "{kind: kiro}",
+        _json(
+            {
+                "powers": {},
+                "mcpServers": {"hand-made": {"command": "hm", "disabledTools": ["a"]}},
+            }
+        ),
+        "${TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
+        "kiro-project",
+        "{kind: kiro, scope: project, project: proj}",
+        _json({"mcpServers": {"hand-made": {"command": "hm", "autoApprove": []}}}),
+        "${TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (
@@ -353,3 +372,26 @@ def test_live_edit_is_reverted_and_unmanaged_edit_is_left(setup: Setup) -> None:
     live = setup.essences()
     assert live["time"] == setup.expected()["time"]
     assert live["hand-made"]["command"] == "hand-edited"
+
+
+def test_disable_turns_the_switch_off_or_removes_the_entry(setup: Setup) -> None:
+    assert setup.ws.run().exit_code == 0
+    others = {k: v for k, v in setup.native().items() if k != "time"}
+    off = setup.servers.replace(
+        "--local-timezone=UTC]", "--local-timezone=UTC]\n    enabled: false"
+    )
+    setup.ws.write("servers.yaml", off)
+
+    result = setup.ws.run("--json")
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    changes = result.json["targets"][0]["changes"]
+    assert [(c["server"], c["action"]) for c in changes] == [("time", "disable")]
+    if setup.target().capability.enabled_switch:
+        assert setup.essences()["time"] == setup.expected()["time"]
+        assert setup.essences()["time"]["enabled"] is False
+    else:
+        assert "time" not in setup.native()  # no switch in the file: disabled is absent
+    assert {k: v for k, v in setup.native().items() if k != "time"} == others
+    again = setup.ws.run("--json")
+    assert again.json["targets"][0]["changes"] == []

@@ -40,6 +40,7 @@ class Kind(StrEnum):
     CODEX = "codex"
     GEMINI = "gemini"
     OPENCODE = "opencode"
+    KIRO = "kiro"
     MCPJUNGLE = "mcpjungle"
     MIRROR = "mirror"  # a mirror copy: declared under ``mirrors:``, never under ``targets:``
 

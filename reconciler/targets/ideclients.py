@@ -1,0 +1,90 @@
+"""More clients with ``mcpServers`` in a JSON file (IDEs and agents): each client's dialect.
+
+The JSON format is ``jsonfile``; each class maps its client's spelling of an entry to the
+essence and back. These kinds are proven from the clients' source and documentation only
+(``reference/TOOLCONTROLS.md`` section 3): no CLI of theirs reads its config offline here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.essence import (
+    REMOTE_FIELDS,
+    STDIO_FIELDS,
+    Capability,
+    Essence,
+)
+from reconciler.core.model import Kind, TargetSpec
+from reconciler.targets import paths, references
+from reconciler.targets.base import Context
+from reconciler.targets.jsonfile import JsonFileTarget, transport_of
+
+# A remote entry the client skips because it has no (valid) ``type``: read so, it shows as
+# drift rather than as a server the client would call.
+UNTYPED = "untyped (skipped by the client)"
+
+
+class DisabledFlag(JsonFileTarget):
+    """A client whose on/off switch is an inverted ``disabled`` flag inside the entry."""
+
+    def enabled_of(self, native: Mapping[str, Any]) -> Any:
+        disabled = native.get("disabled", False)
+        return not disabled if isinstance(disabled, bool) else disabled
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        raw = dict(native)
+        raw["transport"] = transport_of(native.get("type"))
+        raw["enabled"] = self.enabled_of(native)
+        return self.essence_of(raw)
+
+    def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
+        if enabled is False:
+            return {"disabled": True}
+        return {"disabled": False} if "disabled" in existing else {}
+
+
+def _existing_or_legacy(current: Path, legacy: Path) -> Path:
+    """The current location, or the legacy one when only that exists (the client reads both)."""
+    return legacy if legacy.exists() and not current.exists() else current
+
+
+class Kiro(DisabledFlag):
+    """Kiro (IDE and CLI, formerly Amazon Q Developer CLI): ``~/.kiro/settings/mcp.json``.
+
+    The workspace file is ``<project>/.kiro/settings/mcp.json``. Kiro still reads the Amazon Q
+    locations (``~/.aws/amazonq/mcp.json``, ``<project>/.amazonq/mcp.json``) when the new one
+    is absent; then that file is the one edited. Remote servers are ``"type": "http"`` with
+    ``url``; stdio entries need no type. Source: aws/amazon-q-developer-cli
+    ``crates/chat-cli/src/cli/chat/tools/custom_tool.rs``, kiro.dev/docs/mcp/configuration.
+    """
+
+    kind = Kind.KIRO
+    # No sse and no cwd: Kiro's server config has neither.
+    capability = Capability(
+        frozenset({"stdio", "http"}),
+        STDIO_FIELDS | REMOTE_FIELDS | {"enabled"},
+        True,
+        env_references=True,
+    )
+    scopes: tuple[str, ...] = ("user", "project")
+    syntax = references.BRACED
+    managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            folder = paths.project_dir(spec, context)
+            return _existing_or_legacy(
+                folder / ".kiro" / "settings" / "mcp.json", folder / ".amazonq" / "mcp.json"
+            )
+        return _existing_or_legacy(
+            context.home / ".kiro" / "settings" / "mcp.json",
+            context.home / ".aws" / "amazonq" / "mcp.json",
+        )
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        fields = super().written_fields(essence)
+        return {"type": "http", **fields} if essence["transport"] == "http" else fields

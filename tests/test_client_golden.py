@@ -39,6 +39,7 @@ CLIENT_KINDS = (
     Kind.GEMINI,
     Kind.OPENCODE,
     Kind.KIRO,
+    Kind.ROO,
 )
 
 

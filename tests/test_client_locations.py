@@ -19,6 +19,7 @@ from tests.conftest import Workspace, snapshot_tree
 
 HOME = Path("/home/u")
 ROOT = Path("/repo")
+ROO = "/Code/User/globalStorage/rooveterinaryinc.roo-cline/settings/mcp_settings.json"
 
 
 def path_of(
@@ -74,6 +75,12 @@ def path_of(
         ("kiro", {}, "win32", {}, "/home/u/.kiro/settings/mcp.json"),
         ("kiro", {"scope": "project", "project": "/src/app"}, "linux", {},
          "/src/app/.kiro/settings/mcp.json"),
+        ("roo", {}, "linux", {}, f"/home/u/.config{ROO}"),
+        ("roo", {}, "linux", {"XDG_CONFIG_HOME": "/xdg"}, f"/xdg{ROO}"),
+        ("roo", {}, "darwin", {}, f"/home/u/Library/Application Support{ROO}"),
+        ("roo", {}, "win32", {"APPDATA": "/appdata"}, f"/appdata{ROO}"),
+        ("roo", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.roo/mcp.json"),
         ("codex", {"path": "~/dotfiles/codex.toml"}, "linux", {"CODEX_HOME": "/codex"},
          "/home/u/dotfiles/codex.toml"),
     ],

@@ -166,6 +166,18 @@ CLIENTS = [
         sse=False,
     ),
     Client(
+        "roo",
+        "{kind: roo}",
+        _json({"mcpServers": {"hand-made": {"command": "hm", "alwaysAllow": ["a"]}}}),
+        "${env:TIME_TOKEN}",
+    ),
+    Client(
+        "roo-project",
+        "{kind: roo, scope: project, project: proj}",
+        _json({"mcpServers": {"hand-made": {"command": "hm", "timeout": 60}}}),
+        "${env:TIME_TOKEN}",
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (

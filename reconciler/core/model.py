@@ -41,6 +41,7 @@ class Kind(StrEnum):
     GEMINI = "gemini"
     OPENCODE = "opencode"
     KIRO = "kiro"
+    ROO = "roo"
     MCPJUNGLE = "mcpjungle"
     MIRROR = "mirror"  # a mirror copy: declared under ``mirrors:``, never under ``targets:``
 

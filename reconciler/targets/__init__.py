@@ -50,6 +50,7 @@ FAMILIES: dict[Kind, type[Target]] = {
     Kind.CODEX: codex.Codex,
     Kind.OPENCODE: opencode.OpenCode,
     Kind.KIRO: ideclients.Kiro,
+    Kind.ROO: ideclients.Roo,
     Kind.MCPJUNGLE: mcpjungle.MCPJungleTarget,
     Kind.MIRROR: mirror.MirrorTarget,  # copies from ``mirrors:``
 }

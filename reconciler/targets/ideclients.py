@@ -88,3 +88,41 @@ class Kiro(DisabledFlag):
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         fields = super().written_fields(essence)
         return {"type": "http", **fields} if essence["transport"] == "http" else fields
+
+
+class Roo(DisabledFlag):
+    """Roo Code: its VS Code global storage's ``mcp_settings.json``, or ``<project>/.roo/mcp.json``.
+
+    A remote entry needs ``type``, ``streamable-http`` or ``sse``; one with a url and no type
+    is rejected by Roo, and read here as untyped. Stdio entries need no type. Source:
+    RooCodeInc/Roo-Code ``src/services/mcp/McpHub.ts`` (``${env:VAR}``, ``disabled``).
+    """
+
+    kind = Kind.ROO
+    capability = Capability(
+        frozenset({"stdio", "http", "sse"}),
+        STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
+        True,
+        env_references=True,
+    )
+    scopes: tuple[str, ...] = ("user", "project")
+    managed_fields = ("type", "command", "args", "env", "cwd", "url", "headers", "disabled")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            return paths.project_dir(spec, context) / ".roo" / "mcp.json"
+        storage = paths.user_config(context) / "Code" / "User" / "globalStorage"
+        return storage / "rooveterinaryinc.roo-cline" / "settings" / "mcp_settings.json"
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        if "type" not in native and "command" not in native and "url" in native:
+            return self.essence_of(
+                {**native, "transport": UNTYPED, "enabled": self.enabled_of(native)}
+            )
+        return super().native_to_essence(native)
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        fields = super().written_fields(essence)
+        remote = {"http": "streamable-http", "sse": "sse"}.get(essence["transport"])
+        return {"type": remote, **fields} if remote else fields

@@ -40,6 +40,7 @@ CLIENT_KINDS = (
     Kind.OPENCODE,
     Kind.KIRO,
     Kind.ROO,
+    Kind.CLINE,
 )
 
 

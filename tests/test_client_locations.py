@@ -81,6 +81,9 @@ def path_of(
         ("roo", {}, "win32", {"APPDATA": "/appdata"}, f"/appdata{ROO}"),
         ("roo", {"scope": "project", "project": "/src/app"}, "linux", {},
          "/src/app/.roo/mcp.json"),
+        ("cline", {}, "linux", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
+        ("cline", {}, "darwin", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
+        ("cline", {}, "win32", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
         ("codex", {"path": "~/dotfiles/codex.toml"}, "linux", {"CODEX_HOME": "/codex"},
          "/home/u/dotfiles/codex.toml"),
     ],
@@ -156,6 +159,7 @@ def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: 
         ("{kind: codex, servers: [events]}", "(codex) cannot carry sse server 'events'"),
         ("{kind: opencode, servers: [events]}", "(opencode) cannot carry sse server 'events'"),
         ("{kind: kiro, servers: [events]}", "(kiro) cannot carry sse server 'events'"),
+        ("{kind: cline, scope: project, project: /src}", "cline has no scope 'project'"),
     ],
 )
 def test_scope_and_transport_rules_fail_validation(

@@ -11,6 +11,7 @@ client's own syntax.
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ class Client:
     seed: Callable[[Path], str]  # the file's content before the first pass (project dir in)
     reference: str  # how ``${env:TIME_TOKEN}`` must be spelled in the file
     sse: bool = True
+    resolved: bool = False  # the client expands no references: values go into the file
+
+
+# The values of the variables SERVERS references, for the kinds that get them resolved.
+VALUES = {"TIME_TOKEN": "time-token-value-0001", "API_TOKEN": "api-token-value-0002"}
 
 
 def _json(data: Any) -> Callable[[Path], str]:
@@ -178,6 +184,13 @@ CLIENTS = [
         "${env:TIME_TOKEN}",
     ),
     Client(
+        "cline",
+        "{kind: cline}",
+        _json({"mcpServers": {"hand-made": {"type": "stdio", "command": "hm", "timeout": 60}}}),
+        VALUES["TIME_TOKEN"],  # no references in Cline: resolved into the file
+        resolved=True,
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (
@@ -269,18 +282,29 @@ class Setup:
     def expected(self) -> dict[str, Any]:
         state = load_desired(self.ws.desired)
         capability = self.target().capability
-        return {
+        expected = {
             name: mask(from_server(state.servers[name]), capability)
             for name in state.placements("t")
         }
+        if not self.client.resolved:
+            return expected
+        text = json.dumps(expected)
+        for name, value in VALUES.items():
+            text = text.replace("${env:" + name + "}", value)
+        resolved: dict[str, Any] = json.loads(text)
+        return resolved
 
     def trees(self) -> dict[str, tuple[bytes, int]]:
         return {**snapshot_tree(self.ws.home), **snapshot_tree(self.project)}
 
 
 @pytest.fixture(params=CLIENTS, ids=lambda c: c.id)
-def setup(request: pytest.FixtureRequest, workspace: Workspace) -> Setup:
+def setup(
+    request: pytest.FixtureRequest, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> Setup:
     client: Client = request.param
+    for name, value in VALUES.items():
+        monkeypatch.setenv(name, value)
     return Setup(workspace, client)
 
 
@@ -301,6 +325,10 @@ def test_create_writes_the_client_spelling_and_keeps_the_rest(setup: Setup) -> N
     text = setup.path.read_text()
     assert setup.client.reference in text
     assert "${env:" not in text or setup.client.reference.startswith("${env:")
+    if setup.client.resolved:
+        assert stat.S_IMODE(setup.path.stat().st_mode) == 0o600, "resolved values: private file"
+        assert all(value not in result.stdout for value in VALUES.values()), "shown redacted"
+        assert '"secret":' in result.stdout  # the diff names a secret by its fingerprint
     for marker in ("// ", "# mine", "numStartups", "globalShortcut", '"theme"', "user-level"):
         if marker in setup.client.seed(setup.project):
             assert marker in text, f"{marker!r} kept"

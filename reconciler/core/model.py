@@ -42,6 +42,7 @@ class Kind(StrEnum):
     OPENCODE = "opencode"
     KIRO = "kiro"
     ROO = "roo"
+    CLINE = "cline"
     MCPJUNGLE = "mcpjungle"
     MIRROR = "mirror"  # a mirror copy: declared under ``mirrors:``, never under ``targets:``
 

@@ -51,6 +51,7 @@ FAMILIES: dict[Kind, type[Target]] = {
     Kind.OPENCODE: opencode.OpenCode,
     Kind.KIRO: ideclients.Kiro,
     Kind.ROO: ideclients.Roo,
+    Kind.CLINE: ideclients.Cline,
     Kind.MCPJUNGLE: mcpjungle.MCPJungleTarget,
     Kind.MIRROR: mirror.MirrorTarget,  # copies from ``mirrors:``
 }

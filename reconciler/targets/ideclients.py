@@ -126,3 +126,36 @@ class Roo(DisabledFlag):
         fields = super().written_fields(essence)
         remote = {"http": "streamable-http", "sse": "sse"}.get(essence["transport"])
         return {"type": remote, **fields} if remote else fields
+
+
+class Cline(DisabledFlag):
+    """Cline (CLI and VS Code extension): ``~/.cline/data/settings/cline_mcp_settings.json``.
+
+    ``type`` is ``stdio``, ``sse`` or ``streamableHttp``; a url without type is sse. Cline
+    expands no references: they are resolved into the file (mode 0600). Source: cline/cline
+    ``src/services/mcp/schemas.ts`` (``disabled``, ``autoApprove``, timeout in seconds).
+    """
+
+    kind = Kind.CLINE
+    capability = Capability(
+        frozenset({"stdio", "http", "sse"}),
+        STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
+        True,
+    )
+    scopes: tuple[str, ...] = ("user",)
+    managed_fields = ("type", "command", "args", "env", "cwd", "url", "headers", "disabled")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        return context.home / ".cline" / "data" / "settings" / "cline_mcp_settings.json"
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        if "type" not in native and "command" not in native and "url" in native:
+            return self.essence_of(
+                {**native, "transport": "sse", "enabled": self.enabled_of(native)}
+            )
+        return super().native_to_essence(native)
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        spelling = {"stdio": "stdio", "http": "streamableHttp", "sse": "sse"}
+        return {"type": spelling[essence["transport"]], **super().written_fields(essence)}

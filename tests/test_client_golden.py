@@ -41,6 +41,7 @@ CLIENT_KINDS = (
     Kind.KIRO,
     Kind.ROO,
     Kind.CLINE,
+    Kind.LMSTUDIO,
 )
 
 

@@ -84,6 +84,9 @@ def path_of(
         ("cline", {}, "linux", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
         ("cline", {}, "darwin", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
         ("cline", {}, "win32", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
+        ("lmstudio", {}, "linux", {}, "/home/u/.lmstudio/mcp.json"),
+        ("lmstudio", {}, "darwin", {}, "/home/u/.lmstudio/mcp.json"),
+        ("lmstudio", {}, "win32", {}, "/home/u/.lmstudio/mcp.json"),
         ("codex", {"path": "~/dotfiles/codex.toml"}, "linux", {"CODEX_HOME": "/codex"},
          "/home/u/dotfiles/codex.toml"),
     ],
@@ -160,6 +163,7 @@ def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: 
         ("{kind: opencode, servers: [events]}", "(opencode) cannot carry sse server 'events'"),
         ("{kind: kiro, servers: [events]}", "(kiro) cannot carry sse server 'events'"),
         ("{kind: cline, scope: project, project: /src}", "cline has no scope 'project'"),
+        ("{kind: lmstudio, servers: [events]}", "(lmstudio) cannot carry sse server 'events'"),
     ],
 )
 def test_scope_and_transport_rules_fail_validation(

@@ -191,6 +191,14 @@ CLIENTS = [
         resolved=True,
     ),
     Client(
+        "lmstudio",
+        "{kind: lmstudio}",
+        _json({"mcpServers": {"hand-made": {"command": "hm"}}, "version": 1}),
+        VALUES["TIME_TOKEN"],  # no documented references in LM Studio: resolved
+        sse=False,
+        resolved=True,
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (

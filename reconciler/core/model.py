@@ -43,6 +43,7 @@ class Kind(StrEnum):
     KIRO = "kiro"
     ROO = "roo"
     CLINE = "cline"
+    LMSTUDIO = "lmstudio"
     MCPJUNGLE = "mcpjungle"
     MIRROR = "mirror"  # a mirror copy: declared under ``mirrors:``, never under ``targets:``
 

@@ -52,6 +52,7 @@ FAMILIES: dict[Kind, type[Target]] = {
     Kind.KIRO: ideclients.Kiro,
     Kind.ROO: ideclients.Roo,
     Kind.CLINE: ideclients.Cline,
+    Kind.LMSTUDIO: ideclients.LMStudio,
     Kind.MCPJUNGLE: mcpjungle.MCPJungleTarget,
     Kind.MIRROR: mirror.MirrorTarget,  # copies from ``mirrors:``
 }

@@ -159,3 +159,25 @@ class Cline(DisabledFlag):
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         spelling = {"stdio": "stdio", "http": "streamableHttp", "sse": "sse"}
         return {"type": spelling[essence["transport"]], **super().written_fields(essence)}
+
+
+class LMStudio(JsonFileTarget):
+    """LM Studio: ``~/.lmstudio/mcp.json`` in Cursor's notation (command, args, env; url, headers).
+
+    No transport field (a url is a remote server), no documented switch (disabled means
+    absent) and no documented reference expansion (references are resolved into the file,
+    mode 0600). Source: lmstudio-ai/docs ``0_app/2_mcp/index.mdx``.
+    """
+
+    kind = Kind.LMSTUDIO
+    capability = Capability(frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS)
+    scopes: tuple[str, ...] = ("user",)
+    title = "LM Studio"
+    managed_fields = ("command", "args", "env", "url", "headers")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        return context.home / ".lmstudio" / "mcp.json"
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        return self.essence_of(dict(native, transport=None))  # inferred: command or url

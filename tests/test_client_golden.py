@@ -42,6 +42,7 @@ CLIENT_KINDS = (
     Kind.ROO,
     Kind.CLINE,
     Kind.LMSTUDIO,
+    Kind.WARP,
 )
 
 

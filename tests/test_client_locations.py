@@ -87,6 +87,11 @@ def path_of(
         ("lmstudio", {}, "linux", {}, "/home/u/.lmstudio/mcp.json"),
         ("lmstudio", {}, "darwin", {}, "/home/u/.lmstudio/mcp.json"),
         ("lmstudio", {}, "win32", {}, "/home/u/.lmstudio/mcp.json"),
+        ("warp", {}, "linux", {}, "/home/u/.warp/.mcp.json"),
+        ("warp", {}, "darwin", {}, "/home/u/.warp/.mcp.json"),
+        ("warp", {}, "win32", {}, "/home/u/.warp/.mcp.json"),
+        ("warp", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.warp/.mcp.json"),
         ("codex", {"path": "~/dotfiles/codex.toml"}, "linux", {"CODEX_HOME": "/codex"},
          "/home/u/dotfiles/codex.toml"),
     ],
@@ -164,6 +169,7 @@ def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: 
         ("{kind: kiro, servers: [events]}", "(kiro) cannot carry sse server 'events'"),
         ("{kind: cline, scope: project, project: /src}", "cline has no scope 'project'"),
         ("{kind: lmstudio, servers: [events]}", "(lmstudio) cannot carry sse server 'events'"),
+        ("{kind: warp, servers: [events]}", "(warp) cannot carry sse server 'events'"),
     ],
 )
 def test_scope_and_transport_rules_fail_validation(

@@ -199,6 +199,20 @@ CLIENTS = [
         resolved=True,
     ),
     Client(
+        "warp",
+        "{kind: warp}",
+        _json({"mcpServers": {"hand-made": {"command": "hm", "working_directory": "/tmp"}}}),
+        "${TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
+        "warp-project",
+        "{kind: warp, scope: project, project: proj}",
+        _json({"mcpServers": {"hand-made": {"serverUrl": "https://hm.example.com/mcp"}}}),
+        "${TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (

@@ -44,6 +44,7 @@ class Kind(StrEnum):
     ROO = "roo"
     CLINE = "cline"
     LMSTUDIO = "lmstudio"
+    WARP = "warp"
     MCPJUNGLE = "mcpjungle"
     MIRROR = "mirror"  # a mirror copy: declared under ``mirrors:``, never under ``targets:``
 

@@ -53,6 +53,7 @@ FAMILIES: dict[Kind, type[Target]] = {
     Kind.ROO: ideclients.Roo,
     Kind.CLINE: ideclients.Cline,
     Kind.LMSTUDIO: ideclients.LMStudio,
+    Kind.WARP: ideclients.Warp,
     Kind.MCPJUNGLE: mcpjungle.MCPJungleTarget,
     Kind.MIRROR: mirror.MirrorTarget,  # copies from ``mirrors:``
 }

@@ -181,3 +181,44 @@ class LMStudio(JsonFileTarget):
 
     def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
         return self.essence_of(dict(native, transport=None))  # inferred: command or url
+
+
+class Warp(JsonFileTarget):
+    """Warp: ``~/.warp/.mcp.json`` or ``<project>/.warp/.mcp.json``.
+
+    The working directory is ``working_directory``; a remote server is a ``url`` (or its
+    alias ``serverUrl``, kept where the file uses it) with no type. References are
+    ``${VAR}`` (Warp refuses a missing or empty one). No switch in the file. Source:
+    warpdotdev/warp ``app/src/ai/mcp/parsing.rs``.
+    """
+
+    kind = Kind.WARP
+    capability = Capability(
+        frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
+    )
+    scopes: tuple[str, ...] = ("user", "project")
+    syntax = references.BRACED
+    managed_fields = ("command", "args", "env", "working_directory", "url", "serverUrl", "headers")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            return paths.project_dir(spec, context) / ".warp" / ".mcp.json"
+        return context.home / ".warp" / ".mcp.json"
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        raw = dict(native, transport=None)  # inferred: command or url
+        raw["url"] = native.get("url", native.get("serverUrl"))
+        raw["cwd"] = native.get("working_directory")
+        return self.essence_of(raw)
+
+    def to_native(self, essence: Essence, existing: Any) -> Any:
+        native = super().to_native(essence, existing)
+        alias = isinstance(existing, dict) and "serverUrl" in existing and "url" not in existing
+        if alias and "url" in native:
+            return {"serverUrl" if k == "url" else k: v for k, v in native.items()}
+        return native
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        fields = super().written_fields(essence)
+        return {"working_directory" if k == "cwd" else k: v for k, v in fields.items()}

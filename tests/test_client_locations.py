@@ -170,6 +170,8 @@ def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: 
         ("{kind: cline, scope: project, project: /src}", "cline has no scope 'project'"),
         ("{kind: lmstudio, servers: [events]}", "(lmstudio) cannot carry sse server 'events'"),
         ("{kind: warp, servers: [events]}", "(warp) cannot carry sse server 'events'"),
+        ("{kind: cline, secrets: reference}", "cannot reference environment variables"),
+        ("{kind: lmstudio, secrets: reference}", "cannot reference environment variables"),
     ],
 )
 def test_scope_and_transport_rules_fail_validation(

@@ -38,6 +38,11 @@ CLIENT_KINDS = (
     Kind.CODEX,
     Kind.GEMINI,
     Kind.OPENCODE,
+    Kind.KIRO,
+    Kind.ROO,
+    Kind.CLINE,
+    Kind.LMSTUDIO,
+    Kind.WARP,
 )
 
 

@@ -19,6 +19,7 @@ from tests.conftest import Workspace, snapshot_tree
 
 HOME = Path("/home/u")
 ROOT = Path("/repo")
+ROO = "/Code/User/globalStorage/rooveterinaryinc.roo-cline/settings/mcp_settings.json"
 
 
 def path_of(
@@ -69,6 +70,28 @@ def path_of(
         ("opencode", {}, "darwin", {"XDG_CONFIG_HOME": "/xdg"}, "/xdg/opencode/opencode.json"),
         ("opencode", {"scope": "project", "project": "/src/app"}, "linux", {},
          "/src/app/opencode.json"),
+        ("kiro", {}, "linux", {}, "/home/u/.kiro/settings/mcp.json"),
+        ("kiro", {}, "darwin", {}, "/home/u/.kiro/settings/mcp.json"),
+        ("kiro", {}, "win32", {}, "/home/u/.kiro/settings/mcp.json"),
+        ("kiro", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.kiro/settings/mcp.json"),
+        ("roo", {}, "linux", {}, f"/home/u/.config{ROO}"),
+        ("roo", {}, "linux", {"XDG_CONFIG_HOME": "/xdg"}, f"/xdg{ROO}"),
+        ("roo", {}, "darwin", {}, f"/home/u/Library/Application Support{ROO}"),
+        ("roo", {}, "win32", {"APPDATA": "/appdata"}, f"/appdata{ROO}"),
+        ("roo", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.roo/mcp.json"),
+        ("cline", {}, "linux", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
+        ("cline", {}, "darwin", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
+        ("cline", {}, "win32", {}, "/home/u/.cline/data/settings/cline_mcp_settings.json"),
+        ("lmstudio", {}, "linux", {}, "/home/u/.lmstudio/mcp.json"),
+        ("lmstudio", {}, "darwin", {}, "/home/u/.lmstudio/mcp.json"),
+        ("lmstudio", {}, "win32", {}, "/home/u/.lmstudio/mcp.json"),
+        ("warp", {}, "linux", {}, "/home/u/.warp/.mcp.json"),
+        ("warp", {}, "darwin", {}, "/home/u/.warp/.mcp.json"),
+        ("warp", {}, "win32", {}, "/home/u/.warp/.mcp.json"),
+        ("warp", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.warp/.mcp.json"),
         ("codex", {"path": "~/dotfiles/codex.toml"}, "linux", {"CODEX_HOME": "/codex"},
          "/home/u/dotfiles/codex.toml"),
     ],
@@ -87,6 +110,32 @@ def test_opencode_writes_the_jsonc_file_when_that_is_the_one_there(tmp_path: Pat
     target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
     assert isinstance(target, FileTarget)
     assert target.path == folder / "opencode.jsonc"
+
+
+@pytest.mark.parametrize(
+    ("options", "current", "legacy"),
+    [
+        ({}, ".kiro/settings/mcp.json", ".aws/amazonq/mcp.json"),
+        ({"scope": "project", "project": "app"}, "app/.kiro/settings/mcp.json",
+         "app/.amazonq/mcp.json"),
+    ],
+)  # fmt: skip
+def test_kiro_edits_the_amazon_q_file_only_while_the_new_one_is_absent(
+    tmp_path: Path, options: dict[str, str], current: str, legacy: str
+) -> None:
+    def path() -> Path:
+        spec = TargetSpec(kind=Kind.KIRO, **options)
+        target = targets.build("t", spec, Context(tmp_path, "linux", tmp_path, None, {}))
+        assert isinstance(target, FileTarget)
+        return target.path
+
+    assert path() == tmp_path / current  # neither exists: the new location
+    (tmp_path / legacy).parent.mkdir(parents=True)
+    (tmp_path / legacy).write_text("{}")
+    assert path() == tmp_path / legacy  # Kiro reads the Amazon Q file: edit it there
+    (tmp_path / current).parent.mkdir(parents=True)
+    (tmp_path / current).write_text("{}")
+    assert path() == tmp_path / current  # the new one wins in Kiro, so here too
 
 
 def test_claude_code_local_scope_keys_the_resolved_project_path(tmp_path: Path) -> None:
@@ -117,6 +166,12 @@ def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: 
         ("{kind: claude-desktop, project: /src}", "Claude Desktop has one file and no projects"),
         ("{kind: codex, servers: [events]}", "(codex) cannot carry sse server 'events'"),
         ("{kind: opencode, servers: [events]}", "(opencode) cannot carry sse server 'events'"),
+        ("{kind: kiro, servers: [events]}", "(kiro) cannot carry sse server 'events'"),
+        ("{kind: cline, scope: project, project: /src}", "cline has no scope 'project'"),
+        ("{kind: lmstudio, servers: [events]}", "(lmstudio) cannot carry sse server 'events'"),
+        ("{kind: warp, servers: [events]}", "(warp) cannot carry sse server 'events'"),
+        ("{kind: cline, secrets: reference}", "cannot reference environment variables"),
+        ("{kind: lmstudio, secrets: reference}", "cannot reference environment variables"),
     ],
 )
 def test_scope_and_transport_rules_fail_validation(

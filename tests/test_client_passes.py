@@ -11,6 +11,7 @@ client's own syntax.
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ class Client:
     seed: Callable[[Path], str]  # the file's content before the first pass (project dir in)
     reference: str  # how ``${env:TIME_TOKEN}`` must be spelled in the file
     sse: bool = True
+    resolved: bool = False  # the client expands no references: values go into the file
+
+
+# The values of the variables SERVERS references, for the kinds that get them resolved.
+VALUES = {"TIME_TOKEN": "time-token-value-0001", "API_TOKEN": "api-token-value-0002"}
 
 
 def _json(data: Any) -> Callable[[Path], str]:
@@ -147,6 +153,66 @@ CLIENTS = [
         "${TIME_TOKEN}",
     ),
     Client(
+        "kiro",
+        "{kind: kiro}",
+        _json(
+            {
+                "powers": {},
+                "mcpServers": {"hand-made": {"command": "hm", "disabledTools": ["a"]}},
+            }
+        ),
+        "${TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
+        "kiro-project",
+        "{kind: kiro, scope: project, project: proj}",
+        _json({"mcpServers": {"hand-made": {"command": "hm", "autoApprove": []}}}),
+        "${TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
+        "roo",
+        "{kind: roo}",
+        _json({"mcpServers": {"hand-made": {"command": "hm", "alwaysAllow": ["a"]}}}),
+        "${env:TIME_TOKEN}",
+    ),
+    Client(
+        "roo-project",
+        "{kind: roo, scope: project, project: proj}",
+        _json({"mcpServers": {"hand-made": {"command": "hm", "timeout": 60}}}),
+        "${env:TIME_TOKEN}",
+    ),
+    Client(
+        "cline",
+        "{kind: cline}",
+        _json({"mcpServers": {"hand-made": {"type": "stdio", "command": "hm", "timeout": 60}}}),
+        VALUES["TIME_TOKEN"],  # no references in Cline: resolved into the file
+        resolved=True,
+    ),
+    Client(
+        "lmstudio",
+        "{kind: lmstudio}",
+        _json({"mcpServers": {"hand-made": {"command": "hm"}}, "version": 1}),
+        VALUES["TIME_TOKEN"],  # no documented references in LM Studio: resolved
+        sse=False,
+        resolved=True,
+    ),
+    Client(
+        "warp",
+        "{kind: warp}",
+        _json({"mcpServers": {"hand-made": {"command": "hm", "working_directory": "/tmp"}}}),
+        "${TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
+        "warp-project",
+        "{kind: warp, scope: project, project: proj}",
+        _json({"mcpServers": {"hand-made": {"serverUrl": "https://hm.example.com/mcp"}}}),
+        "${TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (
@@ -238,18 +304,29 @@ class Setup:
     def expected(self) -> dict[str, Any]:
         state = load_desired(self.ws.desired)
         capability = self.target().capability
-        return {
+        expected = {
             name: mask(from_server(state.servers[name]), capability)
             for name in state.placements("t")
         }
+        if not self.client.resolved:
+            return expected
+        text = json.dumps(expected)
+        for name, value in VALUES.items():
+            text = text.replace("${env:" + name + "}", value)
+        resolved: dict[str, Any] = json.loads(text)
+        return resolved
 
     def trees(self) -> dict[str, tuple[bytes, int]]:
         return {**snapshot_tree(self.ws.home), **snapshot_tree(self.project)}
 
 
 @pytest.fixture(params=CLIENTS, ids=lambda c: c.id)
-def setup(request: pytest.FixtureRequest, workspace: Workspace) -> Setup:
+def setup(
+    request: pytest.FixtureRequest, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> Setup:
     client: Client = request.param
+    for name, value in VALUES.items():
+        monkeypatch.setenv(name, value)
     return Setup(workspace, client)
 
 
@@ -270,6 +347,10 @@ def test_create_writes_the_client_spelling_and_keeps_the_rest(setup: Setup) -> N
     text = setup.path.read_text()
     assert setup.client.reference in text
     assert "${env:" not in text or setup.client.reference.startswith("${env:")
+    if setup.client.resolved:
+        assert stat.S_IMODE(setup.path.stat().st_mode) == 0o600, "resolved values: private file"
+        assert all(value not in result.stdout for value in VALUES.values()), "shown redacted"
+        assert '"secret":' in result.stdout  # the diff names a secret by its fingerprint
     for marker in ("// ", "# mine", "numStartups", "globalShortcut", '"theme"', "user-level"):
         if marker in setup.client.seed(setup.project):
             assert marker in text, f"{marker!r} kept"
@@ -353,3 +434,26 @@ def test_live_edit_is_reverted_and_unmanaged_edit_is_left(setup: Setup) -> None:
     live = setup.essences()
     assert live["time"] == setup.expected()["time"]
     assert live["hand-made"]["command"] == "hand-edited"
+
+
+def test_disable_turns_the_switch_off_or_removes_the_entry(setup: Setup) -> None:
+    assert setup.ws.run().exit_code == 0
+    others = {k: v for k, v in setup.native().items() if k != "time"}
+    off = setup.servers.replace(
+        "--local-timezone=UTC]", "--local-timezone=UTC]\n    enabled: false"
+    )
+    setup.ws.write("servers.yaml", off)
+
+    result = setup.ws.run("--json")
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    changes = result.json["targets"][0]["changes"]
+    assert [(c["server"], c["action"]) for c in changes] == [("time", "disable")]
+    if setup.target().capability.enabled_switch:
+        assert setup.essences()["time"] == setup.expected()["time"]
+        assert setup.essences()["time"]["enabled"] is False
+    else:
+        assert "time" not in setup.native()  # no switch in the file: disabled is absent
+    assert {k: v for k, v in setup.native().items() if k != "time"} == others
+    again = setup.ws.run("--json")
+    assert again.json["targets"][0]["changes"] == []

@@ -40,6 +40,11 @@ class Kind(StrEnum):
     CODEX = "codex"
     GEMINI = "gemini"
     OPENCODE = "opencode"
+    KIRO = "kiro"
+    ROO = "roo"
+    CLINE = "cline"
+    LMSTUDIO = "lmstudio"
+    WARP = "warp"
     MCPJUNGLE = "mcpjungle"
     MIRROR = "mirror"  # a mirror copy: declared under ``mirrors:``, never under ``targets:``
 

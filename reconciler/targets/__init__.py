@@ -15,7 +15,7 @@ from reconciler.core.essence import Capability
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
-from reconciler.targets import codex, jsonclients, mcpjungle, mirror, opencode
+from reconciler.targets import codex, ideclients, jsonclients, mcpjungle, mirror, opencode
 from reconciler.targets.base import Context, Entries, Observation, Target, Write
 
 __all__ = [
@@ -49,6 +49,11 @@ FAMILIES: dict[Kind, type[Target]] = {
     Kind.GEMINI: jsonclients.Gemini,
     Kind.CODEX: codex.Codex,
     Kind.OPENCODE: opencode.OpenCode,
+    Kind.KIRO: ideclients.Kiro,
+    Kind.ROO: ideclients.Roo,
+    Kind.CLINE: ideclients.Cline,
+    Kind.LMSTUDIO: ideclients.LMStudio,
+    Kind.WARP: ideclients.Warp,
     Kind.MCPJUNGLE: mcpjungle.MCPJungleTarget,
     Kind.MIRROR: mirror.MirrorTarget,  # copies from ``mirrors:``
 }

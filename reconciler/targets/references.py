@@ -49,6 +49,10 @@ CLAUDE_CODE = Syntax(
     lambda s: ONLY_ENV.sub(lambda m: "${" + m.group(1) + "}", s),
 )
 
+# Kiro, Warp: ``${NAME}``, read and written as Claude Code's (Kiro's older releases read
+# ``${env:NAME}``, which is the canonical form and reads as the same reference).
+BRACED = Syntax("${NAME}", CLAUDE_CODE.to_essence, CLAUDE_CODE.to_native)
+
 # Gemini CLI: ``$NAME`` or ``${NAME}``; written as ``${NAME}``, which survives being
 # followed by letters ("${TOKEN}abc" vs "$TOKENabc").
 _GEMINI_IN = re.compile(r"\$\{(" + ENV_NAME_PATTERN + r")\}|\$(" + ENV_NAME_PATTERN + r")")

@@ -24,6 +24,7 @@ from reconciler.secrets.detection import (
     register_literals,
     scan_essence,
     shannon_entropy,
+    url_secret_parts,
 )
 from reconciler.secrets.redaction import (
     REDACTOR,
@@ -104,6 +105,7 @@ __all__ = [
     "seal_paths",
     "shannon_entropy",
     "substitute",
+    "url_secret_parts",
     "without_references",
     "wrap_streams",
 ]

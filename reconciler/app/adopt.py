@@ -26,7 +26,15 @@ from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageErro
 from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import Kind, TargetSpec, server_name_problem
 from reconciler.engine.passdata import PassOptions
-from reconciler.secrets import ENV, ENV_NAME, REDACTOR, find_references, redact, scan_essence
+from reconciler.secrets import (
+    ENV,
+    ENV_NAME,
+    REDACTOR,
+    find_references,
+    redact,
+    scan_essence,
+    template_url_secrets,
+)
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.desired import display_path, is_glob
 from reconciler.store.yamlio import YamlDocument, load_document
@@ -188,6 +196,10 @@ def _variable_of(reference: str) -> str | None:
 def _reference_for(server: str, parts: list[str], value: str, essence: Essence) -> tuple[str, str]:
     field = parts[0] if parts else ""
     prefix = _env_name(server)
+    if "://" in value:  # a URL (url, an argument, an env value): only its secret parts
+        templated, variables = template_url_secrets(value, prefix)
+        if variables and not scan_essence({"url": templated}, known=False):
+            return templated, variables[0]
     if field == "env" and len(parts) == 2:
         variable = parts[1] if ENV_NAME.fullmatch(parts[1]) else f"{prefix}_{_env_name(parts[1])}"
         return f"${{env:{variable}}}", variable

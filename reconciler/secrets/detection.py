@@ -171,6 +171,53 @@ def url_secret_parts(value: str) -> list[str]:
     return [part for _, part in _url_secrets(literal) if len(part) >= 4]
 
 
+def _variable(prefix: str, name: str) -> str:
+    tail = re.sub(r"[^A-Za-z0-9]+", "_", name).upper().strip("_")
+    return "_".join(p for p in (prefix, tail) if p)
+
+
+def template_url_secrets(value: str, prefix: str) -> tuple[str, list[str]]:
+    """``value`` with only the secret parts of its URLs replaced by ``${env:VAR}``
+    references, and the variables: ``postgres://app:${env:PG_PASSWORD}@db/app``,
+    ``https://host/mcp?api_key=${env:HOST_API_KEY}`` (``prefix``: ``PG``, ``HOST``)."""
+    variables: list[str] = []
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        user = _USERINFO.match(url)
+        if user is not None:
+            name, colon, password = user.group(1).partition(":")
+            start, end = user.span(1)
+            if "${" in user.group(1) or "<GET_FROM" in user.group(1):
+                pass  # already a reference
+            elif colon and password and not _PLACEHOLDER.match(password):
+                variable = _variable(prefix, "password")
+                variables.append(variable)
+                url = url[:start] + f"{name}:${{env:{variable}}}" + url[end:]
+            elif not colon and looks_random(name):
+                variable = _variable(prefix, "token")
+                variables.append(variable)
+                url = url[:start] + f"${{env:{variable}}}" + url[end:]
+        head, mark, rest = url.partition("?")
+        if not mark:
+            return url
+        query, hash_, fragment = rest.partition("#")
+        pairs = []
+        for pair in query.split("&"):
+            key, sep, secret = pair.partition("=")
+            low = key.lower()
+            secret_name = low in _QUERY_SECRET_NAMES or bool(_QUERY_SECRET_WORDS.search(low))
+            literal = without_references(secret).strip()
+            if sep and literal and secret_name and not _PLACEHOLDER.match(secret):
+                variable = _variable(prefix, key)
+                variables.append(variable)
+                pair = f"{key}=${{env:{variable}}}"
+            pairs.append(pair)
+        return head + mark + "&".join(pairs) + hash_ + fragment
+
+    return _URL.sub(one, value), variables
+
+
 def shannon_entropy(text: str) -> float:
     """Bits per character."""
     if not text:

@@ -19,6 +19,7 @@ import pytest
 
 from reconciler.app.audit import AuditFinding, AuditReport, render_text
 from tests.conftest import Result, Workspace, snapshot_tree
+from tests.gitrepo import commit_all, git, isolate_git
 
 
 def _alnum(n: int) -> str:
@@ -341,3 +342,54 @@ def test_audit_states_only_file_modes_it_checked() -> None:
     assert "file mode checked: desktop 0600" in tight and "readable" not in tight
     jungle = render_text(AuditReport((_finding("jungle"),), audited=("jungle",)))
     assert "file mode" not in jungle and "0600" not in jungle
+
+
+# -- import --discover ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def committed(machine: Machine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
+    isolate_git(tmp_path, monkeypatch)
+    commit_all(machine.ws.root)
+    return machine
+
+
+def test_import_discover_bootstraps_desired_state_without_a_secret(committed: Machine) -> None:
+    m = committed
+    # The same server in two clients: one declaration, the difference named.
+    cursor = json.loads(m.paths["cursor"].read_text())
+    windsurf = json.loads(m.paths["windsurf"].read_text())
+    windsurf["mcpServers"]["github"] = {**cursor["mcpServers"]["github"], "args": ["--ro"]}
+    m.paths["windsurf"].write_text(json.dumps(windsurf))
+    result = m.run("import", "--discover", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    data = result.json
+    # time is declared already; pasted is on the declared desktop target
+    assert sorted(data["servers"]) == [
+        "claude", "clean", "db", "docs", "github", "gitlab", "pasted", "search",
+    ]  # fmt: skip
+    assert any("'github' differs between" in n and "/args" in n for n in data["notes"])
+    desired = m.ws.desired
+    text = "\n".join(p.read_text() for p in sorted(desired.rglob("*.yaml")))
+    assert text.count("  github:\n") == 1
+    for kind in ("cursor", "gemini", "windsurf", "codex", "claude-code-project", "vscode-project"):
+        assert f"  {kind}:\n" in text, kind
+    assert "api_key=${env:SEARCH_API_KEY}" in text
+    assert "postgres://app:${env:DB_PASSWORD}@db/app" in text
+    history = git(m.ws.root, "log", "-p", "--all", "--", "desired")
+    m.assert_no_canary(result)
+    for where, value in m.canaries.items():
+        assert value not in text, where
+        assert value not in history, where
+    assert m.run("validate").exit_code == 0
+    # Every config is now declared; a second import has nothing new.
+    configs = m.run("discover", "--json").json["configs"]
+    assert all(c["declared"] is not None for c in configs), configs
+    again = m.run("import", "--discover", "--json")
+    assert again.exit_code == 0 and again.json["servers"] == [] and again.json["commit"] is None
+
+
+def test_import_discover_refuses_other_options(committed: Machine) -> None:
+    result = committed.run("import", "--discover", "--target", "cursor")
+    assert result.exit_code == 2 and "--discover" in result.stderr
+    assert committed.run("import").exit_code == 2

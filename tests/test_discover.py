@@ -393,3 +393,19 @@ def test_import_discover_refuses_other_options(committed: Machine) -> None:
     result = committed.run("import", "--discover", "--target", "cursor")
     assert result.exit_code == 2 and "--discover" in result.stderr
     assert committed.run("import").exit_code == 2
+
+
+def test_discover_and_audit_need_no_desired_directory(machine: Machine) -> None:
+    for path in machine.ws.desired.iterdir():
+        path.unlink()
+    machine.ws.desired.rmdir()
+    found = machine.run("discover", "--json")
+    assert found.exit_code == 0, found.stderr
+    assert len(found.json["configs"]) == 8
+    assert all(c["declared"] is None for c in found.json["configs"])
+    audited = machine.run("audit", "--json")
+    assert audited.exit_code == 1, audited.stderr
+    assert len(audited.json["findings"]) == 7
+    assert "reconcile import --discover" in machine.run("audit").stdout
+    assert machine.run("audit", "--declared").exit_code == 2  # nothing is declared
+    machine.assert_no_canary(found, audited)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import targets
-from reconciler.app.discover import Found, discover
+from reconciler.app.discover import Found, desired_or_nothing, discover
 from reconciler.core.compare import resolve_pointer
 from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.essence import Sealer, display, fingerprint_with
@@ -114,7 +114,7 @@ def audit(
     discovered client config no target declares. A name may be a declared target, a
     discovered config's ``kind:path``, or a kind (its undeclared configs).
     """
-    state = engine.load()
+    state = engine.load() if declared_only else desired_or_nothing(engine)
     found: list[Found] = []
     if not declared_only and (not names or any(n not in state.targets for n in names)):
         found = [f for f in discover(engine, state, cwd).found if f.declared is None]
@@ -248,8 +248,8 @@ def render_text(report: AuditReport) -> str:
         loose = sorted({f.target for f in counted if f.target in report.undeclared})
         if loose:
             lines.append(
-                "  not declared as targets: " + ", ".join(loose) + " (declare the client as a "
-                "target, then `reconcile import --target NAME`)"
+                "  not declared as targets: " + ", ".join(loose) + " (`reconcile import "
+                "--discover` declares every client as a target, secrets as references)"
             )
     managed = len(report.findings) - len(counted)
     if managed and not report.strict:

@@ -25,12 +25,12 @@ from reconciler.core.errors import ReconcilerError
 from reconciler.core.essence import Essence
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.secrets import redact
+from reconciler.store.desired import DesiredState
 from reconciler.targets import Context, paths
 from reconciler.targets.files import FileTarget
 
 if TYPE_CHECKING:
     from reconciler.engine import Engine
-    from reconciler.store.desired import DesiredState
 
 # Kinds without a client file of their own.
 NOT_DISCOVERED = frozenset({Kind.MCPJUNGLE, Kind.MIRROR})
@@ -77,6 +77,14 @@ class Discovery:
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": 1, "exit_code": 0, "configs": [f.to_json() for f in self.found]}
+
+
+def desired_or_nothing(engine: Engine) -> DesiredState:
+    """Desired state, or an empty one where there is no desired directory yet: a machine
+    can be discovered and audited before anything is declared."""
+    if not engine.desired_dir.is_dir():
+        return DesiredState(engine.desired_dir, {}, {})
+    return engine.load()
 
 
 def git_root(folder: Path) -> Path | None:

@@ -339,7 +339,7 @@ def discover() -> None:
 
     def run() -> discovery.Discovery:
         engine = make_engine()
-        return discovery.discover(engine, engine.load())
+        return discovery.discover(engine, discovery.desired_or_nothing(engine))
 
     found = guarded(run)
     if current_settings().json:

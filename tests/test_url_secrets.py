@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.app.adopt import without_secrets
 from reconciler.secrets import detect, template_url_secrets, url_secret_parts
 from tests.conftest import Workspace
 from tests.gitrepo import commit_all, git, init_repo, isolate_git
@@ -169,3 +170,12 @@ def test_import_templates_only_the_secret_part_of_a_url(
         assert value not in result.stdout and value not in result.stderr
     assert "SEARCH_API_KEY" in result.stdout and "DB_PASSWORD" in result.stdout
     assert workspace.run("validate").exit_code == 0
+
+
+def test_every_variable_of_a_url_is_listed() -> None:
+    password, key = _canary(), _canary()
+    clean, moved = without_secrets(
+        "svc", {"transport": "http", "url": f"https://u:{password}@h/mcp?token={key}"}
+    )
+    assert clean["url"] == "https://u:${env:SVC_PASSWORD}@h/mcp?token=${env:SVC_TOKEN}"
+    assert [m.variable for m in moved] == ["SVC_PASSWORD", "SVC_TOKEN"]

@@ -185,7 +185,7 @@ def without_secrets(
         else:
             reference, variable = _reference_for(server, parts, value, essence)
         _put(out, parts, reference)
-        moved.append(Moved(server, pointer, variable))
+        moved += [Moved(server, pointer, name) for name in variable.split(",")]
     return out, moved
 
 
@@ -200,7 +200,7 @@ def _reference_for(server: str, parts: list[str], value: str, essence: Essence) 
     if "://" in value:  # a URL (url, an argument, an env value): only its secret parts
         templated, variables = template_url_secrets(value, prefix)
         if variables and not scan_essence({"url": templated}, known=False):
-            return templated, variables[0]
+            return templated, ",".join(dict.fromkeys(variables))  # split by without_secrets
     if field == "env" and len(parts) == 2:
         variable = parts[1] if ENV_NAME.fullmatch(parts[1]) else f"{prefix}_{_env_name(parts[1])}"
         return f"${{env:{variable}}}", variable

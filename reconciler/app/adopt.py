@@ -20,13 +20,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import targets as registry
+from reconciler.app.discover import Found, discover
 from reconciler.core import divergence
 from reconciler.core.compare import diff, pointer_parts
 from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import Kind, TargetSpec, server_name_problem
 from reconciler.engine.passdata import PassOptions
-from reconciler.secrets import ENV, ENV_NAME, REDACTOR, find_references, redact, scan_essence
+from reconciler.secrets import (
+    ENV,
+    ENV_NAME,
+    REDACTOR,
+    find_references,
+    redact,
+    scan_essence,
+    template_url_secrets,
+)
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.desired import display_path, is_glob
 from reconciler.store.yamlio import YamlDocument, load_document
@@ -176,7 +185,7 @@ def without_secrets(
         else:
             reference, variable = _reference_for(server, parts, value, essence)
         _put(out, parts, reference)
-        moved.append(Moved(server, pointer, variable))
+        moved += [Moved(server, pointer, name) for name in variable.split(",")]
     return out, moved
 
 
@@ -188,6 +197,10 @@ def _variable_of(reference: str) -> str | None:
 def _reference_for(server: str, parts: list[str], value: str, essence: Essence) -> tuple[str, str]:
     field = parts[0] if parts else ""
     prefix = _env_name(server)
+    if "://" in value:  # a URL (url, an argument, an env value): only its secret parts
+        templated, variables = template_url_secrets(value, prefix)
+        if variables and not scan_essence({"url": templated}, known=False):
+            return templated, ",".join(dict.fromkeys(variables))  # split by without_secrets
     if field == "env" and len(parts) == 2:
         variable = parts[1] if ENV_NAME.fullmatch(parts[1]) else f"{prefix}_{_env_name(parts[1])}"
         return f"${{env:{variable}}}", variable
@@ -734,3 +747,172 @@ def _write_validated(
                 fsutil.atomic_write(path, original)
         raise
     return changed
+
+
+# -- import --discover ---------------------------------------------------------------------
+
+
+def _target_name(found: Found, taken: set[str]) -> str:
+    base = (
+        found.kind.value if found.scope in (None, "user") else f"{found.kind.value}-{found.scope}"
+    )
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _project_field(engine: Engine, project: Path) -> str:
+    try:
+        return "~/" + project.relative_to(engine.home).as_posix()
+    except ValueError:
+        return str(project)
+
+
+def import_discovered(engine: Engine, cwd: Path | None = None) -> Result:
+    """Declare every server of every discovered client config, and each client as a target.
+
+    The same server in several clients becomes one declaration (the first config's entry,
+    in discovery order); where another client's entry differs, the difference is named in a
+    note (its paths, never its values). Secrets become ``${env:NAME}`` references. Servers
+    already declared are skipped; a config that a target already declares gets the new
+    servers placed on it when its ``servers:`` is a list of names.
+    """
+    _require_repository(engine)
+    engine.desired_dir.mkdir(parents=True, exist_ok=True)
+    state = engine.load()
+    found = [f for f in discover(engine, state, cwd).found if f.error is None and f.entries]
+    if not found:
+        raise UsageError("no discovered MCP client config holds servers: nothing to import")
+    definitions: dict[str, dict[str, Any]] = {}
+    clean_of: dict[str, tuple[str, Essence]] = {}
+    moved: list[Moved] = []
+    notes: list[str] = []
+    placements: list[tuple[Found, list[str]]] = []
+    taken = set(state.targets)
+    for config in found:
+        capability = registry.CAPABILITIES[config.kind]
+        names: list[str] = []
+        for name, essence in sorted(config.entries.items()):
+            why = server_name_problem(name)
+            if why:
+                notes.append(f"{config.name}: '{name}' is not a portable server name: {why}")
+                continue
+            if not capability.expresses(str(essence.get("transport"))):
+                notes.append(f"{config.name}: '{name}' is not a server this client can carry")
+                continue
+            names.append(name)
+            if name in state.servers:
+                continue
+            clean, found_secrets = without_secrets(name, dict(essence))
+            if name not in clean_of:
+                clean_of[name] = (config.name, clean)
+                definitions[name] = definition(clean)
+                moved += found_secrets
+            else:
+                first, kept = clean_of[name]
+                paths = sorted({d.path for d in diff(kept, clean)})
+                if paths:
+                    notes.append(
+                        f"'{name}' differs between {first} (declared from it) and "
+                        f"{config.name}: {', '.join(paths)}; the next pass changes {config.name}"
+                    )
+                moved += found_secrets
+        if names:
+            placements.append((config, names))
+    fresh = list(definitions)
+    with gitlog.open_repository(engine.desired_dir) as repo:
+        servers_path = _section_file(state, "servers", engine.desired_dir / "servers.yaml")
+        targets_path = _section_file(state, "targets", engine.desired_dir / "targets.yaml")
+        _refuse_dirty(repo, sorted({servers_path, targets_path}))
+        documents: dict[Path, YamlDocument] = {}
+
+        def doc(path: Path) -> YamlDocument:
+            if path not in documents:
+                documents[path] = load_document(path)
+            return documents[path]
+
+        if fresh:
+            servers = _section(doc(servers_path), "servers")
+            for name in fresh:
+                append_key(servers, name, new_server_node(definitions[name]))
+        created: list[str] = []
+        for config, names in placements:
+            if config.declared is not None:
+                node_path = _target_file(state, config.declared)
+                if node_path not in documents:
+                    _refuse_dirty(repo, [node_path])
+                node = _section(doc(node_path), "targets")[config.declared]
+                placed = state.placements(config.declared)
+                missing = [n for n in names if n not in placed]
+                if missing and "servers" in node:
+                    node["servers"].extend(missing)
+                continue
+            target = _target_name(config, taken)
+            node = _block_map({})
+            node["kind"] = config.kind.value
+            if config.scope not in (None, "user"):
+                node["scope"] = config.scope
+                if config.project is not None:
+                    node["project"] = _project_field(engine, config.project)
+            node["servers"] = _flow_list(names)
+            append_key(_section(doc(targets_path), "targets"), target, node)
+            created.append(target)
+        # A new server stays on the clients that held it: a declared target that places
+        # by a glob ("*" by default) gets an exclusion for each new server it did not hold.
+        held = {c.declared: set(n) for c, n in placements if c.declared is not None}
+        for other, other_spec in state.targets.items():
+            items = [i if isinstance(i, str) else i.name for i in other_spec.servers]
+            if other_spec.servers and not any(is_glob(i) and not i.startswith("!") for i in items):
+                continue  # names only: it places none of the new servers
+            excluded = [f"!{n}" for n in fresh if n not in held.get(other, set())]
+            if not excluded:
+                continue
+            path = _target_file(state, other)
+            if path not in documents:
+                _refuse_dirty(repo, [path])
+            node = _section(doc(path), "targets")[other]
+            if "servers" in node:
+                node["servers"].extend(excluded)
+            else:
+                node["servers"] = _flow_list(["*", *excluded])
+            notes.append(
+                f"target {other} places servers by a pattern; it keeps what it has: "
+                + ", ".join(excluded)
+            )
+        changed = _write_validated(engine, list(documents.values()))
+        body = (
+            f"Bootstrapped from {len(placements)} MCP client config(s) found on this machine: "
+            f"servers {', '.join(fresh) or 'none new'}; targets {', '.join(created) or 'none new'}."
+        )
+        if moved:
+            body += (
+                "\n\nInline secrets were moved out into environment references: "
+                + ", ".join(sorted({m.variable for m in moved}))
+                + "."
+            )
+        message = gitlog.build_message(
+            f"import: {len(fresh)} server{'s' if len(fresh) != 1 else ''} from "
+            f"{len(placements)} discovered config(s)",
+            body,
+            [
+                ("Action", "import"),
+                ("Target", ", ".join(created)),
+                ("Server", ", ".join(fresh)),
+                ("Paths", divergence.WHOLE_ENTRY),
+            ],
+            redact=_redact(),
+        )
+        sha = repo.commit(changed, message, author=repo.identity()) if changed else None
+    root = _require_repository(engine)
+    unique: dict[tuple[str, str], Moved] = {(m.server, m.variable): m for m in moved}
+    return Result(
+        "import",
+        f"{len(placements)} discovered config(s) (new targets: {', '.join(created) or 'none'})",
+        tuple(fresh),
+        tuple(_shown(root, p) for p in changed),
+        sha,
+        tuple(unique.values()),
+        tuple(notes),
+    )

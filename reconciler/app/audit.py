@@ -1,8 +1,12 @@
 """``reconcile audit``: every inline secret in the live targets, by fingerprint, never by value.
 
-Each target of desired state is observed (read only, nothing is created) and every string of
-every entry, managed or not, is scanned by ``secrets.scan_essence``: known token shapes,
-``Bearer <literal>``, credentials in URLs, random-looking values under secret-like keys. A
+By default the audit is machine-wide: every declared target, and every client config that
+``reconcile discover`` finds and no target declares (named ``kind:path``); ``--declared``
+keeps it to the declared targets. Each config is observed (read only, nothing is created)
+and every string of every entry, managed or not, is scanned by ``secrets.scan_essence``:
+known token shapes, ``Bearer <literal>``, credentials in URLs (a password or a token in the
+userinfo, a query parameter such as ``api_key``), random-looking values under secret-like
+keys. A
 finding names the target, the entry, the field (a JSON Pointer), the kind and the keyed
 fingerprint of the value.
 
@@ -17,14 +21,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import targets
+from reconciler.app.discover import Found, desired_or_nothing, discover
 from reconciler.core.compare import resolve_pointer
 from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.essence import Sealer, display, fingerprint_with
 from reconciler.core.report import ExitCode
-from reconciler.secrets import REDACTOR, redact, scan_essence
+from reconciler.secrets import REDACTOR, redact, scan_essence, url_secret_parts
 
 if TYPE_CHECKING:
     from reconciler.engine import Engine
@@ -64,6 +70,9 @@ class AuditReport:
     strict: bool = False
     audited: tuple[str, ...] = ()
     declared: frozenset[str] = frozenset()  # entry names desired state declares (and aliases)
+    # The file mode checked for each audited file (never for a target without a file).
+    modes: tuple[tuple[str, int], ...] = ()
+    undeclared: frozenset[str] = frozenset()  # audited configs no target declares
 
     @property
     def counted(self) -> tuple[AuditFinding, ...]:
@@ -80,7 +89,10 @@ class AuditReport:
         return {
             "schema": 1,
             "exit_code": int(self.exit_code),
+            "audited": list(self.audited),
+            "undeclared": sorted(self.undeclared),
             "findings": [f.to_json() for f in self.findings],
+            "file_modes": {name: f"{mode:04o}" for name, mode in self.modes},
             "degraded": [
                 {"target": f.target, "phase": "observe", "required": f.required, "error": f.error}
                 for f in self.failures
@@ -88,21 +100,43 @@ class AuditReport:
         }
 
 
-def audit(engine: Engine, names: Sequence[str] = (), *, strict: bool = False) -> AuditReport:
-    """Observe the selected targets of desired state and list their inline secrets."""
-    state = engine.load()
-    unknown = [n for n in names if n not in state.targets]
+def audit(
+    engine: Engine,
+    names: Sequence[str] = (),
+    *,
+    strict: bool = False,
+    declared_only: bool = False,
+    cwd: Path | None = None,
+) -> AuditReport:
+    """Observe the selected targets and list their inline secrets.
+
+    Without ``names``: every declared target, and (unless ``declared_only``) every
+    discovered client config no target declares. A name may be a declared target, a
+    discovered config's ``kind:path``, or a kind (its undeclared configs).
+    """
+    state = engine.load() if declared_only else desired_or_nothing(engine)
+    found: list[Found] = []
+    if not declared_only and (not names or any(n not in state.targets for n in names)):
+        found = [f for f in discover(engine, state, cwd).found if f.declared is None]
+    kinds = {f.kind.value for f in found}
+    unknown = [
+        n
+        for n in names
+        if n not in state.targets and n not in kinds and all(n != f.name for f in found)
+    ]
     if unknown:
+        hint = "" if declared_only else "; or a kind or kind:path that `reconcile discover` lists"
         raise UsageError(
             f"unknown target{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
-            f"(declared: {', '.join(state.targets) or 'none'})"
+            f"(declared: {', '.join(state.targets) or 'none'}{hint})"
         )
-    selected = list(names) if names else list(state.targets)
+    selected = [n for n in names if n in state.targets] if names else list(state.targets)
+    extra = [f for f in found if not names or f.name in names or f.kind.value in names]
     fingerprint = fingerprint_with(engine.store.fingerprint_key(create=False))
     REDACTOR.use_fingerprint(fingerprint)
     context = engine.context(state)
 
-    def one(name: str) -> tuple[list[AuditFinding], AuditFailure | None]:
+    def one(name: str) -> tuple[list[AuditFinding], AuditFailure | None, int | None]:
         spec = state.targets[name]
         try:
             target = targets.build(name, spec, context)
@@ -110,34 +144,74 @@ def audit(engine: Engine, names: Sequence[str] = (), *, strict: bool = False) ->
                 observation = target.observe()
             finally:
                 target.close()
-            return _scan(name, observation.entries, engine, fingerprint), None
+            mode = _mode(target) if observation.exists else None
+            return _scan(name, observation.entries, engine, fingerprint), None, mode
         except ReconcilerError as e:
-            return [], AuditFailure(name, redact(str(e)), not spec.optional)
+            return [], AuditFailure(name, redact(str(e)), not spec.optional), None
 
     if len(selected) > 1:
         with ThreadPoolExecutor(max_workers=min(8, len(selected))) as pool:
             results = list(pool.map(one, selected))
     else:
         results = [one(n) for n in selected]
-    findings = tuple(f for found, _ in results for f in found)
-    failures = tuple(failure for _, failure in results if failure is not None)
+    for config in extra:  # already observed by discovery
+        if config.error is not None:
+            results.append(([], AuditFailure(config.name, config.error, False), None))
+        else:
+            scanned = _scan(config.name, config.entries, engine, fingerprint, inventory=False)
+            results.append((scanned, None, _file_mode(config.path)))
+    findings = tuple(f for found_, _, _ in results for f in found_)
+    failures = tuple(failure for _, failure, _ in results if failure is not None)
+    audited = (*selected, *(f.name for f in extra))
+    modes = tuple(
+        (name, mode)
+        for name, (_, _, mode) in zip(audited, results, strict=True)
+        if mode is not None
+    )
     declared = frozenset(state.servers) | frozenset(
         alias for server in state.servers.values() for alias in server.aliases
     )
-    return AuditReport(findings, failures, strict, tuple(selected), declared)
+    return AuditReport(
+        findings,
+        failures,
+        strict,
+        audited,
+        declared,
+        modes,
+        frozenset(f.name for f in extra),
+    )
 
 
-def _scan(name: str, entries: Any, engine: Engine, fingerprint: Sealer) -> list[AuditFinding]:
+def _mode(target: Any) -> int | None:
+    """The permission bits of a target's file; None for a target without one (MCPJungle)."""
+    path = getattr(target, "path", None)
+    return _file_mode(path) if isinstance(path, Path) else None
+
+
+def _file_mode(path: Path) -> int | None:
     try:
-        inventory = engine.store.inventory(name).entries
-    except ReconcilerError:
-        inventory = {}
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return None
+
+
+def _scan(
+    name: str, entries: Any, engine: Engine, fingerprint: Sealer, *, inventory: bool = True
+) -> list[AuditFinding]:
+    last_applied: Any = {}
+    if inventory:  # only a declared target has a last-applied record
+        try:
+            last_applied = engine.store.inventory(name).entries
+        except ReconcilerError:
+            last_applied = {}
     found: list[AuditFinding] = []
     for entry, essence in sorted(entries.items()):
         for finding in scan_essence(essence, known=False):  # by shape only: deterministic
             REDACTOR.add(finding.value)
+            for part in url_secret_parts(finding.value):
+                REDACTOR.add(part)
             sealed = fingerprint(finding.value)
-            last = inventory.get(entry)
+            last = last_applied.get(entry)
             managed = last is not None and resolve_pointer(last, finding.path) == sealed
             found.append(AuditFinding(name, entry, finding.path, finding.kind, sealed, managed))
     return found
@@ -165,16 +239,36 @@ def render_text(report: AuditReport) -> str:
             "${env:NAME} reference; then set the variables and run `reconcile`):"
         )
         for target, server in sorted({(f.target, f.server) for f in counted}):
+            if target in report.undeclared:
+                continue
             if server in report.declared:
                 lines.append(f"  reconcile adopt {server} --target {target}")
             else:
                 lines.append(f"  reconcile import --target {target} --server {server}")
+        loose = sorted({f.target for f in counted if f.target in report.undeclared})
+        if loose:
+            lines.append(
+                "  not declared as targets: " + ", ".join(loose) + " (`reconcile import "
+                "--discover` declares every client as a target, secrets as references)"
+            )
     managed = len(report.findings) - len(counted)
     if managed and not report.strict:
+        modes = dict(report.modes)
+        holders = sorted({f.target for f in report.findings if f.managed})
+        checked = [
+            f"{t} {modes[t]:04o}" + (" (readable by others)" if modes[t] & 0o077 else "")
+            for t in holders
+            if t in modes
+        ]
+        mode_note = f" (file mode checked: {', '.join(checked)})" if checked else ""
         lines.append(
             f"{managed} value(s) resolved from references by mcp-reconciler into clients that "
-            "cannot reference them (file mode 0600); use --strict to count them too."
+            f"cannot reference them{mode_note}; use --strict to count them too."
         )
     if not report.findings and not report.failures:
-        lines.append(f"no inline secret found in {len(report.audited)} target(s)")
+        undeclared = len(report.undeclared)
+        lines.append(
+            f"no inline secret found in {len(report.audited)} config(s)"
+            + (f" ({undeclared} not declared as targets)" if undeclared else "")
+        )
     return "\n".join(lines)

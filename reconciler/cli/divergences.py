@@ -20,6 +20,7 @@ from reconciler.cli.common import (
     complete_server,
     complete_target,
     current_settings,
+    fail,
     global_options,
     guarded,
     make_engine,
@@ -192,9 +193,14 @@ def register(main: click.Group) -> None:
         "-t",
         "--target",
         shell_complete=complete_target,
-        required=True,
         metavar="T",
         help="A declared target, or a kind (claude-desktop, ...) to declare a target of.",
+    )
+    @click.option(
+        "--discover",
+        "from_discovery",
+        is_flag=True,
+        help="From every MCP client config `reconcile discover` lists: each client a target.",
     )
     @click.option(
         "-s",
@@ -211,11 +217,27 @@ def register(main: click.Group) -> None:
         help="Keep the new servers to this target (other targets get an exclusion !NAME).",
     )
     @global_options
-    def import_(target: str, servers: tuple[str, ...], only_target: bool) -> None:
+    def import_(
+        target: str | None, from_discovery: bool, servers: tuple[str, ...], only_target: bool
+    ) -> None:
         """Bootstrap desired state from what a target holds, and commit.
 
         Creates server definitions and the target's placement; inline secrets are moved
-        into ${env:NAME} references and listed, so you can export them.
+        into ${env:NAME} references and listed, so you can export them. With --discover:
+        from every client config on the machine at once (the same server in several
+        clients becomes one declaration, its differences named; each client a target).
         """
-        done = guarded(lambda: adopting.import_target(make_engine(), target, servers, only_target))
+        if from_discovery:
+            if target is not None or servers or only_target:
+                fail(
+                    ExitCode.INVALID,
+                    "error: --discover imports every discovered config; it takes no "
+                    "--target, --server or --only-target",
+                )
+            found = guarded(lambda: adopting.import_discovered(make_engine()))
+            finish(found.to_json(), found.render())
+        if target is None:
+            fail(ExitCode.INVALID, "error: give --target T, or --discover")
+        name: str = target
+        done = guarded(lambda: adopting.import_target(make_engine(), name, servers, only_target))
         finish(done.to_json(), done.render())

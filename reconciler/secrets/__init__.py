@@ -24,6 +24,8 @@ from reconciler.secrets.detection import (
     register_literals,
     scan_essence,
     shannon_entropy,
+    template_url_secrets,
+    url_secret_parts,
 )
 from reconciler.secrets.redaction import (
     REDACTOR,
@@ -104,6 +106,8 @@ __all__ = [
     "seal_paths",
     "shannon_entropy",
     "substitute",
+    "template_url_secrets",
+    "url_secret_parts",
     "without_references",
     "wrap_streams",
 ]

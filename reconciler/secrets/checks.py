@@ -17,7 +17,12 @@ from reconciler.core.compare import pointer_parts
 from reconciler.core.errors import Problem
 from reconciler.core.essence import Capability, Essence, from_server
 from reconciler.core.model import Kind, Resolver, Server, TargetSpec
-from reconciler.secrets.detection import detect, has_secret_marker, scan_essence
+from reconciler.secrets.detection import (
+    detect,
+    has_secret_marker,
+    scan_essence,
+    template_url_secrets,
+)
 from reconciler.secrets.redaction import REDACTOR, Redactor
 from reconciler.secrets.references import (
     BUILTIN_SCHEMES,
@@ -97,7 +102,7 @@ def check_desired(
                 f"servers.{name}.{'.'.join(map(str, loc))}: a literal secret ({finding.kind}) "
                 "in desired state",
                 "replace it with a reference, e.g. "
-                + _suggest(name, loc)
+                + _suggest(name, loc, finding.value)
                 + ", and give the value through the environment or a secrets: resolver",
             )
 
@@ -140,7 +145,11 @@ def _loc(pointer: str) -> tuple[str | int, ...]:
     return tuple(int(p) if parts[0] == "args" and i == 1 else p for i, p in enumerate(parts))
 
 
-def _suggest(server: str, loc: tuple[str | int, ...]) -> str:
+def _suggest(server: str, loc: tuple[str | int, ...], value: str = "") -> str:
+    if "://" in value:  # only the secret parts of a URL become references
+        templated, variables = template_url_secrets(value, _env_name(server))
+        if variables:
+            return templated
     if len(loc) == 2 and loc[0] == "env" and ENV_NAME.fullmatch(str(loc[1])):
         return f"${{env:{loc[1]}}}"
     if len(loc) == 2 and loc[0] == "headers" and str(loc[1]).lower() == "authorization":

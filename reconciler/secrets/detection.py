@@ -103,6 +103,9 @@ def detect(value: str, key: str | None = None) -> str | None:
                 if _PLACEHOLDER.match(password):
                     continue
             return kind
+        found = _url_secret(literal)
+        if found is not None:
+            return found[0]
     if key is not None and _SECRET_KEY.search(key) and not _NOT_SECRET_KEY.search(key):
         candidate = literal.strip()
         if (key.lower() == "authorization" or key.lower().endswith("-authorization")) and (
@@ -112,6 +115,107 @@ def detect(value: str, key: str | None = None) -> str | None:
         if looks_random(candidate):
             return "high-entropy"
     return None
+
+
+# Query parameters that carry a credential (``?api_key=...``, ``&sig=...``): by exact name,
+# or by a name that holds one of the unmistakable words.
+_QUERY_SECRET_NAMES = frozenset(
+    {
+        "api_key", "apikey", "api-key", "key", "token", "access_token", "accesstoken",
+        "auth", "auth_token", "authtoken", "secret", "client_secret", "password", "passwd",
+        "pwd", "sig", "signature", "x-api-key", "session", "sessionid",
+        "private_token", "refresh_token", "id_token", "credential", "credentials",
+    }
+)  # fmt: skip
+_QUERY_SECRET_WORDS = re.compile(r"(?i)token|secret|passw|apikey|api_key|api-key|signature")
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s]+")
+_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^\s/?#@]+)@")
+
+
+def _url_secrets(text: str) -> list[tuple[str, str]]:
+    """(kind, secret part) of each credential in the URLs of ``text``: a user-only
+    userinfo that looks random (``https://<token>@host``), or the value of a query
+    parameter with a secret-like name (``?api_key=...``). A password in the userinfo is
+    the ``url-password`` shape; its part is listed here too, for the redactor."""
+    out: list[tuple[str, str]] = []
+    for match in _URL.finditer(text):
+        url = match.group(0)
+        user = _USERINFO.match(url)
+        if user is not None:
+            name, colon, password = user.group(1).partition(":")
+            if colon and password and not _PLACEHOLDER.match(password):
+                out.append(("url-password", password))
+            elif not colon and looks_random(name):
+                out.append(("url-userinfo", name))
+        query = url.partition("?")[2].split("#", 1)[0]
+        for pair in query.split("&") if query else ():
+            key, sep, value = pair.partition("=")
+            low = key.lower()
+            secret_name = low in _QUERY_SECRET_NAMES or bool(_QUERY_SECRET_WORDS.search(low))
+            if sep and value and secret_name and not _PLACEHOLDER.match(value):
+                out.append(("url-query-secret", value))
+    return out
+
+
+def _url_secret(text: str) -> tuple[str, str] | None:
+    found = [(k, v) for k, v in _url_secrets(text) if k != "url-password"]
+    return found[0] if found else None
+
+
+def url_secret_parts(value: str) -> list[str]:
+    """The secret substrings of the URLs in ``value`` (a password, a query key's value),
+    for the redactor: each is scrubbed wherever the URL is shown, whole or in part."""
+    literal = without_references(value)
+    if "://" not in literal:
+        return []
+    return [part for _, part in _url_secrets(literal) if len(part) >= 4]
+
+
+def _variable(prefix: str, name: str) -> str:
+    tail = re.sub(r"[^A-Za-z0-9]+", "_", name).upper().strip("_")
+    return "_".join(p for p in (prefix, tail) if p)
+
+
+def template_url_secrets(value: str, prefix: str) -> tuple[str, list[str]]:
+    """``value`` with only the secret parts of its URLs replaced by ``${env:VAR}``
+    references, and the variables: ``postgres://app:${env:PG_PASSWORD}@db/app``,
+    ``https://host/mcp?api_key=${env:HOST_API_KEY}`` (``prefix``: ``PG``, ``HOST``)."""
+    variables: list[str] = []
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        user = _USERINFO.match(url)
+        if user is not None:
+            name, colon, password = user.group(1).partition(":")
+            start, end = user.span(1)
+            if "${" in user.group(1) or "<GET_FROM" in user.group(1):
+                pass  # already a reference
+            elif colon and password and not _PLACEHOLDER.match(password):
+                variable = _variable(prefix, "password")
+                variables.append(variable)
+                url = url[:start] + f"{name}:${{env:{variable}}}" + url[end:]
+            elif not colon and looks_random(name):
+                variable = _variable(prefix, "token")
+                variables.append(variable)
+                url = url[:start] + f"${{env:{variable}}}" + url[end:]
+        head, mark, rest = url.partition("?")
+        if not mark:
+            return url
+        query, hash_, fragment = rest.partition("#")
+        pairs = []
+        for pair in query.split("&"):
+            key, sep, secret = pair.partition("=")
+            low = key.lower()
+            secret_name = low in _QUERY_SECRET_NAMES or bool(_QUERY_SECRET_WORDS.search(low))
+            literal = without_references(secret).strip()
+            if sep and literal and secret_name and not _PLACEHOLDER.match(secret):
+                variable = _variable(prefix, key)
+                variables.append(variable)
+                pair = f"{key}=${{env:{variable}}}"
+            pairs.append(pair)
+        return head + mark + "&".join(pairs) + hash_ + fragment
+
+    return _URL.sub(one, value), variables
 
 
 def shannon_entropy(text: str) -> float:
@@ -208,6 +312,8 @@ def register_literals(essence: Essence, redactor: Redactor | None = None) -> Non
         return  # no token shape, no secret-like argument name: nothing to learn
     for finding in scan_essence(unsealed):
         redactor.add(finding.value)
+        for part in url_secret_parts(finding.value):
+            redactor.add(part)
 
 
 def register_document_literals(

@@ -235,3 +235,17 @@ def test_a_reader_of_a_fifo_secret_does_not_hang(workspace: Workspace) -> None:
     assert done.wait(20), "a FIFO behind ${file:} blocks the pass"
     assert outcome == [3]
     assert not (workspace.home / "d.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "lone"),
+    [
+        (r'{"a": "\ud800"}', True),
+        (r'{"a": "\udc00x"}', True),
+        (r'{"a": "\\\ud800"}', True),
+        (r'{"a": "\ud83d\ude00"}', False),  # a pair: one emoji
+        (r'{"a": "C:\\ud800"}', False),  # an escaped backslash, then text
+    ],
+)
+def test_a_lone_surrogate_escape_is_told_from_a_pair_and_from_text(text: str, lone: bool) -> None:
+    assert (fsutil.lone_surrogate(text) is not None) is lone

@@ -113,9 +113,10 @@ def read_bounded(path: Path, *, limit: int = MAX_FILE_BYTES) -> bytes | None:
 
 _FLOW = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|[\[\]{}]')
 _COMPACT = re.compile(r"(?:[-?]\s+)+")
+# An escape, not an escaped backslash before "u": an odd run of backslashes.
 _LONE_SURROGATE = re.compile(
-    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
-    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"(?<!\\)(?:\\\\)*(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
 )
 _HUGE_INT = re.compile(r"[0-9_]{4000,}")
 

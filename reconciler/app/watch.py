@@ -245,12 +245,11 @@ class WatchSet:
 
 
 def file_digest(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return ABSENT
-    except OSError:
+    try:  # the bounded read: a FIFO or an endless file at a watched path never blocks
+        content = fsutil.read_bounded(path)
+    except ReconcilerError:
         return "unreadable"
+    return ABSENT if content is None else hashlib.sha256(content).hexdigest()
 
 
 def desired_digest(root: Path) -> str:

@@ -29,6 +29,21 @@ def server_name_problem(name: str) -> str | None:
     return None
 
 
+# A target or mirror name becomes a state-directory file name and a git path: it must be one
+# plain path component (no separator, no NUL, no leading dot, no "..").
+PATH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def path_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a file of its own, or None if it can."""
+    if not PATH_NAME.match(name) or ".." in name:
+        return (
+            "a name becomes a file name: letters, digits, '.', '-' and '_' only, starting"
+            " with a letter or digit, no '..', at most 100 characters"
+        )
+    return None
+
+
 class Kind(StrEnum):
     """Every target kind the schema knows. Kinds without an implementation fail validation."""
 

@@ -23,6 +23,7 @@ from reconciler.core.errors import TargetError
 from reconciler.core.model import Resolver
 from reconciler.secrets.redaction import REDACTOR, Redactor
 from reconciler.secrets.references import ENV, FILE, Reference, find_references, substitute
+from reconciler.store import fsutil
 
 MAX_OUTPUT = 1 << 20  # a resolver printing more than 1 MiB is refused
 
@@ -105,11 +106,11 @@ class SecretResolver:
             if not path.is_absolute():
                 path = self.root / path
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+            data = fsutil.read_bounded(path)
+        except TargetError as e:  # not a regular file, too large, unreadable: never a hang
+            return _Outcome(None, str(e))
+        if data is None:
             return _Outcome(None, f"file {path} does not exist")
-        except OSError as e:
-            return _Outcome(None, f"cannot read {path}: {e.strerror}")
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:

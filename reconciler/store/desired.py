@@ -24,9 +24,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.core import model
-from reconciler.core.errors import DesiredStateError, Problem
+from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
 from reconciler.core.model import DesiredFile, Kind, Server, TargetSpec
-from reconciler.store import yamlio
+from reconciler.store import fsutil, yamlio
 from reconciler.store.yamlio import Loc, Located
 
 DIVERGENCES_DIR = "divergences"
@@ -99,7 +99,7 @@ def desired_files(root: Path) -> list[Path]:
 def display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):  # outside the cwd, or a symlink loop
         return str(path)
 
 
@@ -197,9 +197,12 @@ def _load_file(
 ) -> tuple[DesiredFile, dict[Loc, Located], dict[Loc, Located]] | None:
     shown = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(Problem(shown, 0, 0, f"cannot read: {e}"))
+        text = fsutil.read_text(path)
+    except ReconcilerError as e:
+        problems.append(Problem(shown, 0, 0, f"cannot read: {str(e).removeprefix(f'{path}: ')}"))
+        return None
+    except UnicodeDecodeError as e:
+        problems.append(Problem(shown, 0, 0, f"not UTF-8 text (byte {e.start})"))
         return None
     found = yamlio.read(text, shown, problems)
     if found is None:
@@ -480,6 +483,21 @@ def _cross_check(
             problems.append(
                 Problem(where.file, where.line, where.column, f"invalid server name '{name}'", why)
             )
+
+    for section, names in (("targets", state.targets), ("mirrors", state.mirrors)):
+        for name in names:
+            why = model.path_name_problem(name)
+            if why:
+                where = at(section, name)
+                problems.append(
+                    Problem(
+                        where.file,
+                        where.line,
+                        where.column,
+                        f"invalid {section[:-1]} name {name!r}",
+                        why,
+                    )
+                )
 
     for check in checks:
         problems += check(state, at)

@@ -11,8 +11,10 @@ here only keeps two reconciler processes apart, and the compare-and-swap catches
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,6 +24,8 @@ from pathlib import Path
 from reconciler.core.errors import ConcurrentChange, TargetError
 
 NEW_FILE_MODE = 0o600
+MAX_FILE_BYTES = 16 * 1024 * 1024  # no config, state or secret file is near this: refuse more
+MAX_DEPTH = 200  # nesting any reader accepts in YAML, JSON or TOML (Python's own limit: ~1000)
 
 # Told about every completed write (path written, bytes): the watch daemon tells its own
 # writes from everyone else's this way. Register for a while with ``observe_writes``.
@@ -44,15 +48,162 @@ class FileSnapshot:
         return hashlib.sha256(self.content or b"").hexdigest() if self.exists else "absent"
 
 
-def read_snapshot(path: Path) -> FileSnapshot:
+class UnsafeFile(TargetError):
+    """A file that a bounded read refuses: not a regular file, or too large."""
+
+    recoverable = False
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def read_bounded(path: Path, *, limit: int = MAX_FILE_BYTES) -> bytes | None:
+    """The bytes of the regular file at ``path`` (symlinks followed), None if it is absent.
+
+    The one read every reader of desired, client, state and secret files goes through:
+    never blocks (a FIFO is opened non-blocking and refused, like a socket, a device or a
+    directory), never reads more than ``limit`` bytes (an endless file is refused), and a
+    symlink loop is an error. Raises UnsafeFile (or TargetError for an I/O error).
+    """
     try:
-        return FileSnapshot(path, path.read_bytes())
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        return FileSnapshot(path, None)
-    except IsADirectoryError as e:
-        raise TargetError(f"{path}: is a directory, not a config file", recoverable=False) from e
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafeFile(f"{path}: symlink loop") from e
+        if e.errno in (errno.ENXIO, errno.EISDIR):  # a socket or a directory
+            try:
+                kind = _kind_of(os.stat(path).st_mode)
+            except OSError:
+                kind = "not a regular file"
+            raise UnsafeFile(f"{path}: is {kind}, not a regular file") from e
+        raise TargetError(f"{path}: cannot read: {e.strerror}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(f"{path}: is {_kind_of(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise UnsafeFile(f"{path}: {st.st_size} bytes, more than the {limit} allowed")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew while read (an endless file): refuse it
+                raise UnsafeFile(f"{path}: more than the {limit} bytes allowed")
+        return b"".join(chunks)
     except OSError as e:
         raise TargetError(f"{path}: cannot read: {e.strerror}") from e
+    finally:
+        os.close(fd)
+
+
+_FLOW = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|[\[\]{}]')
+_COMPACT = re.compile(r"(?:[-?]\s+)+")
+# An escape, not an escaped backslash before "u": an odd run of backslashes.
+_LONE_SURROGATE = re.compile(
+    r"(?<!\\)(?:\\\\)*(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+_HUGE_INT = re.compile(r"[0-9_]{4000,}")
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def too_deep(text: str, *, yaml: bool = False) -> tuple[int, int] | None:
+    """Where ``text`` nests deeper than MAX_DEPTH (line, column), or None.
+
+    Run before any parser: deep nesting costs recursion in every parser (RecursionError in
+    Python's, a crash in libyaml's). Brackets are counted outside quoted strings; for YAML,
+    block nesting is counted too, by indentation and compact ``- - x`` items. Cheap when
+    the text holds fewer brackets than the limit.
+    """
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        depth = 0
+        for match in _FLOW.finditer(text):
+            token = match.group()
+            if token in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return _position(text, match.start())
+            elif token in "]}":
+                depth = max(0, depth - 1)
+    if yaml:
+        stack: list[int] = []
+        for number, line in enumerate(text.splitlines(), 1):
+            stripped = line.lstrip(" ")
+            if not stripped or stripped.startswith("#"):
+                continue
+            indent = len(line) - len(stripped)
+            while stack and stack[-1] >= indent:
+                stack.pop()
+            stack.append(indent)
+            compact = _COMPACT.match(stripped)
+            extra = compact.group().count("-") + compact.group().count("?") if compact else 0
+            if len(stack) + extra > MAX_DEPTH:
+                return number, indent + 1
+    return None
+
+
+def depth_message(where: tuple[int, int]) -> str:
+    return f"{where[0]}:{where[1]}: nested deeper than {MAX_DEPTH} levels"
+
+
+def lone_surrogate(text: str) -> tuple[int, int] | None:
+    """Where a JSON-style ``\\uD800`` escape stands alone (no UTF-8 text can hold it)."""
+    if "\\u" not in text:
+        return None
+    match = _LONE_SURROGATE.search(text)
+    return _position(text, match.start()) if match else None
+
+
+def huge_integer(text: str) -> tuple[int, int] | None:
+    """Where a run of digits too long for any integer this tool accepts starts."""
+    match = _HUGE_INT.search(text)
+    return _position(text, match.start()) if match else None
+
+
+EMPTY_FILE = (
+    "the file is empty (perhaps mid-save by its client); it is left alone and the next"
+    " pass reads it again (delete it if it should be created)"
+)
+
+
+def truncated(text: str, offset: int) -> bool:
+    """True when a parse error sits at the very end: the document stops before it is
+    complete, as a client halfway through a non-atomic save leaves it."""
+    return offset >= len(text.rstrip())
+
+
+TRUNCATED = "the document ends before it is complete; it is left alone and the next pass retries"
+
+
+def read_text(path: Path) -> str:
+    """A bounded read as UTF-8 text; an absent file is an error here (TargetError)."""
+    data = read_bounded(path)
+    if data is None:
+        raise TargetError(f"{path}: no such file")
+    return data.decode("utf-8")
+
+
+def read_snapshot(path: Path) -> FileSnapshot:
+    return FileSnapshot(path, read_bounded(path))
 
 
 def real_path(path: Path) -> Path:
@@ -85,6 +236,12 @@ def atomic_write(
         current_mode = None if stat.S_ISLNK(st.st_mode) else stat.S_IMODE(st.st_mode)
     except FileNotFoundError:
         current_mode = None
+    except OSError as e:
+        raise TargetError(f"{path}: cannot write: {e.strerror}") from e
+    else:
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+            # A device, FIFO, socket or directory is never replaced by a regular file.
+            raise UnsafeFile(f"{path}: is {_kind_of(st.st_mode)}; refusing to replace it")
     final_mode = mode if mode is not None else (current_mode or NEW_FILE_MODE)
     directory = target.parent
     try:

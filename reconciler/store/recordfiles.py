@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.divergence import KEY, Record
-from reconciler.core.errors import DesiredStateError, Problem
+from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
+from reconciler.store import fsutil
 from reconciler.store.desired import display_path
 from reconciler.store.paths import repository_root
 from reconciler.store.yamlio import make_yaml
@@ -161,8 +162,8 @@ def _load_file(path: Path, problems: list[Problem], yaml: Any) -> Record | None:
 
     shown = _shown(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = fsutil.read_text(path)
+    except (ReconcilerError, UnicodeDecodeError) as e:
         problems.append(Problem(shown, 0, 0, f"cannot read divergence record: {e}"))
         return None
     fast = _fast_parse(text)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.errors import ReconcilerError
+from reconciler.core.errors import ReconcilerError, TargetError
 from reconciler.core.essence import Essence
 from reconciler.store import fsutil
 
@@ -31,6 +31,16 @@ DAEMON_STATUS_FILE = "daemon.json"
 DAEMON_LOCK_FILE = "daemon.lock"
 CACHE_DIR = "mirror-cache"
 FORMAT = 1
+KEY_FIX = (
+    "delete it and run again: a new key is made, and every entry this tool applied is"
+    " seen once as changed"
+)
+
+
+class StateFileError(TargetError):
+    """A file of the state directory is unreadable or malformed: a person must act."""
+
+    recoverable = False
 
 
 def default_state_dir() -> Path:
@@ -64,21 +74,52 @@ class StateStore:
         self.root = root
 
     def _inventory_path(self, target: str) -> Path:
-        return self.root / "last-applied" / f"{target}.json"
+        return self._inside("last-applied", f"{target}.json")
+
+    def _inside(self, folder: str, name: str) -> Path:
+        """``root/folder/name``, refused unless ``name`` is one plain file name: a crafted
+        target name must never make this store write outside its directory."""
+        if (
+            not name
+            or name.startswith(".")
+            or any(c in name for c in "/\\\0")
+            or name in (".", "..")
+            or len(name.encode()) > 200
+        ):
+            raise ReconcilerError(
+                f"refused state file name {name!r}: it would leave {self.root / folder}"
+            )
+        path = self.root / folder / name
+        if os.path.normpath(path).rpartition(os.sep)[0] != os.path.normpath(self.root / folder):
+            raise ReconcilerError(
+                f"refused state file name {name!r}: it would leave {self.root / folder}"
+            )
+        return path
 
     def inventory(self, target: str) -> Inventory:
         path = self._inventory_path(target)
+        fix = (
+            "fix or delete this file; deleting it forgets which entries this tool created,"
+            " so they are no longer pruned"
+        )
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return Inventory()
-        except (OSError, ValueError) as e:
-            raise ReconcilerError(f"{path}: unreadable last-applied record: {e}") from e
+            content = fsutil.read_bounded(path)
+            if content is None:
+                return Inventory()
+            data = json.loads(content.decode("utf-8"))
+        except (ReconcilerError, ValueError, RecursionError) as e:
+            why = str(e).removeprefix(f"{path}: ").splitlines()[0] if str(e) else type(e).__name__
+            raise StateFileError(f"{path}: unreadable last-applied record: {why} ({fix})") from e
+        entries = data.get("entries", {}) if isinstance(data, dict) else None
         inventory = Inventory()
-        for name, record in data.get("entries", {}).items():
-            inventory.entries[name] = record["essence"]
+        if not isinstance(entries, dict) or not all(
+            isinstance(r, dict) and isinstance(r.get("essence"), dict) for r in entries.values()
+        ):
+            raise StateFileError(f"{path}: malformed last-applied record ({fix})")
+        for name, record in entries.items():
+            inventory.entries[str(name)] = record["essence"]
             if record.get("created"):
-                inventory.created.add(name)
+                inventory.created.add(str(name))
         return inventory
 
     def save_inventory(self, target: str, inventory: Inventory) -> None:
@@ -92,11 +133,16 @@ class StateStore:
         """The HMAC key; created (0600) only when ``create``, else ephemeral if absent."""
         path = self.root / KEY_FILE
         try:
-            key = path.read_bytes()
-            if len(key) >= 32:
-                return key
-        except FileNotFoundError:
-            pass
+            key = fsutil.read_bounded(path, limit=4096)
+        except ReconcilerError as e:
+            why = str(e).removeprefix(f"{path}: ")
+            raise StateFileError(f"{path}: unreadable fingerprint key: {why} ({KEY_FIX})") from e
+        if key is not None:
+            if len(key) < 32:
+                raise StateFileError(
+                    f"{path}: the fingerprint key is {len(key)} bytes, fewer than 32 ({KEY_FIX})"
+                )
+            return key
         fresh = secrets.token_bytes(32)
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -112,8 +158,8 @@ class StateStore:
 
     def read_status(self) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = json.loads((self.root / STATUS_FILE).read_text("utf-8"))
-        except (FileNotFoundError, ValueError):
+            result: dict[str, Any] = json.loads(_read(self.root / STATUS_FILE))
+        except (ReconcilerError, ValueError, RecursionError):
             return None
         return result
 
@@ -124,10 +170,12 @@ class StateStore:
         again on the next pass.
         """
         try:
-            data = json.loads((self.root / REJECTED_FILE).read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            data = json.loads(_read(self.root / REJECTED_FILE))
+        except (ReconcilerError, ValueError, RecursionError):
             return {}
         targets = data.get("targets", {}) if isinstance(data, dict) else {}
+        if not isinstance(targets, dict):
+            return {}
         return {
             str(t): {str(s): str(i) for s, i in servers.items()}
             for t, servers in targets.items()
@@ -148,8 +196,8 @@ class StateStore:
 
     def read_daemon_status(self) -> dict[str, Any] | None:
         try:
-            data = json.loads((self.root / DAEMON_STATUS_FILE).read_text("utf-8"))
-        except (OSError, ValueError):
+            data = json.loads(_read(self.root / DAEMON_STATUS_FILE))
+        except (ReconcilerError, ValueError, RecursionError):
             return None
         return data if isinstance(data, dict) else None
 
@@ -159,8 +207,13 @@ class StateStore:
 
     def cache_file(self, key: str) -> Path:
         """Where a target keeps a cache between passes (a mirror tree's file hashes)."""
-        return self.root / CACHE_DIR / f"{key}.json"
+        return self._inside(CACHE_DIR, f"{key}.json")
 
     @property
     def lock_dir(self) -> Path:
         return self.root / "locks"
+
+
+def _read(path: Path) -> bytes:
+    """A state file's bytes by the bounded read; absent reads as empty (invalid JSON)."""
+    return fsutil.read_bounded(path) or b""

@@ -64,6 +64,16 @@ def read(text: str, shown: str, problems: list[Problem]) -> Positioned | None:
     valid YAML or expands to too many nodes."""
     keylocs: dict[Loc, Located] = {}
     vallocs: dict[Loc, Located] = {}
+    # Checked before any parser runs: libyaml crashes on deep nesting, and a lone surrogate
+    # or a huge integer would only fail far from here.
+    for where, message, hint in (
+        (fsutil.too_deep(text, yaml=True), f"nested deeper than {fsutil.MAX_DEPTH} levels", ""),
+        (fsutil.lone_surrogate(text), "a lone UTF-16 surrogate escape", "no text can hold it"),
+        (fsutil.huge_integer(text), "a number too long", "quote it if it is text"),
+    ):
+        if where is not None:
+            problems.append(Problem(shown, where[0], where[1], message, hint))
+            return None
     try:
         fast = _compose_fast(text, shown, keylocs, vallocs)
         if fast is not _SLOW_PATH:
@@ -74,6 +84,10 @@ def read(text: str, shown: str, problems: list[Problem]) -> Positioned | None:
             plain = _load_exact(text, shown, keylocs, vallocs, problems)
             if plain is _INVALID:
                 return None
+    except (RecursionError, ValueError) as e:
+        why = "nested too deep (a recursive alias?)" if isinstance(e, RecursionError) else str(e)
+        problems.append(Problem(shown, 1, 1, f"cannot read this YAML: {why.splitlines()[0]}"))
+        return None
     except _TooLarge:
         problems.append(
             Problem(

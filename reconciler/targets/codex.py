@@ -31,6 +31,7 @@ from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.secrets import BEARER_ENV, env_reference, referenced_env
+from reconciler.store import fsutil
 from reconciler.targets import paths
 from reconciler.targets.base import Context
 from reconciler.targets.files import FileTarget
@@ -77,8 +78,13 @@ class Codex(FileTarget):
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise TargetFormatError(f"{self.path}: not UTF-8 text (byte {e.start})") from e
+        deep = fsutil.too_deep(text)
+        if deep is not None:
+            raise TargetFormatError(f"{self.path}:{fsutil.depth_message(deep)}")
         try:
             return tomlkit.parse(text)
+        except (RecursionError, ValueError) as e:
+            raise self._unreadable(text, e) from e
         except ParseError as e:
             message = str(e).split(" at line ")[0]
             raise TargetFormatError(
@@ -94,14 +100,32 @@ class Codex(FileTarget):
         import tomllib
 
         try:
-            return tomllib.loads(content.decode("utf-8-sig"))
+            text = content.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise TargetFormatError(f"{self.path}: not UTF-8 text (byte {e.start})") from e
+        deep = fsutil.too_deep(text)
+        if deep is not None:
+            raise TargetFormatError(f"{self.path}:{fsutil.depth_message(deep)}")
+        try:
+            return tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             message, _, where = str(e).partition(" (at line ")
             line, _, column = where.rstrip(")").partition(", column ")
             position = f":{line}:{column}" if line.isdigit() else ""
             raise TargetFormatError(f"{self.path}{position}: invalid TOML: {message}") from e
+        except (RecursionError, ValueError) as e:
+            raise self._unreadable(text, e) from e
+
+    def _unreadable(self, text: str, error: Exception) -> TargetFormatError:
+        """A parser's own limit hit (a huge integer, deep nesting): one located line."""
+        huge = fsutil.huge_integer(text)
+        if huge is not None:
+            return TargetFormatError(
+                f"{self.path}:{huge[0]}:{huge[1]}: invalid TOML: an integer too large"
+            )
+        if isinstance(error, RecursionError):
+            return TargetFormatError(f"{self.path}:{fsutil.depth_message((1, 1))}")
+        return TargetFormatError(f"{self.path}: invalid TOML: {str(error).splitlines()[0]}")
 
     def render(self, document: Any, original: bytes | None) -> bytes:
         import tomlkit

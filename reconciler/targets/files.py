@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.errors import ConcurrentChange, TargetError
+from reconciler.core.errors import ConcurrentChange, TargetError, TargetFormatError
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.store import fsutil
@@ -90,6 +90,10 @@ class FileTarget(ABC):
         snapshot = fsutil.read_snapshot(self.path)
         if not snapshot.exists:
             return Observation({}, snapshot, exists=False)
+        if not (snapshot.content or b"").strip(b" \t\r\n\xef\xbb\xbf"):
+            # Empty is not "no servers": a client halfway through its own save leaves it so
+            # for a moment. Taken for an empty config, every foreign key would be wiped.
+            raise TargetFormatError(f"{self.path}: {fsutil.EMPTY_FILE}", recoverable=True)
         document = self.read(snapshot.content or b"")
         essences = {
             name: self.to_essence(name, native) for name, native in self.entries(document).items()

@@ -15,6 +15,7 @@ from typing import Any
 
 from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import Essence, normalize
+from reconciler.store import fsutil
 from reconciler.targets import jsonc, references
 from reconciler.targets.files import FileTarget
 
@@ -52,10 +53,23 @@ class JsonFileTarget(FileTarget):
     def parse(self, content: bytes) -> Any:
         text = self._text(content)
         if not text.strip():
-            return {}
+            raise TargetFormatError(f"{self.path}: {fsutil.EMPTY_FILE}", recoverable=True)
+        deep = fsutil.too_deep(text)
+        if deep is not None:
+            raise TargetFormatError(f"{self.path}:{fsutil.depth_message(deep)}")
+        lone = fsutil.lone_surrogate(text)
+        if lone is not None:
+            raise TargetFormatError(
+                f"{self.path}:{lone[0]}:{lone[1]}: invalid JSON: a lone UTF-16 surrogate escape"
+            )
         try:
             document = json.loads(text)
         except json.JSONDecodeError as e:
+            if fsutil.truncated(text, e.pos) or e.msg.startswith("Unterminated string"):
+                raise TargetFormatError(
+                    f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {fsutil.TRUNCATED}",
+                    recoverable=True,
+                ) from e
             if not self.jsonc:
                 raise TargetFormatError(
                     f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
@@ -67,9 +81,25 @@ class JsonFileTarget(FileTarget):
                 raise TargetFormatError(
                     f"{self.path}:{error.line}:{error.column}: invalid JSON: {error.message}"
                 ) from error
+            except (RecursionError, ValueError) as error:
+                raise self._unreadable(text, error) from error
+        except (RecursionError, ValueError) as e:
+            raise self._unreadable(text, e) from e
         if not isinstance(document, dict):
             raise TargetFormatError(f"{self.path}: the top level is not a JSON object")
         return document
+
+    def _unreadable(self, text: str, error: Exception) -> TargetFormatError:
+        """A parser's own limit hit (a huge integer, deep nesting): one located line."""
+        huge = fsutil.huge_integer(text)
+        if huge is not None:
+            return TargetFormatError(
+                f"{self.path}:{huge[0]}:{huge[1]}: invalid JSON: an integer too large"
+            )
+        deep = fsutil.too_deep(text) or (1, 1)
+        if isinstance(error, RecursionError):
+            return TargetFormatError(f"{self.path}:{fsutil.depth_message(deep)}")
+        return TargetFormatError(f"{self.path}: invalid JSON: {str(error).splitlines()[0]}")
 
     def render(self, document: Any, original: bytes | None) -> bytes:
         if self.jsonc and original is not None and original.strip():

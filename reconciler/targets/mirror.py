@@ -182,8 +182,8 @@ class HashCache:
         if self.path is None:
             return
         try:
-            data = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
+            data = json.loads(fsutil.read_bounded(self.path) or b"")
+        except (ReconcilerError, ValueError, RecursionError):
             return  # absent or unreadable: a cold pass, rebuilt by the next non-dry run
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return

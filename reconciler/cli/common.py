@@ -100,6 +100,32 @@ def complete_server(
     return _items(_names(ctx, "servers"), incomplete)
 
 
+def target_option(help: str) -> Callable[[F], F]:
+    """``-t/--target T`` (repeatable, completed from desired state) into ``target_names``."""
+    return click.option(
+        "-t",
+        "--target",
+        "target_names",
+        shell_complete=complete_target,
+        multiple=True,
+        metavar="T",
+        help=help,
+    )
+
+
+def server_option(help: str) -> Callable[[F], F]:
+    """``-s/--server S`` (repeatable, completed from desired state) into ``server_names``."""
+    return click.option(
+        "-s",
+        "--server",
+        "server_names",
+        shell_complete=complete_server,
+        multiple=True,
+        metavar="S",
+        help=help,
+    )
+
+
 def complete_record(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:

@@ -34,14 +34,14 @@ from reconciler.app.watch import (
 from reconciler.cli.common import (
     EXIT_CODES_HELP,
     F,
-    complete_server,
-    complete_target,
     current_settings,
     fail,
     global_options,
     guarded,
     make_engine,
+    server_option,
     style,
+    target_option,
 )
 from reconciler.cli.divergences import register
 from reconciler.core.errors import ReconcilerError, UsageError
@@ -81,24 +81,8 @@ def _run(
     epilog=EXIT_CODES_HELP,
 )
 @click.option("--dry-run", is_flag=True, help="Plan and show; write nothing (not even state).")
-@click.option(
-    "-t",
-    "--target",
-    "target_names",
-    shell_complete=complete_target,
-    multiple=True,
-    metavar="T",
-    help="Only this target (repeatable).",
-)
-@click.option(
-    "-s",
-    "--server",
-    "server_names",
-    shell_complete=complete_server,
-    multiple=True,
-    metavar="S",
-    help="Only this server (repeatable).",
-)
+@target_option("Only this target (repeatable).")
+@server_option("Only this server (repeatable).")
 @click.option(
     "--probe",
     "probe_after",
@@ -147,15 +131,7 @@ def main(
 
 
 @main.command()
-@click.option(
-    "-t",
-    "--target",
-    "target_names",
-    shell_complete=complete_target,
-    multiple=True,
-    metavar="T",
-    help="Only this target (repeatable).",
-)
+@target_option("Only this target (repeatable).")
 @global_options
 def status(target_names: tuple[str, ...]) -> None:
     """Server x target matrix from a fresh observation (writes nothing).
@@ -181,24 +157,8 @@ def status(target_names: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option(
-    "-s",
-    "--server",
-    "server_names",
-    shell_complete=complete_server,
-    multiple=True,
-    metavar="S",
-    help="Only this server (repeatable).",
-)
-@click.option(
-    "-t",
-    "--target",
-    "target_names",
-    shell_complete=complete_target,
-    multiple=True,
-    metavar="T",
-    help="Probe the live entries this target holds instead of desired state (repeatable).",
-)
+@server_option("Only this server (repeatable).")
+@target_option("Probe the live entries this target holds instead of desired state (repeatable).")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -273,15 +233,7 @@ def validate() -> None:
 
 
 @main.command()
-@click.option(
-    "-t",
-    "--target",
-    "target_names",
-    shell_complete=complete_target,
-    multiple=True,
-    metavar="T",
-    help="Only this target, kind, or kind:path that `reconcile discover` lists (repeatable).",
-)
+@target_option("Only this target, kind, or kind:path that `reconcile discover` lists (repeatable).")
 @click.option(
     "--strict",
     is_flag=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import targets
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.targets import Context
 from reconciler.targets.files import FileTarget
 from tests.conftest import Workspace, snapshot_tree
@@ -29,7 +29,7 @@ def path_of(
     environ: dict[str, str] | None = None,
     **options: str,
 ) -> str:
-    spec = TargetSpec(kind=Kind(kind), **options)
+    spec = TargetSpec(kind=kind, **options)
     context = Context(HOME, platform, ROOT, None, environ or {})
     target = targets.build("t", spec, context)
     assert isinstance(target, FileTarget)
@@ -106,7 +106,7 @@ def test_opencode_writes_the_jsonc_file_when_that_is_the_one_there(tmp_path: Pat
     folder = tmp_path / ".config" / "opencode"
     folder.mkdir(parents=True)
     (folder / "opencode.jsonc").write_text("{}")
-    spec = TargetSpec(kind=Kind.OPENCODE)
+    spec = TargetSpec(kind="opencode")
     target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
     assert isinstance(target, FileTarget)
     assert target.path == folder / "opencode.jsonc"
@@ -124,7 +124,7 @@ def test_kiro_edits_the_amazon_q_file_only_while_the_new_one_is_absent(
     tmp_path: Path, options: dict[str, str], current: str, legacy: str
 ) -> None:
     def path() -> Path:
-        spec = TargetSpec(kind=Kind.KIRO, **options)
+        spec = TargetSpec(kind="kiro", **options)
         target = targets.build("t", spec, Context(tmp_path, "linux", tmp_path, None, {}))
         assert isinstance(target, FileTarget)
         return target.path
@@ -142,7 +142,7 @@ def test_claude_code_local_scope_keys_the_resolved_project_path(tmp_path: Path) 
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
-    spec = TargetSpec(kind=Kind.CLAUDE_CODE, scope="local", project=str(tmp_path / "link"))
+    spec = TargetSpec(kind="claude-code", scope="local", project=str(tmp_path / "link"))
     target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
     assert f"[project {real}]" in target.describe()
 
@@ -150,7 +150,7 @@ def test_claude_code_local_scope_keys_the_resolved_project_path(tmp_path: Path) 
 def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: Path) -> None:
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     (tmp_path / "repo" / "sub").mkdir()
-    spec = TargetSpec(kind=Kind.CLAUDE_CODE, scope="local", project=str(tmp_path / "repo/sub"))
+    spec = TargetSpec(kind="claude-code", scope="local", project=str(tmp_path / "repo/sub"))
     target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
     assert target.describe().endswith(f"[project {(tmp_path / 'repo').resolve()}]")
 

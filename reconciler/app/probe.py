@@ -20,7 +20,6 @@ from typing import Any, TextIO
 
 from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.essence import Essence, from_server
-from reconciler.core.model import Kind
 from reconciler.core.report import SCHEMA_VERSION, Degraded, ExitCode, RunReport
 from reconciler.engine import Engine
 from reconciler.probe import (
@@ -33,6 +32,7 @@ from reconciler.probe import (
 )
 from reconciler.secrets import SecretError, SecretResolver, redact, redact_data, render_essence
 from reconciler.store.desired import DesiredState
+from reconciler.targets import MCPJUNGLE
 
 REREGISTER = "re-register: MCPJungle lists tools only at registration"
 
@@ -158,7 +158,7 @@ def jungle_parity(engine: Engine, state: DesiredState, report: ProbeReport) -> P
             s for s in state.placements(name) if any(r.ok and r.server == s for r in report.results)
         ]
         for name, spec in state.targets.items()
-        if spec.kind is Kind.MCPJUNGLE
+        if spec.kind == MCPJUNGLE
     }
     parity: list[Parity] = []
     notes: list[str] = []

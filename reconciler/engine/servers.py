@@ -25,7 +25,7 @@ from reconciler.core.essence import (
     mask,
     seal,
 )
-from reconciler.core.model import Kind, OnDrift
+from reconciler.core.model import OnDrift
 from reconciler.core.plan import Action, Slot, TargetPlan, plan_target
 from reconciler.core.report import TargetReport
 from reconciler.engine.passdata import Divergences, Inspection, PassOptions
@@ -38,7 +38,7 @@ from reconciler.secrets import (
 )
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
-from reconciler.targets import Observation, Target, Write
+from reconciler.targets import MCPJUNGLE, Observation, Target, Write
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class ServerEntries:
         self.resolver = resolver
         self.store = store
         self.inventory = store.inventory(name)
-        self.base = TargetReport(name, target.kind.value, target.describe(), self.spec.optional)
+        self.base = TargetReport(name, target.kind, target.describe(), self.spec.optional)
 
     # -- plan ------------------------------------------------------------------------------
 
@@ -184,7 +184,7 @@ class ServerEntries:
                 self.resolver,
                 keep_env=keep_env,
                 capability=capability,
-                kind=target.kind.value,
+                kind=target.kind,
                 server=server_name,
             )
             rendered.append(
@@ -255,7 +255,7 @@ class ServerEntries:
         before sealing. Only computed when some target is an MCPJungle."""
         target = self.target
         if not target.capability.env_references or all(
-            t.kind is not Kind.MCPJUNGLE for t in self.state.targets.values()
+            t.kind != MCPJUNGLE for t in self.state.targets.values()
         ):
             return live
         out = dict(live)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.core.essence import Capability, Essence
-from reconciler.core.model import Kind, ToolPolicy
+from reconciler.core.model import ToolPolicy
 from reconciler.core.plan import Action
 from reconciler.secrets import REDACTOR, Redactor
 
@@ -96,7 +96,7 @@ class Context:
 
 class Target(Protocol):
     name: str
-    kind: Kind
+    kind: str  # the name a target's ``kind:`` gives in desired state
     capability: Capability
     entry_kind: Entries
     scopes: tuple[str, ...]  # the first is the default; () for one file without scopes

@@ -29,7 +29,7 @@ from typing import Any
 
 from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.secrets import BEARER_ENV, env_reference, referenced_env
 from reconciler.store import fsutil
 from reconciler.targets import paths
@@ -51,7 +51,7 @@ MANAGED = (
 
 
 class Codex(FileTarget):
-    kind = Kind.CODEX
+    kind = "codex"
     capability = Capability(
         frozenset({"stdio", "http"}),
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
@@ -410,3 +410,7 @@ def _string_map(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
     return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[FileTarget], ...] = (Codex,)

@@ -18,7 +18,7 @@ from typing import Any
 
 from reconciler.core.errors import ConcurrentChange, TargetError, TargetFormatError
 from reconciler.core.essence import Capability, Essence
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.store import fsutil
 from reconciler.targets import paths
 from reconciler.targets.base import Context, Entries, Observation, Write
@@ -27,7 +27,7 @@ from reconciler.targets.base import Context, Entries, Observation, Write
 class FileTarget(ABC):
     """A client config file holding a map of server entries somewhere inside a document."""
 
-    kind: Kind
+    kind: str  # the name a target's ``kind:`` gives in desired state
     entry_kind = Entries.SERVERS
     capability: Capability
     scopes: tuple[str, ...] = ("user",)  # the first is the default

@@ -17,7 +17,7 @@ from reconciler.core.essence import (
     Capability,
     Essence,
 )
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.targets import paths, references
 from reconciler.targets.base import Context
 from reconciler.targets.jsonfile import JsonFileTarget, transport_of
@@ -61,7 +61,7 @@ class Kiro(DisabledFlag):
     ``crates/chat-cli/src/cli/chat/tools/custom_tool.rs``, kiro.dev/docs/mcp/configuration.
     """
 
-    kind = Kind.KIRO
+    kind = "kiro"
     # No sse and no cwd: Kiro's server config has neither.
     capability = Capability(
         frozenset({"stdio", "http"}),
@@ -98,7 +98,7 @@ class Roo(DisabledFlag):
     RooCodeInc/Roo-Code ``src/services/mcp/McpHub.ts`` (``${env:VAR}``, ``disabled``).
     """
 
-    kind = Kind.ROO
+    kind = "roo"
     capability = Capability(
         frozenset({"stdio", "http", "sse"}),
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
@@ -136,7 +136,7 @@ class Cline(DisabledFlag):
     ``src/services/mcp/schemas.ts`` (``disabled``, ``autoApprove``, timeout in seconds).
     """
 
-    kind = Kind.CLINE
+    kind = "cline"
     capability = Capability(
         frozenset({"stdio", "http", "sse"}),
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
@@ -169,7 +169,7 @@ class LMStudio(JsonFileTarget):
     mode 0600). Source: lmstudio-ai/docs ``0_app/2_mcp/index.mdx``.
     """
 
-    kind = Kind.LMSTUDIO
+    kind = "lmstudio"
     capability = Capability(frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS)
     scopes: tuple[str, ...] = ("user",)
     title = "LM Studio"
@@ -192,7 +192,7 @@ class Warp(JsonFileTarget):
     warpdotdev/warp ``app/src/ai/mcp/parsing.rs``.
     """
 
-    kind = Kind.WARP
+    kind = "warp"
     capability = Capability(
         frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
     )
@@ -222,3 +222,13 @@ class Warp(JsonFileTarget):
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         fields = super().written_fields(essence)
         return {"working_directory" if k == "cwd" else k: v for k, v in fields.items()}
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[JsonFileTarget], ...] = (
+    Kiro,
+    Roo,
+    Cline,
+    LMStudio,
+    Warp,
+)

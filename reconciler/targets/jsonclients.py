@@ -20,7 +20,7 @@ from reconciler.core.essence import (
     Essence,
     normalize,
 )
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.targets import (
     nodelock,
     paths,
@@ -33,7 +33,7 @@ from reconciler.targets.jsonfile import JsonFileTarget, plain_fields, transport_
 class ClaudeDesktop(JsonFileTarget):
     """Claude Desktop's ``claude_desktop_config.json``: stdio entries, no enabled switch."""
 
-    kind = Kind.CLAUDE_DESKTOP
+    kind = "claude-desktop"
     # Claude Desktop's file carries stdio servers only (remote ones are app connectors).
     capability = Capability(frozenset({"stdio"}), STDIO_FIELDS)
     scopes: tuple[str, ...] = ()
@@ -78,7 +78,7 @@ class ClaudeCode(JsonFileTarget):
     write takes Claude Code's own lock and merges around any change it made meanwhile.
     """
 
-    kind = Kind.CLAUDE_CODE
+    kind = "claude-code"
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True
     )
@@ -137,7 +137,7 @@ def _git_root(folder: Path) -> Path:
 class Cursor(JsonFileTarget):
     """Cursor: ``~/.cursor/mcp.json`` or ``<project>/.cursor/mcp.json``; the type is inferred."""
 
-    kind = Kind.CURSOR
+    kind = "cursor"
     # Cursor keeps its on/off toggle in app state, not in mcp.json: no switch in the file.
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True
@@ -164,7 +164,7 @@ class VSCode(JsonFileTarget):
     The file is JSONC: comments are kept (an edit that would drop one is refused).
     """
 
-    kind = Kind.VSCODE
+    kind = "vscode"
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
     )
@@ -190,7 +190,7 @@ class Windsurf(JsonFileTarget):
     ``"type": "sse"`` so that it reads back as declared. The switch is ``disabled``.
     """
 
-    kind = Kind.WINDSURF
+    kind = "windsurf"
     # Windsurf's switch is an inverted ``disabled`` flag inside the entry.
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"enabled"}, True, env_references=True
@@ -232,7 +232,7 @@ class Gemini(JsonFileTarget):
     fallback: the explicit type means sse for both). The file accepts comments.
     """
 
-    kind = Kind.GEMINI
+    kind = "gemini"
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
     )
@@ -265,3 +265,14 @@ class Gemini(JsonFileTarget):
         elif essence["transport"] == "sse":
             fields = {"type": "sse", **fields}
         return fields
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[JsonFileTarget], ...] = (
+    ClaudeDesktop,
+    ClaudeCode,
+    Cursor,
+    VSCode,
+    Windsurf,
+    Gemini,
+)

@@ -41,13 +41,15 @@ from urllib.parse import quote, urlsplit
 
 from reconciler.core.errors import PartialApply, TargetError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
-from reconciler.core.model import Kind, TargetSpec, ToolPolicy
+from reconciler.core.model import TargetSpec, ToolPolicy
 from reconciler.core.plan import Action, disabled_by_policy
 from reconciler.secrets import detect, might_reference
 from reconciler.targets.base import Context, Entries, Observation, Write
 
 if TYPE_CHECKING:
     import httpx
+
+KIND = "mcpjungle"  # the gateway: reached over the network, its passes run concurrently
 
 log = logging.getLogger("reconciler.mcpjungle")
 
@@ -180,7 +182,7 @@ class RegistrySnapshot:
 class MCPJungleTarget:
     """One MCPJungle registry (``kind: mcpjungle``), reached at ``url``."""
 
-    kind = Kind.MCPJUNGLE
+    kind = KIND
     entry_kind = Entries.SERVERS
     capability = Capability(
         frozenset({"stdio", "http", "sse"}),
@@ -693,3 +695,7 @@ __all__: Sequence[str] = (
     "disabled_by_policy",
     "essence_to_config",
 )
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[MCPJungleTarget], ...] = (MCPJungleTarget,)

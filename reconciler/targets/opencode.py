@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.targets import paths, references
 from reconciler.targets.base import Context
 from reconciler.targets.jsonfile import JsonFileTarget
 
 
 class OpenCode(JsonFileTarget):
-    kind = Kind.OPENCODE
+    kind = "opencode"
     # opencode: ``remote`` negotiates http or sse itself, so sse cannot be declared.
     capability = Capability(
         frozenset({"stdio", "http"}),
@@ -81,3 +81,7 @@ class OpenCode(JsonFileTarget):
 
     def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
         return {"enabled": enabled is not False}
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[JsonFileTarget], ...] = (OpenCode,)

@@ -213,6 +213,43 @@ CLIENTS = [
         sse=False,
     ),
     Client(
+        "zed",
+        "{kind: zed}",
+        lambda project: (
+            '// Zed settings\n{\n  "theme": "One Dark",\n  "context_servers": {\n'
+            '    "hand-made": {"source": "custom", "command": "hm", "args": []}, // mine\n'
+            "  },\n}\n"
+        ),
+        VALUES["TIME_TOKEN"],  # no references in Zed: resolved into the file
+        sse=False,
+        resolved=True,
+    ),
+    Client(
+        "zed-project",
+        "{kind: zed, scope: project, project: proj}",
+        _json({"context_servers": {"hand-made": {"command": {"path": "hm", "args": []}}}}),
+        VALUES["TIME_TOKEN"],
+        sse=False,
+        resolved=True,
+    ),
+    Client(
+        "crush",
+        "{kind: crush}",
+        _json(
+            {
+                "options": {"debug": False},
+                "mcp": {"hand-made": {"type": "stdio", "command": "hm", "timeout": 60}},
+            }
+        ),
+        "${TIME_TOKEN}",
+    ),
+    Client(
+        "crush-project",
+        "{kind: crush, scope: project, project: proj}",
+        _json({"mcp": {"hand-made": {"type": "stdio", "command": "hm", "disabled_tools": []}}}),
+        "${TIME_TOKEN}",
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (

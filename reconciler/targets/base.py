@@ -100,6 +100,7 @@ class Target(Protocol):
     capability: Capability
     entry_kind: Entries
     scopes: tuple[str, ...]  # the first is the default; () for one file without scopes
+    tool_control: str | None  # where the client turns single tools off (None: nowhere)
 
     def describe(self) -> str:
         """Where the target is, for people: a path or a URL."""

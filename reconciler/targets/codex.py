@@ -60,6 +60,7 @@ class Codex(FileTarget):
         references_by_name=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
+    tool_control = "disabled_tools"  # also enabled_tools; exact names only
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:

@@ -31,6 +31,11 @@ class FileTarget(ABC):
     entry_kind = Entries.SERVERS
     capability: Capability
     scopes: tuple[str, ...] = ("user",)  # the first is the default
+    # Where the client turns single tools of a server off: the entry key (``disabled_tools``),
+    # or a key elsewhere in the client's settings (Claude Code's ``permissions.deny``). None:
+    # the client has none in its files. Declared per kind for tool governance, which compiles
+    # ``tools.deny``/``allow`` into it; reference/TOOLCONTROLS.md sections 1 and 3.
+    tool_control: str | None = None
 
     def __init__(self, name: str, spec: TargetSpec, context: Context) -> None:
         self.name = name

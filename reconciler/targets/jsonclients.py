@@ -83,6 +83,7 @@ class ClaudeCode(JsonFileTarget):
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True
     )
     scopes: tuple[str, ...] = ("user", "local", "project")
+    tool_control = "permissions.deny"  # mcp__<server>__<tool> in settings.json, not here
     syntax = references.CLAUDE_CODE
     managed_fields = ("type", "command", "args", "env", "url", "headers")
 
@@ -196,6 +197,7 @@ class Windsurf(JsonFileTarget):
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"enabled"}, True, env_references=True
     )
     scopes: tuple[str, ...] = ("user",)
+    tool_control = "disabledTools"  # third-party pages only (TOOLCONTROLS.md 1)
     managed_fields = ("type", "command", "args", "env", "serverUrl", "url", "headers", "disabled")
 
     @classmethod
@@ -237,6 +239,7 @@ class Gemini(JsonFileTarget):
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
     )
     scopes: tuple[str, ...] = ("user", "project")
+    tool_control = "excludeTools"
     syntax = references.GEMINI
     jsonc = True
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "httpUrl", "headers")

@@ -192,6 +192,7 @@ class MCPJungleTarget:
         tool_switch=True,
     )
     scopes: tuple[str, ...] = ()
+    tool_control: str | None = "tools/disable"  # POST /api/v0/tools/disable?entity=s__t
     # Reads only: (delay before the 2nd attempt, before the 3rd); class-level for tests.
     retry_delays: tuple[float, ...] = (0.2, 0.5)
 

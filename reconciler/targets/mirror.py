@@ -392,6 +392,7 @@ class MirrorTarget:
     kind = KIND
     entry_kind = Entries.FILES
     scopes: tuple[str, ...] = ()
+    tool_control: str | None = None  # files, not servers
     capability = CAPABILITY
 
     def __init__(self, name: str, spec: MirrorCopySpec, context: Context) -> None:

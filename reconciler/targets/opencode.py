@@ -30,6 +30,7 @@ class OpenCode(JsonFileTarget):
         env_references=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
+    tool_control = "tools"  # top-level ``"<server>_<tool>": false`` (becomes permission deny)
     servers_key = ("mcp",)
     jsonc = True
     syntax = references.OPENCODE

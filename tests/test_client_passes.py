@@ -250,6 +250,37 @@ CLIENTS = [
         "${TIME_TOKEN}",
     ),
     Client(
+        "goose",
+        "{kind: goose}",
+        lambda project: (
+            "# mine\nGOOSE_PROVIDER: anthropic\nextensions:\n"
+            "  developer:\n    enabled: true\n    name: developer\n    type: builtin\n"
+            "  hand_made:\n    name: hand-made\n    type: stdio\n    cmd: hm\n"
+            "    args: []\n    enabled: true\n    timeout: 300\n"
+        ),
+        VALUES["TIME_TOKEN"],  # Goose expands no references in the file: resolved
+        sse=False,
+        resolved=True,
+    ),
+    Client(
+        "continue",
+        "{kind: continue}",
+        lambda project: (
+            "# mine\nname: Local\nversion: 0.0.1\nschema: v1\nmcpServers:\n"
+            "  - name: hand-made\n    command: hm\n    connectionTimeout: 2000\n"
+        ),
+        "${{ secrets.TIME_TOKEN }}",
+    ),
+    Client(
+        "continue-project",
+        "{kind: continue, scope: project, project: proj}",
+        lambda project: (
+            "name: Block\nversion: 0.0.1\nschema: v1\nmcpServers:\n"
+            "  - name: hand-made\n    type: stdio\n    command: hm\n"
+        ),
+        "${{ secrets.TIME_TOKEN }}",
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (

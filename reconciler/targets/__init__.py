@@ -16,7 +16,15 @@ from reconciler.core.essence import Capability
 from reconciler.core.model import TargetSpec
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
-from reconciler.targets import codex, ideclients, jsonclients, mcpjungle, mirror, opencode
+from reconciler.targets import (
+    codex,
+    ideclients,
+    jsonclients,
+    mcpjungle,
+    mirror,
+    opencode,
+    yamlclients,
+)
 from reconciler.targets.base import Context, Entries, Observation, Target, Write
 
 __all__ = [
@@ -43,7 +51,7 @@ Factory = Callable[[str, TargetSpec, Context], Target]
 # first is the default), default paths per OS, reference dialect and per-tool control key.
 # Every family module is imported here (each imports its heavy libraries, tomlkit or httpx,
 # only when a target of its kind is built), so a run pays only for the kinds it uses.
-_MODULES = (jsonclients, ideclients, codex, opencode, mcpjungle, mirror)
+_MODULES = (jsonclients, ideclients, yamlclients, codex, opencode, mcpjungle, mirror)
 
 MCPJUNGLE = mcpjungle.KIND
 MIRROR = mirror.KIND  # copies from ``mirrors:``, never declared under ``targets:``

@@ -291,6 +291,18 @@ CLIENTS = [
         sse=False,
     ),
     Client(
+        "opencode-v2",  # the file's own layout: mcp.servers with "disabled"
+        "{kind: opencode}",
+        _json(
+            {
+                "$schema": "https://opencode.ai/config.json",
+                "mcp": {"servers": {"hand-made": {"type": "local", "command": ["hm"]}}},
+            }
+        ),
+        "{env:TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
         "opencode-project",
         "{kind: opencode, scope: project, project: proj}",
         _json({"mcp": {"hand-made": {"type": "local", "command": ["hm"]}}}),

@@ -4,6 +4,12 @@ An entry is ``{"type": "local", "command": [cmd, *args], "environment": {...}, "
 or ``{"type": "remote", "url": ..., "headers": {...}}``, both with ``enabled``. A remote
 server negotiates streamable http or sse by itself, so only http is declared. Fields the
 client owns (``timeout``, ``oauth``) are kept. opencode expands ``{env:NAME}`` anywhere.
+
+Two layouts, and the file tells which one it is: V1 (opencode 1.x) keeps the servers right
+under ``mcp`` with an ``enabled`` switch; V2 (anomalyco/opencode ``specs/v2/config.md``)
+under ``mcp.servers`` with ``disabled`` instead. A file whose ``mcp.servers`` is a map of
+entries (not itself a V1 entry named ``servers``) is V2; any other file, and a new one, is
+V1, which the released opencode reads (1.18.33 rejects ``mcp.servers``).
 """
 
 from __future__ import annotations
@@ -34,7 +40,18 @@ class OpenCode(JsonFileTarget):
     servers_key = ("mcp",)
     jsonc = True
     syntax = references.OPENCODE
-    managed_fields = ("type", "command", "environment", "cwd", "url", "headers", "enabled")
+    managed_fields = (
+        "type",
+        "command",
+        "environment",
+        "cwd",
+        "url",
+        "headers",
+        "enabled",
+        "disabled",
+    )
+    # The layout of the document last read (``_section`` decides it from the file).
+    v2 = False
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:
@@ -46,9 +63,22 @@ class OpenCode(JsonFileTarget):
         plain, commented = folder / "opencode.json", folder / "opencode.jsonc"
         return commented if commented.exists() and not plain.exists() else plain
 
+    def _section(self, document: Any, *, create: bool) -> Any:
+        mcp = document.get("mcp") if isinstance(document, dict) else None
+        self.v2 = is_v2(mcp)
+        if self.v2:
+            assert isinstance(mcp, dict)
+            return mcp["servers"]
+        return super()._section(document, create=create)
+
     def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
         kind = native.get("type")
-        raw: dict[str, Any] = {"enabled": native.get("enabled", True)}
+        if "disabled" in native and "enabled" not in native:  # V2's switch
+            disabled = native["disabled"]
+            enabled = not disabled if isinstance(disabled, bool) else disabled
+        else:
+            enabled = native.get("enabled", True)
+        raw: dict[str, Any] = {"enabled": enabled}
         if kind == "local":
             raw["transport"] = "stdio"
             command = native.get("command")
@@ -81,7 +111,19 @@ class OpenCode(JsonFileTarget):
         return fields
 
     def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
-        return {"enabled": enabled is not False}
+        if not self.v2:
+            return {"enabled": enabled is not False}
+        if enabled is False:
+            return {"disabled": True}
+        return {"disabled": False} if "disabled" in existing else {}
+
+
+def is_v2(mcp: Any) -> bool:
+    """Whether an ``mcp`` object is V2's: its ``servers`` is a map of entries."""
+    if not isinstance(mcp, dict):
+        return False
+    servers = mcp.get("servers")
+    return isinstance(servers, dict) and servers.get("type") not in ("local", "remote")
 
 
 # The kinds this family declares (read by the registry in ``targets/__init__``).

@@ -94,6 +94,36 @@ def path_of(
          "/src/app/.warp/.mcp.json"),
         ("codex", {"path": "~/dotfiles/codex.toml"}, "linux", {"CODEX_HOME": "/codex"},
          "/home/u/dotfiles/codex.toml"),
+        ("vscode", {"profile": "-6f3a2b1c"}, "linux", {},
+         "/home/u/.config/Code/User/profiles/-6f3a2b1c/mcp.json"),
+        ("vscode", {"profile": "-6f3a2b1c"}, "win32", {"APPDATA": "/appdata"},
+         "/appdata/Code/User/profiles/-6f3a2b1c/mcp.json"),
+        ("vscode-insiders", {}, "linux", {}, "/home/u/.config/Code - Insiders/User/mcp.json"),
+        ("vscode-insiders", {}, "darwin", {},
+         "/home/u/Library/Application Support/Code - Insiders/User/mcp.json"),
+        ("vscode-insiders", {}, "win32", {"APPDATA": "/appdata"},
+         "/appdata/Code - Insiders/User/mcp.json"),
+        ("vscode-insiders", {"profile": "-1a2b"}, "linux", {},
+         "/home/u/.config/Code - Insiders/User/profiles/-1a2b/mcp.json"),
+        ("zed", {}, "linux", {}, "/home/u/.config/zed/settings.json"),
+        ("zed", {}, "linux", {"XDG_CONFIG_HOME": "/xdg"}, "/xdg/zed/settings.json"),
+        ("zed", {}, "darwin", {}, "/home/u/.config/zed/settings.json"),
+        ("zed", {}, "win32", {"APPDATA": "/appdata"}, "/appdata/Zed/settings.json"),
+        ("zed", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.zed/settings.json"),
+        ("crush", {}, "linux", {}, "/home/u/.config/crush/crush.json"),
+        ("crush", {}, "darwin", {}, "/home/u/.config/crush/crush.json"),
+        ("crush", {}, "win32", {"LOCALAPPDATA": "/local"}, "/local/crush/crush.json"),
+        ("crush", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.crush.json"),
+        ("goose", {}, "linux", {}, "/home/u/.config/goose/config.yaml"),
+        ("goose", {}, "darwin", {}, "/home/u/.config/goose/config.yaml"),
+        ("goose", {}, "win32", {"APPDATA": "/appdata"}, "/appdata/Block/goose/config/config.yaml"),
+        ("continue", {}, "linux", {}, "/home/u/.continue/config.yaml"),
+        ("continue", {}, "win32", {}, "/home/u/.continue/config.yaml"),
+        ("continue", {}, "linux", {"CONTINUE_GLOBAL_DIR": "/c"}, "/c/config.yaml"),
+        ("continue", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.continue/mcpServers/mcp-reconciler.yaml"),
     ],
 )  # fmt: skip
 def test_default_paths(
@@ -172,6 +202,23 @@ def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: 
         ("{kind: warp, servers: [events]}", "(warp) cannot carry sse server 'events'"),
         ("{kind: cline, secrets: reference}", "cannot reference environment variables"),
         ("{kind: lmstudio, secrets: reference}", "cannot reference environment variables"),
+        ("{kind: zed, servers: [events]}", "(zed) cannot carry sse server 'events'"),
+        ("{kind: zed, secrets: reference}", "cannot reference environment variables"),
+        ("{kind: goose, servers: [events]}", "(goose) cannot carry sse server 'events'"),
+        ("{kind: goose, scope: project, project: /src}", "goose has no scope 'project'"),
+        ("{kind: goose, secrets: reference}", "cannot reference environment variables"),
+        (
+            "{kind: vscode-insiders, scope: project, project: /src}",
+            "vscode-insiders has no scope 'project'",
+        ),
+        ("{kind: cursor, profile: work}", "cursor has no profiles"),
+        (
+            "{kind: vscode, scope: project, project: /src, profile: work}",
+            "'profile' applies to scope user",
+        ),
+        ("{kind: vscode, profile: work, path: /x/mcp.json}", "set 'profile' or 'path', not both"),
+        ("{kind: vscode, profile: ../../etc}", "is not a profile's id or name"),
+        ("{kind: cursr}", "targets.t.kind: invalid value 'cursr' (did you mean 'cursor'?"),
     ],
 )
 def test_scope_and_transport_rules_fail_validation(
@@ -244,3 +291,30 @@ def test_a_malformed_client_file_is_reported_and_never_written(
     assert result.exit_code == 3, result.stdout + result.stderr
     assert error in result.stdout + result.stderr
     assert snapshot_tree(workspace.home) == before
+
+
+def test_crush_edits_the_project_file_that_is_there(tmp_path: Path) -> None:
+    def path() -> Path:
+        spec = TargetSpec(kind="crush", scope="project", project=str(tmp_path))
+        target = targets.build("t", spec, Context(tmp_path, "linux", tmp_path, None, {}))
+        assert isinstance(target, FileTarget)
+        return target.path
+
+    assert path() == tmp_path / ".crush.json"  # none yet: the one Crush reads first
+    (tmp_path / "crush.json").write_text("{}")
+    assert path() == tmp_path / "crush.json"
+    (tmp_path / ".crush.json").write_text("{}")
+    assert path() == tmp_path / ".crush.json"  # both: the one Crush reads first
+
+
+def test_vscode_profile_by_name_is_the_folder_vscode_lists_for_it(tmp_path: Path) -> None:
+    user = tmp_path / ".config" / "Code" / "User"
+    (user / "globalStorage").mkdir(parents=True)
+    (user / "globalStorage" / "storage.json").write_text(
+        json.dumps({"userDataProfiles": [{"location": "-5e1d9c", "name": "Work"}]})
+    )
+    context = Context(tmp_path, "linux", ROOT, None, {})
+    by_name = targets.build("t", TargetSpec(kind="vscode", profile="Work"), context)
+    by_id = targets.build("t", TargetSpec(kind="vscode", profile="-5e1d9c"), context)
+    assert isinstance(by_name, FileTarget) and isinstance(by_id, FileTarget)
+    assert by_name.path == by_id.path == user / "profiles" / "-5e1d9c" / "mcp.json"

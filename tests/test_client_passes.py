@@ -115,6 +115,20 @@ CLIENTS = [
         "${env:TIME_TOKEN}",
     ),
     Client(
+        "vscode-profile",
+        "{kind: vscode, profile: -6f3a2b1c}",
+        _json({"servers": {"hand-made": {"type": "stdio", "command": "hm"}}}),
+        "${env:TIME_TOKEN}",
+    ),
+    Client(
+        "vscode-insiders",
+        "{kind: vscode-insiders}",
+        lambda project: (
+            '{\n  // mine\n  "servers": {"hand-made": {"type": "stdio", "command": "hm"}}\n}\n'
+        ),
+        "${env:TIME_TOKEN}",
+    ),
+    Client(
         "windsurf",
         "{kind: windsurf}",
         _json({"mcpServers": {"hand-made": {"command": "hm", "disabledTools": ["a"]}}}),

@@ -750,6 +750,8 @@ def _write_validated(
 
 def _target_name(found: Found, taken: set[str]) -> str:
     base = found.kind if found.scope in (None, "user") else f"{found.kind}-{found.scope}"
+    if found.spec.profile is not None:
+        base = f"{base}-{found.spec.profile.strip('-')}"
     name, n = base, 2
     while name in taken:
         name, n = f"{base}-{n}", n + 1
@@ -850,6 +852,8 @@ def import_discovered(engine: Engine, cwd: Path | None = None) -> Result:
                 node["scope"] = config.scope
                 if config.project is not None:
                     node["project"] = _project_field(engine, config.project)
+            if config.spec.profile is not None:
+                node["profile"] = config.spec.profile
             node["servers"] = _flow_list(names)
             append_key(_section(doc(targets_path), "targets"), target, node)
             created.append(target)

@@ -114,6 +114,16 @@ def candidates(project: Path | None) -> list[TargetSpec]:
     return specs
 
 
+def _variants(specs: list[TargetSpec], context: Context) -> list[TargetSpec]:
+    """Each candidate, and its variants on this machine (a VS Code profile's own file)."""
+    out: list[TargetSpec] = []
+    for spec in specs:
+        family = targets.FAMILIES[spec.kind]
+        assert issubclass(family, FileTarget)
+        out += family.variants(spec, context)
+    return out
+
+
 def _key(kind: str, scope: str | None, path: Path, project: Path | None) -> tuple[Any, ...]:
     return (kind, scope, _real(path), _real(project) if scope == "local" and project else None)
 
@@ -160,7 +170,7 @@ def discover(engine: Engine, state: DesiredState, cwd: Path | None = None) -> Di
     declared = declared_keys(state, context)
     found: list[Found] = []
     seen: set[tuple[Any, ...]] = set()
-    for spec in candidates(project):
+    for spec in _variants(candidates(project), context):
         family = targets.FAMILIES[spec.kind]
         assert issubclass(family, FileTarget)
         scope = _scope(spec)

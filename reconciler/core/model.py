@@ -127,6 +127,9 @@ class TargetSpec(_Closed):
     path: StrictStr | None = None
     scope: Literal["user", "project", "local"] | None = None
     project: StrictStr | None = None
+    # A client profile of the user scope (VS Code: a folder under ``User/profiles``, or the
+    # profile's name); kinds without profiles refuse it.
+    profile: StrictStr | None = None
     servers: tuple[Placement, ...] = ("*",)
     on_drift: OnDrift = OnDrift.SYNC
     prune: StrictBool = False

@@ -142,6 +142,8 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
             problem(at("project"), f"target '{name}': {title} has one file and no projects")
     elif SCOPES[kind]:
         problems += _check_scope(name, spec, at)
+    if spec.profile is not None:
+        problems += _check_profile(name, spec, at)
     capability = CAPABILITIES[kind]
     for index, item in enumerate(spec.servers):
         ref = item if isinstance(item, str) else item.name
@@ -201,3 +203,26 @@ def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
             "set scope: project (or local for Claude Code)",
         )
     return problems
+
+
+def _check_profile(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
+    """``profile`` needs a kind with profiles, the user scope, no ``path``, one folder name."""
+    where = at("profile")
+    profile = spec.profile or ""
+    family = FAMILIES[spec.kind]
+    title = getattr(family, "title", spec.kind)
+    message = hint = ""
+    if not getattr(family, "profiles", False):
+        with_profiles = sorted(k for k, f in FAMILIES.items() if getattr(f, "profiles", False))
+        message = f"target '{name}': {title} has no profiles"
+        hint = f"kinds with profiles: {', '.join(with_profiles)}"
+    elif (spec.scope or "user") != "user":
+        message = f"target '{name}': 'profile' applies to scope user"
+    elif spec.path is not None:
+        message = f"target '{name}': set 'profile' or 'path', not both"
+    elif profile in ("", ".", "..") or any(c in profile for c in "/\\\0"):
+        message = f"target '{name}': profile {profile!r} is not a profile's id or name"
+        hint = "the id is the profile's folder under User/profiles; or give its name"
+    if not message:
+        return []
+    return [Problem(where.file, where.line, where.column, message, hint)]

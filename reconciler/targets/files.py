@@ -76,6 +76,14 @@ class FileTarget(ABC):
 
     # -- the shared mechanism ----------------------------------------------------------
 
+    # The kind has profiles of the user scope (``profile:`` in desired state).
+    profiles = False
+
+    @classmethod
+    def variants(cls, spec: TargetSpec, context: Context) -> tuple[TargetSpec, ...]:
+        """The spec, and one per profile found on this machine (for discovery)."""
+        return (spec,)
+
     @classmethod
     def locate(cls, spec: TargetSpec, context: Context) -> Path:
         if spec.path:

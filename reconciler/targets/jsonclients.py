@@ -7,11 +7,13 @@ client owns.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.errors import ReconcilerError
 from reconciler.core.essence import (
     REMOTE_FIELDS,
     STDIO_FIELDS,
@@ -21,6 +23,7 @@ from reconciler.core.essence import (
     normalize,
 )
 from reconciler.core.model import TargetSpec
+from reconciler.store import fsutil
 from reconciler.targets import (
     nodelock,
     paths,
@@ -160,9 +163,13 @@ class Cursor(JsonFileTarget):
 
 
 class VSCode(JsonFileTarget):
-    """VS Code: the user profile's ``mcp.json`` or ``<project>/.vscode/mcp.json``, key ``servers``.
+    """VS Code: the user's ``mcp.json`` or ``<project>/.vscode/mcp.json``, key ``servers``.
 
-    The file is JSONC: comments are kept (an edit that would drop one is refused).
+    The file is JSONC: comments are kept (an edit that would drop one is refused). A
+    ``profile:`` is one of VS Code's profiles: ``User/profiles/<id>/mcp.json``, by the id
+    (the folder's name) or by the profile's name as VS Code lists it in
+    ``User/globalStorage/storage.json`` (``userDataProfiles``). Source: microsoft/vscode
+    ``src/vs/platform/userDataProfile/common/userDataProfile.ts``.
     """
 
     kind = "vscode"
@@ -172,16 +179,65 @@ class VSCode(JsonFileTarget):
     scopes: tuple[str, ...] = ("user", "project")
     servers_key = ("servers",)
     jsonc = True
+    profiles = True
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "headers")
+    app_folder = "Code"
+
+    @classmethod
+    def user_dir(cls, context: Context) -> Path:
+        return paths.user_config(context) / cls.app_folder / "User"
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:
         if paths.scope(spec) == "project":
             return paths.project_dir(spec, context) / ".vscode" / "mcp.json"
-        return paths.user_config(context) / "Code" / "User" / "mcp.json"
+        user = cls.user_dir(context)
+        if spec.profile is not None:
+            return user / "profiles" / _profile_folder(user, spec.profile) / "mcp.json"
+        return user / "mcp.json"
+
+    @classmethod
+    def variants(cls, spec: TargetSpec, context: Context) -> tuple[TargetSpec, ...]:
+        if paths.scope(spec) != "user" or spec.profile is not None:
+            return (spec,)
+        folder = cls.user_dir(context) / "profiles"
+        profiles = (
+            sorted(p.parent.name for p in folder.glob("*/mcp.json")) if folder.is_dir() else []
+        )
+        return (spec, *(spec.model_copy(update={"profile": p}) for p in profiles))
 
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         return {"type": essence["transport"], **super().written_fields(essence)}
+
+
+class VSCodeInsiders(VSCode):
+    """VS Code Insiders: the same files in its own ``Code - Insiders`` folder.
+
+    Only the user scope: a project's ``.vscode/mcp.json`` is shared with VS Code (kind
+    ``vscode``, scope project).
+    """
+
+    kind = "vscode-insiders"
+    scopes: tuple[str, ...] = ("user",)
+    title = "VS Code Insiders"
+    app_folder = "Code - Insiders"
+
+
+def _profile_folder(user: Path, profile: str) -> str:
+    """The folder of a VS Code profile given by its id (folder name) or its name."""
+    if (user / "profiles" / profile).is_dir():
+        return profile
+    storage = user / "globalStorage" / "storage.json"
+    try:
+        listed = json.loads(fsutil.read_text(storage)).get("userDataProfiles", [])
+    except (OSError, ValueError, AttributeError, ReconcilerError):
+        listed = []
+    for item in listed if isinstance(listed, list) else ():
+        if isinstance(item, dict) and item.get("name") == profile:
+            location = item.get("location")
+            if isinstance(location, str) and "/" not in location and "\\" not in location:
+                return location
+    return profile  # not created yet: the id as given (validated as one path component)
 
 
 class Windsurf(JsonFileTarget):
@@ -276,6 +332,7 @@ KIND_CLASSES: tuple[type[JsonFileTarget], ...] = (
     ClaudeCode,
     Cursor,
     VSCode,
+    VSCodeInsiders,
     Windsurf,
     Gemini,
 )

@@ -44,9 +44,9 @@ class YamlFileTarget(JsonFileTarget):
         positioned = yamlio.read(self._yaml_text(content), str(self.path), problems)
         if positioned is None:
             problem = problems[0]
-            raise TargetFormatError(
-                f"{self.path}:{problem.line}:{problem.column}: invalid YAML: {problem.message}"
-            )
+            where = f":{problem.line}:{problem.column}" if problem.line else ""
+            message = problem.message.removeprefix("invalid YAML: ")
+            raise TargetFormatError(f"{self.path}{where}: invalid YAML: {message}")
         return self._top(positioned.data)
 
     def parse(self, content: bytes) -> Any:

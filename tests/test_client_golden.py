@@ -100,3 +100,12 @@ def test_every_client_kind_has_cases() -> None:
     kinds = {p.parent.name for p in ALL}
     clients = set(CLIENT_KINDS)
     assert clients <= kinds, f"kinds without golden cases: {sorted(clients - kinds)}"
+
+
+def test_each_kind_is_declared_by_exactly_one_family_class() -> None:
+    declared = [c.kind for module in targets._MODULES for c in module.KIND_CLASSES]
+    assert sorted(declared) == sorted(set(declared)), "a kind name declared twice"
+    assert set(declared) == set(targets.FAMILIES)
+    for kind, family in targets.FAMILIES.items():
+        assert family.scopes == targets.SCOPES[kind]
+        assert isinstance(family.tool_control, str | None), kind

@@ -233,11 +233,12 @@ class Zed(JsonFileTarget):
     Windows) or ``<project>/.zed/settings.json``.
 
     The settings file is JSONC (edited in place, comments kept). A stdio server is flat
-    ``command``, ``args``, ``env`` (older releases nest ``command: {path, args, env}``, read
-    too and rewritten flat); a remote one is ``url`` with ``headers``, no type. The switch is
-    ``enabled`` (default true). Zed expands no references: they are resolved into the file
-    (mode 0600). Source: zed-industries/zed ``crates/settings_content/src/project.rs``
-    (``ContextServerSettingsContent``), zed.dev/docs/ai/mcp.
+    ``command``, ``args`` (required, written even when empty), ``env`` (older releases nest
+    ``command: {path, args, env}``, read too and rewritten flat); a remote one is ``url``
+    with ``headers``, no type. The switch is ``enabled`` (default true). Zed expands no
+    references: they are resolved into the file (mode 0600). Source: zed-industries/zed
+    ``crates/settings_content/src/project.rs`` (``ContextServerSettingsContent``),
+    zed.dev/docs/ai/mcp.
     """
 
     kind = "zed"
@@ -266,6 +267,12 @@ class Zed(JsonFileTarget):
             raw["env"] = command.get("env")
         raw["enabled"] = native.get("enabled", True)
         return self.essence_of(raw)
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        fields = super().written_fields(essence)
+        if essence["transport"] == "stdio":  # Zed requires ``args`` (``ContextServerCommand``)
+            fields = {"command": fields.pop("command"), "args": fields.pop("args", []), **fields}
+        return fields
 
     def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
         if enabled is False:

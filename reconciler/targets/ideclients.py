@@ -284,12 +284,16 @@ class Crush(DisabledFlag):
     """Crush (Charm): ``mcp`` in ``.crush.json`` or ``crush.json`` of a project, or
     ``~/.config/crush/crush.json``.
 
-    ``type`` is ``stdio``, ``http`` or ``sse``; the switch is ``disabled``; single tools are
-    turned off with ``disabled_tools``. Crush expands shell references (``$VAR``,
-    ``${VAR}``) in commands, arguments, environment, URLs and headers; written as
-    ``${VAR}``. In a project the file that exists is edited (``.crush.json`` first, as Crush
-    reads it); a new one is ``.crush.json``. Source: charmbracelet/crush
-    ``internal/config/config.go`` (``MCPConfig``), ``internal/config/load.go``.
+    ``type`` (required) is ``stdio``, ``http`` or ``sse``; the switch is ``disabled``; single
+    tools are turned off with ``disabled_tools``. Crush expands shell references (``$VAR``,
+    ``${VAR}``) in ``env`` values and ``headers`` (``ResolvedEnv``, ``ResolvedHeaders``),
+    and in the command; written as ``${VAR}``. It does not expand them in ``url`` (nor in
+    ``args`` before its newer releases): the secrets layer keeps a reference wherever the
+    kind can reference, so a reference there is not expanded by Crush (a per-field mask
+    belongs to ``secrets.referable``). In a project the file that exists is edited
+    (``.crush.json`` first, as Crush reads it); a new one is ``.crush.json``. Source:
+    charmbracelet/crush ``internal/config/config.go`` (``MCPConfig``),
+    ``internal/config/load.go``.
     """
 
     kind = "crush"
@@ -300,7 +304,7 @@ class Crush(DisabledFlag):
         env_references=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
-    tool_control = "disabled_tools"  # also enabled_tools
+    tool_control = "disabled_tools"
     servers_key = ("mcp",)
     syntax = references.GEMINI  # the shell's ``$VAR`` or ``${VAR}``, written braced
     managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")

@@ -25,7 +25,7 @@ from reconciler import targets
 from reconciler.core.errors import TargetError
 from reconciler.core.model import TargetSpec
 from reconciler.core.plan import Action
-from reconciler.targets import Context, Write
+from reconciler.targets import Context, Write, yamlclients
 
 CASES = Path(__file__).parent / "data" / "clients"
 ALL = sorted(p for p in CASES.glob("*/*") if p.is_dir())
@@ -109,3 +109,16 @@ def test_each_kind_is_declared_by_exactly_one_family_class() -> None:
     for kind, family in targets.FAMILIES.items():
         assert family.scopes == targets.SCOPES[kind]
         assert isinstance(family.tool_control, str | None), kind
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("GitHub MCP", "githubmcp"),  # whitespace dropped, lowercased
+        ("hand-made", "hand-made"),  # '-' and '_' kept
+        ("a.b/c:d", "a_b_c_d"),  # anything else '_'
+        ("Ünï code", "_n_code"),  # ASCII letters only
+    ],
+)
+def test_goose_keys_an_extension_as_goose_does(name: str, key: str) -> None:
+    assert yamlclients.goose_key(name) == key

@@ -269,7 +269,7 @@ CLIENTS = [
         lambda project: (
             "# mine\nGOOSE_PROVIDER: anthropic\nextensions:\n"
             "  developer:\n    enabled: true\n    name: developer\n    type: builtin\n"
-            "  hand_made:\n    name: hand-made\n    type: stdio\n    cmd: hm\n"
+            "  hand-made:\n    name: hand-made\n    type: stdio\n    cmd: hm\n"
             "    args: []\n    enabled: true\n    timeout: 300\n"
         ),
         VALUES["TIME_TOKEN"],  # Goose expands no references in the file: resolved

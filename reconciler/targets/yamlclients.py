@@ -117,8 +117,12 @@ class YamlFileTarget(JsonFileTarget):
 
 
 def goose_key(name: str) -> str:
-    """Goose's key for an extension: its name lowercased, anything not alphanumeric ``_``."""
-    return re.sub(r"[^a-z0-9]", "_", name.lower())
+    """Goose's key for an extension (``config/extensions.rs`` ``name_to_key``): whitespace
+    dropped, ASCII letters, digits, ``_`` and ``-`` kept, anything else ``_``, lowercased."""
+    kept = "".join(
+        c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in name if not c.isspace()
+    )
+    return kept.lower()
 
 
 # Extension types that are MCP servers; the others (builtin, platform, frontend,
@@ -168,25 +172,29 @@ class Goose(YamlFileTarget):
     """Goose: ``extensions`` in ``~/.config/goose/config.yaml`` (``%APPDATA%\\Block\\goose``
     on Windows).
 
-    An extension is keyed by its name lowercased with non-alphanumerics turned into ``_``
-    and carries the ``name`` too. A stdio server is ``type: stdio`` with ``cmd``, ``args``,
-    ``envs``, ``env_keys`` (variables Goose takes from its environment or keyring) and
-    ``cwd``; a remote one is ``type: streamable_http`` with ``uri`` and ``headers`` (Goose
-    dropped sse). ``enabled`` is required. Single tools are limited with the
+    An extension is keyed by its name (Goose's ``name_to_key``: whitespace dropped, other
+    characters outside letters, digits, ``_`` and ``-`` turned into ``_``, lowercased) and
+    carries the ``name`` too; an entry is found by its ``name``, or by its key where it has
+    none (Goose takes the key then). A stdio server is ``type: stdio`` with ``cmd``,
+    ``args`` (required, written even when empty), ``envs`` and ``env_keys`` (variables
+    Goose takes from its environment or keyring); no working directory. A remote one is
+    ``type: streamable_http`` with ``uri`` and ``headers`` (Goose dropped sse). ``enabled``
+    is required. Single tools are limited with the
     ``available_tools`` allow-list. ``env_keys`` read as references to the variable of the
     same name; Goose expands nothing else, so other references are resolved into ``envs``.
-    Source: aaif-goose/goose ``crates/goose/src/agents/extension.rs`` (``ExtensionConfig``),
-    ``crates/goose/src/config/extensions.rs`` (``name_to_key``).
+    Source: aaif-goose/goose ``crates/goose/src/agents/extension.rs`` (``ExtensionConfig``,
+    commit 20f87d1), ``crates/goose/src/config/extensions.rs`` (``name_to_key``,
+    ``inject_name_if_missing``, commit 05a3515).
     """
 
     kind = "goose"
     capability = Capability(
-        frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"}, True
+        frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS | {"enabled"}, True
     )
     scopes: tuple[str, ...] = ("user",)
     tool_control = "available_tools"  # an allow-list: the tools not in it are off
     servers_key = ("extensions",)
-    managed_fields = ("type", "cmd", "args", "envs", "env_keys", "cwd", "uri", "headers")
+    managed_fields = ("type", "cmd", "args", "envs", "env_keys", "uri", "headers")
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:
@@ -210,7 +218,6 @@ class Goose(YamlFileTarget):
             raw["transport"] = "stdio"
             raw["command"] = native.get("cmd")
             raw["args"] = native.get("args")
-            raw["cwd"] = native.get("cwd")
         else:
             raw["transport"] = "http" if kind == "streamable_http" else transport_of(kind)
             raw["url"] = native.get("uri")
@@ -228,8 +235,6 @@ class Goose(YamlFileTarget):
             fields["args"] = essence.get("args", [])
             fields["envs"] = {k: v for k, v in env.items() if k not in by_name}
             fields["env_keys"] = by_name
-            if "cwd" in essence:
-                fields["cwd"] = essence["cwd"]
             return fields
         fields = {"type": "streamable_http", "uri": essence["url"]}
         fields["headers"] = essence.get("headers", {})

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from reconciler import targets
-from reconciler.core.errors import TargetError
+from reconciler.core.errors import ConcurrentChange, TargetError
 from reconciler.core.model import TargetSpec
 from reconciler.core.plan import Action
 from reconciler.targets import Context, Write, yamlclients
@@ -122,3 +122,25 @@ def test_each_kind_is_declared_by_exactly_one_family_class() -> None:
 )
 def test_goose_keys_an_extension_as_goose_does(name: str, key: str) -> None:
     assert yamlclients.goose_key(name) == key
+
+
+@pytest.mark.parametrize(
+    "case",
+    [CASES / "goose" / "extensions-and-builtins", CASES / "continue" / "list-and-request-options"],
+    ids=["goose", "continue"],
+)
+def test_a_yaml_client_file_changed_since_observe_is_not_written(
+    case: Path, tmp_path: Path
+) -> None:
+    target, path = build(case, tmp_path)
+    observation = target.observe()
+    edited = path.read_bytes() + b"# the client saved meanwhile\n"
+    path.write_bytes(edited)
+    time = {"transport": "stdio", "command": "uvx", "args": ["mcp-server-time"]}
+    if target.capability.enabled_switch:
+        time["enabled"] = True
+
+    with pytest.raises(ConcurrentChange):
+        target.apply(observation, [Write("time", time, Action.CREATE)])
+
+    assert path.read_bytes() == edited  # the pass is retried; nothing lost

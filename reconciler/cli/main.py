@@ -13,13 +13,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from click.shell_completion import get_completion_class
 
 from reconciler.app import audit as audits
 from reconciler.app import discover as discovery
+from reconciler.app import markdown
 from reconciler.app import probe as probes
 from reconciler.app import service as svc
 from reconciler.app.service import ServiceSpec
@@ -44,22 +45,52 @@ from reconciler.cli.common import (
     target_option,
 )
 from reconciler.cli.divergences import register
-from reconciler.core.errors import ReconcilerError, UsageError
+from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.model import json_schema
 from reconciler.core.report import ExitCode, RunReport, plural, render_text
 from reconciler.engine import Engine, PassOptions
 from reconciler.secrets import wrap_streams
 from reconciler.store.state import default_state_dir
 
+T = TypeVar("T")
+
+
+def format_option(f: F) -> F:
+    """``--format text|json|markdown`` (json is ``--json``; markdown is a PR comment)."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="Output: text, JSON (as --json), or markdown for a pull-request comment.",
+    )(f)
+
+
+def _markdown_guarded(action: Callable[[], T]) -> T:
+    """``guarded`` for --format markdown: invalid desired state is a comment too (exit 2)."""
+    try:
+        return action()
+    except DesiredStateError as e:
+        click.echo(markdown.render_invalid([str(p) for p in e.problems]), nl=False)
+        sys.exit(int(ExitCode.INVALID))
+
 
 def _run(
-    action: Callable[[], RunReport], probed: list[probes.ProbeReport] | None = None
+    action: Callable[[], RunReport],
+    probed: list[probes.ProbeReport] | None = None,
+    *,
+    output_format: str = "text",
 ) -> NoReturn:
     started = time.monotonic()
+    if output_format == "markdown":
+        report = guarded(lambda: _markdown_guarded(action))
+        click.echo(markdown.render_plan(report), nl=False)
+        sys.exit(int(report.exit_code))
     report = guarded(action)
     took = time.monotonic() - started
     settings = current_settings()
-    if settings.json:
+    if settings.json or output_format == "json":
         data = report.to_json()
         if probed:  # reconcile --probe: what each server answered
             data["probe"] = {"servers": [r.to_json() for r in probed[0].results]}
@@ -90,6 +121,7 @@ def _run(
     help="After the pass, probe each server it holds over MCP; a failing required one "
     "exits 3. Never with --dry-run.",
 )
+@format_option
 @click.version_option(package_name="mcp-reconciler", prog_name="reconcile")
 @global_options
 @click.pass_context
@@ -99,6 +131,7 @@ def main(
     target_names: tuple[str, ...],
     server_names: tuple[str, ...],
     probe_after: bool,
+    output_format: str,
 ) -> None:
     """Reconcile MCP server configurations with the desired state in git.
 
@@ -110,7 +143,10 @@ def main(
         return
 
     if not probe_after:
-        _run(lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)))
+        _run(
+            lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)),
+            output_format=output_format,
+        )
     if dry_run:
         fail(ExitCode.INVALID, "error: --probe runs servers, so it is never done in a dry run")
     probed: list[probes.ProbeReport] = []
@@ -127,13 +163,14 @@ def main(
         probed.append(found)
         return report
 
-    _run(run_and_probe, probed)
+    _run(run_and_probe, probed, output_format=output_format)
 
 
 @main.command()
 @target_option("Only this target (repeatable).")
+@format_option
 @global_options
-def status(target_names: tuple[str, ...]) -> None:
+def status(target_names: tuple[str, ...], output_format: str) -> None:
     """Server x target matrix from a fresh observation (writes nothing).
 
     Each cell is one of: in_sync, drift, missing, disabled, error, or '.' where the
@@ -141,12 +178,19 @@ def status(target_names: tuple[str, ...]) -> None:
     """
 
     engine = make_engine()
-    state = guarded(engine.load)
+    if output_format == "markdown":
+        state = guarded(lambda: _markdown_guarded(engine.load))
+    else:
+        state = guarded(engine.load)
     report = guarded(lambda: engine.run(PassOptions(dry_run=True, targets=target_names), state))
     last = engine.store.read_status()
 
     daemon = read_daemon_status(engine.store.root)
-    if current_settings().json:
+    if output_format == "markdown":
+        cells = matrix_json(state, report, last)["servers"]
+        text = markdown.render_plan(report, title="mcp-reconciler status", matrix=cells)
+        click.echo(text, nl=False)
+    elif current_settings().json or output_format == "json":
         data = {**matrix_json(state, report, last), "daemon": daemon}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:

@@ -26,6 +26,7 @@ from reconciler.app import service as svc
 from reconciler.app.service import ServiceSpec
 from reconciler.app.status import matrix_json, render_matrix
 from reconciler.app.watch import (
+    UiOptions,
     WatchOptions,
     read_daemon_status,
     render_daemon_status,
@@ -374,6 +375,24 @@ def _watch_options(f: F) -> F:
             help="Serve /metrics and /healthz at PORT or HOST:PORT (PORT alone: loopback).",
         ),
         click.option(
+            "--ui",
+            "ui_addr",
+            metavar="ADDR",
+            help="Serve the read-only status page and /api/status at PORT or HOST:PORT "
+            "(PORT alone: loopback; the same server as --metrics at the same address).",
+        ),
+        click.option(
+            "--ui-allow-remote",
+            is_flag=True,
+            help="Allow --ui on a non-loopback address (then --ui-token is required).",
+        ),
+        click.option(
+            "--ui-token",
+            metavar="REF",
+            help="A reference (${env:NAME}, ${file:PATH}, a resolver) to the token the page "
+            "asks for: bearer, or basic auth with the token as password.",
+        ),
+        click.option(
             "--flap-limit",
             type=click.IntRange(min=0),
             default=6,
@@ -411,6 +430,9 @@ def watch(
     debounce: int,
     pull: bool,
     metrics_addr: str | None,
+    ui_addr: str | None,
+    ui_allow_remote: bool,
+    ui_token: str | None,
     flap_limit: int,
     probe_interval: float | None,
     log_format: str,
@@ -429,7 +451,10 @@ def watch(
         flap_limit=flap_limit,
         probe_interval=probe_interval,
     )
-    sys.exit(guarded(lambda: serve(make_engine(), options, metrics_addr=metrics_addr)))
+    page = None if ui_addr is None else UiOptions(ui_addr, ui_allow_remote, ui_token)
+    if page is None and (ui_allow_remote or ui_token):
+        fail(ExitCode.INVALID, "error: --ui-allow-remote and --ui-token need --ui ADDR")
+    sys.exit(guarded(lambda: serve(make_engine(), options, metrics_addr=metrics_addr, page=page)))
 
 
 @main.group()
@@ -442,6 +467,9 @@ def _service_spec(
     debounce: int,
     pull: bool,
     metrics_addr: str | None,
+    ui_addr: str | None,
+    ui_allow_remote: bool,
+    ui_token: str | None,
     flap_limit: int,
     probe_interval: float | None,
     log_format: str,
@@ -453,6 +481,12 @@ def _service_spec(
         args.append("--pull")
     if metrics_addr:
         args += ["--metrics", metrics_addr]
+    if ui_addr:
+        args += ["--ui", ui_addr]
+    if ui_allow_remote:
+        args.append("--ui-allow-remote")
+    if ui_token:
+        args += ["--ui-token", ui_token]
     if flap_limit != 6:
         args += ["--flap-limit", str(flap_limit)]
     if probe_interval is not None:

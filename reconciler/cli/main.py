@@ -24,7 +24,7 @@ from reconciler.app import markdown
 from reconciler.app import probe as probes
 from reconciler.app import service as svc
 from reconciler.app.service import ServiceSpec
-from reconciler.app.status import matrix_json, render_matrix
+from reconciler.app.status import PassWaiter, live_matrix, matrix_json, render_matrix
 from reconciler.app.watch import (
     UiOptions,
     WatchOptions,
@@ -42,6 +42,7 @@ from reconciler.cli.common import (
     guarded,
     make_engine,
     server_option,
+    setup_logging_from_settings,
     style,
     target_option,
 )
@@ -170,8 +171,24 @@ def main(
 @main.command()
 @target_option("Only this target (repeatable).")
 @format_option
+@click.option(
+    "--watch",
+    "keep_watching",
+    is_flag=True,
+    help="Keep the matrix on screen and redraw it on every pass of the daemon (Ctrl-C stops).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=10.0,
+    show_default=True,
+    metavar="S",
+    help="With --watch: redraw at least this often (when no daemon records passes).",
+)
 @global_options
-def status(target_names: tuple[str, ...], output_format: str) -> None:
+def status(
+    target_names: tuple[str, ...], output_format: str, keep_watching: bool, interval: float
+) -> None:
     """Server x target matrix from a fresh observation (writes nothing).
 
     Each cell is one of: in_sync, drift, missing, disabled, error, or '.' where the
@@ -179,6 +196,12 @@ def status(target_names: tuple[str, ...], output_format: str) -> None:
     """
 
     engine = make_engine()
+    if keep_watching:
+        if output_format != "text" or current_settings().json:
+            fail(ExitCode.INVALID, "error: status --watch draws text only")
+        setup_logging_from_settings()
+        live_matrix(lambda: _matrix_frame(engine, target_names), _pass_waiter(engine, interval))
+        sys.exit(0)
     if output_format == "markdown":
         state = guarded(lambda: _markdown_guarded(engine.load))
     else:
@@ -199,6 +222,25 @@ def status(target_names: tuple[str, ...], output_format: str) -> None:
         if daemon is not None:
             click.echo(render_daemon_status(daemon))
     sys.exit(int(report.exit_code))
+
+
+def _matrix_frame(engine: Engine, target_names: tuple[str, ...]) -> str:
+    """One drawing of ``status --watch``: the matrix now, and the daemon's last pass."""
+    try:
+        state = engine.load()
+        report = engine.run(PassOptions(dry_run=True, targets=target_names), state)
+        text = render_matrix(state, report, engine.store.read_status())
+    except ReconcilerError as e:
+        text = f"error: {e}"
+    daemon = read_daemon_status(engine.store.root)
+    if daemon is not None:
+        text += "\n" + render_daemon_status(daemon)
+    when = time.strftime("%H:%M:%S")
+    return f"{text}\n(drawn at {when}; redrawn on every pass of the daemon; Ctrl-C stops)"
+
+
+def _pass_waiter(engine: Engine, interval: float) -> PassWaiter:
+    return PassWaiter(lambda: read_daemon_status(engine.store.root), interval)
 
 
 @main.command()
@@ -614,6 +656,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "status": (
         ("reconcile status", "server x target matrix"),
+        ("reconcile status --watch", "redrawn on every pass of the daemon"),
         ("reconcile status --target desktop --json", "one target, machine-readable"),
     ),
     "probe": (
@@ -641,6 +684,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "watch": (
         ("reconcile watch", "the daemon, in the foreground"),
         ("reconcile watch --pull --metrics 127.0.0.1:9464", "pull git, serve metrics"),
+        ("reconcile watch --ui 127.0.0.1:9465", "the status page on loopback"),
     ),
     "service": (
         ("reconcile service print", "the unit, and where its files go"),

@@ -16,10 +16,11 @@ import pytest
 
 from reconciler.app import ui
 from reconciler.app.metrics import Metrics, MetricsServer
-from reconciler.app.watch import Daemon, UiOptions
+from reconciler.app.watch import Daemon, UiOptions, _start_servers
 from reconciler.core.errors import UsageError
 from reconciler.engine import Engine
 from reconciler.secrets import REDACTOR, Redactor, install_logging
+from tests.conftest import Workspace
 from tests.test_secrets_canary import Scene
 from tests.test_secrets_canary import scene as scene  # the canary fixture
 
@@ -325,3 +326,109 @@ def test_the_page_and_its_json_never_show_a_secret(
     assert "‹secret:" in bodies[2]  # the rotated token's drift, as a fingerprint
     assert "drift (desired)" in bodies[0] or "drift (" in bodies[0]
     assert scene.leaks(*bodies, caplog.text) == []
+
+
+# -- the command line and the daemon's servers -------------------------------------------------
+
+WATCHED = """
+servers:
+  time:
+    command: uvx
+    args: [mcp-server-time]
+targets:
+  desktop:
+    kind: claude-desktop
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--ui", "0.0.0.0:0"), "needs --ui-allow-remote"),
+        (("--ui", "0.0.0.0:0", "--ui-allow-remote"), "needs --ui-token"),
+        (("--ui-token", "${env:X}"), "need --ui ADDR"),
+        (("--ui", "127.0.0.1:0", "--ui-token", "plain"), "never the token itself"),
+    ],
+)
+def test_watch_refuses_a_page_it_must_not_serve(
+    workspace: Workspace, args: tuple[str, ...], message: str
+) -> None:
+    workspace.write("desired.yaml", WATCHED)
+    result = workspace.run("watch", *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert not workspace.desktop_config.exists()  # no pass ran
+
+
+def test_the_service_unit_keeps_the_page_options(workspace: Workspace) -> None:
+    workspace.write("desired.yaml", WATCHED)
+    result = workspace.run(
+        "service", "print", "--ui", "0.0.0.0:9465", "--ui-allow-remote",
+        "--ui-token", "${env:UI_TOKEN}",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "--ui 0.0.0.0:9465 --ui-allow-remote --ui-token" in result.stdout.replace("'", "")
+
+
+@pytest.fixture
+def daemon(workspace: Workspace) -> Daemon:
+    workspace.write("desired.yaml", WATCHED)
+    engine = Engine(workspace.desired, workspace.state_dir, home=workspace.home)
+    daemon = Daemon(engine)
+    daemon.prepare()
+    return daemon
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one-server", "two-servers"])
+def test_metrics_and_page_share_one_server_at_one_address(daemon: Daemon, shared: bool) -> None:
+    servers = _start_servers(
+        daemon,
+        daemon.metrics,
+        "127.0.0.1:0",
+        UiOptions("127.0.0.1:0" if shared else "localhost:0"),
+    )
+    try:
+        daemon.iteration(start=True)
+        assert len(servers) == (1 if shared else 2)
+        assert daemon.ui_url is not None and daemon.metrics_url is not None
+        assert (daemon.ui_url == daemon.metrics_url) is shared
+        page = httpx.get(f"{daemon.ui_url}/", timeout=10)
+        assert page.status_code == 200 and 'id="matrix"' in page.text
+        metrics = httpx.get(f"{daemon.metrics_url}/metrics", timeout=10)
+        assert "reconciler_passes_total" in metrics.text
+        if not shared:  # the page's own server serves the page only
+            assert httpx.get(f"{daemon.ui_url}/metrics", timeout=10).status_code == 404
+    finally:
+        assert daemon.site is not None
+        daemon.site.close()
+        for server in servers:
+            server.close()
+
+
+def test_api_status_is_the_document_of_status_json(workspace: Workspace, daemon: Daemon) -> None:
+    daemon.site = ui.Site(REDACTOR)
+    daemon.iteration(start=True)
+    api = daemon.site.data
+    cli = workspace.run("status", "--json").json
+    assert set(cli) <= set(api)  # every key of status --json, plus the daemon's history
+    for key in ("schema", "exit_code", "servers", "mirrors", "unmanaged", "degraded"):
+        assert api[key] == cli[key], key
+    assert [(t["name"], t["status"]) for t in api["targets"]] == [
+        (t["name"], t["status"]) for t in cli["targets"]
+    ]
+    assert api["daemon"]["passes"] == 1 and cli["daemon"]["passes"] == 1
+
+
+def test_events_over_http_arrive_when_a_pass_lands(daemon: Daemon) -> None:
+    daemon.site = ui.Site(REDACTOR)
+    server = MetricsServer("127.0.0.1:0", None, lambda: (True, "ok"), site=daemon.site)
+    try:
+        with httpx.stream("GET", f"{server.url}/events", timeout=10) as response:
+            assert response.headers["content-type"] == "text/event-stream"
+            lines = response.iter_lines()
+            assert next(lines) == "retry: 2000"
+            daemon.iteration(start=True)  # the pass publishes a new snapshot
+            event = [next(lines) for _ in range(3)]
+            assert event[1] == "event: pass" and event[2].startswith("data: ")
+    finally:
+        daemon.site.close()
+        server.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
@@ -33,11 +33,18 @@ from reconciler.targets import CAPABILITIES
 NOT_PLACED = "."
 
 
-def cell(state: DesiredState, target: TargetReport, server: str) -> str:
+def cell(
+    state: DesiredState,
+    target: TargetReport,
+    server: str,
+    placed: Mapping[str, Collection[str]] | None = None,
+) -> str:
+    """``placed``: each target's placements, computed once per matrix (``placements_of``)."""
     mirror = getattr(state.targets.get(target.name), "mirror", None)
     if mirror is not None or server not in state.servers:
         return mirror_cell(target, server, mirror)
-    if server not in state.placements(target.name):
+    names = placed.get(target.name) if placed is not None else None
+    if server not in (names if names is not None else state.placements(target.name)):
         return NOT_PLACED
     if target.error is not None:
         return "error"
@@ -53,6 +60,16 @@ def cell(state: DesiredState, target: TargetReport, server: str) -> str:
     if server in target.in_sync:
         return "in_sync"
     return "disabled"  # placed, disabled, and absent from a kind without a switch
+
+
+def placements_of(state: DesiredState, report: RunReport) -> dict[str, frozenset[str]]:
+    """The servers each server target of the report carries: one expansion per target, not
+    one per cell (globs make it linear in the servers)."""
+    return {
+        t.name: frozenset(state.placements(t.name))
+        for t in report.targets
+        if t.name in state.targets and getattr(state.targets[t.name], "mirror", None) is None
+    }
 
 
 def mirror_cell(target: TargetReport, row: str, mirror: str | None) -> str:
@@ -179,15 +196,17 @@ def _compare(
 def matrix_json(
     state: DesiredState, report: RunReport, last: dict[str, Any] | None
 ) -> dict[str, Any]:
+    placed = placements_of(state, report)
     return {
         "schema": 1,
         "exit_code": int(report.exit_code),
         "servers": {
-            server: {t.name: cell(state, t, server) for t in report.targets}
+            server: {t.name: cell(state, t, server, placed) for t in report.targets}
             for server in state.servers
         },
         "mirrors": {
-            m: {t.name: cell(state, t, m) for t in report.targets} for m in mirror_rows(state)
+            m: {t.name: cell(state, t, m, placed) for t in report.targets}
+            for m in mirror_rows(state)
         },
         "unmanaged": {t.name: list(t.unmanaged) for t in report.targets if t.unmanaged},
         "targets": report.to_json()["targets"],
@@ -206,8 +225,9 @@ def matrix_json(
 def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] | None) -> str:
     names = [t.name for t in report.targets]
     rows = [["server", *names]]
+    placed = placements_of(state, report)
     for server in [*state.servers, *mirror_rows(state)]:
-        rows.append([server, *(cell(state, t, server) for t in report.targets)])
+        rows.append([server, *(cell(state, t, server, placed) for t in report.targets)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows

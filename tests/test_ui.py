@@ -62,6 +62,7 @@ def _data(**extra: Any) -> dict[str, Any]:
                 ],
                 "allowed": [],
                 "unmanaged": ["handmade"],
+                "notes": [f"not enforceable on claude-desktop {HOSTILE}"],
             },
             {
                 "name": "code",
@@ -147,6 +148,7 @@ def test_the_page_escapes_every_piece_of_user_data() -> None:
     detail = ui.render_cell(_data(), "desk", "time")
     assert detail is not None and "<script>alert" not in detail
     assert "&lt;script&gt;" in detail  # the live value, escaped
+    assert "not enforceable on claude-desktop &lt;script&gt;" in detail  # a note, escaped
 
 
 @pytest.mark.parametrize(

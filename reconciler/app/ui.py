@@ -111,7 +111,12 @@ def snapshot(
     probe: Mapping[str, Any] | None = None,
     governance: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """What ``/api/status`` serves: ``status --json`` (schema 1) plus the daemon's history."""
+    """What ``/api/status`` serves: ``status --json`` (schema 1) plus the daemon's history.
+
+    ``governance`` rows are read as they come (the tool policy fills them): ``server``,
+    ``target``, ``blocked`` (tool names), ``enforceable`` (false: the target's kind has no
+    control for it) and ``reason``; None leaves the section saying there is no policy data.
+    """
     report = RunReport(dry_run=False, targets=tuple(settled(t) for t in reports))
     data = matrix_json(state, report, dict(last) if last is not None else None)
     data["daemon"] = dict(daemon) if daemon is not None else None
@@ -479,6 +484,11 @@ def render_cell(data: Mapping[str, Any], target: str, server: str) -> str | None
             f"<p>blocked tools: <code>{h(', '.join(governed.get('blocked') or []) or '—')}"
             "</code></p>"
         )
+    notes = t.get("notes") or []
+    if notes:
+        out.append('<h2>Notes on this target</h2><ul id="notes">')
+        out += [f"<li>{h(note)}</li>" for note in notes]
+        out.append("</ul>")
     if change is None and c.state == "in_sync":
         out.append('<p class="muted">no difference: the live entry matches desired state</p>')
     if c.state == "unmanaged":

@@ -434,3 +434,23 @@ def test_events_over_http_arrive_when_a_pass_lands(daemon: Daemon) -> None:
     finally:
         daemon.site.close()
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:9465", 200),
+        ("localhost:9465", 200),
+        ("LOCALHOST", 200),
+        ("[::1]:9465", 200),
+        ("127.0.0.2", 200),
+        ("evil.example:9465", 403),  # a rebinding name resolved to 127.0.0.1
+        ("192.168.1.5:9465", 403),
+        (None, 403),
+    ],
+)
+def test_a_loopback_page_answers_only_to_loopback_host_names(host: str | None, status: int) -> None:
+    site = ui.Site(Redactor(), local_only=True)
+    site.publish(_data())
+    assert site.get("/api/status", None, host).status == status
+    assert ui.Site(Redactor()).get("/", None, "evil.example").status == 200  # remote: token

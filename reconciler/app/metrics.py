@@ -200,18 +200,6 @@ def parse_address(addr: str, option: str = "--metrics") -> tuple[str, int]:
     return host, port
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) can only be reached from this machine."""
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class MetricsServer:
     """Serves ``/metrics`` and ``/healthz`` from a background thread until ``close()``;
     with a ``site`` (``watch --ui``), the status page's routes as well. Either may be left
@@ -245,7 +233,9 @@ class MetricsServer:
                     self._send(404, "not found\n", "text/plain; charset=utf-8")
 
             def _page(self, site: Site, path: str) -> None:
-                response = site.get(path, self.headers.get("Authorization"))
+                response = site.get(
+                    path, self.headers.get("Authorization"), self.headers.get("Host")
+                )
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.content_type)
                 for name, value in response.headers.items():

@@ -24,6 +24,7 @@ import base64
 import binascii
 import hmac
 import html
+import ipaddress
 import json
 import threading
 import time
@@ -520,6 +521,26 @@ def authorized(header: str | None, token: str) -> bool:
     return False
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name, IPv6 with or without brackets) is this machine
+    only."""
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str | None) -> str:
+    """The host of a ``Host`` header, without its port."""
+    value = (header or "").strip()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
 # -- the site: current snapshot, routes, events ----------------------------------------------
 
 
@@ -544,9 +565,14 @@ SECURITY_HEADERS = {
 class Site:
     """The page's routes over the daemon's latest snapshot; thread-safe."""
 
-    def __init__(self, redactor: Redactor, token: str | None = None) -> None:
+    def __init__(
+        self, redactor: Redactor, token: str | None = None, *, local_only: bool = False
+    ) -> None:
+        """``local_only``: served on loopback, so answer only requests naming a loopback host
+        (a web page elsewhere cannot read it through DNS rebinding)."""
         self._redactor = redactor
         self._token = token
+        self._local_only = local_only
         self._changed = threading.Condition()
         self._data: dict[str, Any] = {"schema": 1, "targets": [], "servers": {}}
         self.version = 0
@@ -579,7 +605,9 @@ class Site:
         scrubbed = self._redactor.scrub(body)  # nothing a redactor knows leaves the process
         return Response(status, scrubbed.encode("utf-8"), content_type, SECURITY_HEADERS)
 
-    def get(self, path: str, authorization: str | None) -> Response:
+    def get(self, path: str, authorization: str | None = None, host: str | None = None) -> Response:
+        if self._local_only and not is_loopback(host_name(host)):
+            return Response(403, b"this page answers only to a loopback host name\n")
         if self._token is not None and not authorized(authorization, self._token):
             return Response(
                 401,

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import targets
 from reconciler.app import probe as probes
 from reconciler.app import pull, review, ui
-from reconciler.app.metrics import Metrics, MetricsServer, is_loopback, parse_address
+from reconciler.app.metrics import Metrics, MetricsServer, parse_address
 from reconciler.app.probe import ProbeReport
 from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.report import ExitCode, Phase, RunReport, TargetReport, plural
@@ -1081,7 +1081,7 @@ class UiOptions:
                     "--ui-token takes a reference such as ${env:RECONCILER_UI_TOKEN} or "
                     "${file:~/.config/reconciler/ui-token}, never the token itself"
                 )
-        if is_loopback(host):
+        if ui.is_loopback(host):
             return
         if not self.allow_remote:
             raise UsageError(
@@ -1119,7 +1119,12 @@ def _start_servers(
 
     site = None
     if page is not None:
-        site = ui.Site(REDACTOR, page.resolve_token(daemon.engine, daemon.state))
+        host, _port = parse_address(page.addr, "--ui")
+        site = ui.Site(
+            REDACTOR,
+            page.resolve_token(daemon.engine, daemon.state),
+            local_only=ui.is_loopback(host),
+        )
         daemon.site = site
     shared = (
         page is not None

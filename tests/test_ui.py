@@ -454,3 +454,18 @@ def test_a_loopback_page_answers_only_to_loopback_host_names(host: str | None, s
     site.publish(_data())
     assert site.get("/api/status", None, host).status == status
     assert ui.Site(Redactor()).get("/", None, "evil.example").status == 200  # remote: token
+
+
+def test_invalid_desired_state_is_on_the_page_and_the_last_good_matrix_stays(
+    workspace: Workspace, daemon: Daemon
+) -> None:
+    daemon.site = ui.Site(REDACTOR)
+    daemon.iteration(start=True)
+    workspace.write("desired.yaml", WATCHED.replace("claude-desktop", "<b>nope</b>"))
+    daemon.iteration([workspace.desired / "desired.yaml"])
+    data = daemon.site.data
+    assert data["daemon"]["desired_valid"] is False
+    page = ui.render_page(data)
+    assert "desired state INVALID" in page and "&lt;b&gt;nope&lt;/b&gt;" in page
+    assert "<b>nope</b>" not in page
+    assert ui.cell_of(data, "time", "desktop").state == "in_sync"  # the last good pass

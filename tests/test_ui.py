@@ -125,6 +125,8 @@ def _data(**extra: Any) -> dict[str, Any]:
                 "pass": 7,
                 "trigger": "target",
                 "changes": [["desk", "time", "update"]],
+                "pending": 2,
+                "errors": {"broken": f"invalid {HOSTILE}"},
                 "result": "drift",
                 "duration_s": 0.25,
                 "finished": 1.0,
@@ -192,7 +194,7 @@ def test_the_page_shows_divergences_probe_timeline_and_backoff() -> None:
     page = ui.render_page(_data())
     assert "0123456789" in page and "Ann &lt;ann@example.invalid&gt;" in page
     assert "2 read-only, 1 destructive" in page and "spawn: &lt;script&gt;" in page
-    assert 'data-pass="7"' in page and "desk/time update" in page
+    assert 'data-pass="7"' in page and "desk/time update · 2 pending · failed: broken" in page
     assert 'id="backoffs"' in page and "4.0s" in page
 
 

@@ -401,6 +401,10 @@ def _timeline_section(data: Mapping[str, Any]) -> str:
     for p in reversed(passes):
         changes = p.get("changes") or []
         changed = "; ".join(f"{h(c[0])}/{h(c[1])} {h(c[2])}" for c in changes) if changes else "—"
+        if p.get("pending"):
+            changed += f" · {h(p['pending'])} pending"
+        if p.get("errors"):
+            changed += f" · failed: {h(', '.join(sorted(p['errors'])))}"
         duration = float(p.get("duration_s") or 0)
         width = max(1, round(120 * duration / longest))
         out.append(

@@ -12,7 +12,8 @@ Three layers, so the decisions can be tested without a file watcher or a clock:
   touched until it is fixed), honours per-target backoff and the periodic resync, runs the
   pass through the engine, and records the outcome (status file, log line, metrics).
 - ``serve`` is the effectful shell: the daemon lock, signals, the watchfiles thread, the
-  debounce timing and the metrics endpoint.
+  debounce timing, the metrics endpoint and the status page (``--ui``: the daemon publishes
+  a snapshot to ``app.ui`` each time it writes its status file).
 
 Passes are level-triggered: an event only says *which* targets to look at; what to do is
 always computed from the whole desired state and the target as it is now, so a lost, merged

@@ -64,12 +64,14 @@ class Browser:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.profile = tmp / "chromium-profile"
+        self.runs = 0
         self.env = child_env(tmp / "browser-home")
         (tmp / "browser-home").mkdir(exist_ok=True)
 
     def _run(self, *args: str) -> str:
         assert CHROMIUM is not None
+        self.runs += 1  # a fresh profile each time: no wait on a previous run's profile lock
+        profile = self.tmp / f"chromium-profile-{self.runs}"
         argv = [
             CHROMIUM,
             "--headless",
@@ -80,7 +82,7 @@ class Browser:
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            f"--user-data-dir={self.profile}",
+            f"--user-data-dir={profile}",
             *args,
         ]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=self.env)

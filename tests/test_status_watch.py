@@ -68,6 +68,7 @@ def test_a_pass_of_the_daemon_ends_the_wait_and_the_next_frame_shows_it(
     engine = Engine(workspace.desired, workspace.state_dir, home=workspace.home)
     before = _matrix_frame(engine, ())
     assert "missing" in before and "daemon:" not in before
+    assert "redrawn on every pass" in before.splitlines()[0]
     daemon = Daemon(engine)
     daemon.prepare()
     fake = FakeTime()
@@ -93,7 +94,7 @@ def test_an_invalid_desired_state_is_shown_not_raised(workspace: Workspace) -> N
     workspace.write("desired.yaml", DESIRED.replace("claude-desktop", "nope"))
     engine = Engine(workspace.desired, workspace.state_dir, home=workspace.home)
     frame: Any = _matrix_frame(engine, ())
-    assert frame.startswith("error: ") and "nope" in frame
+    assert frame.splitlines()[-1].startswith("error: ") and "nope" in frame
 
 
 def test_watch_is_text_only(workspace: Workspace) -> None:

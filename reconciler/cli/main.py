@@ -225,18 +225,19 @@ def status(
 
 
 def _matrix_frame(engine: Engine, target_names: tuple[str, ...]) -> str:
-    """One drawing of ``status --watch``: the matrix now, and the daemon's last pass."""
+    """One drawing of ``status --watch``: when, the daemon's last pass, then the matrix now
+    (in this order: a matrix taller than the terminal is cut at the bottom)."""
+    lines = [f"{time.strftime('%H:%M:%S')}: redrawn on every pass of the daemon; Ctrl-C stops"]
+    daemon = read_daemon_status(engine.store.root)
+    if daemon is not None:
+        lines.append(render_daemon_status(daemon))
     try:
         state = engine.load()
         report = engine.run(PassOptions(dry_run=True, targets=target_names), state)
-        text = render_matrix(state, report, engine.store.read_status())
+        lines.append(render_matrix(state, report, engine.store.read_status()))
     except ReconcilerError as e:
-        text = f"error: {e}"
-    daemon = read_daemon_status(engine.store.root)
-    if daemon is not None:
-        text += "\n" + render_daemon_status(daemon)
-    when = time.strftime("%H:%M:%S")
-    return f"{text}\n(drawn at {when}; redrawn on every pass of the daemon; Ctrl-C stops)"
+        lines.append(f"error: {e}")
+    return "\n".join(lines)
 
 
 def _pass_waiter(engine: Engine, interval: float) -> PassWaiter:

@@ -414,6 +414,7 @@ class Daemon:
         self.reports: dict[str, TargetReport] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.probed: dict[str, Any] | None = None
+        self._listed: tuple[tuple[int, str | None], list[dict[str, Any]] | None] | None = None
 
     def prepare(self) -> None:
         """Load desired state and compute what to watch, before the watcher and first pass."""
@@ -810,6 +811,22 @@ class Daemon:
         if self.state is None:
             return None
         declared = [self.reports[n] for n in self.state.targets if n in self.reports]
+        return ui.snapshot(
+            self.state,
+            declared,
+            self.engine.store.read_status(),
+            daemon=daemon if daemon is not None else self.status_data(),
+            passes=list(self.history),
+            divergences=self._records(),
+            probe=self.probed,
+        )
+
+    def _records(self) -> list[dict[str, Any]] | None:
+        """The divergence records with their commits and states, listed again only after a
+        pass or a change of desired state (listing observes the targets they are about)."""
+        key = (self.passes, self.desired_seen)
+        if self._listed is not None and self._listed[0] == key:
+            return self._listed[1]
         try:
             records: list[dict[str, Any]] | None = [
                 item.to_json() for item in review.list_records(self.engine)
@@ -817,15 +834,8 @@ class Daemon:
         except ReconcilerError as e:
             log.warning("status page: cannot list the divergence records: %s", e)
             records = None
-        return ui.snapshot(
-            self.state,
-            declared,
-            self.engine.store.read_status(),
-            daemon=daemon if daemon is not None else self.status_data(),
-            passes=list(self.history),
-            divergences=records,
-            probe=self.probed,
-        )
+        self._listed = (key, records)
+        return records
 
     def publish(self, daemon: Mapping[str, Any] | None = None) -> None:
         if self.site is None:

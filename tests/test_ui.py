@@ -471,3 +471,21 @@ def test_invalid_desired_state_is_on_the_page_and_the_last_good_matrix_stays(
     assert "desired state INVALID" in page and "&lt;b&gt;nope&lt;/b&gt;" in page
     assert "<b>nope</b>" not in page
     assert ui.cell_of(data, "time", "desktop").state == "in_sync"  # the last good pass
+
+
+def test_records_are_listed_again_only_after_a_pass(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.app import review
+
+    calls: list[int] = []
+    real = review.list_records
+    monkeypatch.setattr(review, "list_records", lambda e: calls.append(1) or real(e))
+    daemon.site = ui.Site(REDACTOR)
+    daemon.iteration(start=True)
+    listed = len(calls)
+    daemon.write_status()  # a probe or a heartbeat: nothing new about the records
+    daemon.write_status()
+    assert len(calls) == listed
+    daemon.iteration(start=True)
+    assert len(calls) == listed + 1

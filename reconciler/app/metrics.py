@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from reconciler.app.ui import Site
 from reconciler.core.errors import UsageError
 from reconciler.probe import ProbeResult
 
@@ -180,7 +181,7 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def parse_address(addr: str) -> tuple[str, int]:
+def parse_address(addr: str, option: str = "--metrics") -> tuple[str, int]:
     """``PORT`` or ``:PORT`` means loopback; ``HOST:PORT`` and ``[V6]:PORT`` are taken as given."""
     text = addr.strip()
     host, port_text = "127.0.0.1", text
@@ -193,19 +194,27 @@ def parse_address(addr: str) -> tuple[str, int]:
     try:
         port = int(port_text)
     except ValueError:
-        raise UsageError(f"--metrics {addr!r}: expected PORT, :PORT or HOST:PORT") from None
+        raise UsageError(f"{option} {addr!r}: expected PORT, :PORT or HOST:PORT") from None
     if not 0 <= port <= 65535:
-        raise UsageError(f"--metrics {addr!r}: port out of range")
+        raise UsageError(f"{option} {addr!r}: port out of range")
     return host, port
 
 
 class MetricsServer:
-    """Serves ``/metrics`` and ``/healthz`` from a background thread until ``close()``."""
+    """Serves ``/metrics`` and ``/healthz`` from a background thread until ``close()``;
+    with a ``site`` (``watch --ui``), the status page's routes as well. Either may be left
+    out: ``metrics`` None serves the page alone (``--ui`` at another address)."""
 
     def __init__(
-        self, addr: str, metrics: Metrics, healthy: Callable[[], tuple[bool, str]]
+        self,
+        addr: str,
+        metrics: Metrics | None,
+        healthy: Callable[[], tuple[bool, str]],
+        *,
+        site: Site | None = None,
+        option: str = "--metrics",
     ) -> None:
-        host, port = parse_address(addr)
+        host, port = parse_address(addr, option)
 
         # The HTTP server only loads when the daemon serves metrics.
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -213,13 +222,36 @@ class MetricsServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == "/metrics":
+                if site is not None and site.handles(path):
+                    self._page(site, path)
+                elif path == "/metrics" and metrics is not None:
                     self._send(200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
                 elif path == "/healthz":
                     ok, text = healthy()
                     self._send(200 if ok else 503, text + "\n", "text/plain; charset=utf-8")
                 else:
                     self._send(404, "not found\n", "text/plain; charset=utf-8")
+
+            def _page(self, site: Site, path: str) -> None:
+                response = site.get(
+                    path, self.headers.get("Authorization"), self.headers.get("Host")
+                )
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                if response.stream is None:
+                    self.send_header("Content-Length", str(len(response.body)))
+                    self.end_headers()
+                    self.wfile.write(response.body)
+                    return
+                self.end_headers()
+                try:
+                    for chunk in response.stream:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except OSError:  # the browser went away
+                    return
 
             def _send(self, code: int, body: str, content_type: str) -> None:
                 data = body.encode()
@@ -243,7 +275,7 @@ class MetricsServer:
         try:
             self.server = server_class((host, port), Handler)
         except OSError as e:
-            raise UsageError(f"--metrics {addr}: cannot listen: {e.strerror}") from e
+            raise UsageError(f"{option} {addr}: cannot listen: {e.strerror}") from e
         self.server.daemon_threads = True
         bound = self.server.server_address
         self.host, self.port = str(bound[0]), int(bound[1])

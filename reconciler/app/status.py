@@ -9,12 +9,18 @@ already (sealed: secrets compare by fingerprint), so the only work is masking wh
 cannot express (Claude Desktop has no ``enabled``, MCPJungle no ``cwd``) or could not show
 (MCPJungle without admin rights has no headers), and reading a client's ``mcp-remote``
 bridge back as the URL it reaches.
+
+``status --watch`` keeps the matrix on screen (rich's Live display, imported only then) and
+redraws it each time the daemon records a pass.
 """
 
 from __future__ import annotations
 
+import datetime
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TextIO
 
 from reconciler.core.compare import FieldChange, diff
 from reconciler.core.essence import Essence, display, normalize_url
@@ -26,11 +32,18 @@ from reconciler.targets import CAPABILITIES, MCPJUNGLE
 NOT_PLACED = "."
 
 
-def cell(state: DesiredState, target: TargetReport, server: str) -> str:
+def cell(
+    state: DesiredState,
+    target: TargetReport,
+    server: str,
+    placed: Mapping[str, Collection[str]] | None = None,
+) -> str:
+    """``placed``: each target's placements, computed once per matrix (``placements_of``)."""
     mirror = getattr(state.targets.get(target.name), "mirror", None)
     if mirror is not None or server not in state.servers:
         return mirror_cell(target, server, mirror)
-    if server not in state.placements(target.name):
+    names = placed.get(target.name) if placed is not None else None
+    if server not in (names if names is not None else state.placements(target.name)):
         return NOT_PLACED
     if target.error is not None:
         return "error"
@@ -46,6 +59,16 @@ def cell(state: DesiredState, target: TargetReport, server: str) -> str:
     if server in target.in_sync:
         return "in_sync"
     return "disabled"  # placed, disabled, and absent from a kind without a switch
+
+
+def placements_of(state: DesiredState, report: RunReport) -> dict[str, frozenset[str]]:
+    """The servers each server target of the report carries: one expansion per target, not
+    one per cell (globs make it linear in the servers)."""
+    return {
+        t.name: frozenset(state.placements(t.name))
+        for t in report.targets
+        if t.name in state.targets and getattr(state.targets[t.name], "mirror", None) is None
+    }
 
 
 def mirror_cell(target: TargetReport, row: str, mirror: str | None) -> str:
@@ -170,15 +193,17 @@ def _compare(
 def matrix_json(
     state: DesiredState, report: RunReport, last: dict[str, Any] | None
 ) -> dict[str, Any]:
+    placed = placements_of(state, report)
     return {
         "schema": 1,
         "exit_code": int(report.exit_code),
         "servers": {
-            server: {t.name: cell(state, t, server) for t in report.targets}
+            server: {t.name: cell(state, t, server, placed) for t in report.targets}
             for server in state.servers
         },
         "mirrors": {
-            m: {t.name: cell(state, t, m) for t in report.targets} for m in mirror_rows(state)
+            m: {t.name: cell(state, t, m, placed) for t in report.targets}
+            for m in mirror_rows(state)
         },
         "unmanaged": {t.name: list(t.unmanaged) for t in report.targets if t.unmanaged},
         "targets": report.to_json()["targets"],
@@ -197,8 +222,9 @@ def matrix_json(
 def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] | None) -> str:
     names = [t.name for t in report.targets]
     rows = [["server", *names]]
+    placed = placements_of(state, report)
     for server in [*state.servers, *mirror_rows(state)]:
-        rows.append([server, *(cell(state, t, server) for t in report.targets)])
+        rows.append([server, *(cell(state, t, server, placed) for t in report.targets)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
@@ -226,8 +252,6 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
         if p.masked and p.state == "differs":
             lines.append(f"      not compared: {', '.join(p.masked)}")
     if last is not None:
-        import datetime
-
         finished = last.get("finished")
         when = (
             datetime.datetime.fromtimestamp(finished, datetime.UTC).isoformat(timespec="seconds")
@@ -238,3 +262,69 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
     else:
         lines.append("last applying pass: none recorded")
     return "\n".join(lines)
+
+
+# -- status --watch: the matrix redrawn on every pass -------------------------------------
+
+
+class PassWaiter:
+    """Waits until the daemon records a new pass or probe (its status file), or at most
+    ``interval`` seconds (no daemon running: the matrix is refreshed on a timer instead).
+
+    The status file is read every ``poll`` seconds: a cheap stat-sized read, and the only
+    signal a separate process has of the daemon's passes.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], Mapping[str, Any] | None],
+        interval: float,
+        *,
+        poll: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._read, self.interval, self.poll = read, interval, poll
+        self._clock, self._sleep = clock, sleep
+
+    def _key(self) -> tuple[Any, ...]:
+        data = self._read() or {}
+        probe = data.get("last_probe") or {}
+        return data.get("passes"), data.get("running"), probe.get("finished")
+
+    def __call__(self) -> bool:
+        """True when a pass landed, False when the interval ran out."""
+        seen = self._key()
+        deadline = self._clock() + self.interval
+        while self._clock() < deadline:
+            self._sleep(min(self.poll, max(0.0, deadline - self._clock())))
+            if self._key() != seen:
+                return True
+        return False
+
+
+def live_matrix(
+    render: Callable[[], str],
+    wait: Callable[[], bool],
+    *,
+    file: TextIO | None = None,
+    frames: int | None = None,
+) -> int:
+    """Show ``render()`` in rich's Live display and redraw it after every ``wait()``, until
+    Ctrl-C (or ``frames`` drawings); returns how many were drawn."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console(file=file) if file is not None else Console()
+    drawn = 0
+    try:
+        with Live(Text(render()), console=console, auto_refresh=False) as live:
+            drawn = 1
+            while frames is None or drawn < frames:
+                wait()
+                live.update(Text(render()), refresh=True)
+                drawn += 1
+    except KeyboardInterrupt:
+        pass
+    return drawn

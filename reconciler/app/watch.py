@@ -12,7 +12,8 @@ Three layers, so the decisions can be tested without a file watcher or a clock:
   touched until it is fixed), honours per-target backoff and the periodic resync, runs the
   pass through the engine, and records the outcome (status file, log line, metrics).
 - ``serve`` is the effectful shell: the daemon lock, signals, the watchfiles thread, the
-  debounce timing and the metrics endpoint.
+  debounce timing, the metrics endpoint and the status page (``--ui``: the daemon publishes
+  a snapshot to ``app.ui`` each time it writes its status file).
 
 Passes are level-triggered: an event only says *which* targets to look at; what to do is
 always computed from the whole desired state and the target as it is now, so a lost, merged
@@ -40,14 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import targets
 from reconciler.app import probe as probes
-from reconciler.app import pull
-from reconciler.app.metrics import Metrics, MetricsServer
+from reconciler.app import pull, review, ui
+from reconciler.app.metrics import Metrics, MetricsServer, parse_address
 from reconciler.app.probe import ProbeReport
 from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
-from reconciler.core.report import ExitCode, Phase, RunReport, plural
+from reconciler.core.report import ExitCode, Phase, RunReport, TargetReport, plural
 from reconciler.engine import Engine, PassOptions
 from reconciler.probe import DEFAULT_TIMEOUT
-from reconciler.secrets import install_logging
+from reconciler.secrets import REDACTOR, SecretResolver, find_references, install_logging
 from reconciler.store import fsutil
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
@@ -59,6 +60,7 @@ log = logging.getLogger("reconciler.app.watch")
 
 DESIRED_SUFFIXES = (".yaml", ".yml")
 HEARTBEAT = 5.0  # the loop wakes at least this often, so /healthz can tell it is alive
+HISTORY = 30  # passes kept for the status page's timeline
 ABSENT = "absent"
 
 
@@ -405,6 +407,14 @@ class Daemon:
         self.next_probe: float | None = None if interval is None else self.clock()
         self.probes = 0
         self.last_probe: dict[str, Any] | None = None
+        # For the status page (``--ui``): each target as its last pass left it, the last
+        # passes, the last probe's servers; published to ``site`` after each of them.
+        self.site: ui.Site | None = None
+        self.ui_url: str | None = None
+        self.reports: dict[str, TargetReport] = {}
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.probed: dict[str, Any] | None = None
+        self._listed: tuple[tuple[int, str | None], list[dict[str, Any]] | None] | None = None
 
     def prepare(self) -> None:
         """Load desired state and compute what to watch, before the watcher and first pass."""
@@ -468,6 +478,7 @@ class Daemon:
             "up": len(report.results) - len(down),
             "degraded": report.to_json()["degraded"],
         }
+        self.probed = ui.probe_json(report.to_json()["servers"], self.last_probe["finished"])
         self.metrics.beat()
         self.write_status()
         return report
@@ -639,6 +650,11 @@ class Daemon:
         self.passes += 1
         record = self._record(report, failure, names, why, duration, now, moved)
         self.last = record
+        if report is not None:
+            self.reports.update((t.name, t) for t in report.targets)
+        self.history.append(
+            record.to_json() | {"changes": [list(change) for change in record.changes]}
+        )
         self.metrics.observe_pass(record.result, duration)
         self.metrics.set_backoff({n: max(0.0, u - now) for n, u in self.backoff.until.items()})
         self.metrics.beat()
@@ -749,10 +765,10 @@ class Daemon:
                 extra={"event": "change", "target": target, "server": server, "action": action},
             )
 
-    def write_status(self, *, running: bool = True) -> None:
+    def status_data(self, *, running: bool = True) -> dict[str, Any]:
         """The daemon's side of ``reconcile status``: alive, desired valid, last pass, backoff."""
         now = self.clock()
-        data = {
+        return {
             "schema": 1,
             "pid": os.getpid(),
             "running": running,
@@ -773,15 +789,64 @@ class Daemon:
             "next_resync_in_s": round(max(0.0, self.next_resync - now), 3),
             "last_pull": self.last_pull,
             "metrics": self.metrics_url,
+            "ui": self.ui_url,
             "last_probe": self.last_probe,
             "next_probe_in_s": (
                 None if self.next_probe is None else round(max(0.0, self.next_probe - now), 3)
             ),
         }
+
+    def write_status(self, *, running: bool = True) -> None:
+        """Write the daemon status file, and publish the status page's snapshot."""
+        data = self.status_data(running=running)
         try:
             self.engine.store.write_daemon_status(data)
         except ReconcilerError as e:
             log.warning("cannot write the daemon status: %s", e)
+        if self.site is not None:
+            self.publish(data)
+
+    def view(self, daemon: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The status page's snapshot (``/api/status``), or None before desired state loads."""
+        if self.state is None:
+            return None
+        declared = [self.reports[n] for n in self.state.targets if n in self.reports]
+        return ui.snapshot(
+            self.state,
+            declared,
+            self.engine.store.read_status(),
+            daemon=daemon if daemon is not None else self.status_data(),
+            passes=list(self.history),
+            divergences=self._records(),
+            probe=self.probed,
+        )
+
+    def _records(self) -> list[dict[str, Any]] | None:
+        """The divergence records with their commits and states, listed again only after a
+        pass or a change of desired state (listing observes the targets they are about)."""
+        key = (self.passes, self.desired_seen)
+        if self._listed is not None and self._listed[0] == key:
+            return self._listed[1]
+        try:
+            records: list[dict[str, Any]] | None = [
+                item.to_json() for item in review.list_records(self.engine)
+            ]
+        except ReconcilerError as e:
+            log.warning("status page: cannot list the divergence records: %s", e)
+            records = None
+        self._listed = (key, records)
+        return records
+
+    def publish(self, daemon: Mapping[str, Any] | None = None) -> None:
+        if self.site is None:
+            return
+        try:
+            data = self.view(daemon)
+        except Exception:  # the page must never stop the daemon
+            log.exception("status page: cannot build the snapshot")
+            return
+        if data is not None:
+            self.site.publish(data)
 
 
 def read_daemon_status(state_dir: Path) -> dict[str, Any] | None:
@@ -1009,10 +1074,102 @@ def setup_logging(log_format: str, verbosity: int) -> None:
     install_logging()  # every record is scrubbed of known secret values, JSON fields too
 
 
-def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = None) -> int:
+@dataclass(frozen=True)
+class UiOptions:
+    """``--ui ADDR``: the status page; off the loopback only with ``allow_remote`` and a
+    token, given as a reference (``${env:NAME}``...) so its value is never on a command line."""
+
+    addr: str
+    allow_remote: bool = False
+    token: str | None = None  # a secret reference
+
+    def check(self) -> None:
+        host, _port = parse_address(self.addr, "--ui")
+        if self.token is not None:
+            refs = find_references(self.token)
+            if len(refs) != 1 or refs[0].text != self.token.strip():
+                raise UsageError(
+                    "--ui-token takes a reference such as ${env:RECONCILER_UI_TOKEN} or "
+                    "${file:~/.config/reconciler/ui-token}, never the token itself"
+                )
+        if ui.is_loopback(host):
+            return
+        if not self.allow_remote:
+            raise UsageError(
+                f"--ui {self.addr}: not a loopback address; the page shows what every client "
+                "holds, so serving it further needs --ui-allow-remote and --ui-token"
+            )
+        if self.token is None:
+            raise UsageError("--ui-allow-remote needs --ui-token REF (bearer or basic auth)")
+
+    def resolve_token(self, engine: Engine, state: DesiredState | None) -> str | None:
+        """The token's value (registered with the redactor, so it is never shown)."""
+        if self.token is None:
+            return None
+        resolver = (
+            engine.secret_resolver(state)
+            if state is not None
+            else SecretResolver({}, engine.environ, root=engine.root, home=engine.home)
+        )
+        try:
+            value = resolver.resolve_text(self.token.strip())
+        except ReconcilerError as e:
+            raise UsageError(f"--ui-token: {e}") from e
+        REDACTOR.add(value)
+        return value
+
+
+def _start_servers(
+    daemon: Daemon, metrics: Metrics, metrics_addr: str | None, page: UiOptions | None
+) -> list[MetricsServer]:
+    """The metrics endpoint and the status page: one server when both share an address."""
+    servers: list[MetricsServer] = []
+
+    def health() -> tuple[bool, str]:
+        return _health(daemon, metrics)
+
+    site = None
+    if page is not None:
+        host, _port = parse_address(page.addr, "--ui")
+        site = ui.Site(
+            REDACTOR,
+            page.resolve_token(daemon.engine, daemon.state),
+            local_only=ui.is_loopback(host),
+        )
+        daemon.site = site
+    shared = (
+        page is not None
+        and metrics_addr is not None
+        and parse_address(metrics_addr) == parse_address(page.addr, "--ui")
+    )
+    if metrics_addr is not None:
+        server = MetricsServer(metrics_addr, metrics, health, site=site if shared else None)
+        servers.append(server)
+        daemon.metrics_url = server.url
+        log.info("metrics at %s/metrics", server.url, extra={"event": "metrics"})
+        if shared:
+            daemon.ui_url = server.url
+    if page is not None and not shared:
+        server = MetricsServer(page.addr, None, health, site=site, option="--ui")
+        servers.append(server)
+        daemon.ui_url = server.url
+    if daemon.ui_url is not None:
+        log.info("status page at %s/", daemon.ui_url, extra={"event": "ui"})
+    return servers
+
+
+def serve(
+    engine: Engine,
+    options: WatchOptions,
+    *,
+    metrics_addr: str | None = None,
+    page: UiOptions | None = None,
+) -> int:
     """Run the daemon until SIGINT/SIGTERM; returns the exit code (0)."""
     if not engine.desired_dir.is_dir():
         raise UsageError(f"desired directory {engine.desired_dir} does not exist")
+    if page is not None:
+        page.check()
     lock = acquire_lock(engine.store.root)
     events: queue.SimpleQueue[object] = queue.SimpleQueue()
     stop = threading.Event()
@@ -1026,14 +1183,10 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
         events.put(_STOP)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    server: MetricsServer | None = None
+    servers: list[MetricsServer] = []
     watcher: Watcher | None = None
     debounce_ms = round(options.debounce * 1000)
     try:
-        if metrics_addr is not None:
-            server = MetricsServer(metrics_addr, metrics, lambda: _health(daemon, metrics))
-            daemon.metrics_url = server.url
-            log.info("metrics at %s/metrics", server.url, extra={"event": "metrics"})
         log.info(
             "watching %s (debounce %d ms, resync every %gs%s)",
             engine.desired_dir.absolute(),
@@ -1043,6 +1196,7 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
             extra={"event": "start", "pid": os.getpid()},
         )
         daemon.prepare()
+        servers = _start_servers(daemon, metrics, metrics_addr, page)
         watcher = Watcher(
             daemon.watchset,
             events.put,
@@ -1098,7 +1252,9 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
     finally:
         if watcher is not None:
             watcher.close()
-        if server is not None:
+        if daemon.site is not None:
+            daemon.site.close()
+        for server in servers:
             server.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

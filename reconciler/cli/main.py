@@ -13,18 +13,20 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from click.shell_completion import get_completion_class
 
 from reconciler.app import audit as audits
 from reconciler.app import discover as discovery
+from reconciler.app import markdown
 from reconciler.app import probe as probes
 from reconciler.app import service as svc
 from reconciler.app.service import ServiceSpec
-from reconciler.app.status import matrix_json, render_matrix
+from reconciler.app.status import PassWaiter, live_matrix, matrix_json, render_matrix
 from reconciler.app.watch import (
+    UiOptions,
     WatchOptions,
     read_daemon_status,
     render_daemon_status,
@@ -40,11 +42,12 @@ from reconciler.cli.common import (
     guarded,
     make_engine,
     server_option,
+    setup_logging_from_settings,
     style,
     target_option,
 )
 from reconciler.cli.divergences import register
-from reconciler.core.errors import ReconcilerError, UsageError
+from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.model import json_schema
 from reconciler.core.report import ExitCode, RunReport, plural, render_text
 from reconciler.engine import Engine, PassOptions
@@ -52,15 +55,45 @@ from reconciler.secrets import wrap_streams
 from reconciler.store.state import default_state_dir
 from reconciler.targets import DECLARABLE
 
+T = TypeVar("T")
+
+
+def format_option(f: F) -> F:
+    """``--format text|json|markdown`` (json is ``--json``; markdown is a PR comment)."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="Output: text, JSON (as --json), or markdown for a pull-request comment.",
+    )(f)
+
+
+def _markdown_guarded(action: Callable[[], T]) -> T:
+    """``guarded`` for --format markdown: invalid desired state is a comment too (exit 2)."""
+    try:
+        return action()
+    except DesiredStateError as e:
+        click.echo(markdown.render_invalid([str(p) for p in e.problems]), nl=False)
+        sys.exit(int(ExitCode.INVALID))
+
 
 def _run(
-    action: Callable[[], RunReport], probed: list[probes.ProbeReport] | None = None
+    action: Callable[[], RunReport],
+    probed: list[probes.ProbeReport] | None = None,
+    *,
+    output_format: str = "text",
 ) -> NoReturn:
     started = time.monotonic()
+    if output_format == "markdown":
+        report = guarded(lambda: _markdown_guarded(action))
+        click.echo(markdown.render_plan(report), nl=False)
+        sys.exit(int(report.exit_code))
     report = guarded(action)
     took = time.monotonic() - started
     settings = current_settings()
-    if settings.json:
+    if settings.json or output_format == "json":
         data = report.to_json()
         if probed:  # reconcile --probe: what each server answered
             data["probe"] = {"servers": [r.to_json() for r in probed[0].results]}
@@ -91,6 +124,7 @@ def _run(
     help="After the pass, probe each server it holds over MCP; a failing required one "
     "exits 3. Never with --dry-run.",
 )
+@format_option
 @click.version_option(package_name="mcp-reconciler", prog_name="reconcile")
 @global_options
 @click.pass_context
@@ -100,6 +134,7 @@ def main(
     target_names: tuple[str, ...],
     server_names: tuple[str, ...],
     probe_after: bool,
+    output_format: str,
 ) -> None:
     """Reconcile MCP server configurations with the desired state in git.
 
@@ -111,7 +146,10 @@ def main(
         return
 
     if not probe_after:
-        _run(lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)))
+        _run(
+            lambda: make_engine().run(PassOptions(dry_run, target_names, server_names)),
+            output_format=output_format,
+        )
     if dry_run:
         fail(ExitCode.INVALID, "error: --probe runs servers, so it is never done in a dry run")
     probed: list[probes.ProbeReport] = []
@@ -128,13 +166,30 @@ def main(
         probed.append(found)
         return report
 
-    _run(run_and_probe, probed)
+    _run(run_and_probe, probed, output_format=output_format)
 
 
 @main.command()
 @target_option("Only this target (repeatable).")
+@format_option
+@click.option(
+    "--watch",
+    "keep_watching",
+    is_flag=True,
+    help="Keep the matrix on screen and redraw it on every pass of the daemon (Ctrl-C stops).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=10.0,
+    show_default=True,
+    metavar="S",
+    help="With --watch: redraw at least this often (when no daemon records passes).",
+)
 @global_options
-def status(target_names: tuple[str, ...]) -> None:
+def status(
+    target_names: tuple[str, ...], output_format: str, keep_watching: bool, interval: float
+) -> None:
     """Server x target matrix from a fresh observation (writes nothing).
 
     Each cell is one of: in_sync, drift, missing, disabled, error, or '.' where the
@@ -142,12 +197,25 @@ def status(target_names: tuple[str, ...]) -> None:
     """
 
     engine = make_engine()
-    state = guarded(engine.load)
+    if keep_watching:
+        if output_format != "text" or current_settings().json:
+            fail(ExitCode.INVALID, "error: status --watch draws text only")
+        setup_logging_from_settings()
+        live_matrix(lambda: _matrix_frame(engine, target_names), _pass_waiter(engine, interval))
+        sys.exit(0)
+    if output_format == "markdown":
+        state = guarded(lambda: _markdown_guarded(engine.load))
+    else:
+        state = guarded(engine.load)
     report = guarded(lambda: engine.run(PassOptions(dry_run=True, targets=target_names), state))
     last = engine.store.read_status()
 
     daemon = read_daemon_status(engine.store.root)
-    if current_settings().json:
+    if output_format == "markdown":
+        cells = matrix_json(state, report, last)["servers"]
+        text = markdown.render_plan(report, title="mcp-reconciler status", matrix=cells)
+        click.echo(text, nl=False)
+    elif current_settings().json or output_format == "json":
         data = {**matrix_json(state, report, last), "daemon": daemon}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
@@ -155,6 +223,26 @@ def status(target_names: tuple[str, ...]) -> None:
         if daemon is not None:
             click.echo(render_daemon_status(daemon))
     sys.exit(int(report.exit_code))
+
+
+def _matrix_frame(engine: Engine, target_names: tuple[str, ...]) -> str:
+    """One drawing of ``status --watch``: when, the daemon's last pass, then the matrix now
+    (in this order: a matrix taller than the terminal is cut at the bottom)."""
+    lines = [f"{time.strftime('%H:%M:%S')}: redrawn on every pass of the daemon; Ctrl-C stops"]
+    daemon = read_daemon_status(engine.store.root)
+    if daemon is not None:
+        lines.append(render_daemon_status(daemon))
+    try:
+        state = engine.load()
+        report = engine.run(PassOptions(dry_run=True, targets=target_names), state)
+        lines.append(render_matrix(state, report, engine.store.read_status()))
+    except ReconcilerError as e:
+        lines.append(f"error: {e}")
+    return "\n".join(lines)
+
+
+def _pass_waiter(engine: Engine, interval: float) -> PassWaiter:
+    return PassWaiter(lambda: read_daemon_status(engine.store.root), interval)
 
 
 @main.command()
@@ -331,6 +419,24 @@ def _watch_options(f: F) -> F:
             help="Serve /metrics and /healthz at PORT or HOST:PORT (PORT alone: loopback).",
         ),
         click.option(
+            "--ui",
+            "ui_addr",
+            metavar="ADDR",
+            help="Serve the read-only status page and /api/status at PORT or HOST:PORT "
+            "(PORT alone: loopback; the same server as --metrics at the same address).",
+        ),
+        click.option(
+            "--ui-allow-remote",
+            is_flag=True,
+            help="Allow --ui on a non-loopback address (then --ui-token is required).",
+        ),
+        click.option(
+            "--ui-token",
+            metavar="REF",
+            help="A reference (${env:NAME}, ${file:PATH}, a resolver) to the token the page "
+            "asks for: bearer, or basic auth with the token as password.",
+        ),
+        click.option(
             "--flap-limit",
             type=click.IntRange(min=0),
             default=6,
@@ -368,6 +474,9 @@ def watch(
     debounce: int,
     pull: bool,
     metrics_addr: str | None,
+    ui_addr: str | None,
+    ui_allow_remote: bool,
+    ui_token: str | None,
     flap_limit: int,
     probe_interval: float | None,
     log_format: str,
@@ -386,7 +495,10 @@ def watch(
         flap_limit=flap_limit,
         probe_interval=probe_interval,
     )
-    sys.exit(guarded(lambda: serve(make_engine(), options, metrics_addr=metrics_addr)))
+    page = None if ui_addr is None else UiOptions(ui_addr, ui_allow_remote, ui_token)
+    if page is None and (ui_allow_remote or ui_token):
+        fail(ExitCode.INVALID, "error: --ui-allow-remote and --ui-token need --ui ADDR")
+    sys.exit(guarded(lambda: serve(make_engine(), options, metrics_addr=metrics_addr, page=page)))
 
 
 @main.group()
@@ -399,6 +511,9 @@ def _service_spec(
     debounce: int,
     pull: bool,
     metrics_addr: str | None,
+    ui_addr: str | None,
+    ui_allow_remote: bool,
+    ui_token: str | None,
     flap_limit: int,
     probe_interval: float | None,
     log_format: str,
@@ -410,6 +525,12 @@ def _service_spec(
         args.append("--pull")
     if metrics_addr:
         args += ["--metrics", metrics_addr]
+    if ui_addr:
+        args += ["--ui", ui_addr]
+    if ui_allow_remote:
+        args.append("--ui-allow-remote")
+    if ui_token:
+        args += ["--ui-token", ui_token]
     if flap_limit != 6:
         args += ["--flap-limit", str(flap_limit)]
     if probe_interval is not None:
@@ -537,6 +658,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "status": (
         ("reconcile status", "server x target matrix"),
+        ("reconcile status --watch", "redrawn on every pass of the daemon"),
         ("reconcile status --target desktop --json", "one target, machine-readable"),
     ),
     "probe": (
@@ -564,6 +686,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "watch": (
         ("reconcile watch", "the daemon, in the foreground"),
         ("reconcile watch --pull --metrics 127.0.0.1:9464", "pull git, serve metrics"),
+        ("reconcile watch --ui 127.0.0.1:9465", "the status page on loopback"),
     ),
     "service": (
         ("reconcile service print", "the unit, and where its files go"),

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from reconciler.core import divergence
-from reconciler.core.compare import align_header_names
+from reconciler.core.compare import FieldChange, Origin, align_header_names
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import (
     Essence,
@@ -26,8 +26,8 @@ from reconciler.core.essence import (
     seal,
 )
 from reconciler.core.model import Kind, OnDrift
-from reconciler.core.plan import Action, Slot, TargetPlan, plan_target
-from reconciler.core.report import TargetReport
+from reconciler.core.plan import Action, Change, Slot, TargetPlan, plan_target
+from reconciler.core.report import ResolvedValue, TargetReport
 from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import (
     SecretResolver,
@@ -49,7 +49,7 @@ class Rendered:
     essence: Essence | None
     sensitive: bool = False  # holds resolved secret values: written with mode 0600
     secret_paths: frozenset[str] = frozenset()  # outside env/headers, sealed like them
-    notes: tuple[str, ...] = ()
+    resolved: tuple[ResolvedValue, ...] = ()  # secrets resolved into the target, named
 
     def sealed(self, essence: Essence, fingerprint: Sealer) -> Essence:
         """``essence`` (desired or live) with every secret-bearing value fingerprinted."""
@@ -67,6 +67,9 @@ class View:
 
     def by_entry(self) -> dict[str, Rendered]:
         return {item.slot.entry: item for item in self.rendered}
+
+    def resolved(self) -> tuple[ResolvedValue, ...]:
+        return tuple(value for item in self.rendered for value in item.resolved)
 
 
 def prepare(rendered: Sequence[Rendered], observation: Observation, fingerprint: Sealer) -> View:
@@ -148,9 +151,12 @@ class ServerEntries:
         )
         matched = self._match(view, observation, plan)
         plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
+        plan = _private(view, observation, plan)
         if not observation.exists and self.options.dry_run and plan.to_apply:
             plan = replace(plan, notes=(f"would create {self.target.describe()}", *plan.notes))
-        report = replace(self._report(plan, frozenset()), allowed=matched.allowed)
+        report = replace(
+            self._report(plan, frozenset()), allowed=matched.allowed, resolved=view.resolved()
+        )
         writes = tuple(self._writes(view, plan, matched, observation))
         return ServerPlan(view, observation, plan, matched, report, writes)
 
@@ -188,7 +194,7 @@ class ServerEntries:
                 server=server_name,
             )
             rendered.append(
-                Rendered(slot, done.essence, done.sensitive, done.secret_paths, done.notes)
+                Rendered(slot, done.essence, done.sensitive, done.secret_paths, done.resolved)
             )
         return rendered
 
@@ -222,8 +228,7 @@ class ServerEntries:
         for change in plan.changes:  # a literal token in a drifted live entry is never shown
             if change.fields and change.entry in observation.entries:
                 register_literals(observation.entries[change.entry])
-        notes = tuple(n for item in view.rendered for n in item.notes)
-        return replace(plan, notes=plan.notes + notes) if notes else plan
+        return plan
 
     def _match(self, view: View, observation: Observation, plan: TargetPlan) -> divergence.Match:
         """Covered drift out of the plan; rejected records synced; live edits to record."""
@@ -355,7 +360,7 @@ class ServerEntries:
         if not planned.observation.exists and done:
             plan = replace(plan, notes=(f"created {self.target.describe()}", *plan.notes))
         report = self._report(plan, frozenset(w.entry for w in done))
-        return replace(report, allowed=planned.matched.allowed)
+        return replace(report, allowed=planned.matched.allowed, resolved=planned.view.resolved())
 
     def inspection(self, planned: ServerPlan) -> Inspection:
         return Inspection(
@@ -381,6 +386,44 @@ class ServerEntries:
             live=plan.live,
             blind=plan.blind,
         )
+
+
+PRIVATE_MODE = 0o600
+
+
+def _private(view: View, observation: Observation, plan: TargetPlan) -> TargetPlan:
+    """A file holding resolved secret values that others can read is drift: the pass
+    rewrites one such entry, which makes the file 0600 (a sensitive write's mode)."""
+    mode = observation.mode
+    if mode is None or not mode & 0o077:
+        return plan
+    held = [
+        item
+        for item in view.rendered
+        if item.sensitive and item.essence is not None and item.slot.entry in observation.entries
+    ]
+    writing = {c.entry for c in plan.to_apply}
+    if not held or any(item.slot.entry in writing for item in held):
+        return plan  # nothing secret in the file, or a sensitive write makes it 0600 anyway
+    item = held[0]
+    change = Change(
+        item.slot.server,
+        item.slot.entry,
+        Action.UPDATE,
+        Origin.LIVE,
+        (FieldChange("/file-mode", f"{mode:04o}", f"{PRIVATE_MODE:04o}"),),
+        required=item.slot.required,
+    )
+    note = (
+        f"file mode {mode:04o} lets others read the secret values resolved into it; "
+        f"it is made {PRIVATE_MODE:04o}"
+    )
+    return replace(
+        plan,
+        changes=(*plan.changes, change),
+        in_sync=tuple(s for s in plan.in_sync if s != item.slot.server),
+        notes=(*plan.notes, note),
+    )
 
 
 def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:

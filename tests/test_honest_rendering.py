@@ -1,0 +1,146 @@
+"""Honest rendering: every value resolved into a client file is named, and the file is private.
+
+A reference the client cannot express (``${infisical:...}`` anywhere, any reference on a
+client without interpolation) is resolved into the file. The plan, ``status`` and
+``audit`` name each such value (server, JSON Pointer, the references, why, and how to keep
+it out of the file), never the value; the file is 0600, and a wider mode is drift that the
+next pass fixes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Workspace
+
+CANARY = "canary-value-" + "Zq7Xw2Vb9Nm4"
+
+
+def _resolver(workspace: Workspace) -> Path:
+    script = workspace.root / "vault.py"
+    script.write_text(f"import sys\nprint({CANARY!r} + sys.argv[1])\n", encoding="utf-8")
+    return script
+
+
+def _declare(workspace: Workspace, kind: str, path: Path, extra: str = "") -> None:
+    command = json.dumps([sys.executable, str(_resolver(workspace)), "{name}"])
+    workspace.write(
+        "servers.yaml",
+        f"""
+        secrets:
+          infisical: {{command: {command}}}
+        servers:
+          gh:
+            command: npx
+            args: [-y, server-github]
+            env: {{GITHUB_TOKEN: "${{infisical:GH}}", TZ: UTC{extra}}}
+        """,
+    )
+    workspace.write(
+        "targets.yaml",
+        f"""
+        targets:
+          client: {{kind: {kind}, path: {path}}}
+        """,
+    )
+
+
+def test_dry_run_into_claude_code_names_the_resolved_value(workspace: Workspace) -> None:
+    path = workspace.home / ".claude.json"
+    _declare(workspace, "claude-code", path)
+    dry = workspace.run("--dry-run")
+    assert dry.exit_code == 1, dry.stdout + dry.stderr
+    assert (
+        "note: gh /env/GITHUB_TOKEN: ${infisical:GH} is resolved into the file "
+        "(claude-code cannot run the infisical resolver); to keep it out: write "
+        "${env:GITHUB_TOKEN} in desired state and export GITHUB_TOKEN to claude-code's "
+        "environment"
+    ) in dry.stdout
+    assert "/env/TZ" not in dry.stdout.split("note:", 1)[1]  # no reference, nothing to say
+    as_json = workspace.run("--dry-run", "--json").json
+    [resolved] = as_json["targets"][0]["resolved"]
+    assert resolved == {
+        "server": "gh",
+        "path": "/env/GITHUB_TOKEN",
+        "references": ["${infisical:GH}"],
+        "why": "claude-code cannot run the infisical resolver",
+        "avoid": "write ${env:GITHUB_TOKEN} in desired state and export GITHUB_TOKEN to "
+        "claude-code's environment",
+    }
+    for out in (dry.stdout + dry.stderr, json.dumps(as_json)):
+        assert CANARY not in out
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("kind", ["claude-code", "claude-desktop", "cline", "lmstudio", "codex"])
+def test_a_wider_mode_is_drift_and_the_next_pass_makes_it_private(
+    workspace: Workspace, kind: str
+) -> None:
+    path = workspace.home / "client" / "config"
+    path = path.with_suffix(".toml" if kind == "codex" else ".json")
+    _declare(workspace, kind, path)
+    first = workspace.run()
+    assert first.exit_code == 0, first.stdout + first.stderr
+    assert CANARY + "GH" in path.read_text()  # resolved, as the plan said...
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # ...into a private file
+    assert workspace.run().exit_code == 0  # converged
+
+    path.chmod(0o644)
+    dry = workspace.run("--dry-run")
+    assert dry.exit_code == 1, dry.stdout
+    assert '/file-mode: "0644" -> "0600"' in dry.stdout
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a dry run changes nothing
+    fixed = workspace.run()
+    assert fixed.exit_code == 0, fixed.stdout
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = workspace.run("--dry-run")
+    assert again.exit_code == 0, again.stdout
+    assert "file-mode" not in again.stdout
+    for result in (first, dry, fixed, again):
+        assert CANARY not in result.stdout + result.stderr
+
+
+def test_a_file_without_resolved_values_keeps_its_mode(workspace: Workspace) -> None:
+    path = workspace.home / ".claude.json"
+    workspace.write("servers.yaml", "servers:\n  time: {command: uvx, env: {TZ: UTC}}\n")
+    workspace.write("targets.yaml", f"targets:\n  code: {{kind: claude-code, path: {path}}}\n")
+    path.write_text("{}\n")
+    path.chmod(0o644)
+    assert workspace.run().exit_code == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert workspace.run("--dry-run").exit_code == 0
+
+
+def test_status_and_audit_name_each_resolved_value(workspace: Workspace) -> None:
+    path = workspace.home / "desktop.json"
+    # DB_LABEL's value looks like nothing secret: found as resolved by its fingerprint alone.
+    _declare(workspace, "claude-desktop", path, ', DB_LABEL: "${infisical:db}"')
+    assert workspace.run().exit_code == 0
+    status = workspace.run("status")
+    assert (
+        "resolved into client: gh /env/GITHUB_TOKEN: ${infisical:GH} is resolved into the file "
+        "(claude-desktop cannot expand references)"
+    ) in status.stdout
+    audit = workspace.run("audit", "--declared")
+    assert audit.exit_code == 0, audit.stdout  # resolved by this tool: listed, not counted
+    assert re.search(r"client +gh +/env/GITHUB_TOKEN +\S+ +‹secret:\w+› +managed", audit.stdout)
+    assert "client: gh /env/GITHUB_TOKEN: ${infisical:GH} is resolved into the file" in (
+        audit.stdout
+    )
+    assert "file mode checked: client 0600" in audit.stdout
+    strict = workspace.run("audit", "--declared", "--strict", "--json")
+    assert strict.exit_code == 1
+    assert re.search(r"client +gh +/env/DB_LABEL +resolved-reference +‹secret:\w+›", audit.stdout)
+    findings = {f["field"]: f for f in strict.json["findings"]}
+    assert set(findings) == {"/env/GITHUB_TOKEN", "/env/DB_LABEL"}
+    assert findings["/env/GITHUB_TOKEN"]["resolved"]["references"] == ["${infisical:GH}"]
+    assert findings["/env/DB_LABEL"]["resolved"]["references"] == ["${infisical:db}"]
+    assert all(f["managed"] for f in findings.values())
+    for out in (status.stdout, audit.stdout, strict.stdout):
+        assert CANARY not in out

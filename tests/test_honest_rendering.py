@@ -144,3 +144,46 @@ def test_status_and_audit_name_each_resolved_value(workspace: Workspace) -> None
     assert all(f["managed"] for f in findings.values())
     for out in (status.stdout, audit.stdout, strict.stdout):
         assert CANARY not in out
+
+
+@pytest.mark.parametrize("kind", ["claude-code", "cursor", "windsurf", "claude-desktop"])
+def test_a_field_the_kind_cannot_express_is_a_warning_and_a_note(
+    workspace: Workspace, kind: str
+) -> None:
+    path = workspace.home / "client.json"
+    workspace.write(
+        "servers.yaml",
+        """
+        servers:
+          tool:
+            command: uvx
+            cwd: /srv/tool
+        """,
+    )
+    workspace.write("targets.yaml", f"targets:\n  client: {{kind: {kind}, path: {path}}}\n")
+    checked = workspace.run("validate")
+    assert checked.exit_code == 0, checked.stdout + checked.stderr
+    assert (
+        f"warning: desired/servers.yaml:2:3: target 'client' ({kind}) cannot express cwd of "
+        "server 'tool': not written there (kinds that carry it: "
+    ) in checked.stderr
+    assert (
+        workspace.run("validate", "--json")
+        .json["warnings"][0]
+        .startswith("desired/servers.yaml:2:3: target 'client'")
+    )
+    dry = workspace.run("--dry-run", "--json").json
+    assert (
+        f"tool: {kind} cannot express cwd; it is not written to this target"
+        in (dry["targets"][0]["notes"])
+    )
+    assert workspace.run().exit_code == 0
+    assert "/srv/tool" not in path.read_text()  # as the note says
+    assert workspace.run("--dry-run").exit_code == 0  # and nothing drifts for it
+
+
+def test_a_kind_that_carries_cwd_gets_no_warning(workspace: Workspace) -> None:
+    workspace.write("servers.yaml", "servers:\n  tool: {command: uvx, cwd: /srv/tool}\n")
+    workspace.write("targets.yaml", "targets:\n  g: {kind: gemini, path: ~/g.json}\n")
+    checked = workspace.run("validate")
+    assert checked.exit_code == 0 and "warning" not in checked.stderr

@@ -60,6 +60,13 @@ class Capability:
     def expresses(self, transport: str) -> bool:
         return transport in self.transports
 
+    def unexpressed(self, essence: Essence) -> tuple[str, ...]:
+        """The fields of ``essence`` this kind has no place for (``cwd`` on Claude Code):
+        ``mask`` leaves them out, and validation and the plan say so."""
+        return tuple(
+            k for k in essence if k not in self.fields and k not in ("transport", "enabled")
+        )
+
 
 # Field sets the target families build their capability masks from.
 STDIO_FIELDS = frozenset({"transport", "command", "args", "env"})

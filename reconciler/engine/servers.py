@@ -50,6 +50,7 @@ class Rendered:
     sensitive: bool = False  # holds resolved secret values: written with mode 0600
     secret_paths: frozenset[str] = frozenset()  # outside env/headers, sealed like them
     resolved: tuple[ResolvedValue, ...] = ()  # secrets resolved into the target, named
+    notes: tuple[str, ...] = ()  # what the target cannot carry of the server
 
     def sealed(self, essence: Essence, fingerprint: Sealer) -> Essence:
         """``essence`` (desired or live) with every secret-bearing value fingerprinted."""
@@ -179,6 +180,7 @@ class ServerEntries:
             if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
                 full = bridge_mcp_remote(full) | {"enabled": server.enabled}
             essence: Essence | None = mask(full, capability)
+            dropped = capability.unexpressed(full)
             if not server.enabled and not capability.enabled_switch:
                 essence = None  # no switch in this client: disabled means absent
             slot = Slot(server_name, entry, None, placement.required, server.tools)
@@ -194,7 +196,14 @@ class ServerEntries:
                 server=server_name,
             )
             rendered.append(
-                Rendered(slot, done.essence, done.sensitive, done.secret_paths, done.resolved)
+                Rendered(
+                    slot,
+                    done.essence,
+                    done.sensitive,
+                    done.secret_paths,
+                    done.resolved,
+                    (unexpressed_note(server_name, target.kind.value, dropped),) if dropped else (),
+                )
             )
         return rendered
 
@@ -228,7 +237,8 @@ class ServerEntries:
         for change in plan.changes:  # a literal token in a drifted live entry is never shown
             if change.fields and change.entry in observation.entries:
                 register_literals(observation.entries[change.entry])
-        return plan
+        notes = tuple(n for item in view.rendered for n in item.notes)
+        return replace(plan, notes=plan.notes + notes) if notes else plan
 
     def _match(self, view: View, observation: Observation, plan: TargetPlan) -> divergence.Match:
         """Covered drift out of the plan; rejected records synced; live edits to record."""
@@ -423,6 +433,14 @@ def _private(view: View, observation: Observation, plan: TargetPlan) -> TargetPl
         changes=(*plan.changes, change),
         in_sync=tuple(s for s in plan.in_sync if s != item.slot.server),
         notes=(*plan.notes, note),
+    )
+
+
+def unexpressed_note(server: str, kind: str, fields: Sequence[str]) -> str:
+    """The plan's word for fields a kind cannot carry: never dropped in silence."""
+    return (
+        f"{server}: {kind} cannot express {', '.join(fields)}; "
+        f"{'it is' if len(fields) == 1 else 'they are'} not written to this target"
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.core.errors import Problem
-from reconciler.core.essence import Capability
+from reconciler.core.essence import Capability, bridge_mcp_remote, from_server
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
@@ -28,6 +28,7 @@ __all__ = [
     "Write",
     "build",
     "supported",
+    "warnings",
 ]
 
 Factory = Callable[[str, TargetSpec, Context], Target]
@@ -160,6 +161,41 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
                 else "this kind carries remote servers only",
             )
     return problems
+
+
+def warnings(state: DesiredState) -> list[Problem]:
+    """What desired state asks that a target will not carry: a field its kind cannot
+    express (``cwd`` on Claude Code). Not an error (the server works without it where the
+    client starts it from anywhere), but never dropped in silence: ``validate`` lists these,
+    and the plan notes them."""
+    found: list[Problem] = []
+    for name, spec in state.targets.items():
+        capability = CAPABILITIES.get(spec.kind)
+        if capability is None or not capability.fields:
+            continue
+        for server_name in state.placements(name):
+            server = state.servers[server_name]
+            full = from_server(server)
+            if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
+                full = bridge_mcp_remote(full)
+            dropped = capability.unexpressed(full)
+            if not dropped:
+                continue
+            where = state.origins.get(("servers", server_name)) or Located("", 0, 0)
+            carriers = sorted(
+                k.value for k, c in CAPABILITIES.items() if all(f in c.fields for f in dropped)
+            )
+            found.append(
+                Problem(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"target '{name}' ({spec.kind.value}) cannot express "
+                    f"{', '.join(dropped)} of server '{server_name}': not written there",
+                    f"kinds that carry it: {', '.join(carriers)}" if carriers else "",
+                )
+            )
+    return found
 
 
 def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:

@@ -187,3 +187,59 @@ def test_a_kind_that_carries_cwd_gets_no_warning(workspace: Workspace) -> None:
     workspace.write("targets.yaml", "targets:\n  g: {kind: gemini, path: ~/g.json}\n")
     checked = workspace.run("validate")
     assert checked.exit_code == 0 and "warning" not in checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "loc"),
+    [
+        ("args", '["$HOME/data"]', "servers.tool.args.0"),
+        ("args", '["a$b"]', "servers.tool.args.0"),
+        ("env", '{X: "a$b"}', "servers.tool.env.X"),
+        ("env", '{X: "$1"}', "servers.tool.env.X"),
+    ],
+)
+def test_gemini_refuses_a_literal_dollar_it_would_expand(
+    workspace: Workspace, where: str, value: str, loc: str
+) -> None:
+    """Gemini CLI expands $NAME everywhere when NAME is set and has no escape (its bundle:
+    envVarResolver.ts, envExpansion.ts): such a literal can never read back as written."""
+    workspace.write("servers.yaml", f"servers:\n  tool:\n    command: uvx\n    {where}: {value}\n")
+    workspace.write("targets.yaml", "targets:\n  g: {kind: gemini, path: ~/g.json}\n")
+    checked = workspace.run("validate")
+    assert checked.exit_code == 2, checked.stdout + checked.stderr
+    out = checked.stdout + checked.stderr
+    assert f"{loc}: cannot be written to target 'g' (gemini): Gemini CLI expands $NAME" in out
+    assert "has no escape" in out
+    assert "desired/servers.yaml:4:" in out  # located at the value
+
+
+def test_gemini_round_trips_a_dollar_that_names_nothing(workspace: Workspace) -> None:
+    path = workspace.home / "g.json"
+    workspace.write(
+        "servers.yaml",
+        """
+        servers:
+          tool:
+            command: uvx
+            args: ["5$", "$-x", "$$", "${HOME}/data"]
+            env: {PRICE: "10 $ each"}
+        """,
+    )
+    workspace.write("targets.yaml", f"targets:\n  g: {{kind: gemini, path: {path}}}\n")
+    assert workspace.run("validate").exit_code == 0
+    first = workspace.run()
+    assert first.exit_code == 0, first.stdout
+    written = json.loads(path.read_text())["mcpServers"]["tool"]
+    assert written["args"] == ["5$", "$-x", "$$", "${HOME}/data"]
+    again = workspace.run()
+    assert again.exit_code == 0, again.stdout
+    assert "converged: 0 changed" in again.stdout
+
+
+def test_other_kinds_take_a_literal_dollar(workspace: Workspace) -> None:
+    path = workspace.home / "code.json"
+    workspace.write("servers.yaml", 'servers:\n  tool: {command: uvx, args: ["$HOME", "a$b"]}\n')
+    workspace.write("targets.yaml", f"targets:\n  c: {{kind: claude-code, path: {path}}}\n")
+    assert workspace.run().exit_code == 0
+    assert json.loads(path.read_text())["mcpServers"]["tool"]["args"] == ["$HOME", "a$b"]
+    assert "converged: 0 changed" in workspace.run().stdout

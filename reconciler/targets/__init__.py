@@ -10,13 +10,24 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
+from reconciler.core.compare import pointer_parts
 from reconciler.core.errors import Problem
 from reconciler.core.essence import Capability, bridge_mcp_remote, from_server
 from reconciler.core.model import Kind, TargetSpec
+from reconciler.secrets import essence_strings, essence_texts, without_references
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
-from reconciler.targets import codex, ideclients, jsonclients, mcpjungle, mirror, opencode
+from reconciler.targets import (
+    codex,
+    ideclients,
+    jsonclients,
+    mcpjungle,
+    mirror,
+    opencode,
+    references,
+)
 from reconciler.targets.base import Context, Entries, Observation, Target, Write
+from reconciler.targets.references import Syntax
 
 __all__ = [
     "KINDS",
@@ -90,6 +101,44 @@ def check(state: DesiredState, at: Locator) -> list[Problem]:
         problems += _check_target(state, name, spec, lambda *p, n=name: at("targets", n, *p))
     if state.mirrors or any(t.kind is Kind.MIRROR for t in state.targets.values()):
         problems += mirror.check(state, at)
+    problems += _check_literals(state, at)
+    return problems
+
+
+def _check_literals(state: DesiredState, at: Locator) -> list[Problem]:
+    """Literal text a kind's reference syntax would take for a reference (a ``$HOME`` on
+    Gemini CLI): refused with the kind's reason, located at the value (never quoted)."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, Kind]] = set()
+    for name, spec in state.targets.items():
+        syntax: Syntax | None = getattr(FAMILIES.get(spec.kind), "syntax", None)
+        if syntax is None or syntax.writable is references.ANY_LITERAL:
+            continue
+        for server_name in state.placements(name):
+            essence = from_server(state.servers[server_name])
+            if "$" not in "".join(essence_texts(essence)):
+                continue
+            for pointer, _field, _key, value in essence_strings(essence):
+                if (server_name, pointer, spec.kind) in seen:
+                    continue
+                if syntax.writable(without_references(value)):
+                    continue
+                seen.add((server_name, pointer, spec.kind))
+                parts = pointer_parts(pointer)
+                path = [int(p) if parts[0] == "args" and i == 1 else p for i, p in enumerate(parts)]
+                where = at("servers", server_name, *path)
+                shown = ".".join(str(p) for p in ("servers", server_name, *path))
+                problems.append(
+                    Problem(
+                        where.file,
+                        where.line,
+                        where.column,
+                        f"{shown}: cannot be written to target '{name}' ({spec.kind.value}): "
+                        f"{syntax.why_not}",
+                        "write a reference (${env:NAME}) if the variable is meant, or keep "
+                        f"this server off {spec.kind.value} targets",
+                    )
+                )
     return problems
 
 

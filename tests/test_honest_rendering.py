@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.essence import bridge_mcp_remote, bridged_headers, from_server
+from reconciler.core.model import Server
+from reconciler.secrets import header_through_env
 from tests.conftest import Workspace
 
 CANARY = "canary-value-" + "Zq7Xw2Vb9Nm4"
@@ -243,3 +246,72 @@ def test_other_kinds_take_a_literal_dollar(workspace: Workspace) -> None:
     assert workspace.run().exit_code == 0
     assert json.loads(path.read_text())["mcpServers"]["tool"]["args"] == ["$HOME", "a$b"]
     assert "converged: 0 changed" in workspace.run().stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_http"),
+    [
+        ("http://mcp.internal.example:8080/mcp", True),
+        ("http://10.1.2.3/mcp", True),
+        ("https://mcp.example.com/mcp", False),
+        ("http://localhost:8080/mcp", False),
+        ("http://127.0.0.1:8080/mcp", False),
+        ("http://[::1]:8080/mcp", False),
+    ],
+)
+def test_bridge_allows_plain_http_only_where_mcp_remote_requires_it(
+    url: str, allow_http: bool
+) -> None:
+    bridged = bridge_mcp_remote(from_server(Server(url=url)), header_through_env)
+    assert ("--allow-http" in bridged["args"]) is allow_http
+
+
+def test_bridge_keeps_a_bearer_header_a_reference_through_env() -> None:
+    server = Server(
+        url="https://mcp.example.com/mcp",
+        headers={"Authorization": "Bearer ${env:TOKEN}", "X-Key": "${infisical:team-key}"},
+    )
+    bridged = bridge_mcp_remote(from_server(server), header_through_env)
+    assert bridged["args"] == [
+        "-y", "mcp-remote", "https://mcp.example.com/mcp",
+        "--header", "Authorization:Bearer ${TOKEN}",
+        "--header", "X-Key:${TEAM_KEY}",
+    ]  # fmt: skip
+    assert bridged["env"] == {"TOKEN": "${env:TOKEN}", "TEAM_KEY": "${infisical:team-key}"}
+    assert bridged_headers(bridged) == {"/args/4", "/args/6"}
+
+
+@pytest.mark.parametrize("kind", ["claude-desktop", "codex"])
+def test_bridged_bearer_token_never_sits_in_the_arguments(workspace: Workspace, kind: str) -> None:
+    path = workspace.home / ("config.toml" if kind == "codex" else "desktop.json")
+    workspace.write(
+        "servers.yaml",
+        """
+        servers:
+          docs:
+            url: https://mcp.example.com/sse
+            transport: sse
+            headers: {Authorization: "Bearer ${env:DOCS_TOKEN}"}
+        """,
+    )
+    workspace.write(
+        "targets.yaml",
+        f"targets:\n  client: {{kind: {kind}, path: {path}, bridge: mcp-remote}}\n",
+    )
+    env = {"DOCS_TOKEN": CANARY}
+    first = workspace.run(env=env)
+    assert first.exit_code == 0, first.stdout + first.stderr
+    text = path.read_text()
+    assert "Authorization:Bearer ${DOCS_TOKEN}" in text  # mcp-remote expands it itself
+    if kind == "codex":
+        assert CANARY not in text  # passed through by name: env_vars = ["DOCS_TOKEN"]
+        assert "DOCS_TOKEN" in text.split("env_vars", 1)[1]
+    else:
+        entry = json.loads(text)["mcpServers"]["docs"]
+        assert entry["env"] == {"DOCS_TOKEN": CANARY}  # in the env, out of the arguments
+        assert all(CANARY not in arg for arg in entry["args"])
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = workspace.run(env=env)
+    assert again.exit_code == 0 and "converged: 0 changed" in again.stdout, again.stdout
+    for result in (first, again):
+        assert CANARY not in result.stdout + result.stderr

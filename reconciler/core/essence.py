@@ -133,14 +133,46 @@ def from_server(server: Server) -> Essence:
     )
 
 
-def bridge_mcp_remote(essence: Essence) -> Essence:
-    """Render a remote server as a stdio one through ``npx -y mcp-remote URL``."""
+# Splits a header value holding references into mcp-remote's own ``${VAR}`` text and the
+# environment that gives each VAR its reference (the secrets layer's grammar provides it).
+ThroughEnv = Callable[[str], tuple[str, dict[str, str]]]
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def bridge_mcp_remote(essence: Essence, through_env: ThroughEnv | None = None) -> Essence:
+    """Render a remote server as a stdio one through ``npx -y mcp-remote URL``.
+
+    A header holding a reference stays one: ``--header "Authorization:Bearer ${TOKEN}"``,
+    which mcp-remote expands from its own environment, and ``env: {TOKEN: ${env:TOKEN}}``
+    (``through_env`` splits the value), so the secret never sits in the process arguments.
+    mcp-remote refuses a plain ``http://`` URL that is not on this machine without
+    ``--allow-http``.
+    """
     args = ["-y", "mcp-remote", essence["url"]]
+    env: dict[str, str] = {}
     for name, value in essence.get("headers", {}).items():
+        if through_env is not None:
+            value, needed = through_env(value)
+            env.update(needed)
         args += ["--header", f"{name}:{value}"]
     if essence.get("transport") == "sse":
         args += ["--transport", "sse-only"]
-    return normalize({"transport": "stdio", "command": "npx", "args": args})
+    try:
+        parts = urlsplit(str(essence["url"]))
+        plain_remote = parts.scheme == "http" and (parts.hostname or "") not in _LOCAL_HOSTS
+    except ValueError:
+        plain_remote = False
+    if plain_remote:
+        args.append("--allow-http")
+    return normalize({"transport": "stdio", "command": "npx", "args": args, "env": env})
+
+
+def bridged_headers(essence: Essence) -> frozenset[str]:
+    """The JSON Pointers of a bridge's ``--header`` values: mcp-remote's own text, whose
+    ``${VAR}`` no one but mcp-remote expands."""
+    args = essence.get("args") or []
+    return frozenset(f"/args/{i}" for i in range(1, len(args)) if args[i - 1] == "--header")
 
 
 def mask(essence: Essence, capability: Capability) -> Essence:

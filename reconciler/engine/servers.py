@@ -21,6 +21,7 @@ from reconciler.core.essence import (
     Essence,
     Sealer,
     bridge_mcp_remote,
+    bridged_headers,
     from_server,
     mask,
     seal,
@@ -31,6 +32,7 @@ from reconciler.core.report import ResolvedValue, TargetReport
 from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import (
     SecretResolver,
+    header_through_env,
     reference_mode,
     register_literals,
     render_essence,
@@ -177,8 +179,10 @@ class ServerEntries:
                 server_name,
             )
             full = from_server(server)
+            literal: frozenset[str] = frozenset()
             if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
-                full = bridge_mcp_remote(full) | {"enabled": server.enabled}
+                full = bridge_mcp_remote(full, header_through_env) | {"enabled": server.enabled}
+                literal = bridged_headers(full)
             essence: Essence | None = mask(full, capability)
             dropped = capability.unexpressed(full)
             if not server.enabled and not capability.enabled_switch:
@@ -194,6 +198,7 @@ class ServerEntries:
                 capability=capability,
                 kind=target.kind.value,
                 server=server_name,
+                literal=literal,
             )
             rendered.append(
                 Rendered(

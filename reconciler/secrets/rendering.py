@@ -114,6 +114,24 @@ def _set(essence: Essence, pointer: str, value: str) -> None:
         essence[parts[0]][parts[1]] = value
 
 
+def header_through_env(value: str) -> tuple[str, dict[str, str]]:
+    """A header value for mcp-remote: each reference becomes ``${VAR}``, which mcp-remote
+    expands from its environment, and VAR gets the reference through ``env`` (rendered as
+    any env value is, kept or resolved per target). ``Bearer ${env:TOKEN}`` gives
+    ``Bearer ${TOKEN}`` and ``{TOKEN: ${env:TOKEN}}``."""
+    refs = find_references(value)
+    if not refs:
+        return value, {}
+    env: dict[str, str] = {}
+
+    def through(ref: Reference) -> str:
+        variable = _variable("headers", None, [ref])
+        env[variable] = ref.canonical
+        return "${" + variable + "}"
+
+    return substitute(value, refs, through), env
+
+
 def render_essence(
     essence: Essence,
     resolver: SecretResolver,
@@ -122,9 +140,11 @@ def render_essence(
     capability: Capability | None = None,
     kind: str = "",
     server: str = "",
+    literal: frozenset[str] = frozenset(),
 ) -> RenderedSecrets:
     """The essence a target must hold: references kept (``keep_env``, where ``capability``
-    allows) or resolved. ``kind`` names the target kind in notes.
+    allows) or resolved. ``kind`` names the target kind in notes. Strings at ``literal``
+    pointers are another program's text (an mcp-remote ``--header``), never rendered.
 
     Raises SecretError naming every reference that could not be resolved (and no value).
     """
@@ -140,7 +160,7 @@ def render_essence(
     errors: list[SecretError] = []
     for pointer, field, key, value in list(essence_strings(essence)):
         refs = find_references(value)
-        if not refs:
+        if not refs or pointer in literal:
             continue
         keep = (
             keep_env

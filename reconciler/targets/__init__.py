@@ -14,7 +14,12 @@ from reconciler.core.compare import pointer_parts
 from reconciler.core.errors import Problem
 from reconciler.core.essence import Capability, bridge_mcp_remote, from_server
 from reconciler.core.model import Kind, TargetSpec
-from reconciler.secrets import essence_strings, essence_texts, without_references
+from reconciler.secrets import (
+    essence_strings,
+    essence_texts,
+    header_through_env,
+    without_references,
+)
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
 from reconciler.targets import (
@@ -226,7 +231,7 @@ def warnings(state: DesiredState) -> list[Problem]:
             server = state.servers[server_name]
             full = from_server(server)
             if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
-                full = bridge_mcp_remote(full)
+                full = bridge_mcp_remote(full, header_through_env)
             dropped = capability.unexpressed(full)
             if not dropped:
                 continue

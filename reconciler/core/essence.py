@@ -15,8 +15,9 @@ Rules (reference/CLIENTS.md 4.3): ``transport`` is ``stdio``, ``http`` (streamab
 equal absence; URLs get a lowercase scheme and host and lose a default port, but keep a
 trailing slash and the fragment. ``enabled`` appears only where the kind has a switch.
 
-Values under ``env`` and ``headers`` are treated as secrets: they are sealed (replaced by a
-keyed fingerprint) before they are compared, stored as last-applied, or shown.
+Secret values under ``env`` and ``headers`` (by their name or shape, or resolved from a
+reference) are sealed (replaced by a keyed fingerprint) before they are compared, stored
+as last-applied, or shown; the others (``TZ: UTC``) stay readable.
 """
 
 from __future__ import annotations
@@ -201,12 +202,22 @@ def fingerprint_with(key: bytes) -> Sealer:
     return seal
 
 
-def seal(essence: Essence, fingerprint: Sealer) -> Essence:
-    """The essence with every secret-bearing value replaced by its keyed fingerprint."""
+# Whether the value under ``key`` of an env or headers map is a secret (field, key, value).
+SecretTest = Callable[[str, str, str], bool]
+
+
+def seal(essence: Essence, fingerprint: Sealer, secret: SecretTest | None = None) -> Essence:
+    """The essence with every secret-bearing env and header value replaced by its keyed
+    fingerprint: those ``secret`` says are secrets (the secrets layer's rule: a secret-like
+    name, a secret's shape), or every one when no rule is given. ``TZ: UTC`` stays readable.
+    """
     sealed = dict(essence)
     for field in SECRET_FIELDS:
         if field in sealed:
-            sealed[field] = {k: fingerprint(v) for k, v in sealed[field].items()}
+            sealed[field] = {
+                k: fingerprint(v) if secret is None or secret(field, k, v) else v
+                for k, v in sealed[field].items()
+            }
     return sealed
 
 

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from reconciler.core import divergence
 from reconciler.core.compare import FieldChange, Origin, align_header_names
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import (
+    SECRET_FIELDS,
     Essence,
     Sealer,
     bridge_mcp_remote,
     bridged_headers,
     from_server,
+    is_sealed_value,
     mask,
     seal,
 )
@@ -33,6 +36,7 @@ from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import (
     SecretResolver,
     header_through_env,
+    is_secret_value,
     reference_mode,
     register_literals,
     render_essence,
@@ -56,7 +60,9 @@ class Rendered:
 
     def sealed(self, essence: Essence, fingerprint: Sealer) -> Essence:
         """``essence`` (desired or live) with every secret-bearing value fingerprinted."""
-        return seal_paths(seal(essence, fingerprint), self.secret_paths, fingerprint)
+        return seal_paths(
+            seal(essence, fingerprint, is_secret_value), self.secret_paths, fingerprint
+        )
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,9 @@ def prepare(rendered: Sequence[Rendered], observation: Observation, fingerprint:
     for entry, essence in observation.entries.items():
         item = by_entry.get(entry)
         sealed = (
-            item.sealed(essence, fingerprint) if item is not None else seal(essence, fingerprint)
+            item.sealed(essence, fingerprint)
+            if item is not None
+            else seal(essence, fingerprint, is_secret_value)
         )
         live[entry] = align_header_names(sealed, desired.get(entry))
     return View(tuple(rendered), desired, live, observation.blind_fields)
@@ -140,6 +148,8 @@ class ServerEntries:
         self.store = store
         self.inventory = store.inventory(name)
         self.base = TargetReport(name, target.kind.value, target.describe(), self.spec.optional)
+        # Values resolved into a file are named in the plan; an API target has no file.
+        self.holds_file = isinstance(getattr(target, "path", None), Path)
 
     # -- plan ------------------------------------------------------------------------------
 
@@ -200,6 +210,8 @@ class ServerEntries:
                 server=server_name,
                 literal=literal,
             )
+            if not self.holds_file:  # a registry holds values by design (DESIGN section 5)
+                done = replace(done, resolved=())
             rendered.append(
                 Rendered(
                     slot,
@@ -226,10 +238,18 @@ class ServerEntries:
         if self.options.servers:
             scope = frozenset(self.options.servers) | frozenset(s.entry for s in slots)
         inventory = self.inventory
+        last = {
+            entry: _readable(
+                _unseen(e, blind) or {},
+                (live.get(entry), view.desired.get(entry)),
+                self.fingerprint,
+            )
+            for entry, e in inventory.entries.items()
+        }
         plan = plan_target(
             slots,
             live,
-            {entry: _unseen(e, blind) or {} for entry, e in inventory.entries.items()},
+            last,
             frozenset(inventory.created),
             on_drift=on_drift or spec.on_drift,
             prune=spec.prune,
@@ -286,7 +306,9 @@ class ServerEntries:
             except TargetError:
                 continue  # unresolvable: compared as written
             if done.essence != essence:
-                sealed = seal_paths(seal(done.essence, fingerprint), done.secret_paths, fingerprint)
+                sealed = seal_paths(
+                    seal(done.essence, fingerprint, is_secret_value), done.secret_paths, fingerprint
+                )
                 out[entry] = align_header_names(sealed, live.get(entry))
         return out
 
@@ -332,7 +354,11 @@ class ServerEntries:
             same = (
                 (live is None)
                 if want is None
-                else (live is not None and seal(live, fingerprint) == seal(want, fingerprint))
+                else (
+                    live is not None
+                    and seal(live, fingerprint, is_secret_value)
+                    == seal(want, fingerprint, is_secret_value)
+                )
             )
             if not same:
                 raise TargetError(f"entry '{write.entry}' does not read back as written")
@@ -354,7 +380,7 @@ class ServerEntries:
             inventory.entries[write.entry] = (
                 item.sealed(write.essence, self.fingerprint)
                 if item is not None
-                else seal(write.essence, self.fingerprint)
+                else seal(write.essence, self.fingerprint, is_secret_value)
             )
             if write.entry not in planned.observation.entries:
                 inventory.created.add(write.entry)
@@ -447,6 +473,32 @@ def unexpressed_note(server: str, kind: str, fields: Sequence[str]) -> str:
         f"{server}: {kind} cannot express {', '.join(fields)}; "
         f"{'it is' if len(fields) == 1 else 'they are'} not written to this target"
     )
+
+
+def _readable(last: Essence, others: Sequence[Essence | None], fingerprint: Sealer) -> Essence:
+    """A last-applied entry with the values shown plainly on the other sides (desired,
+    live) unsealed where their fingerprint matches: last-applied records written before
+    only secrets were masked sealed every env and header value, and must still compare."""
+    out = last
+    for field in SECRET_FIELDS:
+        mapping = last.get(field)
+        if not isinstance(mapping, dict):
+            continue
+        for key, value in mapping.items():
+            if not is_sealed_value(value):
+                continue
+            for other in others:
+                plain = (other or {}).get(field, {}).get(key)
+                if (
+                    isinstance(plain, str)
+                    and not is_sealed_value(plain)
+                    and fingerprint(plain) == value
+                ):
+                    if out is last:
+                        out = dict(last)
+                    out[field] = {**out.get(field, mapping), key: plain}
+                    break
+    return out
 
 
 def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:

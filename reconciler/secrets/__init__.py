@@ -19,6 +19,7 @@ from reconciler.secrets.checks import check_desired
 from reconciler.secrets.detection import (
     Finding,
     detect,
+    is_secret_value,
     looks_random,
     register_document_literals,
     register_literals,
@@ -99,6 +100,7 @@ __all__ = [
     "find_references",
     "header_through_env",
     "install_logging",
+    "is_secret_value",
     "looks_random",
     "might_reference",
     "redact",

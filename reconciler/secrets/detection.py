@@ -26,6 +26,7 @@ So detect-secrets is not a dependency; the shapes below are the one set of rules
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -81,6 +82,22 @@ _NOT_SECRET_KEY = re.compile(
 )
 _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\.\.\.|changeme|redacted|password)$")
 _SEGMENTS = re.compile(r"[-_./:@+=,]")
+
+
+def secret_like_key(key: str) -> bool:
+    """A name that holds a secret (*TOKEN*, *KEY*, *PASSWORD*, Authorization...), and not
+    one that names where a secret is (*_FILE, *_PATH, *_URL, *_ID...)."""
+    return bool(_SECRET_KEY.search(key)) and not _NOT_SECRET_KEY.search(key)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def is_secret_value(field: str, key: str, value: str) -> bool:
+    """Whether an env or header value is masked: under a secret-like name, or shaped like a
+    secret. Other values (``TZ: UTC``, ``GOVERNED_TOOLS: 1``) are shown as they are. A value
+    resolved from a reference is masked by where it sits (``seal_paths``), whatever this says.
+    Pure (a cache): the same value masks the same way in every pass and process.
+    """
+    return secret_like_key(key) or detect(value, key) is not None
 
 
 def detect(value: str, key: str | None = None) -> str | None:

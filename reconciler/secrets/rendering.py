@@ -264,21 +264,23 @@ def explain(
 
 
 def seal_paths(essence: Essence, paths: Iterable[str], fingerprint: Sealer) -> Essence:
-    """Seal strings outside env/headers that hold resolved secrets (args, url, command, cwd).
-
-    ``essence.seal`` already seals every env and header value; this covers a secret passed
-    as an argument or in a URL, so that it is compared, stored and shown by fingerprint.
-    """
+    """Seal the strings that hold resolved secrets, wherever they sit (env, headers, args,
+    url, command, cwd), so that they are compared, stored and shown by fingerprint only,
+    whatever their name or shape (``essence.seal`` masks by those)."""
     if not paths:
         return essence
     out = essence
     for pointer in paths:
         parts = pointer_parts(pointer)
-        if not parts or parts[0] in SECRET_FIELDS or parts[0] not in out:
+        if not parts or parts[0] not in out:
             continue
         if out is essence:
             out = dict(essence)
-        if parts[0] == "args" and len(parts) == 2 and isinstance(out["args"], list):
+        if parts[0] in SECRET_FIELDS and len(parts) == 2 and isinstance(out[parts[0]], dict):
+            mapping = out[parts[0]]
+            if parts[1] in mapping and not is_sealed_value(mapping[parts[1]]):
+                out[parts[0]] = {**mapping, parts[1]: fingerprint(str(mapping[parts[1]]))}
+        elif parts[0] == "args" and len(parts) == 2 and isinstance(out["args"], list):
             index = int(parts[1])
             if index < len(out["args"]) and not is_sealed_value(out["args"][index]):
                 args = list(out["args"])

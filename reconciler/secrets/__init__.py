@@ -8,9 +8,11 @@ Each concern is one module, each importing only the ones above it in this list:
   strings of an essence a reference can sit in. No I/O.
 - ``redaction``: the ``Redactor`` that shows every known secret value as ``‹secret:4f1c2a›``,
   the process-wide ``REDACTOR`` for logs and the standard streams, and their wrappers.
+- ``detection``: literal secrets by shape and by randomness under secret-like keys, and
+  which env and header values are masked (``is_secret_value``).
 - ``resolution``: ``SecretResolver``, which resolves references from the environment, files
-  and the ``secrets:`` resolver commands, registering every value with its redactor.
-- ``detection``: literal secrets by shape and by randomness under secret-like keys.
+  and the ``secrets:`` resolver commands (concurrently, ``prefetch``), registering every
+  value with its redactor; a failing command's stderr is logged scrubbed by ``detection``.
 - ``rendering``: a target's essence with references kept or resolved, per target kind.
 - ``checks``: the secret rules of desired state (``check_desired``), for the loader.
 """

@@ -20,6 +20,7 @@ Each concern is one module, each importing only the ones above it in this list:
 from reconciler.secrets.checks import check_desired
 from reconciler.secrets.detection import (
     Finding,
+    arg_secret,
     detect,
     is_secret_value,
     looks_random,
@@ -27,6 +28,7 @@ from reconciler.secrets.detection import (
     register_literals,
     scan_essence,
     shannon_entropy,
+    template_dsn_secrets,
     template_url_secrets,
     url_secret_parts,
 )
@@ -91,6 +93,7 @@ __all__ = [
     "RenderedSecrets",
     "SecretError",
     "SecretResolver",
+    "arg_secret",
     "can_reference",
     "canonical_env",
     "check_desired",
@@ -118,6 +121,7 @@ __all__ = [
     "seal_paths",
     "shannon_entropy",
     "substitute",
+    "template_dsn_secrets",
     "template_url_secrets",
     "url_secret_parts",
     "without_references",

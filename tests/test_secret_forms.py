@@ -48,6 +48,7 @@ def test_password_forms_are_found(key: str, value: str, kind: str) -> None:
         ("DATABASE_URL", "host=db user=app password=${env:PG_PASSWORD}"),
         ("PASSWORD_PROMPT", "Enter it:"),
         ("BYPASS", "1"),
+        ("pass", "3"),  # a bare --pass is a pass number as often as not
         ("COMPASS_MODE", "north"),
     ],
 )
@@ -58,7 +59,7 @@ def test_password_like_names_of_other_things_are_not(key: str, value: str) -> No
 def test_password_arguments_are_found_and_ports_are_not() -> None:
     args = [
         "-uapp", f"-p{PW}", "-p", "3306", f"--password={PW}", "--password", PW2,
-        "-p8080:80", "--password-stdin", "--user", "app", "--db-pass", PW,
+        "-p8080:80", "--password-stdin", "--user", "app", "--db-pass", PW, "--pass", "3",
     ]  # fmt: skip
     found = {(f.path, f.kind) for f in scan_essence({"command": "mysql-mcp", "args": args})}
     assert found == {

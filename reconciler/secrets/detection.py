@@ -101,7 +101,7 @@ _NOT_SECRET_KEY = re.compile(
 )
 _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\.\.\.|changeme|redacted|password)$")
 # Names of a password: chosen by people, so a secret whatever it looks like.
-_PASSWORD_KEY = re.compile(r"(?i)passw(?:or)?d|passwd|passphrase|[_-]pwd$|(?:^|[_-])pass$")
+_PASSWORD_KEY = re.compile(r"(?i)passw(?:or)?d|passwd|passphrase|[_-]pwd$|[_-]pass$")
 # Password-like names of something else: a flag, a prompt, a policy.
 _NOT_PASSWORD = re.compile(
     r"(?i)(?:^|[_-])(?:stdin|prompt|env|var|policy|length|min|max|required|auth|reset|less)s?$"

@@ -156,7 +156,12 @@ def test_import_from_claude_desktop_moves_the_token_out(repo: Workspace) -> None
 
     env = {"GITHUB_PERSONAL_ACCESS_TOKEN": TOKEN}
     dry = repo.run("--dry-run", env=env)
-    assert dry.exit_code == 0, dry.stdout
+    # The entries match; only the file's mode (0644, as the user made it) is drift now that
+    # it holds a value resolved from a reference: the next pass makes it 0600.
+    assert dry.exit_code == 1, dry.stdout
+    assert '/file-mode: "0644" -> "0600"' in dry.stdout
+    assert "drift found: 1 would change" in dry.stdout
+    assert TOKEN not in dry.stdout + dry.stderr
     assert TOKEN not in everything_in_git(repo.root)
     assert TOKEN not in "".join(p.read_text() for p in repo.desired.rglob("*.yaml"))
     assert "?? README.md" in git(repo.root, "status", "--porcelain")

@@ -187,7 +187,8 @@ def test_env_change_is_a_replace_and_governed_tools_are_disabled_again(
     assert dry.exit_code == 1
     assert "files: replace, origin desired" in dry.stdout
     assert "/env/ROOT" in dry.stdout
-    assert "/srv/other" not in dry.stdout  # env values are shown as fingerprints only
+    # ROOT is no secret (name, shape): its change is readable; secrets stay fingerprints.
+    assert '/env/ROOT: "/srv/data" -> "/srv/other"' in dry.stdout
     assert "files: tool-disable" in dry.stdout
 
     applied = workspace.run("--json")
@@ -660,13 +661,14 @@ def test_status_shows_parity_between_desktop_and_jungle(
     )
     assert "fetch: desktop = jungle" in text.stdout
     assert "files: desktop ≠ jungle" in text.stdout
-    assert "/elsewhere" not in text.stdout  # env values compare by fingerprint
+    # ROOT is no secret: readable in the parity view (secrets compare by fingerprint).
+    assert '/env/ROOT: "/elsewhere" (desktop) vs "/srv/data" (jungle)' in text.stdout
     as_json = workspace.run("status", "--json").json
     rows = {p["server"]: p for p in as_json["parity"]}
     assert rows["time"]["state"] == "differs"
     assert [d["path"] for d in rows["time"]["differences"]] == ["/args/1"]
     assert [d["path"] for d in rows["files"]["differences"]] == ["/env/ROOT"]
-    assert rows["files"]["differences"][0]["local"].startswith("‹secret:")
+    assert rows["files"]["differences"][0]["local"] == '"/elsewhere"'
     no_secret(same, text)
 
 

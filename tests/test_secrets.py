@@ -254,7 +254,13 @@ def test_referencing_client_keeps_env_references_and_resolves_the_rest(
         "KEY": "file-value-123",
     }
     assert done.sensitive and done.secret_paths == {"/env/KEY"}
-    assert done.notes == ()
+    # The file's content is resolved into the file: said, by name, with the way out.
+    [value] = done.resolved
+    assert (value.server, value.pointer) == ("s", "/env/KEY")
+    assert value.references == ("${file:key.txt}",)
+    assert "claude-code cannot run the file resolver" in value.note
+    assert "write ${env:KEY} in desired state and export KEY" in value.note
+    assert "file-value-123" not in value.note
 
 
 def test_only_env_references_means_nothing_sensitive(filled: SecretResolver) -> None:
@@ -297,14 +303,48 @@ def test_codex_keeps_only_what_it_can_pass_by_name(filled: SecretResolver) -> No
     assert done.essence["env"]["TOKEN"] == "${env:TOKEN}"  # env_vars = ["TOKEN"]
     assert done.essence["env"]["GH"] == "pat-value-2"  # GH != GITHUB_PAT: resolved
     assert done.essence["args"][2] == "--token=tok-value-1"
-    assert any("/env/GH" in n and "resolved" in n for n in done.notes)
-    assert any("/args/2" in n for n in done.notes)
+    by_pointer = {r.pointer: r for r in done.resolved}
+    assert by_pointer["/env/GH"].references == ("${env:GITHUB_PAT}",)
+    assert "only under its own name" in by_pointer["/env/GH"].why
+    assert "GH: ${env:GH}" in by_pointer["/env/GH"].avoid
+    assert "pass the secret through env" in by_pointer["/args/2"].avoid
+    assert "/env/TOKEN" not in by_pointer  # env_vars = ["TOKEN"]: kept, nothing to say
     remote = {"transport": "http", "url": "https://x", "headers": {"Authorization": "Bearer ${T}"}}
     kept = render_essence(
         remote, filled, capability=CAPABILITIES["codex"], kind="codex", keep_env=True
     )
     assert kept.essence["headers"] == {"Authorization": "Bearer ${env:T}"}  # bearer_token_env_var
     assert not kept.sensitive
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in CAPABILITIES if k != "mirror"))
+def test_every_kind_names_each_secret_it_gets_resolved(filled: SecretResolver, kind: str) -> None:
+    """On every kind, a value resolved into the file is named (where, from which reference,
+    why, how to avoid it); a reference the kind keeps is not; no value is ever in a note."""
+    capability = CAPABILITIES[kind]
+    entry = {
+        "transport": "stdio",
+        "command": "npx",
+        "env": {"TOKEN": "${env:TOKEN}", "KEY": "${file:key.txt}", "HOME_DIR": "${env:HOME}"},
+    }
+    done = render_essence(
+        entry,
+        filled,
+        capability=capability,
+        kind=kind,
+        keep_env=reference_mode(capability, None),
+        server="s",
+    )
+    named = {r.pointer: r for r in done.resolved}
+    assert "/env/KEY" in named  # no client runs the file resolver
+    assert "/env/HOME_DIR" not in named  # HOME locates, it is no secret
+    assert ("/env/TOKEN" in named) is (not reference_mode(capability, None))
+    for value in done.resolved:
+        assert value.note.startswith(f"s {value.pointer}: ")
+        assert value.why and value.avoid
+        for secret in ("file-value-123", "tok-value-1"):
+            assert secret not in value.note
+    assert done.secret_paths == frozenset(named)
 
 
 def test_referable_rules() -> None:

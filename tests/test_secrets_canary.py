@@ -472,7 +472,9 @@ def test_codex_resolves_what_it_cannot_reference_and_says_so(workspace: Workspac
     )
     result = workspace.run(env={"CANARY_TOKEN": canary})
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "cannot keep this as a reference" in result.stdout
+    note = "api /env/GITHUB_TOKEN: ${env:CANARY_TOKEN} is resolved into the file"
+    assert note in result.stdout
+    assert "write GITHUB_TOKEN: ${env:GITHUB_TOKEN} and export GITHUB_TOKEN" in result.stdout
     assert canary in path.read_text()  # resolved, as the note says...
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # ...into a private file
     assert canary not in result.stdout + result.stderr

@@ -14,7 +14,7 @@ desired state already referenced a secret there, the reference is kept.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,9 +31,12 @@ from reconciler.secrets import (
     ENV,
     ENV_NAME,
     REDACTOR,
+    arg_secret,
+    essence_strings,
     find_references,
     redact,
     scan_essence,
+    template_dsn_secrets,
     template_url_secrets,
 )
 from reconciler.store import fsutil, gitlog, recordfiles
@@ -45,8 +48,6 @@ if TYPE_CHECKING:
     from reconciler.store.desired import DesiredState
 
 FILE_MODE = 0o644
-_ARG_KEY = re.compile(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)=(.*)$", re.S)
-_FLAG = re.compile(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)$")
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,32 @@ def without_secrets(
     return out, moved
 
 
+def _references_restored(
+    live: Essence, declared: Essence, resolve: Callable[[str], str]
+) -> Essence:
+    """The live entry with every value this tool resolved from a reference of the declared
+    server turned back into that reference, wherever it sits now (an argument may have
+    moved): a resolved value, secret or not, never becomes a literal in git."""
+    resolved: dict[str, str] = {}
+    for _pointer, _field, _key, value in essence_strings(declared):
+        if not find_references(value):
+            continue
+        try:
+            resolved.setdefault(resolve(value), value)
+        except ReconcilerError:
+            continue  # not resolvable here: detection still guards the literal
+    if not resolved:
+        return live
+    out: Essence = {
+        k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+        for k, v in live.items()
+    }
+    for pointer, _field, _key, value in essence_strings(live):
+        if value in resolved and value != resolved[value]:
+            _put(out, pointer_parts(pointer), resolved[value])
+    return out
+
+
 def _variable_of(reference: str) -> str | None:
     names = (r.name for r in find_references(reference) if r.scheme == ENV)
     return next((name for name in names if ENV_NAME.fullmatch(name)), None)
@@ -197,8 +224,9 @@ def _variable_of(reference: str) -> str | None:
 def _reference_for(server: str, parts: list[str], value: str, essence: Essence) -> tuple[str, str]:
     field = parts[0] if parts else ""
     prefix = _env_name(server)
-    if "://" in value:  # a URL (url, an argument, an env value): only its secret parts
-        templated, variables = template_url_secrets(value, prefix)
+    for template in (template_url_secrets, template_dsn_secrets):
+        # A URL or a DSN (url, an argument, an env value): only its secret parts.
+        templated, variables = template(value, prefix)
         if variables and not scan_essence({"url": templated}, known=False):
             return templated, ",".join(dict.fromkeys(variables))  # split by without_secrets
     if field == "env" and len(parts) == 2:
@@ -214,15 +242,9 @@ def _reference_for(server: str, parts: list[str], value: str, essence: Essence) 
         variable = f"{prefix}_{_env_name(parts[1])}"
         return f"${{env:{variable}}}", variable
     if field == "args" and len(parts) == 2 and parts[1].isdigit():
-        args = essence.get("args", [])
-        index = int(parts[1])
-        match = _ARG_KEY.match(value)
-        if match:
-            variable = f"{prefix}_{_env_name(match.group(1))}"
-            return value[: match.start(2)] + f"${{env:{variable}}}", variable
-        flag = _FLAG.match(args[index - 1]) if index > 0 else None
-        variable = f"{prefix}_{_env_name(flag.group(1))}" if flag else f"{prefix}_SECRET"
-        return f"${{env:{variable}}}", variable
+        key, start = arg_secret(list(essence.get("args", [])), int(parts[1]))
+        variable = f"{prefix}_{_env_name(key)}" if key else f"{prefix}_SECRET"
+        return value[:start] + f"${{env:{variable}}}", variable  # --password=, -p: kept
     if field == "url":
         variable = f"{prefix}_PASSWORD"
         return (
@@ -453,6 +475,7 @@ def adopt(engine: Engine, server: str, target: str) -> Result:
             "holds the remote entry itself"
         )
     current = from_server(declared)
+    live = _references_restored(live, current, engine.secret_resolver(state).resolve_text)
     keep = {}
     for name in ("env", "headers"):
         for key, value in current.get(name, {}).items():

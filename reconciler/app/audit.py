@@ -18,7 +18,7 @@ the exit code 1, unless ``strict`` counts every inline value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +26,21 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import targets
 from reconciler.app.discover import Found, desired_or_nothing, discover
-from reconciler.core.compare import resolve_pointer
+from reconciler.core.compare import pointer_parts, resolve_pointer
 from reconciler.core.errors import ReconcilerError, UsageError
-from reconciler.core.essence import Sealer, display, fingerprint_with
-from reconciler.core.report import ExitCode
-from reconciler.secrets import REDACTOR, redact, scan_essence, url_secret_parts
+from reconciler.core.essence import Sealer, display, fingerprint_with, from_server
+from reconciler.core.report import ExitCode, ResolvedValue
+from reconciler.secrets import (
+    REDACTOR,
+    essence_strings,
+    explain,
+    find_references,
+    redact,
+    reference_mode,
+    scan_essence,
+    url_secret_parts,
+)
+from reconciler.store.desired import DesiredState
 
 if TYPE_CHECKING:
     from reconciler.engine import Engine
@@ -44,6 +54,8 @@ class AuditFinding:
     kind: str  # github-token, bearer-token, high-entropy...
     fingerprint: str  # hmac-sha256:<hex>, keyed by the state directory's key
     managed: bool  # resolved by this tool from a reference in desired state
+    # For a managed value: which references it came from, why, and how to keep it out.
+    resolved: ResolvedValue | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,7 +65,7 @@ class AuditFinding:
             "kind": self.kind,
             "fingerprint": self.fingerprint,
             "managed": self.managed,
-        }
+        } | ({"resolved": self.resolved.to_json()} if self.resolved is not None else {})
 
 
 @dataclass(frozen=True)
@@ -145,7 +157,8 @@ def audit(
             finally:
                 target.close()
             mode = _mode(target) if observation.exists else None
-            return _scan(name, observation.entries, engine, fingerprint), None, mode
+            why = _explainer(state, name)
+            return _scan(name, observation.entries, engine, fingerprint, why=why), None, mode
         except ReconcilerError as e:
             return [], AuditFailure(name, redact(str(e)), not spec.optional), None
 
@@ -195,8 +208,52 @@ def _file_mode(path: Path) -> int | None:
         return None
 
 
+Explainer = Callable[[str, str], ResolvedValue | None]
+
+
+def _explainer(state: DesiredState, name: str) -> Explainer:
+    """How a value resolved into target ``name`` came there: the references desired state
+    holds at that place, and the kind's reasons (``secrets.explain``)."""
+    spec = state.targets[name]
+    capability = targets.capability(spec.kind)
+    by_entry = {
+        entry: server
+        for server_name, server in state.servers.items()
+        for entry in (server_name, *server.aliases)
+    }
+
+    def why(entry: str, pointer: str) -> ResolvedValue | None:
+        server = by_entry.get(entry)
+        if server is None or capability is None:
+            return None
+        value = resolve_pointer(from_server(server), pointer)
+        refs = [r for r in find_references(value) if r.is_secret] if isinstance(value, str) else []
+        if not refs:
+            return None  # bridged or reshaped on the way: the pass's plan names it
+        parts = pointer_parts(pointer)
+        key = parts[1] if len(parts) > 1 and parts[0] in ("env", "headers") else None
+        reason, avoid = explain(
+            capability,
+            parts[0],
+            key,
+            refs,
+            keep_env=reference_mode(capability, spec.secrets),
+            kind=spec.kind,
+        )
+        names = tuple(dict.fromkeys(r.canonical for r in refs))
+        return ResolvedValue(entry, pointer, names, reason, avoid)
+
+    return why
+
+
 def _scan(
-    name: str, entries: Any, engine: Engine, fingerprint: Sealer, *, inventory: bool = True
+    name: str,
+    entries: Any,
+    engine: Engine,
+    fingerprint: Sealer,
+    *,
+    inventory: bool = True,
+    why: Explainer | None = None,
 ) -> list[AuditFinding]:
     last_applied: Any = {}
     if inventory:  # only a declared target has a last-applied record
@@ -206,14 +263,51 @@ def _scan(
             last_applied = {}
     found: list[AuditFinding] = []
     for entry, essence in sorted(entries.items()):
-        for finding in scan_essence(essence, known=False):  # by shape only: deterministic
+        shaped = scan_essence(essence, known=False)  # by shape only: deterministic
+        found += _resolved_here(name, entry, essence, last_applied.get(entry), fingerprint, why,
+                                skip={f.path for f in shaped})  # fmt: skip
+        for finding in shaped:
             REDACTOR.add(finding.value)
             for part in url_secret_parts(finding.value):
                 REDACTOR.add(part)
             sealed = fingerprint(finding.value)
             last = last_applied.get(entry)
             managed = last is not None and resolve_pointer(last, finding.path) == sealed
-            found.append(AuditFinding(name, entry, finding.path, finding.kind, sealed, managed))
+            resolved = why(entry, finding.path) if managed and why is not None else None
+            found.append(
+                AuditFinding(name, entry, finding.path, finding.kind, sealed, managed, resolved)
+            )
+    return found
+
+
+def _resolved_here(
+    name: str,
+    entry: str,
+    essence: Any,
+    last: Any,
+    fingerprint: Sealer,
+    why: Explainer | None,
+    *,
+    skip: set[str],
+) -> list[AuditFinding]:
+    """The values this tool resolved from references into the entry, whatever they look
+    like: the last-applied record holds their fingerprint at that place, and desired state
+    a secret reference there."""
+    if last is None or why is None:
+        return []
+    found = []
+    for pointer, _field, _key, value in essence_strings(essence):
+        if pointer in skip or find_references(value):
+            continue  # found by shape already, or still a reference the client expands
+        if resolve_pointer(last, pointer) != fingerprint(value):
+            continue
+        resolved = why(entry, pointer)
+        if resolved is not None:
+            REDACTOR.add(value)
+            sealed = fingerprint(value)
+            found.append(
+                AuditFinding(name, entry, pointer, "resolved-reference", sealed, True, resolved)
+            )
     return found
 
 
@@ -227,6 +321,9 @@ def render_text(report: AuditReport) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for f in report.findings:
+        if f.resolved is not None and not report.strict:
+            lines.append(f"  {f.target}: {f.resolved.note}")
     for failure in report.failures:
         optional = "" if failure.required else " (optional target: warning only)"
         lines.append(f"error on {failure.target}: {failure.error}{optional}")

@@ -234,6 +234,8 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
             lines.append(f"unmanaged on {t.name}: {', '.join(t.unmanaged)}")
         if t.error:
             lines.append(f"error on {t.name}: {t.error}")
+        for value in t.resolved:
+            lines.append(f"resolved into {t.name}: {value.note}")
     copies = parity(state, report)
     if copies:
         lines.append("parity of local and MCPJungle copies:")

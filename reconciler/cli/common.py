@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
@@ -223,7 +223,27 @@ def make_engine() -> Any:
         settings.desired,
         settings.state_dir or default_state_dir(),
         recorder=review.record_drafts,
+        resolving=resolve_progress(settings),
     )
+
+
+def resolve_progress(
+    settings: Settings, stream: TextIO | None = None
+) -> Callable[[int, int], None] | None:
+    """A progress line on stderr while slow secret resolvers run, for a person watching:
+    a terminal, and neither --json nor -q. Cleared when they are done."""
+    out = sys.stderr if stream is None else stream
+    if settings.json or settings.verbosity < 0 or not out.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if done < total:
+            out.write(f"\rresolving secrets: {done} of {total} done\x1b[K")
+        else:
+            out.write("\r\x1b[K")
+        out.flush()
+
+    return show
 
 
 def style() -> Callable[[str, str], str]:

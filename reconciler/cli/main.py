@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from click.shell_completion import get_completion_class
 
+from reconciler import targets
 from reconciler.app import audit as audits
 from reconciler.app import discover as discovery
 from reconciler.app import markdown
@@ -311,9 +312,14 @@ def validate() -> None:
     """
     settings = current_settings()
     state = guarded(Engine(settings.desired, Path(os.devnull)).load)
+    warned = targets.warnings(state)
     if settings.json:
-        click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": []}))
-    elif settings.verbosity >= 0:
+        shown = [str(w) for w in warned]
+        click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": [], "warnings": shown}))
+        sys.exit(0)
+    for warning in warned:
+        click.echo(f"warning: {warning}", err=True)
+    if settings.verbosity >= 0:
         click.echo(
             f"desired state is valid: {plural(len(state.servers), 'server')}, "
             f"{plural(len(state.targets), 'target')} in {plural(len(state.files), 'file')}"

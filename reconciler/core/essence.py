@@ -15,8 +15,9 @@ Rules (reference/CLIENTS.md 4.3): ``transport`` is ``stdio``, ``http`` (streamab
 equal absence; URLs get a lowercase scheme and host and lose a default port, but keep a
 trailing slash and the fragment. ``enabled`` appears only where the kind has a switch.
 
-Values under ``env`` and ``headers`` are treated as secrets: they are sealed (replaced by a
-keyed fingerprint) before they are compared, stored as last-applied, or shown.
+Secret values under ``env`` and ``headers`` (by their name or shape, or resolved from a
+reference) are sealed (replaced by a keyed fingerprint) before they are compared, stored
+as last-applied, or shown; the others (``TZ: UTC``) stay readable.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ class Capability:
 
     def expresses(self, transport: str) -> bool:
         return transport in self.transports
+
+    def unexpressed(self, essence: Essence) -> tuple[str, ...]:
+        """The fields of ``essence`` this kind has no place for (``cwd`` on Claude Code):
+        ``mask`` leaves them out, and validation and the plan say so."""
+        return tuple(
+            k for k in essence if k not in self.fields and k not in ("transport", "enabled")
+        )
 
 
 # Field sets the target families build their capability masks from.
@@ -126,14 +134,46 @@ def from_server(server: Server) -> Essence:
     )
 
 
-def bridge_mcp_remote(essence: Essence) -> Essence:
-    """Render a remote server as a stdio one through ``npx -y mcp-remote URL``."""
+# Splits a header value holding references into mcp-remote's own ``${VAR}`` text and the
+# environment that gives each VAR its reference (the secrets layer's grammar provides it).
+ThroughEnv = Callable[[str], tuple[str, dict[str, str]]]
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def bridge_mcp_remote(essence: Essence, through_env: ThroughEnv | None = None) -> Essence:
+    """Render a remote server as a stdio one through ``npx -y mcp-remote URL``.
+
+    A header holding a reference stays one: ``--header "Authorization:Bearer ${TOKEN}"``,
+    which mcp-remote expands from its own environment, and ``env: {TOKEN: ${env:TOKEN}}``
+    (``through_env`` splits the value), so the secret never sits in the process arguments.
+    mcp-remote refuses a plain ``http://`` URL that is not on this machine without
+    ``--allow-http``.
+    """
     args = ["-y", "mcp-remote", essence["url"]]
+    env: dict[str, str] = {}
     for name, value in essence.get("headers", {}).items():
+        if through_env is not None:
+            value, needed = through_env(value)
+            env.update(needed)
         args += ["--header", f"{name}:{value}"]
     if essence.get("transport") == "sse":
         args += ["--transport", "sse-only"]
-    return normalize({"transport": "stdio", "command": "npx", "args": args})
+    try:
+        parts = urlsplit(str(essence["url"]))
+        plain_remote = parts.scheme == "http" and (parts.hostname or "") not in _LOCAL_HOSTS
+    except ValueError:
+        plain_remote = False
+    if plain_remote:
+        args.append("--allow-http")
+    return normalize({"transport": "stdio", "command": "npx", "args": args, "env": env})
+
+
+def bridged_headers(essence: Essence) -> frozenset[str]:
+    """The JSON Pointers of a bridge's ``--header`` values: mcp-remote's own text, whose
+    ``${VAR}`` no one but mcp-remote expands."""
+    args = essence.get("args") or []
+    return frozenset(f"/args/{i}" for i in range(1, len(args)) if args[i - 1] == "--header")
 
 
 def mask(essence: Essence, capability: Capability) -> Essence:
@@ -162,12 +202,22 @@ def fingerprint_with(key: bytes) -> Sealer:
     return seal
 
 
-def seal(essence: Essence, fingerprint: Sealer) -> Essence:
-    """The essence with every secret-bearing value replaced by its keyed fingerprint."""
+# Whether the value under ``key`` of an env or headers map is a secret (field, key, value).
+SecretTest = Callable[[str, str, str], bool]
+
+
+def seal(essence: Essence, fingerprint: Sealer, secret: SecretTest | None = None) -> Essence:
+    """The essence with every secret-bearing env and header value replaced by its keyed
+    fingerprint: those ``secret`` says are secrets (the secrets layer's rule: a secret-like
+    name, a secret's shape), or every one when no rule is given. ``TZ: UTC`` stays readable.
+    """
     sealed = dict(essence)
     for field in SECRET_FIELDS:
         if field in sealed:
-            sealed[field] = {k: fingerprint(v) for k, v in sealed[field].items()}
+            sealed[field] = {
+                k: fingerprint(v) if secret is None or secret(field, k, v) else v
+                for k, v in sealed[field].items()
+            }
     return sealed
 
 

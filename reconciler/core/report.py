@@ -51,6 +51,39 @@ def json_value(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class ResolvedValue:
+    """A reference resolved into a target's file because the target cannot express it.
+
+    Said for each value, in the plan, ``status`` and ``audit``: where it sits (the server and
+    a JSON Pointer), which references it came from (their names, never a value), why the
+    target cannot keep it, and how to keep it out of the file.
+    """
+
+    server: str
+    pointer: str  # /env/GITHUB_TOKEN, /args/2
+    references: tuple[str, ...]  # canonical spellings: ${infisical:GH}
+    why: str
+    avoid: str
+
+    @property
+    def note(self) -> str:
+        refs = ", ".join(self.references)
+        return (
+            f"{self.server} {self.pointer}: {refs} is resolved into the file ({self.why}); "
+            f"to keep it out: {self.avoid}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "path": self.pointer,
+            "references": list(self.references),
+            "why": self.why,
+            "avoid": self.avoid,
+        }
+
+
 class ExitCode(int, Enum):
     CONVERGED = 0
     DRIFT = 1
@@ -99,6 +132,8 @@ class TargetReport:
     # errors: each failure weighs by its server's requiredness here, not the whole target.
     failed: Mapping[str, str] = field(default_factory=dict)
     absent: bool = False  # skipped: no file, and create: false
+    # Values resolved into the file from references the target cannot express, each named.
+    resolved: tuple[ResolvedValue, ...] = ()
 
     def was_applied(self, change: Change) -> bool:
         # ``apply`` False (on_drift: report) is never carried out, even when another change
@@ -243,6 +278,7 @@ def _target_json(t: TargetReport) -> dict[str, Any]:
         "orphaned": list(t.orphaned),
         "blind_fields": sorted(t.blind),
         "notes": list(t.notes),
+        "resolved": [r.to_json() for r in t.resolved],
     }
 
 
@@ -267,7 +303,7 @@ _SIGIL = {
 def _quiet_target(t: TargetReport) -> bool:
     """In sync with nothing to tell: shown only with -v."""
     return t.status is TargetStatus.IN_SYNC and not (
-        t.changes or t.allowed or t.unmanaged or t.orphaned or t.notes
+        t.changes or t.allowed or t.unmanaged or t.orphaned or t.notes or t.resolved
     )
 
 
@@ -339,6 +375,8 @@ def render_text(
             )
         for note in t.notes:
             lines.append(f"  note: {note}")
+        for value in t.resolved:
+            lines.append(f"  note: {value.note}")
     for d in report.probed:
         level = style("error", "bad") if d.required else style("warning", "change")
         where = f" on {d.target}" if d.target else ""

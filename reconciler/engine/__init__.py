@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
@@ -31,7 +31,7 @@ from reconciler.core.errors import (
     TargetError,
     UsageError,
 )
-from reconciler.core.essence import Sealer, fingerprint_with
+from reconciler.core.essence import Sealer, fingerprint_with, from_server
 from reconciler.core.model import OnDrift, TargetSpec
 from reconciler.core.report import Phase, RunReport, TargetReport
 from reconciler.engine.mirrors import FileEntries
@@ -39,8 +39,11 @@ from reconciler.engine.passdata import Divergences, Inspection, PassOptions, Pla
 from reconciler.engine.servers import ServerEntries
 from reconciler.secrets import (
     REDACTOR,
+    Reference,
     SecretResolver,
     check_desired,
+    essence_texts,
+    find_references,
     redact,
     redact_data,
     register_document_literals,
@@ -61,6 +64,8 @@ CAS_ATTEMPTS = 5
 # Commits the divergence records a pass drafted (on_drift: record); the application layer
 # provides it (``app.review.record_drafts``), so the engine never calls a command module.
 Recorder = Callable[["Engine", Divergences, Sequence[TargetReport]], list[TargetReport]]
+# Told (done, total) while slow resolver commands run (a progress line on a terminal).
+ResolveProgress = Callable[[int, int], None]
 
 
 class Engine:
@@ -75,8 +80,10 @@ class Engine:
         environ: Mapping[str, str] | None = None,
         platform: str = sys.platform,
         recorder: Recorder | None = None,
+        resolving: ResolveProgress | None = None,
     ) -> None:
         self.desired_dir = desired_dir
+        self.resolving = resolving  # hears (done, total) when resolving secrets is slow
         self.root = paths.repository_root(desired_dir)  # relative paths start here
         self.recorder = recorder
         self.store = StateStore(state_dir)
@@ -134,6 +141,8 @@ class Engine:
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
         REDACTOR.use_fingerprint(fingerprint)  # secrets in any text shown as in the diffs
         context = self.context(state, writable=not options.dry_run)
+        # Every resolver command the pass needs, concurrently, before any target asks.
+        self.secret_resolver(state).prefetch(_references(state, names, options), self.resolving)
         found = self.divergences(state, names, options)
         built = {name: targets.build(name, state.targets[name], context) for name in names}
 
@@ -363,6 +372,25 @@ def _secret_rules(state: DesiredState, at: Locator) -> list[Problem]:
     return check_desired(
         state.servers, state.targets, state.secrets, at, capability_of=targets.capability
     )
+
+
+def _references(
+    state: DesiredState, names: Sequence[str], options: PassOptions
+) -> Iterator[Reference]:
+    """The references a pass over ``names`` may resolve: in each placed server (as
+    ``--server`` narrows them) and in the targets' own options (an MCPJungle ``token``)."""
+    seen: set[str] = set()
+    for name in names:
+        spec = state.targets[name]
+        for text in (spec.token, spec.url):
+            if isinstance(text, str):
+                yield from find_references(text)
+        for server in state.placements(name):
+            if server in seen or (options.servers and server not in options.servers):
+                continue
+            seen.add(server)
+            for text in essence_texts(from_server(state.servers[server])):
+                yield from find_references(text)
 
 
 def _select(wanted: tuple[str, ...], known: Mapping[str, object], what: str) -> list[str]:

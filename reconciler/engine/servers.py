@@ -13,24 +13,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from reconciler.core import divergence
-from reconciler.core.compare import align_header_names
+from reconciler.core.compare import FieldChange, Origin, align_header_names
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import (
+    SECRET_FIELDS,
     Essence,
     Sealer,
     bridge_mcp_remote,
+    bridged_headers,
     from_server,
+    is_sealed_value,
     mask,
     seal,
 )
 from reconciler.core.model import OnDrift
-from reconciler.core.plan import Action, Slot, TargetPlan, plan_target
-from reconciler.core.report import TargetReport
+from reconciler.core.plan import Action, Change, Slot, TargetPlan, plan_target
+from reconciler.core.report import ResolvedValue, TargetReport
 from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import (
     SecretResolver,
+    header_through_env,
+    is_secret_value,
     reference_mode,
     register_literals,
     render_essence,
@@ -49,11 +55,14 @@ class Rendered:
     essence: Essence | None
     sensitive: bool = False  # holds resolved secret values: written with mode 0600
     secret_paths: frozenset[str] = frozenset()  # outside env/headers, sealed like them
-    notes: tuple[str, ...] = ()
+    resolved: tuple[ResolvedValue, ...] = ()  # secrets resolved into the target, named
+    notes: tuple[str, ...] = ()  # what the target cannot carry of the server
 
     def sealed(self, essence: Essence, fingerprint: Sealer) -> Essence:
         """``essence`` (desired or live) with every secret-bearing value fingerprinted."""
-        return seal_paths(seal(essence, fingerprint), self.secret_paths, fingerprint)
+        return seal_paths(
+            seal(essence, fingerprint, is_secret_value), self.secret_paths, fingerprint
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,9 @@ class View:
 
     def by_entry(self) -> dict[str, Rendered]:
         return {item.slot.entry: item for item in self.rendered}
+
+    def resolved(self) -> tuple[ResolvedValue, ...]:
+        return tuple(value for item in self.rendered for value in item.resolved)
 
 
 def prepare(rendered: Sequence[Rendered], observation: Observation, fingerprint: Sealer) -> View:
@@ -82,7 +94,9 @@ def prepare(rendered: Sequence[Rendered], observation: Observation, fingerprint:
     for entry, essence in observation.entries.items():
         item = by_entry.get(entry)
         sealed = (
-            item.sealed(essence, fingerprint) if item is not None else seal(essence, fingerprint)
+            item.sealed(essence, fingerprint)
+            if item is not None
+            else seal(essence, fingerprint, is_secret_value)
         )
         live[entry] = align_header_names(sealed, desired.get(entry))
     return View(tuple(rendered), desired, live, observation.blind_fields)
@@ -134,6 +148,8 @@ class ServerEntries:
         self.store = store
         self.inventory = store.inventory(name)
         self.base = TargetReport(name, target.kind, target.describe(), self.spec.optional)
+        # Values resolved into a file are named in the plan; an API target has no file.
+        self.holds_file = isinstance(getattr(target, "path", None), Path)
 
     # -- plan ------------------------------------------------------------------------------
 
@@ -148,9 +164,12 @@ class ServerEntries:
         )
         matched = self._match(view, observation, plan)
         plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
+        plan = _private(view, observation, plan)
         if not observation.exists and self.options.dry_run and plan.to_apply:
             plan = replace(plan, notes=(f"would create {self.target.describe()}", *plan.notes))
-        report = replace(self._report(plan, frozenset()), allowed=matched.allowed)
+        report = replace(
+            self._report(plan, frozenset()), allowed=matched.allowed, resolved=view.resolved()
+        )
         writes = tuple(self._writes(view, plan, matched, observation))
         return ServerPlan(view, observation, plan, matched, report, writes)
 
@@ -170,9 +189,12 @@ class ServerEntries:
                 server_name,
             )
             full = from_server(server)
+            literal: frozenset[str] = frozenset()
             if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
-                full = bridge_mcp_remote(full) | {"enabled": server.enabled}
+                full = bridge_mcp_remote(full, header_through_env) | {"enabled": server.enabled}
+                literal = bridged_headers(full)
             essence: Essence | None = mask(full, capability)
+            dropped = capability.unexpressed(full)
             if not server.enabled and not capability.enabled_switch:
                 essence = None  # no switch in this client: disabled means absent
             slot = Slot(server_name, entry, None, placement.required, server.tools)
@@ -186,9 +208,19 @@ class ServerEntries:
                 capability=capability,
                 kind=target.kind,
                 server=server_name,
+                literal=literal,
             )
+            if not self.holds_file:  # a registry holds values by design (DESIGN section 5)
+                done = replace(done, resolved=())
             rendered.append(
-                Rendered(slot, done.essence, done.sensitive, done.secret_paths, done.notes)
+                Rendered(
+                    slot,
+                    done.essence,
+                    done.sensitive,
+                    done.secret_paths,
+                    done.resolved,
+                    (unexpressed_note(server_name, target.kind, dropped),) if dropped else (),
+                )
             )
         return rendered
 
@@ -206,10 +238,18 @@ class ServerEntries:
         if self.options.servers:
             scope = frozenset(self.options.servers) | frozenset(s.entry for s in slots)
         inventory = self.inventory
+        last = {
+            entry: _readable(
+                _unseen(e, blind) or {},
+                (live.get(entry), view.desired.get(entry)),
+                self.fingerprint,
+            )
+            for entry, e in inventory.entries.items()
+        }
         plan = plan_target(
             slots,
             live,
-            {entry: _unseen(e, blind) or {} for entry, e in inventory.entries.items()},
+            last,
             frozenset(inventory.created),
             on_drift=on_drift or spec.on_drift,
             prune=spec.prune,
@@ -266,7 +306,9 @@ class ServerEntries:
             except TargetError:
                 continue  # unresolvable: compared as written
             if done.essence != essence:
-                sealed = seal_paths(seal(done.essence, fingerprint), done.secret_paths, fingerprint)
+                sealed = seal_paths(
+                    seal(done.essence, fingerprint, is_secret_value), done.secret_paths, fingerprint
+                )
                 out[entry] = align_header_names(sealed, live.get(entry))
         return out
 
@@ -312,7 +354,11 @@ class ServerEntries:
             same = (
                 (live is None)
                 if want is None
-                else (live is not None and seal(live, fingerprint) == seal(want, fingerprint))
+                else (
+                    live is not None
+                    and seal(live, fingerprint, is_secret_value)
+                    == seal(want, fingerprint, is_secret_value)
+                )
             )
             if not same:
                 raise TargetError(f"entry '{write.entry}' does not read back as written")
@@ -334,7 +380,7 @@ class ServerEntries:
             inventory.entries[write.entry] = (
                 item.sealed(write.essence, self.fingerprint)
                 if item is not None
-                else seal(write.essence, self.fingerprint)
+                else seal(write.essence, self.fingerprint, is_secret_value)
             )
             if write.entry not in planned.observation.entries:
                 inventory.created.add(write.entry)
@@ -355,7 +401,7 @@ class ServerEntries:
         if not planned.observation.exists and done:
             plan = replace(plan, notes=(f"created {self.target.describe()}", *plan.notes))
         report = self._report(plan, frozenset(w.entry for w in done))
-        return replace(report, allowed=planned.matched.allowed)
+        return replace(report, allowed=planned.matched.allowed, resolved=planned.view.resolved())
 
     def inspection(self, planned: ServerPlan) -> Inspection:
         return Inspection(
@@ -381,6 +427,78 @@ class ServerEntries:
             live=plan.live,
             blind=plan.blind,
         )
+
+
+PRIVATE_MODE = 0o600
+
+
+def _private(view: View, observation: Observation, plan: TargetPlan) -> TargetPlan:
+    """A file holding resolved secret values that others can read is drift: the pass
+    rewrites one such entry, which makes the file 0600 (a sensitive write's mode)."""
+    mode = observation.mode
+    if mode is None or not mode & 0o077:
+        return plan
+    held = [
+        item
+        for item in view.rendered
+        if item.sensitive and item.essence is not None and item.slot.entry in observation.entries
+    ]
+    writing = {c.entry for c in plan.to_apply}
+    if not held or any(item.slot.entry in writing for item in held):
+        return plan  # nothing secret in the file, or a sensitive write makes it 0600 anyway
+    item = held[0]
+    change = Change(
+        item.slot.server,
+        item.slot.entry,
+        Action.UPDATE,
+        Origin.LIVE,
+        (FieldChange("/file-mode", f"{mode:04o}", f"{PRIVATE_MODE:04o}"),),
+        required=item.slot.required,
+    )
+    note = (
+        f"file mode {mode:04o} lets others read the secret values resolved into it; "
+        f"it is made {PRIVATE_MODE:04o}"
+    )
+    return replace(
+        plan,
+        changes=(*plan.changes, change),
+        in_sync=tuple(s for s in plan.in_sync if s != item.slot.server),
+        notes=(*plan.notes, note),
+    )
+
+
+def unexpressed_note(server: str, kind: str, fields: Sequence[str]) -> str:
+    """The plan's word for fields a kind cannot carry: never dropped in silence."""
+    return (
+        f"{server}: {kind} cannot express {', '.join(fields)}; "
+        f"{'it is' if len(fields) == 1 else 'they are'} not written to this target"
+    )
+
+
+def _readable(last: Essence, others: Sequence[Essence | None], fingerprint: Sealer) -> Essence:
+    """A last-applied entry with the values shown plainly on the other sides (desired,
+    live) unsealed where their fingerprint matches: last-applied records written before
+    only secrets were masked sealed every env and header value, and must still compare."""
+    out = last
+    for field in SECRET_FIELDS:
+        mapping = last.get(field)
+        if not isinstance(mapping, dict):
+            continue
+        for key, value in mapping.items():
+            if not is_sealed_value(value):
+                continue
+            for other in others:
+                plain = (other or {}).get(field, {}).get(key)
+                if (
+                    isinstance(plain, str)
+                    and not is_sealed_value(plain)
+                    and fingerprint(plain) == value
+                ):
+                    if out is last:
+                        out = dict(last)
+                    out[field] = {**out.get(field, mapping), key: plain}
+                    break
+    return out
 
 
 def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:

@@ -8,9 +8,11 @@ Each concern is one module, each importing only the ones above it in this list:
   strings of an essence a reference can sit in. No I/O.
 - ``redaction``: the ``Redactor`` that shows every known secret value as ``‹secret:4f1c2a›``,
   the process-wide ``REDACTOR`` for logs and the standard streams, and their wrappers.
+- ``detection``: literal secrets by shape and by randomness under secret-like keys, and
+  which env and header values are masked (``is_secret_value``).
 - ``resolution``: ``SecretResolver``, which resolves references from the environment, files
-  and the ``secrets:`` resolver commands, registering every value with its redactor.
-- ``detection``: literal secrets by shape and by randomness under secret-like keys.
+  and the ``secrets:`` resolver commands (concurrently, ``prefetch``), registering every
+  value with its redactor; a failing command's stderr is logged scrubbed by ``detection``.
 - ``rendering``: a target's essence with references kept or resolved, per target kind.
 - ``checks``: the secret rules of desired state (``check_desired``), for the loader.
 """
@@ -18,12 +20,15 @@ Each concern is one module, each importing only the ones above it in this list:
 from reconciler.secrets.checks import check_desired
 from reconciler.secrets.detection import (
     Finding,
+    arg_secret,
     detect,
+    is_secret_value,
     looks_random,
     register_document_literals,
     register_literals,
     scan_essence,
     shannon_entropy,
+    template_dsn_secrets,
     template_url_secrets,
     url_secret_parts,
 )
@@ -49,6 +54,8 @@ from reconciler.secrets.references import (
     Reference,
     canonical_env,
     env_reference,
+    essence_strings,
+    essence_texts,
     find_references,
     might_reference,
     reference_problem,
@@ -59,6 +66,8 @@ from reconciler.secrets.references import (
 from reconciler.secrets.rendering import (
     RenderedSecrets,
     can_reference,
+    explain,
+    header_through_env,
     referable,
     reference_mode,
     render_essence,
@@ -84,13 +93,19 @@ __all__ = [
     "RenderedSecrets",
     "SecretError",
     "SecretResolver",
+    "arg_secret",
     "can_reference",
     "canonical_env",
     "check_desired",
     "detect",
     "env_reference",
+    "essence_strings",
+    "essence_texts",
+    "explain",
     "find_references",
+    "header_through_env",
     "install_logging",
+    "is_secret_value",
     "looks_random",
     "might_reference",
     "redact",
@@ -106,6 +121,7 @@ __all__ = [
     "seal_paths",
     "shannon_entropy",
     "substitute",
+    "template_dsn_secrets",
     "template_url_secrets",
     "url_secret_parts",
     "without_references",

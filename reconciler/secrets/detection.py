@@ -13,6 +13,11 @@ measured with detect-secrets 1.5.0 on the cases of tests/test_secrets.py:
 - its plugins miss shapes this project must catch: fine-grained GitHub tokens
   (``github_pat_``), OpenAI project keys (``sk-proj-``), Anthropic keys (``sk-ant-``),
   ``Bearer <literal>`` and ``Basic <base64>`` header values;
+- the forms of a password in an MCP entry are not source code: of ``--password=X``,
+  ``--password X``, ``-pX``, ``PGPASSWORD=X``, ``PGPASSWORD: X``, a libpq DSN
+  (``host=db password=X``), an ADO.NET one (``Server=db;Password=X;``) and ``DB_PWD=X``,
+  its keyword plugin (``scan_line``, all regex plugins on) found none; it found only the
+  quoted JSON assignment ``"PGPASSWORD": "X"`` and, as basic auth, ``postgres://app:X@db``;
 - a finding's kind is part of the output (``reconcile audit``, its ``--json``, and the
   desired-state error), and its plugin names would change it;
 - all 24 regex plugins cost about 60 µs per string against about 1.4 µs here, where most
@@ -21,11 +26,15 @@ measured with detect-secrets 1.5.0 on the cases of tests/test_secrets.py:
   its entropy plugins are off here, and its keyword plugin reads assignments in source
   code, not env and header names.
 
-So detect-secrets is not a dependency; the shapes below are the one set of rules.
+So detect-secrets is not a dependency; the shapes below are the one set of rules. Passwords
+are the one secret people choose, so they are not random: any literal under a
+password-like name (``*PASSWORD*``, ``*PASSWD*``, ``*_PWD``, ``*_PASS``, a ``--password``
+argument, mysql's ``-pX``) is one, and so is the ``password=`` of a DSN.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -55,10 +64,21 @@ _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 # Cheap pre-checks on lowercased text: no marker, no token shape (most strings).
 _SHAPE_MARKERS = (
     "begin", "gh", "glpat-", "sk-", "xox", "akia", "asia", "aiza", "eyj", "bearer", "basic",
-    "://",
+    "://", "passw", "pwd",
 )  # fmt: skip
-_KEY_MARKERS = ("token", "secret", "passw", "pwd", "key", "auth", "credential", "cookie",
-                "session")  # fmt: skip
+_KEY_MARKERS = (
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "key",
+    "auth",
+    "credential",
+    "cookie",
+    "session",
+    "pass",
+    "\n-p",
+)  # fmt: skip  (mysql's -pSECRET, one per line)
 
 
 def has_secret_marker(lowered: str) -> bool:
@@ -80,7 +100,32 @@ _NOT_SECRET_KEY = re.compile(
     r"|endpoint|format|count|size|id|user|username|header)s?$"
 )
 _PLACEHOLDER = re.compile(r"(?i)^(?:\*+|x+|<[^>]*>|\.\.\.|changeme|redacted|password)$")
+# Names of a password: chosen by people, so a secret whatever it looks like.
+_PASSWORD_KEY = re.compile(r"(?i)passw(?:or)?d|passwd|passphrase|[_-]pwd$|[_-]pass$")
+# Password-like names of something else: a flag, a prompt, a policy.
+_NOT_PASSWORD = re.compile(
+    r"(?i)(?:^|[_-])(?:stdin|prompt|env|var|policy|length|min|max|required|auth|reset|less)s?$"
+)
+_NOT_A_PASSWORD = re.compile(r"(?i)^(?:true|false|yes|no|on|off|none|null|0|1)$")
+# ``password=X`` in a DSN: libpq's ``host=db password=X``, ADO.NET's ``Server=db;Password=X;``.
+_DSN_PASSWORD = re.compile(r"(?i)(?:^|[\s;])(?:password|passwd|pwd)\s*=\s*(?P<value>[^;\s'\"]+)")
 _SEGMENTS = re.compile(r"[-_./:@+=,]")
+
+
+def secret_like_key(key: str) -> bool:
+    """A name that holds a secret (*TOKEN*, *KEY*, *PASSWORD*, Authorization...), and not
+    one that names where a secret is (*_FILE, *_PATH, *_URL, *_ID...)."""
+    return bool(_SECRET_KEY.search(key)) and not _NOT_SECRET_KEY.search(key)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def is_secret_value(field: str, key: str, value: str) -> bool:
+    """Whether an env or header value is masked: under a secret-like name, or shaped like a
+    secret. Other values (``TZ: UTC``, ``GOVERNED_TOOLS: 1``) are shown as they are. A value
+    resolved from a reference is masked by where it sits (``seal_paths``), whatever this says.
+    Pure (a cache): the same value masks the same way in every pass and process.
+    """
+    return secret_like_key(key) or detect(value, key) is not None
 
 
 def detect(value: str, key: str | None = None) -> str | None:
@@ -106,6 +151,8 @@ def detect(value: str, key: str | None = None) -> str | None:
         found = _url_secret(literal)
         if found is not None:
             return found[0]
+        if _dsn_password(literal) is not None:
+            return "dsn-password"
     if key is not None and _SECRET_KEY.search(key) and not _NOT_SECRET_KEY.search(key):
         candidate = literal.strip()
         if (key.lower() == "authorization" or key.lower().endswith("-authorization")) and (
@@ -114,7 +161,52 @@ def detect(value: str, key: str | None = None) -> str | None:
             candidate = candidate.split()[-1]  # "token abc...", "Digest ..."
         if looks_random(candidate):
             return "high-entropy"
+    if key is not None and _is_password_key(key) and _plausible_password(literal.strip()):
+        return "password"  # chosen by a person: a secret however plain it looks
     return None
+
+
+def _is_password_key(key: str) -> bool:
+    return (
+        bool(_PASSWORD_KEY.search(key))
+        and not _NOT_SECRET_KEY.search(key)
+        and not _NOT_PASSWORD.search(key)
+    )
+
+
+def _plausible_password(value: str) -> bool:
+    """A literal that can be a password: not empty, a placeholder, a switch, a path or URL."""
+    if not value or (" " in value and len(value) > 64):  # a sentence, not a password
+        return False
+    if _PLACEHOLDER.match(value) or _NOT_A_PASSWORD.match(value):
+        return False
+    return "://" not in value and not value.startswith(("/", "~", "./", "../", "-"))
+
+
+def _dsn_password(text: str) -> str | None:
+    """The password of a key=value DSN in ``text``, if it holds a literal one."""
+    for match in _DSN_PASSWORD.finditer(text):
+        value = match.group("value")
+        if not _PLACEHOLDER.match(value) and not _NOT_A_PASSWORD.match(value):
+            return value
+    return None
+
+
+def template_dsn_secrets(value: str, prefix: str) -> tuple[str, list[str]]:
+    """``value`` with only the password of its DSN replaced by a reference:
+    ``host=db user=app password=${env:PG_PASSWORD}`` (``prefix``: ``PG``)."""
+    variables: list[str] = []
+
+    def one(match: re.Match[str]) -> str:
+        secret = match.group("value")
+        if _PLACEHOLDER.match(secret) or _NOT_A_PASSWORD.match(secret) or "${" in secret:
+            return match.group(0)
+        variable = _variable(prefix, "password")
+        variables.append(variable)
+        start = match.start("value") - match.start(0)
+        return match.group(0)[:start] + f"${{env:{variable}}}"
+
+    return _DSN_PASSWORD.sub(one, value), variables
 
 
 # Query parameters that carry a credential (``?api_key=...``, ``&sig=...``): by exact name,
@@ -257,17 +349,31 @@ class Finding:
     value: str
 
 
-def _arg_key(args: list[str], index: int) -> tuple[str | None, str]:
-    """The name an argument's value sits under: ``--token=X`` or ``--token X``."""
+# mysql's ``-pSECRET`` (attached; ``-p 3306`` and ``-p8080:80`` are ports, not this).
+_SHORT_PASSWORD = re.compile(r"^-p(?P<value>(?![\d:./-]+$)[^\s-][^\s]{2,})$")
+
+
+def arg_secret(args: list[str], index: int) -> tuple[str | None, int]:
+    """The name an argument's value sits under and where that value starts in it:
+    ``--token=X`` (``token``), ``--token X`` (``token``, 0), mysql's ``-pX`` (``password``)."""
     value = args[index]
     match = re.match(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)=(.*)$", value, re.S)
     if match:
-        return match.group(1), match.group(2)
+        return match.group(1), match.start(2)
+    short = _SHORT_PASSWORD.match(value)
+    if short:
+        return "password", short.start("value")
     if index > 0:
         previous = re.match(r"^--?([A-Za-z0-9][A-Za-z0-9_.-]*)$", args[index - 1])
         if previous:
-            return previous.group(1), value
-    return None, value
+            return previous.group(1), 0
+    return None, 0
+
+
+def _arg_key(args: list[str], index: int) -> tuple[str | None, str]:
+    """The name an argument's value sits under: ``--token=X`` or ``--token X``."""
+    key, start = arg_secret(args, index)
+    return key, args[index][start:]
 
 
 def scan_essence(

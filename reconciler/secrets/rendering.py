@@ -15,6 +15,7 @@ written in its place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,9 +28,11 @@ from reconciler.core.essence import (
     is_sealed_value,
     normalize_url,
 )
+from reconciler.core.report import ResolvedValue
 from reconciler.secrets.references import (
     BEARER_ENV,
     ENV,
+    ENV_NAME,
     ONLY_ENV,
     Reference,
     canonical_env,
@@ -47,7 +50,7 @@ class RenderedSecrets:
     essence: Essence
     sensitive: bool  # it holds at least one resolved secret value: write it 0600
     secret_paths: frozenset[str]  # JSON Pointers of strings that hold resolved secret values
-    notes: tuple[str, ...] = ()
+    resolved: tuple[ResolvedValue, ...] = ()  # each resolved secret value, named
 
 
 def can_reference(capability: Capability | None) -> bool:
@@ -111,6 +114,24 @@ def _set(essence: Essence, pointer: str, value: str) -> None:
         essence[parts[0]][parts[1]] = value
 
 
+def header_through_env(value: str) -> tuple[str, dict[str, str]]:
+    """A header value for mcp-remote: each reference becomes ``${VAR}``, which mcp-remote
+    expands from its environment, and VAR gets the reference through ``env`` (rendered as
+    any env value is, kept or resolved per target). ``Bearer ${env:TOKEN}`` gives
+    ``Bearer ${TOKEN}`` and ``{TOKEN: ${env:TOKEN}}``."""
+    refs = find_references(value)
+    if not refs:
+        return value, {}
+    env: dict[str, str] = {}
+
+    def through(ref: Reference) -> str:
+        variable = _variable("headers", None, [ref])
+        env[variable] = ref.canonical
+        return "${" + variable + "}"
+
+    return substitute(value, refs, through), env
+
+
 def render_essence(
     essence: Essence,
     resolver: SecretResolver,
@@ -119,9 +140,11 @@ def render_essence(
     capability: Capability | None = None,
     kind: str = "",
     server: str = "",
+    literal: frozenset[str] = frozenset(),
 ) -> RenderedSecrets:
     """The essence a target must hold: references kept (``keep_env``, where ``capability``
-    allows) or resolved. ``kind`` names the target kind in notes.
+    allows) or resolved. ``kind`` names the target kind in notes. Strings at ``literal``
+    pointers are another program's text (an mcp-remote ``--header``), never rendered.
 
     Raises SecretError naming every reference that could not be resolved (and no value).
     """
@@ -133,31 +156,23 @@ def render_essence(
     }
     sensitive = False
     paths: set[str] = set()
-    notes: list[str] = []
+    resolved: list[ResolvedValue] = []
     errors: list[SecretError] = []
     for pointer, field, key, value in list(essence_strings(essence)):
         refs = find_references(value)
-        if not refs:
+        if not refs or pointer in literal:
             continue
-        has_env = any(r.scheme == ENV for r in refs)
-        keep = False
-        if keep_env and has_env:
-            keep = capability is not None and referable(
-                capability, field, key, canonical_env(value)
-            )
-            if not keep:
-                notes.append(
-                    f"{server or 'server'} {pointer}: {kind or 'this target'} cannot keep this as "
-                    "a "
-                    "reference (it passes a variable through only under its own name: "
-                    "env_vars, bearer_token_env_var, env_http_headers), so the value is "
-                    "resolved into the file (mode 0600)"
-                )
+        keep = (
+            keep_env
+            and capability is not None
+            and any(r.scheme == ENV for r in refs)
+            and referable(capability, field, key, canonical_env(value))
+        )
+        secret_refs: list[Reference] = []
 
-        resolved_secret = False
-
-        def value_of(ref: Reference, keep: bool = keep) -> str:
-            nonlocal resolved_secret
+        def value_of(
+            ref: Reference, keep: bool = keep, secret_refs: list[Reference] = secret_refs
+        ) -> str:
             if keep and ref.scheme == ENV:
                 return ref.canonical
             try:
@@ -165,16 +180,20 @@ def render_essence(
             except SecretError as e:
                 errors.append(e)
                 return ref.text
-            resolved_secret = resolved_secret or ref.is_secret
+            if ref.is_secret:
+                secret_refs.append(ref)
             return result
 
         text = substitute(value, refs, value_of)
         if field == "url" and text != value:
             text = normalize_url(text)  # a resolved host compares as the live one does
         _set(out, pointer, text)
-        if resolved_secret:
+        if secret_refs:
             sensitive = True
             paths.add(pointer)
+            why, avoid = explain(capability, field, key, secret_refs, keep_env=keep_env, kind=kind)
+            names = tuple(dict.fromkeys(r.canonical for r in secret_refs))
+            resolved.append(ResolvedValue(server or "server", pointer, names, why, avoid))
     if errors:
         detail = "; ".join(dict.fromkeys(str(e) for e in errors))
         where = f"server '{server}': " if server else ""
@@ -182,25 +201,86 @@ def render_essence(
             f"{where}cannot resolve {detail}; nothing is written to this target",
             recoverable=all(e.recoverable for e in errors),
         )
-    return RenderedSecrets(out, sensitive, frozenset(paths), tuple(notes))
+    return RenderedSecrets(out, sensitive, frozenset(paths), tuple(resolved))
+
+
+def _variable(field: str, key: str | None, refs: list[Reference]) -> str:
+    """The environment variable to suggest for a value: the variable it already names, its
+    env key, else the reference's name made a variable name (``${infisical:gh-token}``:
+    ``GH_TOKEN``)."""
+    if refs[0].scheme == ENV:
+        return refs[0].name
+    if field == "env" and key is not None and ENV_NAME.fullmatch(key):
+        return key
+    name = re.sub(r"[^A-Za-z0-9]+", "_", refs[0].name.rsplit("/", 1)[-1]).upper().strip("_")
+    if not name or name[0].isdigit():
+        name = "SECRET_" + name
+    return name
+
+
+def explain(
+    capability: Capability | None,
+    field: str,
+    key: str | None,
+    refs: list[Reference],
+    *,
+    keep_env: bool,
+    kind: str = "",
+) -> tuple[str, str]:
+    """Why a secret is resolved into this target's file, and how to keep it out (the
+    per-kind facts come from the kind's capability: whether it expands variables at all,
+    and whether only by the variable's own name)."""
+    who = kind or "this target"
+    variable = _variable(field, key, refs)
+    wanted = f"${{env:{variable}}}"
+    export = f"export {variable} to {who}'s environment"
+    if not can_reference(capability):
+        return (
+            f"{who} cannot expand references",
+            f"none on {who} (the file is kept at mode 0600); a client that expands "
+            f"{wanted} keeps it out",
+        )
+    assert capability is not None
+    schemes = sorted({r.scheme for r in refs if r.scheme != ENV})
+    if not keep_env:
+        why = "the target says secrets: resolve"
+        return why, f"remove secrets: resolve, write {wanted} and {export}"
+    if schemes:
+        why = f"{who} cannot run the {', '.join(schemes)} resolver"
+    else:
+        why = (
+            f"{who} passes a variable through only under its own name "
+            "(env_vars, bearer_token_env_var, env_http_headers)"
+        )
+    if capability.references_by_name:
+        if field == "env":
+            return why, f"write {key}: ${{env:{key}}} and export {key} to {who}'s environment"
+        if field == "headers" and (key or "").lower() == "authorization":
+            return why, f"write Authorization: Bearer {wanted} and {export}"
+        if field == "headers":
+            return why, f"write the whole header as {wanted} and {export}"
+        return why, f"{who} takes no variable in {field}: pass the secret through env instead"
+    return why, f"write {wanted} in desired state and {export}"
 
 
 def seal_paths(essence: Essence, paths: Iterable[str], fingerprint: Sealer) -> Essence:
-    """Seal strings outside env/headers that hold resolved secrets (args, url, command, cwd).
-
-    ``essence.seal`` already seals every env and header value; this covers a secret passed
-    as an argument or in a URL, so that it is compared, stored and shown by fingerprint.
-    """
+    """Seal the strings that hold resolved secrets, wherever they sit (env, headers, args,
+    url, command, cwd), so that they are compared, stored and shown by fingerprint only,
+    whatever their name or shape (``essence.seal`` masks by those)."""
     if not paths:
         return essence
     out = essence
     for pointer in paths:
         parts = pointer_parts(pointer)
-        if not parts or parts[0] in SECRET_FIELDS or parts[0] not in out:
+        if not parts or parts[0] not in out:
             continue
         if out is essence:
             out = dict(essence)
-        if parts[0] == "args" and len(parts) == 2 and isinstance(out["args"], list):
+        if parts[0] in SECRET_FIELDS and len(parts) == 2 and isinstance(out[parts[0]], dict):
+            mapping = out[parts[0]]
+            if parts[1] in mapping and not is_sealed_value(mapping[parts[1]]):
+                out[parts[0]] = {**mapping, parts[1]: fingerprint(str(mapping[parts[1]]))}
+        elif parts[0] == "args" and len(parts) == 2 and isinstance(out["args"], list):
             index = int(parts[1])
             if index < len(out["args"]) and not is_sealed_value(out["args"][index]):
                 args = list(out["args"])

@@ -11,9 +11,16 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
+from reconciler.core.compare import pointer_parts
 from reconciler.core.errors import Problem
-from reconciler.core.essence import Capability
+from reconciler.core.essence import Capability, bridge_mcp_remote, from_server
 from reconciler.core.model import TargetSpec
+from reconciler.secrets import (
+    essence_strings,
+    essence_texts,
+    header_through_env,
+    without_references,
+)
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
 from reconciler.targets import (
@@ -23,9 +30,11 @@ from reconciler.targets import (
     mcpjungle,
     mirror,
     opencode,
+    references,
     yamlclients,
 )
 from reconciler.targets.base import Context, Entries, Observation, Target, Write
+from reconciler.targets.references import Syntax
 
 __all__ = [
     "CAPABILITIES",
@@ -42,6 +51,7 @@ __all__ = [
     "Write",
     "build",
     "supported",
+    "warnings",
 ]
 
 Factory = Callable[[str, TargetSpec, Context], Target]
@@ -95,6 +105,44 @@ def check(state: DesiredState, at: Locator) -> list[Problem]:
         problems += _check_target(state, name, spec, lambda *p, n=name: at("targets", n, *p))
     if state.mirrors or any(t.kind == MIRROR for t in state.targets.values()):
         problems += mirror.check(state, at)
+    problems += _check_literals(state, at)
+    return problems
+
+
+def _check_literals(state: DesiredState, at: Locator) -> list[Problem]:
+    """Literal text a kind's reference syntax would take for a reference (a ``$HOME`` on
+    Gemini CLI): refused with the kind's reason, located at the value (never quoted)."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, str]] = set()
+    for name, spec in state.targets.items():
+        syntax: Syntax | None = getattr(FAMILIES.get(spec.kind), "syntax", None)
+        if syntax is None or syntax.writable is references.ANY_LITERAL:
+            continue
+        for server_name in state.placements(name):
+            essence = from_server(state.servers[server_name])
+            if "$" not in "".join(essence_texts(essence)):
+                continue
+            for pointer, _field, _key, value in essence_strings(essence):
+                if (server_name, pointer, spec.kind) in seen:
+                    continue
+                if syntax.writable(without_references(value)):
+                    continue
+                seen.add((server_name, pointer, spec.kind))
+                parts = pointer_parts(pointer)
+                path = [int(p) if parts[0] == "args" and i == 1 else p for i, p in enumerate(parts)]
+                where = at("servers", server_name, *path)
+                shown = ".".join(str(p) for p in ("servers", server_name, *path))
+                problems.append(
+                    Problem(
+                        where.file,
+                        where.line,
+                        where.column,
+                        f"{shown}: cannot be written to target '{name}' ({spec.kind}): "
+                        f"{syntax.why_not}",
+                        "write a reference (${env:NAME}) if the variable is meant, or keep "
+                        f"this server off {spec.kind} targets",
+                    )
+                )
     return problems
 
 
@@ -171,6 +219,41 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
                 else "this kind carries remote servers only",
             )
     return problems
+
+
+def warnings(state: DesiredState) -> list[Problem]:
+    """What desired state asks that a target will not carry: a field its kind cannot
+    express (``cwd`` on Claude Code). Not an error (the server works without it where the
+    client starts it from anywhere), but never dropped in silence: ``validate`` lists these,
+    and the plan notes them."""
+    found: list[Problem] = []
+    for name, spec in state.targets.items():
+        capability = CAPABILITIES.get(spec.kind)
+        if capability is None or not capability.fields:
+            continue
+        for server_name in state.placements(name):
+            server = state.servers[server_name]
+            full = from_server(server)
+            if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
+                full = bridge_mcp_remote(full, header_through_env)
+            dropped = capability.unexpressed(full)
+            if not dropped:
+                continue
+            where = state.origins.get(("servers", server_name)) or Located("", 0, 0)
+            carriers = sorted(
+                k for k, c in CAPABILITIES.items() if all(f in c.fields for f in dropped)
+            )
+            found.append(
+                Problem(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"target '{name}' ({spec.kind}) cannot express "
+                    f"{', '.join(dropped)} of server '{server_name}': not written there",
+                    f"kinds that carry it: {', '.join(carriers)}" if carriers else "",
+                )
+            )
+    return found
 
 
 def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:

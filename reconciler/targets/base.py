@@ -41,6 +41,8 @@ class Observation:
     exists: bool = True
     # Per entry, each tool's enabled flag (kinds with a tool switch; empty elsewhere).
     tools: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    # The permission bits of the target's file (None: no file, or a target without one).
+    mode: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ disk, and write atomically. Subclasses supply only the format and the dialect.
 from __future__ import annotations
 
 import contextlib
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
@@ -111,7 +112,7 @@ class FileTarget(ABC):
         essences = {
             name: self.to_essence(name, native) for name, native in self.entries(document).items()
         }
-        return Observation(essences, snapshot)
+        return Observation(essences, snapshot, mode=_mode(self.path))
 
     # "file": any change since observe refuses the write (the pass is retried).
     # "entries": only a change to an entry being written does; a change elsewhere in the
@@ -167,3 +168,12 @@ class FileTarget(ABC):
         except TargetError:  # caught mid-write by a non-atomic writer: retry the pass
             return False
         return all(before.get(w.entry) == after.get(w.entry) for w in writes)
+
+
+def _mode(path: Path) -> int | None:
+    """The file's permission bits, read after its content (a file holding resolved secret
+    values must be 0600: a wider mode is drift)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None

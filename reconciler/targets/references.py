@@ -25,13 +25,27 @@ from reconciler.core.essence import Essence
 from reconciler.secrets import ENV_NAME_PATTERN, ONLY_ENV, env_reference
 
 
+def _any_literal(value: str) -> bool:
+    return True
+
+
+ANY_LITERAL = _any_literal
+
+
 @dataclass(frozen=True)
 class Syntax:
-    """How one client spells an environment reference: both directions of the mapping."""
+    """How one client spells an environment reference: both directions of the mapping.
+
+    ``writable`` says whether a string's literal text (references blanked out) can be
+    written so that the client reads it back as the same literal; ``why_not`` says why not,
+    for ``validate``.
+    """
 
     name: str
     to_essence: Callable[[str], str]
     to_native: Callable[[str], str]
+    writable: Callable[[str], bool] = _any_literal  # ANY_LITERAL
+    why_not: str = ""
 
 
 def _identity(value: str) -> str:
@@ -55,11 +69,26 @@ BRACED = Syntax("${NAME}", CLAUDE_CODE.to_essence, CLAUDE_CODE.to_native)
 
 # Gemini CLI: ``$NAME`` or ``${NAME}``; written as ``${NAME}``, which survives being
 # followed by letters ("${TOKEN}abc" vs "$TOKENabc").
+#
+# How Gemini CLI 0.61 expands (bundle: packages/cli/src/utils/envVarResolver.ts and
+# packages/core/src/utils/envExpansion.ts): on load, every string of the settings file
+# goes through /\$(?:(\w+)|{([^}]+?)(?::-([^}]*))?})/, replaced by the variable's value
+# when it is set; then env and header values go through dotenv-expand, where an unset
+# $NAME becomes empty. A backslash escapes only in the second step, after the first has
+# already expanded a set variable: there is no escape. A literal ``$HOME`` or ``a$b`` in
+# desired state could never read back as written, so ``validate`` refuses it.
 _GEMINI_IN = re.compile(r"\$\{(" + ENV_NAME_PATTERN + r")\}|\$(" + ENV_NAME_PATTERN + r")")
+_GEMINI_EXPANDED = re.compile(r"\$(?:\w|\{[^}]+\})")
 GEMINI = Syntax(
     "$NAME",
     lambda s: _GEMINI_IN.sub(lambda m: env_reference(m.group(1) or m.group(2)), s),
     lambda s: ONLY_ENV.sub(lambda m: "${" + m.group(1) + "}", s),
+    writable=lambda literal: _GEMINI_EXPANDED.search(literal) is None,
+    why_not=(
+        "Gemini CLI expands $NAME and ${NAME} in every string of its settings whenever NAME "
+        "is set (and to nothing in env and headers when it is not), and has no escape: a "
+        "literal '$' before a name or '{' cannot be written to it"
+    ),
 )
 
 # opencode: ``{env:NAME}`` (anywhere in the file). A ``$`` before it is a literal dollar, so

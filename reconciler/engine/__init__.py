@@ -87,7 +87,12 @@ class Engine:
         self._secrets_lock = threading.Lock()
 
     def secret_resolver(self, state: DesiredState) -> SecretResolver:
-        """The resolver of ``state``'s references: one per loaded state, so once per pass."""
+        """The resolver of ``state``'s references for the current pass.
+
+        A resolver caches each outcome (failures too), so it lives for one pass only:
+        ``run`` drops it first, and a daemon that keeps its loaded state between passes
+        still picks up a secret rotated at its resolver, and retries one that failed.
+        """
         with self._secrets_lock:
             if self._secrets is None or self._secrets[0] is not state:
                 resolver = SecretResolver(
@@ -106,6 +111,8 @@ class Engine:
         """One pass; ``state`` spares the load when the caller (the daemon) just loaded it."""
         started = time.monotonic()
         state = self.load() if state is None else state
+        with self._secrets_lock:
+            self._secrets = None  # every pass resolves its secrets afresh
         names = _select(options.targets, state.targets, "target")
         _select(options.servers, state.servers, "server")
         report: RunReport | None = None

@@ -8,6 +8,7 @@ not Flux's all-or-nothing). The state directory is touched only by a non-dry run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -45,7 +47,7 @@ from reconciler.secrets import (
     redact_data,
     register_document_literals,
 )
-from reconciler.store import desired, gitlog, paths, recordfiles
+from reconciler.store import desired, fsutil, gitlog, paths, recordfiles
 from reconciler.store.desired import DesiredState, Locator
 from reconciler.store.state import StateStore
 from reconciler.targets import Context, Entries, Observation, Target
@@ -56,6 +58,15 @@ __all__ = ["Divergences", "Engine", "Inspection", "PassOptions", "Recorder", "lo
 log = logging.getLogger("reconciler")
 
 CAS_ATTEMPTS = 5
+PASS_LOCK_WAIT = 60.0  # seconds a pass waits for another one on the same state directory
+PASS_LOCK_ENV = "RECONCILER_PASS_LOCK_WAIT"
+
+
+def _seconds(text: str | None, default: float) -> float:
+    try:
+        return max(0.0, float(text)) if text else default
+    except ValueError:
+        return default
 
 
 # Commits the divergence records a pass drafted (on_drift: record); the application layer
@@ -118,7 +129,8 @@ class Engine:
         report: RunReport | None = None
         invalid = False  # an invalid invocation changes nothing, not even the status
         try:
-            report = self._pass(state, names, options)
+            with self._exclusive(options):
+                report = self._pass(state, names, options)
             return report
         except (UsageError, RepositoryError, DesiredStateError):
             invalid = True
@@ -136,6 +148,19 @@ class Engine:
                 status["finished"] = time.time()
                 status["duration_s"] = round(time.monotonic() - started, 4)
                 self.store.write_status(redact_data(status))
+
+    def _exclusive(self, options: PassOptions) -> AbstractContextManager[None]:
+        """One applying pass at a time per state directory: a second ``reconcile`` (or the
+        daemon's next pass) waits for the first, or fails with exit 3 once the wait is
+        over, so the state never mixes two passes. A dry run writes nothing: no lock."""
+        if options.dry_run:
+            return contextlib.nullcontext()
+        wait = _seconds(self.environ.get(PASS_LOCK_ENV), PASS_LOCK_WAIT)
+        busy = (
+            f"another reconcile pass is applying with the state directory {self.store.root};"
+            f" waited {wait:g}s for it (set {PASS_LOCK_ENV} to wait longer)"
+        )
+        return fsutil.locked(self.store.lock_dir, self.store.root, wait, busy=busy)
 
     def _pass(self, state: DesiredState, names: list[str], options: PassOptions) -> RunReport:
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
@@ -237,6 +262,7 @@ class Engine:
                 writes = planned.writes
                 after = None
                 if writes:
+                    planner.intend(planned, writes)  # ownership noted before the rename
                     try:
                         target.apply(observation, writes)
                     except ConcurrentChange:

@@ -154,8 +154,8 @@ def _compose_fast(
     less. Anything unusual (tags, merge keys, duplicate keys, a syntax error, no libyaml)
     returns ``_SLOW_PATH`` so that ruamel decides, with its exact semantics and messages.
     """
-    if "!" in text or "<<" in text:
-        return _SLOW_PATH
+    if "!" in text or "<<" in text or any(c in text for c in "\x85\u2028\u2029"):
+        return _SLOW_PATH  # libyaml reads NEL, LS and PS as line breaks (YAML 1.1); 1.2 does not
     try:
         import yaml
 

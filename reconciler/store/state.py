@@ -1,6 +1,7 @@
 """The state directory, one store for every file in it: last-applied essences, the
-fingerprint key, the status file, rejected records, the daemon's heartbeat and lock, and
-the mirrors' hash caches. Every write goes through ``fsutil.atomic_write``.
+fingerprint key, the status file, rejected records, the daemon's heartbeat and lock, the
+intent log of writes in flight, and the targets' caches (mirror hashes, MCPJungle tool flags
+to restore). Every write goes through ``fsutil.atomic_write``.
 
 Client files carry no metadata, so what this tool wrote (the inventory that makes pruning
 safe and the third side of the three-way compare) is kept here, per target. Essences are

@@ -43,6 +43,11 @@ case("yaml-lone-surrogate", 2, "a lone UTF-16 surrogate escape", D,
      body='servers:\n  a: {command: "\\uD800"}\n')
 case("yaml-lone-low-surrogate", 2, "a lone UTF-16 surrogate escape", D,
      body='servers:\n  a: {command: uvx, args: ["x\\udc00"]}\n')
+case("yaml-surrogate-pair-escape", 2, "a UTF-16 surrogate escape", D,
+     body='servers:\n  a: {command: uvx, args: ["\\ud83d\\ude00"]}\n',
+     note="JSON pairs these escapes, YAML does not: each half is a lone surrogate")
+case("yaml-surrogate-pair-escape-in-key", 2, "a UTF-16 surrogate escape", D,
+     body='servers:\n  a: {command: uvx, env: {"\\ud83d\\ude00": x}}\n')
 case("yaml-huge-integer", 2, "a number too long", D,
      expr="'servers:\\n  a: {command: uvx, args: [' + '9' * 5000 + ']}\\n'")
 case("yaml-huge-integer-key", 2, "a number too long", D,

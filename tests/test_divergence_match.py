@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from reconciler.core import divergence
 from reconciler.core.compare import FieldChange, Origin
 from reconciler.core.divergence import Record, State
+from reconciler.core.errors import DesiredStateError
 from reconciler.core.essence import fingerprint_with
 from reconciler.core.model import OnDrift
 from reconciler.core.plan import Action, Change
@@ -201,32 +202,72 @@ def test_guess_indent() -> None:
     assert guess_indent("a:\n  b:\n    - x\n") == (2, 4, 2)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
-    target=st.text(min_size=1, max_size=12),
-    server=st.text(min_size=1, max_size=12),
-    reason=st.text(min_size=1, max_size=40),
+    target=st.text(min_size=1, max_size=12).filter(str.strip),
+    server=st.text(min_size=1, max_size=12).filter(str.strip),
+    reason=st.text(min_size=1, max_size=40).filter(str.strip),
     paths=st.lists(st.text(max_size=8).map(lambda t: "/" + t), max_size=3),
     reviewed=st.booleans(),
 )
-def test_the_fast_record_reader_agrees_with_the_yaml_parser(
-    target: str, server: str, reason: str, paths: list[str], reviewed: bool
+def test_a_rendered_record_loads_back_as_itself(
+    tmp_path_factory: pytest.TempPathFactory,
+    target: str,
+    server: str,
+    reason: str,
+    paths: list[str],
+    reviewed: bool,
 ) -> None:
-    from reconciler.store.yamlio import _plain as to_plain
-    from reconciler.store.yamlio import make_yaml
-
     rec = record(tuple(paths), target=target, server=server, reason=reason, reviewed=reviewed)
-    text = recordfiles.render(rec)
-    fast = recordfiles._fast_parse(text)
-    if fast is None:
-        return  # falls back to the YAML parser
-    slow = to_plain(make_yaml().load(text), (), "f", {}, {}, [0])
-    assert fast == slow
+    folder = tmp_path_factory.mktemp("records") / "desired" / "divergences"
+    folder.mkdir(parents=True)
+    path = folder / "r.yaml"
+    path.write_text(recordfiles.render(rec), encoding="utf-8")
+    (loaded,) = recordfiles.load(folder.parent)
+    assert loaded == rec.__class__(**{**rec.__dict__, "file": path, "id": "r"})
 
 
-def test_the_fast_reader_handles_what_render_writes() -> None:
-    rec = record(("/args/1", "/env/A"), expires=date(2026, 12, 31), created="2026-11-21T10:04:00Z")
-    rec = rec.__class__(
-        **{**rec.__dict__, "reason": "Paris office: local time", "created_by": "a@b"}
-    )
-    assert recordfiles._fast_parse(recordfiles.render(rec)) is not None
+@pytest.mark.parametrize(
+    ("body", "where", "message"),
+    [
+        ("- a\n", "1:1", "a mapping with the single key 'divergence'"),
+        ("divergence: x\n", "1:13", "divergence: input should be a valid dictionary"),
+        (
+            "divergence:\n  target: d\n  server: s\n  paths: []\n  observed: hmac-sha256:x\n",
+            "1:1",
+            "missing required key 'reason' in divergence",
+        ),
+        (
+            "{RECORD}  reviewed: yes\n",
+            "7:13",
+            "divergence.reviewed: input should be a valid boolean",
+        ),
+        ("{RECORD}  expires: soon\n", "7:3", "divergence.expires: must be a date (YYYY-MM-DD)"),
+        ("{RECORD}  extra: 1\n", "7:3", "unknown key 'extra' in divergence"),
+        (
+            "divergence:\n  target: ' '\n  server: s\n  paths: []\n  observed: hmac-sha256:x\n"
+            "  reason: r\n",
+            "2:3",
+            "divergence.target: must be a non-empty string",
+        ),
+        (
+            "divergence:\n  target: d\n  server: s\n  paths: /a\n  observed: hmac-sha256:x\n"
+            "  reason: r\n",
+            "4:10",
+            "divergence.paths: input should be a valid list",
+        ),
+        ("divergence:\n  target: [\n", "3:1", ""),
+    ],
+)
+def test_an_invalid_record_is_one_located_problem(
+    tmp_path: Path, body: str, where: str, message: str
+) -> None:
+    base = "divergence:\n  target: d\n  server: s\n  paths: []\n  observed: hmac-sha256:x\n"
+    folder = tmp_path / "desired" / "divergences"
+    folder.mkdir(parents=True)
+    (folder / "bad.yaml").write_text(body.replace("{RECORD}", base + "  reason: r\n"))
+    with pytest.raises(DesiredStateError) as caught:
+        recordfiles.load(tmp_path / "desired")
+    (problem,) = caught.value.problems
+    assert f"{problem.line}:{problem.column}" == where
+    assert message.lower() in (problem.message + " " + problem.hint).lower(), problem

@@ -500,8 +500,8 @@ def test_invalid_record_is_exit_2_with_file_and_line(repo: Workspace) -> None:
     )
     result = repo.run("--dry-run")
     assert result.exit_code == 2
-    assert "bad.yaml:4:3: 'args/1' is not a JSON Pointer" in result.stderr
-    assert "bad.yaml:5:3: 'observed' must be a fingerprint" in result.stderr
+    assert "bad.yaml:4:3: divergence.paths: 'args/1' is not a JSON Pointer" in result.stderr
+    assert "bad.yaml:5:3: divergence.observed: must be a fingerprint" in result.stderr
     assert "bad.yaml:7:3: unknown key 'expirse'" in result.stderr
     assert "did you mean 'expires'" in result.stderr
 

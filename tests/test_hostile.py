@@ -14,7 +14,8 @@ A case file is a few ``key: value`` lines, ``---``, then the body::
 
 Without a desired body, the desired state is one server on one target of ``kind`` whose
 file is ``place``. Every case runs as a dry run and as an applying pass; the applying pass
-may write only the pass status (``status.json``), which every applying pass writes.
+may write only the pass status (``status.json``), which every applying pass writes, and
+the empty lock file of the state directory's pass lock.
 """
 
 from __future__ import annotations
@@ -178,4 +179,10 @@ def test_hostile_input(workspace: Workspace, case: Case, mode: list[str]) -> Non
     if not mode:  # an applying pass records its status, and writes nothing else
         before.pop(status, None)
         after.pop(status, None)
+        # ... and holds the state directory's pass lock: an empty lock file in state/locks.
+        empty = hashlib.sha256(b"").hexdigest()
+        for path in [p for p in after if p.startswith(str(Path("state") / "locks"))]:
+            assert after[path].split()[0] in (empty, "40000"), path
+            del after[path]
+            before.pop(path, None)
     assert after == before, "nothing is written"

@@ -8,6 +8,7 @@ not Flux's all-or-nothing). The state directory is touched only by a non-dry run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -48,7 +50,7 @@ from reconciler.secrets import (
     redact_data,
     register_document_literals,
 )
-from reconciler.store import desired, gitlog, paths, recordfiles
+from reconciler.store import desired, fsutil, gitlog, paths, recordfiles
 from reconciler.store.desired import DesiredState, Locator
 from reconciler.store.state import StateStore
 from reconciler.targets import Context, Entries, Observation, Target
@@ -59,6 +61,15 @@ __all__ = ["Divergences", "Engine", "Inspection", "PassOptions", "Recorder", "lo
 log = logging.getLogger("reconciler")
 
 CAS_ATTEMPTS = 5
+PASS_LOCK_WAIT = 60.0  # seconds a pass waits for another one on the same state directory
+PASS_LOCK_ENV = "RECONCILER_PASS_LOCK_WAIT"
+
+
+def _seconds(text: str | None, default: float) -> float:
+    try:
+        return max(0.0, float(text)) if text else default
+    except ValueError:
+        return default
 
 
 # Commits the divergence records a pass drafted (on_drift: record); the application layer
@@ -94,7 +105,12 @@ class Engine:
         self._secrets_lock = threading.Lock()
 
     def secret_resolver(self, state: DesiredState) -> SecretResolver:
-        """The resolver of ``state``'s references: one per loaded state, so once per pass."""
+        """The resolver of ``state``'s references for the current pass.
+
+        A resolver caches each outcome (failures too), so it lives for one pass only:
+        ``run`` drops it first, and a daemon that keeps its loaded state between passes
+        still picks up a secret rotated at its resolver, and retries one that failed.
+        """
         with self._secrets_lock:
             if self._secrets is None or self._secrets[0] is not state:
                 resolver = SecretResolver(
@@ -113,12 +129,15 @@ class Engine:
         """One pass; ``state`` spares the load when the caller (the daemon) just loaded it."""
         started = time.monotonic()
         state = self.load() if state is None else state
+        with self._secrets_lock:
+            self._secrets = None  # every pass resolves its secrets afresh
         names = _select(options.targets, state.targets, "target")
         _select(options.servers, state.servers, "server")
         report: RunReport | None = None
         invalid = False  # an invalid invocation changes nothing, not even the status
         try:
-            report = self._pass(state, names, options)
+            with self._exclusive(options):
+                report = self._pass(state, names, options)
             return report
         except (UsageError, RepositoryError, DesiredStateError):
             invalid = True
@@ -136,6 +155,19 @@ class Engine:
                 status["finished"] = time.time()
                 status["duration_s"] = round(time.monotonic() - started, 4)
                 self.store.write_status(redact_data(status))
+
+    def _exclusive(self, options: PassOptions) -> AbstractContextManager[None]:
+        """One applying pass at a time per state directory: a second ``reconcile`` (or the
+        daemon's next pass) waits for the first, or fails with exit 3 once the wait is
+        over, so the state never mixes two passes. A dry run writes nothing: no lock."""
+        if options.dry_run:
+            return contextlib.nullcontext()
+        wait = _seconds(self.environ.get(PASS_LOCK_ENV), PASS_LOCK_WAIT)
+        busy = (
+            f"another reconcile pass is applying with the state directory {self.store.root};"
+            f" waited {wait:g}s for it (set {PASS_LOCK_ENV} to wait longer)"
+        )
+        return fsutil.locked(self.store.lock_dir, self.store.root, wait, busy=busy)
 
     def _pass(self, state: DesiredState, names: list[str], options: PassOptions) -> RunReport:
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
@@ -239,6 +271,7 @@ class Engine:
                 writes = planned.writes
                 after = None
                 if writes:
+                    planner.intend(planned, writes)  # ownership noted before the rename
                     try:
                         target.apply(observation, writes)
                     except ConcurrentChange:

@@ -317,6 +317,10 @@ class FileEntries:
         if wrong:
             raise TargetError(f"{', '.join(wrong[:5])}: does not read back as copied")
 
+    def intend(self, planned: FilePlan, writes: Sequence[Write]) -> None:
+        """Nothing to note: a copy's files are compared by content, so a kill after any
+        write is seen by the next pass as the drift or the sync it is."""
+
     def remember(self, planned: FilePlan, done: Sequence[Write], after: Observation | None) -> None:
         """The source state now in the copy becomes its last-synced state (non-dry runs)."""
         if self.options.dry_run:

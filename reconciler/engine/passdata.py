@@ -76,7 +76,8 @@ class Planner(Protocol[P]):
     """What the one reconcile step needs to know about a kind of entry (servers, files).
 
     The step itself (``Engine._reconcile``) is the same for every target: observe, ``plan``,
-    apply the writes (retrying after ``retry`` when the target moved), ``verify`` against a
+    ``intend`` (note what the writes will leave, in case the process dies mid-way), apply
+    the writes (retrying after ``retry`` when the target moved), ``verify`` against a
     fresh observation, ``remember`` what was applied, and report ``applied``.
     """
 
@@ -85,6 +86,8 @@ class Planner(Protocol[P]):
     def plan(self, observation: Observation) -> P: ...
 
     def verify(self, planned: P, after: Observation) -> None: ...
+
+    def intend(self, planned: P, writes: Sequence[Write]) -> None: ...  # noted before apply
 
     def remember(self, planned: P, done: Sequence[Write], after: Observation | None) -> None: ...
 

@@ -43,7 +43,7 @@ from reconciler.secrets import (
     seal_paths,
 )
 from reconciler.store.desired import DesiredState
-from reconciler.store.state import StateStore
+from reconciler.store.state import Inventory, StateStore
 from reconciler.targets import MCPJUNGLE, Observation, Target, Write
 
 
@@ -147,6 +147,10 @@ class ServerEntries:
         self.resolver = resolver
         self.store = store
         self.inventory = store.inventory(name)
+        # A write a killed pass noted but did not finish recording: replayed on the first
+        # plan, against what the target holds then, and cleared by ``remember``.
+        self.intent = store.pending_intent(name)
+        self.replayed = False
         self.base = TargetReport(name, target.kind, target.describe(), self.spec.optional)
         # Values resolved into a file are named in the plan; an API target has no file.
         self.holds_file = isinstance(getattr(target, "path", None), Path)
@@ -155,6 +159,9 @@ class ServerEntries:
 
     def plan(self, observation: Observation) -> ServerPlan:
         view = prepare(self.render(observation), observation, self.fingerprint)
+        if self.intent is not None:
+            self._replay(view, *self.intent)
+            self.intent, self.replayed = None, True
         plan = self._plan(view, observation)
         plan = replace(
             plan,
@@ -363,14 +370,44 @@ class ServerEntries:
             if not same:
                 raise TargetError(f"entry '{write.entry}' does not read back as written")
 
+    def _replay(self, view: View, before: Inventory, after: Inventory) -> None:
+        """Take from a noted write what the target shows was done: an entry that reads as
+        the write left it (or is gone, for a removal) is recorded as written; the others
+        keep their record from before. So a kill between the rename and the save of
+        last-applied loses no ownership, and a kill before the rename claims none."""
+        inventory, blind = self.inventory, view.blind
+        for entry in sorted(set(before.entries) | set(after.entries)):
+            want, live = after.entries.get(entry), view.live.get(entry)
+            if want is None:
+                if live is None:
+                    inventory.entries.pop(entry, None)
+                    inventory.created.discard(entry)
+            elif live is not None and _unseen(live, blind) == _unseen(want, blind):
+                inventory.entries[entry] = want
+                if entry in after.created:
+                    inventory.created.add(entry)
+
+    def intend(self, planned: ServerPlan, writes: Sequence[Write]) -> None:
+        """Note the inventory this write will leave, before the target is written."""
+        if not self.options.dry_run:
+            after = self._after(planned, writes, self.inventory.copy())
+            self.store.write_intent(self.name, self.inventory, after)
+
     def remember(
         self, planned: ServerPlan, done: Sequence[Write], after: Observation | None
     ) -> None:
         """Last-applied: what was written (and created), and the entries found in sync."""
         if self.options.dry_run:
             return
+        self.inventory = self._after(planned, done, self.inventory)
+        self.store.save_inventory(self.name, self.inventory)
+        if done or self.replayed:
+            self.store.clear_intent(self.name)
+            self.replayed = False
+
+    def _after(self, planned: ServerPlan, done: Sequence[Write], inventory: Inventory) -> Inventory:
+        """``inventory`` updated with what ``done`` writes, and the entries found in sync."""
         by_entry = planned.view.by_entry()
-        inventory = self.inventory
         for write in done:
             if write.essence is None:
                 inventory.entries.pop(write.entry, None)
@@ -388,7 +425,7 @@ class ServerEntries:
         for item in planned.view.rendered:
             if item.slot.server in in_sync and item.essence is not None:
                 inventory.entries[item.slot.entry] = planned.view.desired[item.slot.entry] or {}
-        self.store.save_inventory(self.name, inventory)
+        return inventory
 
     def skip(self) -> TargetReport | None:
         return None

@@ -224,7 +224,7 @@ def _load_file(
     try:
         return DesiredFile.model_validate(plain), keylocs, vallocs
     except ValidationError as e:
-        problems += _translate(e, plain, shown, keylocs, vallocs)
+        problems += translate(e, plain, shown, keylocs, vallocs)
         if on_invalid is not None:
             on_invalid(plain)  # a token in a mistyped field is never echoed
         salvaged, refused = _salvage(plain)
@@ -317,13 +317,18 @@ def _position(
     return Located(file, 1, 1)
 
 
-def _translate(
+def translate(
     error: ValidationError,
     data: Any,
     file: str,
     keylocs: Mapping[Loc, Located],
     vallocs: Mapping[Loc, Located],
+    model_at: Callable[[Loc], type[BaseModel] | None] | None = None,
 ) -> list[Problem]:
+    """Pydantic's errors as located problems: each at the key or value at fault, with a
+    hint ("did you mean"). ``model_at`` names the model whose fields are valid at a
+    location (desired state's by default; divergence records pass their own)."""
+    model_at = model_at or _model_at
     problems: list[Problem] = []
     seen: set[Loc] = set()
     for item in error.errors(include_url=False):
@@ -372,7 +377,7 @@ def _translate(
         if kind == "extra_forbidden":
             key = str(loc[-1]) if loc else str(raw[-1])
             where = _position(loc, keylocs, vallocs, key=True, file=file)
-            owner = _model_at(loc[:-1])
+            owner = model_at(loc[:-1])
             problems.append(
                 Problem(
                     where.file,

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import re
+import signal
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,9 +28,45 @@ NEW_FILE_MODE = 0o600
 MAX_FILE_BYTES = 16 * 1024 * 1024  # no config, state or secret file is near this: refuse more
 MAX_DEPTH = 200  # nesting any reader accepts in YAML, JSON or TOML (Python's own limit: ~1000)
 
+# The crash suite (tests/test_crash.py) names one point where a real process kills itself
+# with SIGKILL, to prove what a crash there leaves behind. Read once, at import; unset in
+# every real run, where ``crash_point`` is one dictionary-free comparison.
+_CRASH_AT = os.environ.get("RECONCILER_TEST_CRASH_AT") or None
+
+# Temp files are named ``.<file>.<pid>.<random>.tmp`` beside their file, so that the next
+# write can tell the leftovers of a killed process (they may hold resolved secrets).
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[^.]+\.tmp")
+
 # Told about every completed write (path written, bytes): the watch daemon tells its own
 # writes from everyone else's this way. Register for a while with ``observe_writes``.
 _write_observers: list[Callable[[Path, bytes], None]] = []
+
+
+def crash_point(point: str) -> None:
+    """Kill this process here with SIGKILL when the crash suite asked for ``point``."""
+    if _CRASH_AT is not None and point == _CRASH_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What ``stat`` says of a file: any save (a rename, a truncate and write) changes it."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> Identity | None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise TargetError(f"{path}: cannot read: {e.strerror}") from e
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -221,8 +258,14 @@ def atomic_write(
     mode: int | None = None,
     follow_symlinks: bool = True,
     durable: bool = True,
+    expect: Identity | bool | None = False,
 ) -> None:
     """Replace ``path``'s content with ``data`` so readers see the old or the new file, whole.
+
+    ``expect`` (an ``Identity``, or None for "absent") is checked once more right before
+    the rename, after the temp file is written and synced: a writer that saved meanwhile
+    (even one that takes no lock) makes this a ConcurrentChange, and nothing is replaced.
+    Leftover temp files of this file from a killed process are removed first.
 
     The mode of an existing file is kept unless ``mode`` is given; a new file gets 0600.
     With ``follow_symlinks=False`` a symlink at ``path`` is replaced by the file instead of
@@ -246,7 +289,10 @@ def atomic_write(
     directory = target.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        sweep(target)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=directory
+        )
     except OSError as e:
         raise TargetError(f"{path}: cannot write: {e.strerror}") from e
     tmp = Path(tmp_name)
@@ -257,6 +303,9 @@ def atomic_write(
             os.fchmod(handle.fileno(), final_mode)
             if durable:
                 os.fsync(handle.fileno())
+        crash_point(f"write:{target.parent.name}/{target.name}:before-rename")
+        if expect is not False and Identity.of(target) != expect:
+            raise ConcurrentChange(f"{path}: changed since it was read; the pass is retried")
         os.replace(tmp, target)
     except BaseException as e:
         with contextlib.suppress(OSError):
@@ -265,9 +314,48 @@ def atomic_write(
             raise TargetError(f"{path}: cannot write: {e.strerror}") from e
         raise
     if durable:
-        _fsync_directory(directory)
+        fsync_directory(directory)
+    crash_point(f"write:{target.parent.name}/{target.name}:after-rename")
     for observer in tuple(_write_observers):
         observer(target, data)
+
+
+def sweep(path: Path) -> list[Path]:
+    """Remove the temp files of ``path`` that a killed process left beside it.
+
+    Only names of this module's pattern whose process is gone: a temp file of a live
+    process (another write in flight) is never touched. They may hold resolved secrets,
+    so they must not stay on disk. Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    prefix = f".{path.name}."
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        match = _TEMP.fullmatch(name)
+        if match is None or match["name"] != path.name or process_alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            (path.parent / name).unlink()
+            removed.append(path.parent / name)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """True when process ``pid`` exists (this process included)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process: not ours to judge
+    return True
 
 
 @contextlib.contextmanager
@@ -280,7 +368,7 @@ def observe_writes(observer: Callable[[Path, bytes], None]) -> Iterator[None]:
         _write_observers.remove(observer)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -290,16 +378,30 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def compare_and_swap(snapshot: FileSnapshot, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``data`` only if the file still holds what ``snapshot`` saw; else ConcurrentChange."""
+    """Write ``data`` only if the file still holds what ``snapshot`` saw; else ConcurrentChange.
+
+    The content is compared now, and the file's identity (inode, size, times) once more
+    right before the rename, so a writer that saves in between, even one that takes no
+    lock, is not overwritten: the window left is the rename itself (see RELIABILITY.md).
+    """
+    changed = ConcurrentChange(f"{snapshot.path}: changed since it was read; the pass is retried")
+    target = real_path(snapshot.path)
+    before = Identity.of(target)
     now = read_snapshot(snapshot.path)
-    if now.content != snapshot.content:
-        raise ConcurrentChange(f"{snapshot.path}: changed since it was read; the pass is retried")
-    atomic_write(snapshot.path, data, mode=mode)
+    if now.content != snapshot.content or Identity.of(target) != before:
+        raise changed
+    atomic_write(snapshot.path, data, mode=mode, expect=before)
 
 
 @contextlib.contextmanager
-def locked(lock_dir: Path | None, path: Path, timeout: float = 10.0) -> Iterator[None]:
-    """Hold the reconciler's lock for one file, so two reconciler processes never interleave."""
+def locked(
+    lock_dir: Path | None, path: Path, timeout: float = 10.0, *, busy: str = ""
+) -> Iterator[None]:
+    """Hold the reconciler's lock for one file, so two reconciler processes never interleave.
+
+    The lock is the kernel's (``flock``), so a killed holder releases it at once. ``busy``
+    is the message when it is not free within ``timeout`` seconds.
+    """
     if lock_dir is None:
         yield
         return
@@ -312,4 +414,6 @@ def locked(lock_dir: Path | None, path: Path, timeout: float = 10.0) -> Iterator
         with lock:
             yield
     except Timeout as e:
-        raise TargetError(f"{path}: another reconciler holds the lock for {timeout:g}s") from e
+        raise TargetError(
+            busy or f"{path}: another reconciler holds the lock for {timeout:g}s"
+        ) from e

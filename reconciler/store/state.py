@@ -1,6 +1,7 @@
 """The state directory, one store for every file in it: last-applied essences, the
-fingerprint key, the status file, rejected records, the daemon's heartbeat and lock, and
-the mirrors' hash caches. Every write goes through ``fsutil.atomic_write``.
+fingerprint key, the status file, rejected records, the daemon's heartbeat and lock, the
+intent log of writes in flight, and the targets' caches (mirror hashes, MCPJungle tool flags
+to restore). Every write goes through ``fsutil.atomic_write``.
 
 Client files carry no metadata, so what this tool wrote (the inventory that makes pruning
 safe and the third side of the three-way compare) is kept here, per target. Essences are
@@ -30,6 +31,7 @@ REJECTED_FILE = "rejected.json"
 DAEMON_STATUS_FILE = "daemon.json"
 DAEMON_LOCK_FILE = "daemon.lock"
 CACHE_DIR = "mirror-cache"
+INTENT_DIR = "intents"
 FORMAT = 1
 KEY_FIX = (
     "delete it and run again: a new key is made, and every entry this tool applied is"
@@ -55,6 +57,9 @@ class Inventory:
 
     entries: dict[str, Essence] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)
+
+    def copy(self) -> Inventory:
+        return Inventory(dict(self.entries), set(self.created))
 
     def to_json(self, target: str) -> dict[str, Any]:
         return {
@@ -121,6 +126,48 @@ class StateStore:
             if record.get("created"):
                 inventory.created.add(str(name))
         return inventory
+
+    # -- the intent log: ownership recorded before the client file is renamed ---------------
+
+    def _intent_path(self, target: str) -> Path:
+        return self._inside(INTENT_DIR, f"{target}.json")
+
+    def write_intent(self, target: str, before: Inventory, after: Inventory) -> None:
+        """Note, before a target is written, the inventory before and after the write.
+
+        A process killed between the client file's rename and ``save_inventory`` would
+        otherwise forget that it created an entry (never pruned again). The next pass
+        replays the note against what the target holds (``pending_intent``).
+        """
+        payload = {
+            "format": FORMAT,
+            "before": before.to_json(target),
+            "after": after.to_json(target),
+        }
+        fsutil.atomic_write(self._intent_path(target), (json.dumps(payload) + "\n").encode())
+
+    def pending_intent(self, target: str) -> tuple[Inventory, Inventory] | None:
+        """The (before, after) inventories of a write a killed pass did not finish recording."""
+        path = self._intent_path(target)
+        try:
+            content = fsutil.read_bounded(path)
+            data = json.loads(content.decode("utf-8")) if content is not None else None
+        except (ReconcilerError, ValueError, RecursionError):
+            data = {}
+        if data is None:
+            return None
+        try:
+            return _inventory_of(data["before"]), _inventory_of(data["after"])
+        except (KeyError, TypeError, AttributeError):
+            # A note cut by the kill itself: it was written before anything else, so the
+            # target was not touched; the inventory as saved is still the truth.
+            return Inventory(), Inventory()
+
+    def clear_intent(self, target: str) -> None:
+        path = self._intent_path(target)
+        if path.exists():
+            path.unlink()
+            fsutil.fsync_directory(path.parent)
 
     def save_inventory(self, target: str, inventory: Inventory) -> None:
         payload = json.dumps(inventory.to_json(target), indent=2, sort_keys=False) + "\n"
@@ -212,6 +259,14 @@ class StateStore:
     @property
     def lock_dir(self) -> Path:
         return self.root / "locks"
+
+
+def _inventory_of(data: Any) -> Inventory:
+    entries = data["entries"]
+    return Inventory(
+        {str(n): dict(r["essence"]) for n, r in entries.items()},
+        {str(n) for n, r in entries.items() if r.get("created")},
+    )
 
 
 def _read(path: Path) -> bytes:

@@ -99,7 +99,39 @@ def read(text: str, shown: str, problems: list[Problem]) -> Positioned | None:
             )
         )
         return None
+    bad = _surrogate_at(plain, ())
+    if bad is not None:  # "\ud83d\ude00": YAML's escapes do not pair up as JSON's do
+        at = vallocs.get(bad) or keylocs.get(bad) or Located(shown, 1, 1)
+        problems.append(
+            Problem(
+                at.file,
+                at.line,
+                at.column,
+                "a UTF-16 surrogate escape: no text can hold it",
+                "YAML does not pair \\u escapes: write the character itself, or \\UXXXXXXXX",
+            )
+        )
+        return None
     return Positioned(plain, keylocs, vallocs)
+
+
+def _surrogate_at(data: Any, loc: Loc) -> Loc | None:
+    """Where a string (key or value) holds a UTF-16 surrogate, or None."""
+    if isinstance(data, str):
+        return loc if any("\ud800" <= c <= "\udfff" for c in data) else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and _surrogate_at(key, loc) is not None:
+                return (*loc, key)
+            found = _surrogate_at(value, (*loc, key))
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found = _surrogate_at(value, (*loc, i))
+            if found is not None:
+                return found
+    return None
 
 
 _SLOW_PATH = object()
@@ -154,8 +186,8 @@ def _compose_fast(
     less. Anything unusual (tags, merge keys, duplicate keys, a syntax error, no libyaml)
     returns ``_SLOW_PATH`` so that ruamel decides, with its exact semantics and messages.
     """
-    if "!" in text or "<<" in text:
-        return _SLOW_PATH
+    if "!" in text or "<<" in text or any(c in text for c in "\x85\u2028\u2029"):
+        return _SLOW_PATH  # libyaml reads NEL, LS and PS as line breaks (YAML 1.1); 1.2 does not
     try:
         import yaml
 

@@ -22,6 +22,7 @@ from itertools import pairwise
 from typing import Any, NoReturn
 
 MAX_DEPTH = 256
+DUPLICATE = "the client keeps only one of them; the file is not rewritten until one is removed"
 
 _TOKEN = re.compile(
     r"""
@@ -168,6 +169,8 @@ class _Parser:
             if token[0] != "string":
                 self.fail(token[1], "expected a string key")
             key = json.loads(self.text[token[1] : token[2]])
+            if key in node.value:  # a parser keeps one of them: never merge one away
+                self.fail(token[1], f"duplicate key {key!r} ({DUPLICATE})")
             colon = self.take()
             if self.punct(colon) != ":":
                 self.fail(colon[1], "expected ':'")

@@ -114,7 +114,7 @@ class ClaudeCode(JsonFileTarget):
     def client_lock(self) -> AbstractContextManager[None]:
         if self.scope == "project":
             return super().client_lock()
-        return nodelock.held(self.path)
+        return nodelock.held(self.path, owners=self.context.lock_dir)
 
     def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
         if "type" not in native and "command" not in native and "url" in native:

@@ -22,6 +22,18 @@ from reconciler.targets.files import FileTarget
 _INDENT = re.compile(rb"^[{\[][^\n]*\n([ \t]+)\S", re.MULTILINE)
 
 
+class _DuplicateKey(ValueError):
+    """A key appears twice in one JSON object."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json``'s object hook: the object, unless a key appears twice in it."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey
+    return result
+
+
 def detect_indent(content: bytes | None) -> str | int:
     """The document's indentation unit: a tab, or a number of spaces (default 2)."""
     if content:
@@ -63,7 +75,17 @@ class JsonFileTarget(FileTarget):
                 f"{self.path}:{lone[0]}:{lone[1]}: invalid JSON: a lone UTF-16 surrogate escape"
             )
         try:
-            document = json.loads(text)
+            document = json.loads(text, object_pairs_hook=_unique)
+        except _DuplicateKey:
+            # Rewriting would keep only one of them: the file is refused until a person
+            # chooses. The JSONC parser says where the second one is.
+            try:
+                jsonc.parse(text)
+            except jsonc.JsoncError as error:
+                raise TargetFormatError(
+                    f"{self.path}:{error.line}:{error.column}: {error.message}"
+                ) from error
+            raise TargetFormatError(f"{self.path}: a duplicate key ({jsonc.DUPLICATE})") from None
         except json.JSONDecodeError as e:
             if fsutil.truncated(text, e.pos) or e.msg.startswith("Unterminated string"):
                 raise TargetFormatError(

@@ -31,6 +31,7 @@ pass's redactor (``Context.redactor``), which also scrubs every text taken from 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,8 @@ from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Ess
 from reconciler.core.model import TargetSpec, ToolPolicy
 from reconciler.core.plan import Action, disabled_by_policy
 from reconciler.secrets import detect, might_reference
+from reconciler.store import fsutil
+from reconciler.store.state import StateStore
 from reconciler.targets.base import Context, Entries, Observation, Write
 
 if TYPE_CHECKING:
@@ -210,6 +213,16 @@ class MCPJungleTarget:
         self._client: httpx.Client | None = None
         self._sent_env: list[str] = []  # env values sent: hidden from MCPJungle's answers
         self.version: str | None = None
+        # Tool flags a replace must put back (MCPJungle forgets them on deregistration),
+        # kept in the state directory until they are set: a pass that fails between the
+        # registration and the flags leaves them for the next pass (``_finish_flags``).
+        self._writable = context.lock_dir is not None
+        self._flags_file = (
+            StateStore(context.state_dir).cache_file(f"mcpjungle-flags--{name}")
+            if context.state_dir is not None
+            else None
+        )
+        self.pending_flags = self._load_flags()
 
     # -- Target protocol ---------------------------------------------------------------
 
@@ -266,6 +279,7 @@ class MCPJungleTarget:
                 enabled.update({n: flags.get(n, True) for n in unsure})
         for config in configs:
             self._remember_secrets(config)
+        notes += self._finish_flags(tools, enabled)
         entries = {n: config_to_essence(c, enabled[n]) for n, c in by_name.items()}
         snapshot = RegistrySnapshot(by_name, enabled, tools, full)
         return Observation(entries, snapshot, blind, tuple(notes), tools=tools)
@@ -296,10 +310,14 @@ class MCPJungleTarget:
         for entry, group in groups.items():  # one failing server does not block the others
             try:
                 self._apply_entry(entry, group, bodies.get(entry), snapshot)
+            except _FlagsFailed as e:  # registered as planned; only its flags are left
+                failures[entry] = e
+                done.add(entry)
             except TargetError as e:
                 failures[entry] = e
             else:
                 done.add(entry)
+                self._flags_set(entry)
         if failures:
             raise PartialApply(
                 "; ".join(str(e) for e in failures.values())
@@ -326,12 +344,37 @@ class MCPJungleTarget:
         essence = next(w.essence for w in group if w.essence is not None)
         want_enabled = bool(essence.get("enabled", True))
         reset = False  # every enabled flag of the server and its tools is back to true
-        if Action.CREATE in actions or entry not in snapshot.configs:
+        creating = Action.CREATE in actions or entry not in snapshot.configs
+        before = snapshot.tools.get(entry) or self.pending_flags.get(entry, {})
+        if policy is None and before and (creating or actions & {Action.REPLACE, Action.UPDATE}):
+            self._note_flags(entry, before)  # before the flags are lost by a reset
+        if creating:
             self._register(entry, body, force=False)
             reset = True
         elif actions & {Action.REPLACE, Action.UPDATE}:
             self._replace(entry, body, snapshot)
             reset = True
+        try:
+            self._set_flags(entry, actions, policy, want_enabled, reset, before, snapshot)
+        except TargetError as e:
+            if not reset:
+                raise
+            raise _FlagsFailed(
+                f"server '{entry}' was registered as planned, but setting its tool flags"
+                f" failed: {e}; the next pass sets them",
+                recoverable=e.recoverable,
+            ) from e
+
+    def _set_flags(
+        self,
+        entry: str,
+        actions: set[Action],
+        policy: ToolPolicy | None,
+        want_enabled: bool,
+        reset: bool,
+        before: Mapping[str, bool],
+        snapshot: RegistrySnapshot,
+    ) -> None:
         if not want_enabled:
             if reset or snapshot.enabled.get(entry, True):
                 self._toggle_server(entry, enable=False)
@@ -340,7 +383,6 @@ class MCPJungleTarget:
             self._toggle_server(entry, enable=True)
             reset = True
         if reset or actions & _TOOL_ACTIONS:
-            before = snapshot.tools.get(entry, {})
             # Without a reset, only the planned directions (a tool-enable left to
             # ``on_drift: report`` is not carried out along with a tool-disable).
             allowed = {True, False}
@@ -408,6 +450,14 @@ class MCPJungleTarget:
             cause = str(e)
             try:
                 self._register(entry, previous, force=True)
+            except TargetError as again:
+                raise TargetError(
+                    f"replace of server '{entry}' failed: {cause}; registering its previous "
+                    f"config again failed too: {again}; {self._read_back(entry, previous)}:"
+                    " fix the cause and run reconcile again",
+                    recoverable=False,
+                ) from e
+            try:
                 if not snapshot.enabled.get(entry, True):
                     self._toggle_server(entry, enable=False)
                 else:
@@ -415,16 +465,92 @@ class MCPJungleTarget:
                     self._govern_tools(entry, None, None, restore=before)
             except TargetError as again:
                 raise TargetError(
-                    f"replace of server '{entry}' failed: {cause}; registering its previous "
-                    f"config again failed too: {again}; '{entry}' is no longer registered in "
-                    "MCPJungle: fix the cause and run reconcile again",
-                    recoverable=False,
+                    f"replace of server '{entry}' failed: {cause}; the previous registration "
+                    f"was restored, but setting its flags again failed: {again}; the next "
+                    "pass sets them",
+                    recoverable=True,
                 ) from e
             raise TargetError(
                 f"replace of server '{entry}' failed: {cause}; the previous registration was "
                 "restored (MCPJungle has no update: a replace deregisters and registers)",
                 recoverable=e.recoverable,
             ) from e
+
+    def _read_back(self, entry: str, previous: Mapping[str, Any]) -> str:
+        """What MCPJungle holds for ``entry`` now, as read back (a report states only that)."""
+        try:
+            response = self._expect(self._call("GET", f"{API}/server_configs"), 200)
+            configs = {str(c.get("name")): c for c in self._list(response, "server_configs")}
+        except TargetError:
+            return f"whether '{entry}' is still registered in MCPJungle could not be read back"
+        if entry not in configs:
+            return f"'{entry}' is no longer registered in MCPJungle"
+        if configs[entry] == previous:
+            return f"'{entry}' is still registered in MCPJungle, unchanged"
+        return f"'{entry}' is registered in MCPJungle, but not as before nor as planned"
+
+    # -- tool flags a failed pass left to set -------------------------------------------
+
+    def _load_flags(self) -> dict[str, dict[str, bool]]:
+        if self._flags_file is None:
+            return {}
+        try:
+            data = json.loads(fsutil.read_bounded(self._flags_file) or b"{}")
+        except (TargetError, ValueError, RecursionError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {
+            str(server): {str(t): f for t, f in flags.items() if isinstance(f, bool)}
+            for server, flags in data.items()
+            if isinstance(flags, dict)
+        }
+
+    def _save_flags(self) -> None:
+        if self._flags_file is None or not self._writable:
+            return
+        if self.pending_flags:
+            data = json.dumps(self.pending_flags, indent=2, sort_keys=True) + "\n"
+            fsutil.atomic_write(self._flags_file, data.encode())
+        elif self._flags_file.exists():
+            self._flags_file.unlink()
+
+    def _note_flags(self, entry: str, flags: Mapping[str, bool]) -> None:
+        self.pending_flags[entry] = dict(flags)
+        self._save_flags()
+
+    def _flags_set(self, entry: str) -> None:
+        if self.pending_flags.pop(entry, None) is not None:
+            self._save_flags()
+
+    def _finish_flags(
+        self, tools: dict[str, dict[str, bool]], enabled: Mapping[str, bool]
+    ) -> list[str]:
+        """Set the tool flags a failed pass left (writable passes only); notes of what."""
+        if not self._writable or not self.pending_flags:
+            return []
+        notes: list[str] = []
+        for entry in sorted(set(self.pending_flags) & set(enabled)):
+            if not enabled[entry]:
+                continue
+            live = tools.get(entry, {})
+            try:
+                for tool, want in sorted(self.pending_flags[entry].items()):
+                    if live.get(tool, want) != want:
+                        verb = "enable" if want else "disable"
+                        name = f"{entry}{SEPARATOR}{tool}"
+                        response = self._call(
+                            "POST", f"{API}/tools/{verb}", params={"entity": name}
+                        )
+                        self._expect(response, 200, f"{verb} tool {name}")
+                        live[tool] = want
+                        notes.append(f"{name}: {verb}d again, as before a failed pass reset it")
+            except TargetError as e:
+                notes.append(f"{entry}: its tool flags are still to be set again: {e}")
+                continue
+            del self.pending_flags[entry]
+        self._save_flags()
+        return notes
 
     def _delete(self, entry: str) -> None:
         response = self._call("DELETE", f"{API}/servers/{quote(entry, safe='')}")
@@ -654,6 +780,10 @@ class MCPJungleTarget:
     def _scrub(self, text: str) -> str:
         """A text taken from an answer, every secret in it shown as the redactor shows it."""
         return self.context.redactor.scoped(self._sent_env).scrub(text)
+
+
+class _FlagsFailed(TargetError):
+    """The server is registered as planned; only setting its flags afterwards failed."""
 
 
 class _Duplicate(TargetError):

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.app import ui
+from reconciler.app import review, ui
 from reconciler.app.metrics import Metrics, MetricsServer
 from reconciler.app.watch import Daemon, UiOptions, _start_servers
 from reconciler.core.errors import UsageError
@@ -476,8 +476,6 @@ def test_invalid_desired_state_is_on_the_page_and_the_last_good_matrix_stays(
 def test_records_are_listed_again_only_after_a_pass(
     daemon: Daemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reconciler.app import review
-
     calls: list[int] = []
     real = review.list_records
     monkeypatch.setattr(review, "list_records", lambda e: calls.append(1) or real(e))

@@ -47,7 +47,7 @@ from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageErro
 from reconciler.core.report import ExitCode, Phase, RunReport, plural
 from reconciler.engine import Engine, PassOptions
 from reconciler.probe import DEFAULT_TIMEOUT
-from reconciler.secrets import install_logging
+from reconciler.secrets import install_logging, quiet_libraries
 from reconciler.store import fsutil
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
@@ -969,16 +969,6 @@ def acquire_lock(state_dir: Path) -> BaseFileLock:
             f"{state_dir}{pid}; stop it first, or give this one its own --state-dir"
         ) from None
     return lock
-
-
-# Libraries whose request logging is noise below -vv ("HTTP Request: POST ...").
-CHATTY_LIBRARIES = ("httpx", "httpcore")
-
-
-def quiet_libraries(verbosity: int) -> None:
-    """Keep library request logging off below -vv."""
-    for name in CHATTY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
 
 
 def setup_logging(log_format: str, verbosity: int) -> None:

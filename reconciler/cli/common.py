@@ -19,11 +19,10 @@ import click
 from click.shell_completion import CompletionItem
 
 from reconciler.app import review
-from reconciler.app.watch import quiet_libraries
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
 from reconciler.core.report import ExitCode, plural
 from reconciler.engine import Engine, load_desired
-from reconciler.secrets import install_logging
+from reconciler.secrets import install_logging, quiet_libraries
 from reconciler.store.state import default_state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -48,7 +48,7 @@ from reconciler.core.report import ExitCode, Phase, RunReport, plural
 from reconciler.engine import Engine, PassOptions
 from reconciler.probe import DEFAULT_TIMEOUT
 from reconciler.secrets import install_logging, quiet_libraries
-from reconciler.store import fsutil
+from reconciler.store import fsutil, inotify
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
 
@@ -884,14 +884,29 @@ class Watcher:
         self.dirs = watchset.dirs
         self._watchset = watchset
         self._sink = sink
-        self.step = max(5, min(20, debounce_ms))
         self._force_polling = force_polling
         self.stop_event = _StopFlag()
-        self.thread = threading.Thread(target=self._run, name="reconciler-watch", daemon=True)
+        # inotify where there is one (no wake-up while idle), else watchfiles' polling loop
+        self._native = _native_watch(self.dirs) if not force_polling else None
+        self.step = 0 if self._native is not None else max(5, min(20, debounce_ms))
+        run = self._run if self._native is None else self._run_native
+        self.thread = threading.Thread(target=run, name="reconciler-watch", daemon=True)
         self.thread.start()
         # Return only once the watches are in place, so no change made after this can be
-        # missed (the caller's next pass reads everything made before it).
-        self.ready = self.stop_event.polled.wait(timeout=5.0)
+        # missed (the caller's next pass reads everything made before it). inotify's are in
+        # place before the thread starts.
+        self.ready = self._native is not None or self.stop_event.polled.wait(timeout=5.0)
+
+    def _run_native(self) -> None:
+        assert self._native is not None
+        try:
+            for paths in self._native.batches():
+                kept = {p for p in paths if self._watchset.relevant(p)}
+                if kept:
+                    self._sink(kept)
+        except Exception as e:
+            if not self.stop_event.is_set():
+                self._sink(WatcherFailed(e))
 
     def _run(self) -> None:
         import watchfiles
@@ -924,7 +939,22 @@ class Watcher:
 
     def close(self) -> None:
         self.stop_event.set()
+        if self._native is not None:
+            self._native.wake()
         self.thread.join(timeout=2.0)
+        if self._native is not None and not self.thread.is_alive():
+            self._native.release()
+
+
+def _native_watch(dirs: Iterable[Path]) -> inotify.FolderWatch | None:
+    """An inotify watch of ``dirs``, or None where inotify is not available (then watchfiles)."""
+    if not inotify.available():
+        return None
+    try:
+        return inotify.FolderWatch(dirs)
+    except OSError as e:  # e.g. out of watches: watchfiles polls instead
+        log.debug("inotify unavailable (%s); watching with watchfiles", e)
+        return None
 
 
 class _StopFlag:
@@ -1049,9 +1079,11 @@ def serve(engine: Engine, options: WatchOptions, *, metrics_addr: str | None = N
         restart_delay = 1.0
         while not stop.is_set():
             now = time.monotonic()
-            wait = min(daemon.deadline() - now, HEARTBEAT, burst.wait(now))
+            # asleep until the next deadline; the heartbeat only matters to a /healthz
+            beat = HEARTBEAT if server is not None else float("inf")
+            wait = min(daemon.deadline() - now, beat, burst.wait(now))
             try:
-                item = events.get(timeout=max(0.0, wait))
+                item = events.get() if wait == float("inf") else events.get(timeout=max(0.0, wait))
             except queue.Empty:
                 item = None
             if item is _STOP or stop.is_set():

@@ -63,8 +63,19 @@ class DesiredState:
     def placements(self, target: str) -> dict[str, Placement]:
         """The servers a target must carry, globs expanded, in declaration order.
 
-        ``!NAME`` (or ``!GLOB``) takes servers out again: ``["*", "!media"]``.
+        ``!NAME`` (or ``!GLOB``) takes servers out again: ``["*", "!media"]``. Expanded once
+        per target for this state (the loader's checks, every pass and every command ask).
         """
+        found = self._placements.get(target)
+        if found is None:
+            found = self._placements[target] = self._expand(target)
+        return dict(found)
+
+    @cached_property
+    def _placements(self) -> dict[str, dict[str, Placement]]:
+        return {}
+
+    def _expand(self, target: str) -> dict[str, Placement]:
         spec = self.targets[target]
         placed: dict[str, Placement] = {}
         for item in spec.servers:

@@ -196,8 +196,11 @@ def _commands() -> list[tuple[str, click.Command]]:
 
     def walk(command: click.Command, path: str) -> None:
         found.append((path, command))
-        if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
+        if isinstance(command, click.Group):  # the root loads its subcommands lazily
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None, name
                 walk(sub, f"{path} {name}".strip())
 
     walk(main, "")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.probe import Phase, ProbeResult, ProbeSpec, probe_all
+from reconciler.probe.client import load_sdk
 from tests.servers import alive, command, live_group_members
 
 pytestmark = [
@@ -38,7 +39,7 @@ def test_twenty_servers_five_hanging_finish_within_the_timeout_plus_two_seconds(
     ]
     done: list[str] = []
     # Load the SDK first: its one-time import is not what this bound is about.
-    import reconciler.probe.client  # noqa: F401
+    load_sdk()
 
     started = time.monotonic()
     results = probe_all(specs, timeout=timeout, redact=str, on_done=lambda r: done.append(r.server))
@@ -57,10 +58,11 @@ def test_twenty_servers_five_hanging_finish_within_the_timeout_plus_two_seconds(
     assert all(name.startswith("hang") for name in done[-5:])
 
 
-def test_concurrency_is_bounded(home: Path) -> None:
-    """Four hanging servers, two at a time, take two timeouts: never more than two ran."""
+def test_concurrency_is_bounded_and_every_probe_shares_the_runs_deadline(home: Path) -> None:
+    """Four hanging servers, two at a time: the first two hold both slots until the run's
+    deadline and are killed there; the other two never start. One timeout, not two."""
     timeout = 1.0
-    import reconciler.probe.client  # noqa: F401
+    load_sdk()
 
     started = time.monotonic()
     results = probe_all(
@@ -70,8 +72,34 @@ def test_concurrency_is_bounded(home: Path) -> None:
         redact=str,
     )
     elapsed = time.monotonic() - started
-    assert all(r.phase is Phase.INITIALIZE for r in results)
-    assert 2 * timeout <= elapsed < 2 * timeout + 3
+    assert timeout <= elapsed < timeout + 2
+    ran, queued = results[:2], results[2:]
+    assert all(r.phase is Phase.INITIALIZE and r.recoverable for r in ran)
+    assert all(
+        r.error == "timed out after 1s waiting for the server to answer the handshake" for r in ran
+    )
+    assert all(r.phase is Phase.SPAWN and r.recoverable and not r.ok for r in queued)
+    assert all(
+        r.error == "not started: the probe run's 1s timeout passed while the servers ahead held "
+        "every slot (--concurrency 2)"
+        for r in queued
+    ), [r.error for r in queued]
+
+
+def test_a_server_whose_turn_comes_late_gets_what_is_left_of_the_run(home: Path) -> None:
+    """One slot: a server that hangs for half the timeout, then one that hangs for good.
+    The second is killed at the run's deadline, and says it started late."""
+    timeout = 2.0
+    load_sdk()
+
+    first = ProbeSpec("short", "stdio", command="sh", args=("-c", "sleep 1; exit 1"))
+    second = ProbeSpec("hang", "stdio", command="sleep", args=("60",))
+    started = time.monotonic()
+    _, late = probe_all([first, second], timeout=timeout, concurrency=1, redact=str)
+    elapsed = time.monotonic() - started
+    assert elapsed < timeout + 1.5
+    assert late.phase is Phase.INITIALIZE and late.error is not None
+    assert late.error.startswith("timed out at the probe run's 2s deadline ("), late.error
 
 
 def pids(path: Path) -> dict[str, int]:

@@ -48,8 +48,14 @@ from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageErro
 from reconciler.core.report import ExitCode, Phase, RunReport, TargetReport, plural
 from reconciler.engine import Engine, PassOptions
 from reconciler.probe import DEFAULT_TIMEOUT
-from reconciler.secrets import REDACTOR, SecretResolver, find_references, install_logging
-from reconciler.store import fsutil
+from reconciler.secrets import (
+    REDACTOR,
+    SecretResolver,
+    find_references,
+    install_logging,
+    quiet_libraries,
+)
+from reconciler.store import fsutil, inotify
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
 
@@ -949,14 +955,29 @@ class Watcher:
         self.dirs = watchset.dirs
         self._watchset = watchset
         self._sink = sink
-        self.step = max(5, min(20, debounce_ms))
         self._force_polling = force_polling
         self.stop_event = _StopFlag()
-        self.thread = threading.Thread(target=self._run, name="reconciler-watch", daemon=True)
+        # inotify where there is one (no wake-up while idle), else watchfiles' polling loop
+        self._native = _native_watch(self.dirs) if not force_polling else None
+        self.step = 0 if self._native is not None else max(5, min(20, debounce_ms))
+        run = self._run if self._native is None else self._run_native
+        self.thread = threading.Thread(target=run, name="reconciler-watch", daemon=True)
         self.thread.start()
         # Return only once the watches are in place, so no change made after this can be
-        # missed (the caller's next pass reads everything made before it).
-        self.ready = self.stop_event.polled.wait(timeout=5.0)
+        # missed (the caller's next pass reads everything made before it). inotify's are in
+        # place before the thread starts.
+        self.ready = self._native is not None or self.stop_event.polled.wait(timeout=5.0)
+
+    def _run_native(self) -> None:
+        assert self._native is not None
+        try:
+            for paths in self._native.batches():
+                kept = {p for p in paths if self._watchset.relevant(p)}
+                if kept:
+                    self._sink(kept)
+        except Exception as e:
+            if not self.stop_event.is_set():
+                self._sink(WatcherFailed(e))
 
     def _run(self) -> None:
         import watchfiles
@@ -989,7 +1010,22 @@ class Watcher:
 
     def close(self) -> None:
         self.stop_event.set()
+        if self._native is not None:
+            self._native.wake()
         self.thread.join(timeout=2.0)
+        if self._native is not None and not self.thread.is_alive():
+            self._native.release()
+
+
+def _native_watch(dirs: Iterable[Path]) -> inotify.FolderWatch | None:
+    """An inotify watch of ``dirs``, or None where inotify is not available (then watchfiles)."""
+    if not inotify.available():
+        return None
+    try:
+        return inotify.FolderWatch(dirs)
+    except OSError as e:  # e.g. out of watches: watchfiles polls instead
+        log.debug("inotify unavailable (%s); watching with watchfiles", e)
+        return None
 
 
 class _StopFlag:
@@ -1034,16 +1070,6 @@ def acquire_lock(state_dir: Path) -> BaseFileLock:
             f"{state_dir}{pid}; stop it first, or give this one its own --state-dir"
         ) from None
     return lock
-
-
-# Libraries whose request logging is noise below -vv ("HTTP Request: POST ...").
-CHATTY_LIBRARIES = ("httpx", "httpcore")
-
-
-def quiet_libraries(verbosity: int) -> None:
-    """Keep library request logging off below -vv."""
-    for name in CHATTY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
 
 
 def setup_logging(log_format: str, verbosity: int) -> None:
@@ -1213,9 +1239,11 @@ def serve(
         restart_delay = 1.0
         while not stop.is_set():
             now = time.monotonic()
-            wait = min(daemon.deadline() - now, HEARTBEAT, burst.wait(now))
+            # asleep until the next deadline; the heartbeat only matters to a /healthz
+            beat = HEARTBEAT if servers else float("inf")
+            wait = min(daemon.deadline() - now, beat, burst.wait(now))
             try:
-                item = events.get(timeout=max(0.0, wait))
+                item = events.get() if wait == float("inf") else events.get(timeout=max(0.0, wait))
             except queue.Empty:
                 item = None
             if item is _STOP or stop.is_set():

@@ -18,12 +18,11 @@ from typing import Any, NoReturn, TextIO, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from reconciler.app import review
-from reconciler.app.watch import quiet_libraries
+from reconciler.app import markdown, review
 from reconciler.core.errors import DesiredStateError, ReconcilerError, RepositoryError, UsageError
 from reconciler.core.report import ExitCode, plural
 from reconciler.engine import Engine, load_desired
-from reconciler.secrets import install_logging
+from reconciler.secrets import install_logging, quiet_libraries
 from reconciler.store.state import default_state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -124,6 +123,27 @@ def server_option(help: str) -> Callable[[F], F]:
         metavar="S",
         help=help,
     )
+
+
+def format_option(f: F) -> F:
+    """``--format text|json|markdown`` (json is ``--json``; markdown is a PR comment)."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="Output: text, JSON (as --json), or markdown for a pull-request comment.",
+    )(f)
+
+
+def markdown_guarded(action: Callable[[], T]) -> T:
+    """``guarded`` for --format markdown: invalid desired state is a comment too (exit 2)."""
+    try:
+        return action()
+    except DesiredStateError as e:
+        click.echo(markdown.render_invalid([str(p) for p in e.problems]), nl=False)
+        sys.exit(int(ExitCode.INVALID))
 
 
 def complete_record(

@@ -1,7 +1,7 @@
 """Command line of the git-backed commands: allow, divergences, adopt, import.
 
-Kept beside ``cli/main.py`` and registered into its group by ``register``: the same thin layer
-(parse, call, render, exit with the documented code), no reconciling logic.
+Kept beside ``cli/main.py`` and loaded by its registry (cli/lazy.py) when one of them runs:
+the same thin layer (parse, call, render, exit with the documented code), no reconciling logic.
 """
 
 from __future__ import annotations
@@ -241,3 +241,12 @@ def register(main: click.Group) -> None:
         name: str = target
         done = guarded(lambda: adopting.import_target(make_engine(), name, servers, only_target))
         finish(done.to_json(), done.render())
+
+
+# The commands by name, for the registry in cli/lazy.py, which imports this module only when
+# one of them runs.
+_COMMANDS = click.Group()
+register(_COMMANDS)
+allow, divergences, adopt, import_ = (
+    _COMMANDS.commands[name] for name in ("allow", "divergences", "adopt", "import")
+)

@@ -8,76 +8,32 @@ click. Global options (``--desired``, ``--state-dir``, ``--json``, ``-q``/``-v``
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn
 
 import click
-from click.shell_completion import get_completion_class
 
-from reconciler import targets
-from reconciler.app import audit as audits
-from reconciler.app import discover as discovery
 from reconciler.app import markdown
 from reconciler.app import probe as probes
-from reconciler.app import service as svc
-from reconciler.app.service import ServiceSpec
-from reconciler.app.status import PassWaiter, live_matrix, matrix_json, render_matrix
-from reconciler.app.watch import (
-    UiOptions,
-    WatchOptions,
-    read_daemon_status,
-    render_daemon_status,
-    serve,
-    setup_logging,
-)
 from reconciler.cli.common import (
     EXIT_CODES_HELP,
-    F,
     current_settings,
     fail,
+    format_option,
     global_options,
     guarded,
     make_engine,
+    markdown_guarded,
     server_option,
-    setup_logging_from_settings,
     style,
     target_option,
 )
-from reconciler.cli.divergences import register
-from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
-from reconciler.core.model import json_schema
-from reconciler.core.report import ExitCode, RunReport, plural, render_text
-from reconciler.engine import Engine, PassOptions
+from reconciler.cli.lazy import LazyGroup
+from reconciler.core.report import ExitCode, RunReport, render_text
+from reconciler.engine import PassOptions
 from reconciler.secrets import wrap_streams
-from reconciler.store.state import default_state_dir
-from reconciler.targets import DECLARABLE
-
-T = TypeVar("T")
-
-
-def format_option(f: F) -> F:
-    """``--format text|json|markdown`` (json is ``--json``; markdown is a PR comment)."""
-    return click.option(
-        "--format",
-        "output_format",
-        type=click.Choice(["text", "json", "markdown"]),
-        default="text",
-        show_default=True,
-        help="Output: text, JSON (as --json), or markdown for a pull-request comment.",
-    )(f)
-
-
-def _markdown_guarded(action: Callable[[], T]) -> T:
-    """``guarded`` for --format markdown: invalid desired state is a comment too (exit 2)."""
-    try:
-        return action()
-    except DesiredStateError as e:
-        click.echo(markdown.render_invalid([str(p) for p in e.problems]), nl=False)
-        sys.exit(int(ExitCode.INVALID))
 
 
 def _run(
@@ -88,7 +44,7 @@ def _run(
 ) -> NoReturn:
     started = time.monotonic()
     if output_format == "markdown":
-        report = guarded(lambda: _markdown_guarded(action))
+        report = guarded(lambda: markdown_guarded(action))
         click.echo(markdown.render_plan(report), nl=False)
         sys.exit(int(report.exit_code))
     report = guarded(action)
@@ -111,6 +67,7 @@ def _run(
 
 
 @click.group(
+    cls=LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EXIT_CODES_HELP,
@@ -168,490 +125,6 @@ def main(
         return report
 
     _run(run_and_probe, probed, output_format=output_format)
-
-
-@main.command()
-@target_option("Only this target (repeatable).")
-@format_option
-@click.option(
-    "--watch",
-    "keep_watching",
-    is_flag=True,
-    help="Keep the matrix on screen and redraw it on every pass of the daemon (Ctrl-C stops).",
-)
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=0.5),
-    default=10.0,
-    show_default=True,
-    metavar="S",
-    help="With --watch: redraw at least this often (when no daemon records passes).",
-)
-@global_options
-def status(
-    target_names: tuple[str, ...], output_format: str, keep_watching: bool, interval: float
-) -> None:
-    """Server x target matrix from a fresh observation (writes nothing).
-
-    Each cell is one of: in_sync, drift, missing, disabled, error, or '.' where the
-    server is not placed. Also shows the result of the last applying pass, if any.
-    """
-
-    engine = make_engine()
-    if keep_watching:
-        if output_format != "text" or current_settings().json:
-            fail(ExitCode.INVALID, "error: status --watch draws text only")
-        setup_logging_from_settings()
-        live_matrix(lambda: _matrix_frame(engine, target_names), _pass_waiter(engine, interval))
-        sys.exit(0)
-    if output_format == "markdown":
-        state = guarded(lambda: _markdown_guarded(engine.load))
-    else:
-        state = guarded(engine.load)
-    report = guarded(lambda: engine.run(PassOptions(dry_run=True, targets=target_names), state))
-    last = engine.store.read_status()
-
-    daemon = read_daemon_status(engine.store.root)
-    if output_format == "markdown":
-        cells = matrix_json(state, report, last)["servers"]
-        text = markdown.render_plan(report, title="mcp-reconciler status", matrix=cells)
-        click.echo(text, nl=False)
-    elif current_settings().json or output_format == "json":
-        data = {**matrix_json(state, report, last), "daemon": daemon}
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        click.echo(render_matrix(state, report, last))
-        if daemon is not None:
-            click.echo(render_daemon_status(daemon))
-    sys.exit(int(report.exit_code))
-
-
-def _matrix_frame(engine: Engine, target_names: tuple[str, ...]) -> str:
-    """One drawing of ``status --watch``: when, the daemon's last pass, then the matrix now
-    (in this order: a matrix taller than the terminal is cut at the bottom)."""
-    lines = [f"{time.strftime('%H:%M:%S')}: redrawn on every pass of the daemon; Ctrl-C stops"]
-    daemon = read_daemon_status(engine.store.root)
-    if daemon is not None:
-        lines.append(render_daemon_status(daemon))
-    try:
-        state = engine.load()
-        report = engine.run(PassOptions(dry_run=True, targets=target_names), state)
-        lines.append(render_matrix(state, report, engine.store.read_status()))
-    except ReconcilerError as e:
-        lines.append(f"error: {e}")
-    return "\n".join(lines)
-
-
-def _pass_waiter(engine: Engine, interval: float) -> PassWaiter:
-    return PassWaiter(lambda: read_daemon_status(engine.store.root), interval)
-
-
-@main.command()
-@server_option("Only this server (repeatable).")
-@target_option("Probe the live entries this target holds instead of desired state (repeatable).")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds per server: spawn or connect, handshake and the whole tool listing.",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Servers probed at once.",
-)
-@global_options
-def probe(
-    server_names: tuple[str, ...],
-    target_names: tuple[str, ...],
-    timeout: float,
-    concurrency: int,
-) -> None:
-    """Connect to each server as a client would: health, protocol, tools. Writes nothing.
-
-    Starts each stdio server (declared env plus a minimal base environment, secrets
-    resolved) or connects to it over streamable HTTP or SSE (deprecated: flagged), lists
-    every tool, counts prompts and resources, and closes. A failing required server exits
-    3; an optional one is a warning (exit 0).
-    """
-    settings = current_settings()
-
-    def run() -> probes.ProbeReport:
-        engine = make_engine()
-        state = engine.load()
-        total = probes.count(state, server_names, target_names)
-        shown = probes.progress_wanted(json=settings.json, quiet=settings.verbosity < 0)
-        with probes.LiveProgress(shown and total > 1, total) as progress:
-            return probes.probe(
-                engine,
-                server_names,
-                target_names,
-                timeout=timeout,
-                concurrency=concurrency,
-                on_done=progress,
-            )
-
-    report = guarded(run)
-    if settings.json:
-        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(probes.render_text(report))
-    sys.exit(int(report.exit_code))
-
-
-@main.command()
-@global_options
-def validate() -> None:
-    """Check desired state only: schema, references, placements. Exit 0 or 2.
-
-    Lists every problem at once, each as file:line:column: message (hint).
-    Suited to pre-commit hooks and CI.
-    """
-    settings = current_settings()
-    state = guarded(Engine(settings.desired, Path(os.devnull)).load)
-    warned = targets.warnings(state)
-    if settings.json:
-        shown = [str(w) for w in warned]
-        click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": [], "warnings": shown}))
-        sys.exit(0)
-    for warning in warned:
-        click.echo(f"warning: {warning}", err=True)
-    if settings.verbosity >= 0:
-        click.echo(
-            f"desired state is valid: {plural(len(state.servers), 'server')}, "
-            f"{plural(len(state.targets), 'target')} in {plural(len(state.files), 'file')}"
-        )
-    sys.exit(0)
-
-
-@main.command()
-@target_option("Only this target, kind, or kind:path that `reconcile discover` lists (repeatable).")
-@click.option(
-    "--strict",
-    is_flag=True,
-    help="Also count values mcp-reconciler resolved from references (Claude Desktop...).",
-)
-@click.option(
-    "--declared",
-    "declared_only",
-    is_flag=True,
-    help="Only the declared targets (by default every MCP config on the machine).",
-)
-@global_options
-def audit(target_names: tuple[str, ...], strict: bool, declared_only: bool) -> None:
-    """List every inline secret in every MCP config on the machine. Exit 1 if any.
-
-    Covers the declared targets and every client config `reconcile discover` finds (named
-    kind:path when no target declares it); --declared keeps to the declared targets.
-    Each finding: target, server, field, kind (github-token, bearer-token, url-query-secret,
-    high-entropy...) and the value's keyed fingerprint, never the value. `reconcile import`
-    and `reconcile adopt` move such values into references. Writes nothing.
-    """
-
-    report = guarded(
-        lambda: audits.audit(
-            make_engine(), target_names, strict=strict, declared_only=declared_only
-        )
-    )
-    if current_settings().json:
-        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(audits.render_text(report))
-    sys.exit(int(report.exit_code))
-
-
-@main.command()
-@global_options
-def discover() -> None:
-    """List every MCP client config on this machine, declared as a target or not.
-
-    For every client kind and scope: the user files at each client's own location, and the
-    project files of the git repository around the current directory. Each row: kind,
-    scope, path, the servers found, and the declared target that points at it. Reads only.
-    """
-
-    def run() -> discovery.Discovery:
-        engine = make_engine()
-        return discovery.discover(engine, discovery.desired_or_nothing(engine))
-
-    found = guarded(run)
-    if current_settings().json:
-        click.echo(json.dumps(found.to_json(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(discovery.render_text(found))
-    sys.exit(0)
-
-
-@main.command()
-@global_options
-def schema() -> None:
-    """Print the JSON Schema of a desired-state file (for editor completion)."""
-    click.echo(json.dumps(json_schema(DECLARABLE), indent=2))
-
-
-# -- the daemon (issue 7) ----------------------------------------------------------------------
-
-
-def _watch_options(f: F) -> F:
-    options = [
-        click.option(
-            "--interval",
-            type=click.FloatRange(min=1),
-            default=300,
-            show_default=True,
-            metavar="S",
-            help="Periodic resync of every target, seconds (jittered by 10%).",
-        ),
-        click.option(
-            "--debounce",
-            type=click.IntRange(min=0),
-            default=200,
-            show_default=True,
-            metavar="MS",
-            help="Quiet time that ends a burst of file changes, milliseconds.",
-        ),
-        click.option(
-            "--pull",
-            is_flag=True,
-            help="At start and each resync, fetch the desired repository and fast-forward it.",
-        ),
-        click.option(
-            "--metrics",
-            "metrics_addr",
-            metavar="ADDR",
-            help="Serve /metrics and /healthz at PORT or HOST:PORT (PORT alone: loopback).",
-        ),
-        click.option(
-            "--ui",
-            "ui_addr",
-            metavar="ADDR",
-            help="Serve the read-only status page and /api/status at PORT or HOST:PORT "
-            "(PORT alone: loopback; the same server as --metrics at the same address).",
-        ),
-        click.option(
-            "--ui-allow-remote",
-            is_flag=True,
-            help="Allow --ui on a non-loopback address (then --ui-token is required).",
-        ),
-        click.option(
-            "--ui-token",
-            metavar="REF",
-            help="A reference (${env:NAME}, ${file:PATH}, a resolver) to the token the page "
-            "asks for: bearer, or basic auth with the token as password.",
-        ),
-        click.option(
-            "--flap-limit",
-            type=click.IntRange(min=0),
-            default=6,
-            show_default=True,
-            metavar="N",
-            help="Back off a target whose live edits were reverted N times in a minute "
-            "(something keeps fighting the sync); 0: never.",
-        ),
-        click.option(
-            "--probe-interval",
-            type=click.FloatRange(min=1),
-            default=None,
-            metavar="S",
-            help="Probe every declared server over MCP every S seconds and export its health "
-            "as metrics (off by default: probing runs the servers' commands).",
-        ),
-        click.option(
-            "--log-format",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-            help="Log lines for people, or JSON lines for machines.",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-@main.command()
-@_watch_options
-@global_options
-def watch(
-    interval: float,
-    debounce: int,
-    pull: bool,
-    metrics_addr: str | None,
-    ui_addr: str | None,
-    ui_allow_remote: bool,
-    ui_token: str | None,
-    flap_limit: int,
-    probe_interval: float | None,
-    log_format: str,
-) -> None:
-    """Keep every target converged: reconcile on each saved file, and resync periodically.
-
-    Watches the desired directory and the folder of every target file. Invalid desired
-    state is logged and nothing is touched until it is fixed. SIGINT/SIGTERM finish the
-    current pass and exit 0. One daemon per state directory (a second one exits 2).
-    """
-    setup_logging(log_format, current_settings().verbosity)
-    options = WatchOptions(
-        interval=interval,
-        debounce=debounce / 1000,
-        pull=pull,
-        flap_limit=flap_limit,
-        probe_interval=probe_interval,
-    )
-    page = None if ui_addr is None else UiOptions(ui_addr, ui_allow_remote, ui_token)
-    if page is None and (ui_allow_remote or ui_token):
-        fail(ExitCode.INVALID, "error: --ui-allow-remote and --ui-token need --ui ADDR")
-    sys.exit(guarded(lambda: serve(make_engine(), options, metrics_addr=metrics_addr, page=page)))
-
-
-@main.group()
-def service() -> None:
-    """Run `reconcile watch` at login: a systemd user unit (Linux) or launchd agent (macOS)."""
-
-
-def _service_spec(
-    interval: float,
-    debounce: int,
-    pull: bool,
-    metrics_addr: str | None,
-    ui_addr: str | None,
-    ui_allow_remote: bool,
-    ui_token: str | None,
-    flap_limit: int,
-    probe_interval: float | None,
-    log_format: str,
-) -> Any:
-
-    settings = current_settings()
-    args = ["--interval", f"{interval:g}", "--debounce", str(debounce)]
-    if pull:
-        args.append("--pull")
-    if metrics_addr:
-        args += ["--metrics", metrics_addr]
-    if ui_addr:
-        args += ["--ui", ui_addr]
-    if ui_allow_remote:
-        args.append("--ui-allow-remote")
-    if ui_token:
-        args += ["--ui-token", ui_token]
-    if flap_limit != 6:
-        args += ["--flap-limit", str(flap_limit)]
-    if probe_interval is not None:
-        args += ["--probe-interval", f"{probe_interval:g}"]
-    if log_format != "text":
-        args += ["--log-format", log_format]
-    return ServiceSpec(
-        desired=settings.desired.absolute(),
-        state_dir=(settings.state_dir or default_state_dir()).absolute(),
-        watch_args=tuple(args),
-        env_file=svc.env_file_path(sys.platform, Path.home(), os.environ),
-    )
-
-
-def _referenced_variables() -> list[str]:
-    """The ${env:NAME} variables desired state references (none if it does not load)."""
-    try:
-        state = Engine(current_settings().desired, Path(os.devnull)).load()
-    except ReconcilerError:
-        return []
-    data = [
-        *(s.model_dump(mode="json") for s in state.servers.values()),
-        *(t.model_dump(mode="json") for t in state.targets.values()),
-        *(r.model_dump(mode="json") for r in state.secrets.values()),
-    ]
-    return svc.referenced_variables(data)
-
-
-@service.command("print")
-@_watch_options
-@global_options
-def service_print(**watch_args: Any) -> None:
-    """Print the unit (or agent) that `install` would write, then where its files go.
-
-    The unit goes to stdout as it would be written; the unit's path and its environment
-    file's (the variables desired state references, and PATH; mode 0600) go to stderr.
-    """
-    try:
-        spec = _service_spec(**watch_args)
-        text = svc.render(spec, sys.platform, Path.home())
-        path = svc.unit_path(sys.platform, Path.home(), os.environ)
-    except UsageError as e:
-        fail(ExitCode.INVALID, f"error: {e}")
-    click.echo(text, nl=False)
-    names = ", ".join(["PATH", *_referenced_variables()])
-    click.echo(f"# unit: {path}", err=True)
-    click.echo(f"# environment file: {spec.env_file} (0600; {names})", err=True)
-
-
-@service.command("install")
-@_watch_options
-@click.option("--enable", is_flag=True, help="Also enable and start it now.")
-@global_options
-def service_install(enable: bool, **watch_args: Any) -> None:
-    """Write the unit (or agent) for this desired and state directory, and its environment file.
-
-    The environment file (next to the unit, mode 0600) holds PATH and the variables that
-    desired state references, as this shell has them: export them before installing, or
-    edit the file. Values already in the file are kept for variables this shell lacks.
-    """
-    try:
-        spec = _service_spec(**watch_args)
-        variables = _referenced_variables()
-        path = svc.install(spec, sys.platform, Path.home(), os.environ, variables)
-        commands = svc.enable_commands(sys.platform, path)
-    except (UsageError, ReconcilerError) as e:
-        fail(ExitCode.INVALID, f"error: {e}")
-    click.echo(f"wrote {path}")
-    missing = [n for n in variables if n not in os.environ]
-    counted = plural(len(variables), "referenced variable")
-    click.echo(f"wrote {spec.env_file} (0600: PATH and {counted})")
-    if missing:
-        click.echo(f"warning: not set in this shell; set them in that file: {', '.join(missing)}")
-    if enable:
-        failures = svc.run_commands(commands)
-        for failure in failures:
-            click.echo(f"error: {failure}", err=True)
-        sys.exit(3 if failures else 0)
-    click.echo("start it with:\n  " + "\n  ".join(" ".join(c) for c in commands))
-
-
-@service.command("uninstall")
-@click.option("--disable/--no-disable", default=True, help="Stop and disable it first.")
-@global_options
-def service_uninstall(disable: bool) -> None:
-    """Stop (unless --no-disable) and remove the unit (or agent)."""
-    try:
-        path = svc.unit_path(sys.platform, Path.home(), os.environ)
-    except UsageError as e:
-        fail(ExitCode.INVALID, f"error: {e}")
-    if not path.exists():
-        click.echo(f"nothing to remove: {path} does not exist")
-        sys.exit(0)
-    if disable:
-        for failure in svc.run_commands(svc.disable_commands(sys.platform, path)):
-            click.echo(f"warning: {failure}", err=True)
-    svc.uninstall(sys.platform, Path.home(), os.environ)
-    click.echo(f"removed {path}")
-
-
-register(main)  # allow, divergences, adopt, import: cli/divergences.py
-
-
-@main.command()
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-@global_options
-def completion(shell: str) -> None:
-    """Print the shell completion script for SHELL (bash, zsh or fish).
-
-    It completes commands and options, and target names, server names and divergence
-    record IDs from the desired directory (--desired or RECONCILER_DESIRED).
-    """
-    cls = get_completion_class(shell)
-    assert cls is not None  # the choice allows only the shells click knows
-    click.echo(cls(main, {}, "reconcile", "_RECONCILE_COMPLETE").source())
 
 
 # -- examples: every command's --help ends with two or three ---------------------------------
@@ -775,3 +248,4 @@ def _examples(command: click.Command, path: str = "") -> None:
 
 
 _examples(main)
+main.decorate = _examples  # each subcommand gets its examples when cli/lazy.py loads it

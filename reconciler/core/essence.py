@@ -100,22 +100,25 @@ def normalize_url(url: str) -> str:
 
 def normalize(raw: Mapping[str, Any]) -> Essence:
     """Canonical essence from loosely filled fields: defaults in, empties out, stable order."""
-    out: Essence = {}
     transport = raw.get("transport")
     if not transport:
         transport = "stdio" if raw.get("command") else "http"
-    for field in FIELDS:
-        value = transport if field == "transport" else raw.get(field)
+    out: Essence = {"transport": transport}
+    for field in _NORMALIZED:  # a hot path: every desired and live entry of every target
+        value = raw.get(field)
         if value is None or value == "" or value == [] or value == {}:
             continue
         if field == "args":
-            value = [str(a) for a in value]
+            value = [a if type(a) is str else str(a) for a in value]
         elif field in SECRET_FIELDS and isinstance(value, Mapping):
             value = {str(k): str(v) for k, v in sorted(value.items())}
         elif field == "url":
             value = normalize_url(str(value))
         out[field] = value
     return out
+
+
+_NORMALIZED = FIELDS[1:]  # after "transport"
 
 
 def from_server(server: Server) -> Essence:
@@ -210,7 +213,11 @@ def seal(essence: Essence, fingerprint: Sealer, secret: SecretTest | None = None
     """The essence with every secret-bearing env and header value replaced by its keyed
     fingerprint: those ``secret`` says are secrets (the secrets layer's rule: a secret-like
     name, a secret's shape), or every one when no rule is given. ``TZ: UTC`` stays readable.
+
+    An essence without env or headers has nothing to seal: it is returned as is.
     """
+    if "env" not in essence and "headers" not in essence:
+        return essence
     sealed = dict(essence)
     for field in SECRET_FIELDS:
         if field in sealed:

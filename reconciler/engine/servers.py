@@ -24,7 +24,6 @@ from reconciler.core.essence import (
     Sealer,
     bridge_mcp_remote,
     bridged_headers,
-    from_server,
     is_sealed_value,
     mask,
     seal,
@@ -93,6 +92,10 @@ def prepare(rendered: Sequence[Rendered], observation: Observation, fingerprint:
     live = {}
     for entry, essence in observation.entries.items():
         item = by_entry.get(entry)
+        twin = desired.get(entry)
+        if twin is not None and item is not None and essence == item.essence:
+            live[entry] = twin  # plainly equal to the desired entry: sealed alike
+            continue
         sealed = (
             item.sealed(essence, fingerprint)
             if item is not None
@@ -195,7 +198,7 @@ class ServerEntries:
                 (n for n in (server_name, *server.aliases) if n in observation.entries),
                 server_name,
             )
-            full = from_server(server)
+            full = state.essences[server_name]
             literal: frozenset[str] = frozenset()
             if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
                 full = bridge_mcp_remote(full, header_through_env) | {"enabled": server.enabled}
@@ -235,9 +238,9 @@ class ServerEntries:
         self, view: View, observation: Observation, on_drift: OnDrift | None = None
     ) -> TargetPlan:
         spec, blind = self.spec, view.blind
-        slots = [
-            replace(item.slot, desired=_unseen(view.desired[item.slot.entry], blind))
-            for item in view.rendered
+        slots = [  # built directly: dataclasses.replace costs ~5x as much, per entry
+            Slot(s.server, s.entry, _unseen(view.desired[s.entry], blind), s.required, s.tools)
+            for s in (item.slot for item in view.rendered)
         ]
         live = {entry: _unseen(e, blind) or {} for entry, e in view.live.items()}
         capability = self.target.capability

@@ -1,10 +1,13 @@
 """Probe many servers at once, each within its own timeout, and report every one.
 
 A probe is a real client's best-effort startup: servers are probed concurrently (bounded),
-each gets the same per-server timeout counted from when its turn starts, and a failure is a
-result (with its phase, a one-line error and context), never an exception. So the total
-time of N servers of which some hang is about one timeout, not the sum, and one broken
-server cannot hide the others.
+and a failure is a result (with its phase, a one-line error and context), never an
+exception, so one broken server cannot hide the others. Every probe of a run shares one
+wall clock: the run's deadline is its start plus the timeout, and a server still starting
+or listing then is killed, whenever its turn came. So N servers of which some hang take
+one timeout, never more: a per-server clock started at each server's turn let hung servers
+hold the slots while the others queued, and 20 servers with 5 hanging took two timeouts.
+A server whose turn never came before the deadline is reported as such.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    pass
+    import anyio
 
 from reconciler.probe import client as sdk
 from reconciler.probe import process
@@ -41,11 +44,12 @@ def probe_all(
     """Probe every spec; return one result per spec, in the order given.
 
     Synchronous: it runs its own event loop (anyio), so call it from plain code, not from
-    inside a running loop. ``timeout`` bounds each server (spawn, handshake and listing);
-    at most ``concurrency`` run at once. ``redact`` is applied to every text a result holds
-    that could carry a secret. ``base_env`` (default os.environ) is where the minimal base
-    environment of stdio servers is taken from. ``on_done`` is called with each result as
-    it completes (on the probing thread), for live progress.
+    inside a running loop. ``timeout`` bounds the whole run, from this call: every server's
+    spawn, handshake and listing, and the SDK's first import, which overlaps the first
+    servers' start-up; at most ``concurrency`` run at once. ``redact`` is applied to every
+    text a result holds that could carry a secret. ``base_env`` (default os.environ) is
+    where the minimal base environment of stdio servers is taken from. ``on_done`` is
+    called with each result as it completes (on the probing thread), for live progress.
     """
     import anyio
 
@@ -77,22 +81,47 @@ async def probe_all_async(
     """``probe_all`` for callers already in an event loop (the watch daemon)."""
     import anyio
 
-    # Load the SDK before any timer starts, so its import is not charged to the first servers.
-    sdk.load_sdk()
-
     results: list[ProbeResult | None] = [None] * len(specs)
     limiter = anyio.CapacityLimiter(concurrency)
+    run_started = anyio.current_time()
+    deadline = run_started + timeout  # one clock for every probe of the run
+    sdk_ready = anyio.Event()
+    sdk_failed: list[BaseException] = []
+
+    async def load_sdk() -> None:
+        # The SDK's import (one to two seconds) runs in a thread while the first stdio
+        # servers start, instead of before them: their start-up overlaps it.
+        try:
+            await anyio.to_thread.run_sync(sdk.load_sdk)
+        except Exception as e:
+            sdk_failed.append(e)
+        finally:
+            sdk_ready.set()
 
     async def one(index: int, spec: ProbeSpec) -> None:
         async with limiter:
-            result = await probe_one(spec, timeout=timeout, redact=redact, base_env=base_env)
+            now = anyio.current_time()
+            if now >= deadline:
+                result = _never_started(spec, timeout, concurrency, now - run_started)
+            else:
+                result = await probe_one(
+                    spec,
+                    timeout=timeout,
+                    redact=redact,
+                    base_env=base_env,
+                    deadline=deadline,
+                    sdk_ready=sdk_ready,
+                )
         results[index] = result
         if on_done is not None:
             on_done(result)
 
     async with anyio.create_task_group() as tg:
+        tg.start_soon(load_sdk)
         for index, spec in enumerate(specs):
             tg.start_soon(one, index, spec)
+    if sdk_failed:
+        raise sdk_failed[0]
     return [r for r in results if r is not None]
 
 
@@ -102,8 +131,14 @@ async def probe_one(
     timeout: float,
     redact: Redact,
     base_env: Mapping[str, str] | None = None,
+    deadline: float | None = None,
+    sdk_ready: anyio.Event | None = None,
 ) -> ProbeResult:
-    """Probe one server; every failure becomes a result."""
+    """Probe one server; every failure becomes a result.
+
+    ``timeout`` counts from now, unless the run's ``deadline`` (anyio's clock) comes first.
+    The handshake waits for ``sdk_ready`` (the SDK imported) when given.
+    """
     if spec.transport not in TRANSPORTS:
         return _unsupported(
             spec,
@@ -112,10 +147,19 @@ async def probe_one(
     if spec.transport == "stdio":
         if not spec.command:
             return _unsupported(spec, "a stdio server without a command")
-        return await _probe_stdio(spec, timeout=timeout, redact=redact, base_env=base_env)
+        return await _probe_stdio(
+            spec,
+            timeout=timeout,
+            redact=redact,
+            base_env=base_env,
+            deadline=deadline,
+            sdk_ready=sdk_ready,
+        )
     if not spec.url:
         return _unsupported(spec, f"an {spec.transport} server without a url")
-    return await _probe_http(spec, timeout=timeout, redact=redact)
+    return await _probe_http(
+        spec, timeout=timeout, redact=redact, deadline=deadline, sdk_ready=sdk_ready
+    )
 
 
 def _unsupported(spec: ProbeSpec, reason: str) -> ProbeResult:
@@ -129,6 +173,27 @@ def _unsupported(spec: ProbeSpec, reason: str) -> ProbeResult:
         recoverable=False,
         context=ProbeContext(unsupported=reason, deprecated=spec.transport == "sse"),
     )
+
+
+def _never_started(spec: ProbeSpec, timeout: float, concurrency: int, waited: float) -> ProbeResult:
+    return ProbeResult(
+        server=spec.server,
+        target=spec.target,
+        ok=False,
+        transport=spec.transport,
+        required=spec.required,
+        latency_ms=round(waited * 1000, 1),
+        phase=Phase.SPAWN,
+        error=f"not started: the probe run's {timeout:g}s timeout passed while the servers "
+        f"ahead held every slot (--concurrency {concurrency})",
+        recoverable=True,
+        context=ProbeContext(),
+    )
+
+
+def _deadline(started: float, timeout: float, run_deadline: float | None) -> float:
+    own = started + timeout
+    return own if run_deadline is None else min(own, run_deadline)
 
 
 def _discover_timeout(timeout: float) -> float:
@@ -185,19 +250,31 @@ def _failed(
     )
 
 
-def _timed_out(timeout: float, phase: Phase) -> str:
+def _timed_out(timeout: float, phase: Phase, started: float, deadline: float) -> str:
     what = "answer the handshake" if phase is Phase.INITIALIZE else "finish the tool listing"
+    had = deadline - started
+    if had < timeout - 0.05:  # its turn came late: the run's clock was already running
+        return (
+            f"timed out at the probe run's {timeout:g}s deadline ({had:.1f}s after its start) "
+            f"waiting for the server to {what}"
+        )
     return f"timed out after {timeout:g}s waiting for the server to {what}"
 
 
 async def _probe_stdio(
-    spec: ProbeSpec, *, timeout: float, redact: Redact, base_env: Mapping[str, str] | None
+    spec: ProbeSpec,
+    *,
+    timeout: float,
+    redact: Redact,
+    base_env: Mapping[str, str] | None,
+    deadline: float | None,
+    sdk_ready: anyio.Event | None,
 ) -> ProbeResult:
     import anyio
 
     assert spec.command is not None
     started = anyio.current_time()
-    deadline = started + timeout
+    deadline = _deadline(started, timeout, deadline)
     env = process.base_environment(spec.env, base_env)
     shown = redact(process.command_line(spec.command, spec.args))
 
@@ -230,9 +307,11 @@ async def _probe_stdio(
         tg.start_soon(tail.drain, child.stderr)
         try:
             with anyio.fail_at(deadline):
+                if sdk_ready is not None:
+                    await sdk_ready.wait()
                 await sdk.inventory(
                     lambda: sdk.stdio_streams(child, noise),
-                    discover_timeout=_discover_timeout(timeout),
+                    discover_timeout=_discover_timeout(deadline - started),
                     progress=progress,
                     redact=redact,
                 )
@@ -257,7 +336,8 @@ async def _probe_stdio(
         return _ok(spec, progress.found, started, progress, context)
     assert failure is not None
     if timed_out:
-        error, recoverable, phase = _timed_out(timeout, progress.phase), True, progress.phase
+        error = _timed_out(timeout, progress.phase, started, deadline)
+        recoverable, phase = True, progress.phase
     else:
         last = stderr_tail.splitlines()[-1] if stderr_tail else None
         diagnosis: Diagnosis = sdk.diagnose_stdio(
@@ -269,12 +349,22 @@ async def _probe_stdio(
     return _failed(spec, started, failed_at, phase, error, recoverable, context, redact)
 
 
-async def _probe_http(spec: ProbeSpec, *, timeout: float, redact: Redact) -> ProbeResult:
+async def _probe_http(
+    spec: ProbeSpec,
+    *,
+    timeout: float,
+    redact: Redact,
+    deadline: float | None,
+    sdk_ready: anyio.Event | None,
+) -> ProbeResult:
     import anyio
 
     assert spec.url is not None
     started = anyio.current_time()
-    deadline = started + timeout
+    deadline = _deadline(started, timeout, deadline)
+    if sdk_ready is not None:  # the transports below are the SDK's
+        with anyio.move_on_after(max(0.0, deadline - started)):
+            await sdk_ready.wait()
     progress = sdk.Progress()
     log = sdk.HttpLog()
     headers = dict(spec.headers)
@@ -289,7 +379,7 @@ async def _probe_http(spec: ProbeSpec, *, timeout: float, redact: Redact) -> Pro
         with anyio.fail_at(deadline):
             await sdk.inventory(
                 transport,
-                discover_timeout=_discover_timeout(timeout),
+                discover_timeout=_discover_timeout(deadline - started),
                 progress=progress,
                 redact=redact,
             )
@@ -305,7 +395,8 @@ async def _probe_http(spec: ProbeSpec, *, timeout: float, redact: Redact) -> Pro
     assert failure is not None
     diagnosis = sdk.diagnose_http(failure, progress, log, spec.url)
     if timed_out and diagnosis.http_status is None:
-        error, recoverable, phase = _timed_out(timeout, progress.phase), True, progress.phase
+        error = _timed_out(timeout, progress.phase, started, deadline)
+        recoverable, phase = True, progress.phase
     else:
         error, recoverable, phase = diagnosis.error, diagnosis.recoverable, diagnosis.phase
     context = ProbeContext(url=shown_url, http_status=diagnosis.http_status, deprecated=deprecated)

@@ -222,6 +222,16 @@ def install_logging(*loggers: logging.Logger) -> None:
 _factory_installed = False
 
 
+# Libraries whose request logging is noise below -vv ("HTTP Request: POST ...").
+CHATTY_LIBRARIES = ("httpx", "httpcore")
+
+
+def quiet_libraries(verbosity: int) -> None:
+    """Keep library request logging off below -vv (the commands and the daemon share it)."""
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
 def wrap_streams() -> None:
     """Make every write to stdout and stderr pass through the redactor (idempotent)."""
     if not isinstance(sys.stdout, RedactingStream):

@@ -18,6 +18,7 @@ import fnmatch
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.core import model
 from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
+from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import DesiredFile, Server, TargetSpec
 from reconciler.store import fsutil, yamlio
 from reconciler.store.yamlio import Loc, Located
@@ -52,11 +54,28 @@ class DesiredState:
     origins: Mapping[tuple[str, str], Located] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
 
+    @cached_property
+    def essences(self) -> Mapping[str, Essence]:
+        """Each server's full essence (``essence.from_server``), normalized once for every
+        target and pass that renders from this state. Shared: read it, never change it."""
+        return {name: from_server(server) for name, server in self.servers.items()}
+
     def placements(self, target: str) -> dict[str, Placement]:
         """The servers a target must carry, globs expanded, in declaration order.
 
-        ``!NAME`` (or ``!GLOB``) takes servers out again: ``["*", "!media"]``.
+        ``!NAME`` (or ``!GLOB``) takes servers out again: ``["*", "!media"]``. Expanded once
+        per target for this state (the loader's checks, every pass and every command ask).
         """
+        found = self._placements.get(target)
+        if found is None:
+            found = self._placements[target] = self._expand(target)
+        return dict(found)
+
+    @cached_property
+    def _placements(self) -> dict[str, dict[str, Placement]]:
+        return {}
+
+    def _expand(self, target: str) -> dict[str, Placement]:
         spec = self.targets[target]
         placed: dict[str, Placement] = {}
         for item in spec.servers:

@@ -163,6 +163,24 @@ def _position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+# Everything but the flow brackets, quoted strings included (as _FLOW reads them); and one
+# innermost pair of brackets.
+_NOT_BRACKET = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|[^\[\]{}"\']+')
+_PAIR = re.compile(r"\[\]|\{\}")
+
+
+def _shallow(text: str) -> bool:
+    """The flow brackets of ``text`` balance and nest at most MAX_DEPTH deep: the common
+    case, decided in C (one substitution per level) instead of a Python loop per bracket.
+    False also when they do not balance: then the exact scan decides."""
+    brackets = _NOT_BRACKET.sub("", text)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return True
+        brackets = _PAIR.sub("", brackets)
+    return not brackets
+
+
 def too_deep(text: str, *, yaml: bool = False) -> tuple[int, int] | None:
     """Where ``text`` nests deeper than MAX_DEPTH (line, column), or None.
 
@@ -171,7 +189,7 @@ def too_deep(text: str, *, yaml: bool = False) -> tuple[int, int] | None:
     block nesting is counted too, by indentation and compact ``- - x`` items. Cheap when
     the text holds fewer brackets than the limit.
     """
-    if text.count("[") + text.count("{") > MAX_DEPTH:
+    if text.count("[") + text.count("{") > MAX_DEPTH and not _shallow(text):
         depth = 0
         for match in _FLOW.finditer(text):
             token = match.group()

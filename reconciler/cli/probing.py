@@ -1,0 +1,78 @@
+"""`reconcile probe`: connect to each server as a client would (health, protocol, tools).
+
+Loaded only when the command runs (cli/lazy.py), so a pass never pays for the probe's
+rendering and progress display.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from reconciler.app import probe as probes
+from reconciler.cli.common import (
+    current_settings,
+    global_options,
+    guarded,
+    make_engine,
+    server_option,
+    target_option,
+)
+
+
+@click.command()
+@server_option("Only this server (repeatable).")
+@target_option("Probe the live entries this target holds instead of desired state (repeatable).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds per server: spawn or connect, handshake and the whole tool listing.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Servers probed at once.",
+)
+@global_options
+def probe(
+    server_names: tuple[str, ...],
+    target_names: tuple[str, ...],
+    timeout: float,
+    concurrency: int,
+) -> None:
+    """Connect to each server as a client would: health, protocol, tools. Writes nothing.
+
+    Starts each stdio server (declared env plus a minimal base environment, secrets
+    resolved) or connects to it over streamable HTTP or SSE (deprecated: flagged), lists
+    every tool, counts prompts and resources, and closes. A failing required server exits
+    3; an optional one is a warning (exit 0).
+    """
+    settings = current_settings()
+
+    def run() -> probes.ProbeReport:
+        engine = make_engine()
+        state = engine.load()
+        total = probes.count(state, server_names, target_names)
+        shown = probes.progress_wanted(json=settings.json, quiet=settings.verbosity < 0)
+        with probes.LiveProgress(shown and total > 1, total) as progress:
+            return probes.probe(
+                engine,
+                server_names,
+                target_names,
+                timeout=timeout,
+                concurrency=concurrency,
+                on_done=progress,
+            )
+
+    report = guarded(run)
+    if settings.json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(probes.render_text(report))
+    sys.exit(int(report.exit_code))

@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler.app.status import PassWaiter, live_matrix
 from reconciler.app.watch import Daemon, read_daemon_status
-from reconciler.cli.main import _matrix_frame
+from reconciler.cli.status import _matrix_frame
 from reconciler.engine import Engine
 from tests.conftest import Workspace
 

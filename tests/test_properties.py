@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from reconciler import targets
 from reconciler.core.errors import DesiredStateError
 from reconciler.core.essence import mask, normalize
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.engine import Engine, PassOptions
 from reconciler.targets import Context, jsonc
 
@@ -159,7 +159,7 @@ def test_an_essence_rendered_for_a_client_and_parsed_back_is_the_essence(
 ) -> None:
     target: Any = targets.build(
         "t",
-        TargetSpec(kind=Kind(kind), path=str(tmp_path / "c.json")),
+        TargetSpec(kind=kind, path=str(tmp_path / "c.json")),
         Context(home=tmp_path, platform="linux", root=tmp_path, lock_dir=None),
     )
     # As the planner renders it: the capability mask keeps only what the client can hold.

@@ -87,11 +87,25 @@ class NativeTools:
     off: frozenset[str]
 
 
+NOT_ENFORCEABLE = "not enforceable on"
+NO_INVENTORY = "no tool inventory for"
+STALE_INVENTORY = "tool inventory for"
+
+
 def not_enforceable(kind: str, server: str) -> str:
     """The note for a server whose policy a target's kind cannot hold."""
     return (
-        f"tools of '{server}' not enforceable on {kind}: the client has no per-tool control,"
+        f"tools of '{server}' {NOT_ENFORCEABLE} {kind}: the client has no per-tool control,"
         " so the tools its policy disables stay offered there"
+    )
+
+
+def is_governance_note(note: str) -> bool:
+    """A note of this module's (for ``status`` and ``audit``, which show only these)."""
+    return (
+        (note.startswith("tools of '") and f" {NOT_ENFORCEABLE} " in note)
+        or note.startswith(NO_INVENTORY)
+        or (note.startswith(STALE_INVENTORY) and "is stale" in note)
     )
 
 
@@ -102,9 +116,9 @@ def inventory_note(server: str, governed: Governed) -> str | None:
     needs = needs or bool(governed.policy.allow)
     if not governed.known and needs:
         return (
-            f"no tool inventory for '{server}': only its exact-name denies are enforced;"
+            f"{NO_INVENTORY} '{server}': only its exact-name denies are enforced;"
             " run `reconcile probe` to enforce the rest"
         )
     if governed.stale:
-        return f"tool inventory for '{server}' is stale: run `reconcile probe` to refresh it"
+        return f"{STALE_INVENTORY} '{server}' is stale: run `reconcile probe` to refresh it"
     return None

@@ -1,0 +1,306 @@
+"""Governed tools compiled into every client's own per-tool control (DESIGN.md 6B).
+
+One table describes each kind with a control (where its rules live, how it spells one, a
+file as the user left it with a rule of their own), and the scenarios run for every row,
+through the command line: the first pass writes exactly the matching native entries and
+keeps the user's; a second pass writes nothing; a rule removed by hand is drift with origin
+``live`` that a sync puts back and ``on_drift: report`` leaves; a tool the policy no longer
+disables is released, the user's rule staying. Kinds without a control say so, never silent.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Workspace, snapshot_tree
+
+SERVERS = """
+servers:
+  files:
+    command: no-such-files-server
+    args: [--root, /srv]
+    tools:
+      deny: [write_file, delete_file]
+  time:
+    command: no-such-time-server
+"""
+
+
+@dataclass(frozen=True)
+class Kind:
+    id: str
+    target: str  # the target's mapping in desired state (flow YAML)
+    file: Callable[[Workspace], Path]  # where the control lives
+    seed: str  # the control's file before the first pass: a user rule for tool 'mine'
+    denied: Callable[[Path, str], set[str]]  # the tools of a server the control denies
+    remove: Callable[[Path, str, str], None]  # a person deletes one rule by hand
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _save(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+# -- Claude Code: permissions.deny in the scope's settings file ------------------------------
+
+
+def _claude_denied(path: Path, server: str) -> set[str]:
+    prefix = f"mcp__{server}__"
+    return {r[len(prefix) :] for r in _load(path)["permissions"]["deny"] if r.startswith(prefix)}
+
+
+def _claude_remove(path: Path, server: str, tool: str) -> None:
+    data = _load(path)
+    data["permissions"]["deny"].remove(f"mcp__{server}__{tool}")
+    _save(path, data)
+
+
+CLAUDE_SEED = json.dumps(
+    {"theme": "dark", "permissions": {"deny": ["mcp__files__mine", "Bash(rm:*)"], "allow": []}}
+)
+
+# -- entry-level lists: Codex disabled_tools, Gemini excludeTools, Kiro/Roo disabledTools ----
+
+
+def _entry_list(key: str) -> tuple[Callable[[Path, str], set[str]], Callable[..., None]]:
+    def denied(path: Path, server: str) -> set[str]:
+        return set(_load(path)["mcpServers"][server].get(key, []))
+
+    def remove(path: Path, server: str, tool: str) -> None:
+        data = _load(path)
+        data["mcpServers"][server][key].remove(tool)
+        _save(path, data)
+
+    return denied, remove
+
+
+def _entry_seed(key: str, **extra: Any) -> str:
+    entry = {"command": "old-command", key: ["mine"], **extra}
+    return json.dumps({"mcpServers": {"files": entry}, "ui": {"theme": "x"}}, indent=2)
+
+
+def _codex_denied(path: Path, server: str) -> set[str]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return set(data["mcp_servers"][server].get("disabled_tools", []))
+
+
+def _codex_remove(path: Path, server: str, tool: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if x.startswith("disabled_tools"))
+    names = [n for n in tomllib.loads(line)["disabled_tools"] if n != tool]
+    path.write_text(text.replace(line, f"disabled_tools = {json.dumps(names)}"), encoding="utf-8")
+
+
+CODEX_SEED = (
+    "model = 'o4'\n\n"
+    "[mcp_servers.files]\n"
+    'command = "old-command"\n'
+    'disabled_tools = ["mine"]  # mine, not the tool\'s\n'
+)
+
+# -- opencode: the tools map -----------------------------------------------------------------
+
+
+def _opencode_denied(path: Path, server: str) -> set[str]:
+    prefix = f"{server}_"
+    return {
+        k[len(prefix) :]
+        for k, v in _load(path)["tools"].items()
+        if v is False and k.startswith(prefix)
+    }
+
+
+def _opencode_remove(path: Path, server: str, tool: str) -> None:
+    data = _load(path)
+    del data["tools"][f"{server}_{tool}"]
+    _save(path, data)
+
+
+OPENCODE_SEED = json.dumps(
+    {"$schema": "https://opencode.ai/config.json", "tools": {"files_mine": False, "bash": True}}
+)
+
+GEMINI = _entry_list("excludeTools")
+KIRO = _entry_list("disabledTools")
+
+KINDS = [
+    Kind(
+        "claude-code-user",
+        "{kind: claude-code}",
+        lambda ws: ws.home / ".claude" / "settings.json",
+        CLAUDE_SEED,
+        _claude_denied,
+        _claude_remove,
+    ),
+    Kind(
+        "claude-code-project",
+        "{kind: claude-code, scope: project, project: proj}",
+        lambda ws: ws.root / "proj" / ".claude" / "settings.json",
+        CLAUDE_SEED,
+        _claude_denied,
+        _claude_remove,
+    ),
+    Kind(
+        "claude-code-local",
+        "{kind: claude-code, scope: local, project: proj}",
+        lambda ws: ws.root / "proj" / ".claude" / "settings.local.json",
+        CLAUDE_SEED,
+        _claude_denied,
+        _claude_remove,
+    ),
+    Kind(
+        "codex",
+        "{kind: codex}",
+        lambda ws: ws.home / ".codex" / "config.toml",
+        CODEX_SEED,
+        _codex_denied,
+        _codex_remove,
+    ),
+    Kind(
+        "gemini",
+        "{kind: gemini}",
+        lambda ws: ws.home / ".gemini" / "settings.json",
+        _entry_seed("excludeTools"),
+        *GEMINI,
+    ),
+    Kind(
+        "opencode",
+        "{kind: opencode}",
+        lambda ws: ws.home / ".config" / "opencode" / "opencode.json",
+        OPENCODE_SEED,
+        _opencode_denied,
+        _opencode_remove,
+    ),
+    Kind(
+        "kiro",
+        "{kind: kiro}",
+        lambda ws: ws.home / ".kiro" / "settings" / "mcp.json",
+        _entry_seed("disabledTools"),
+        *KIRO,
+    ),
+    Kind(
+        "roo",
+        "{kind: roo, scope: project, project: proj}",
+        lambda ws: ws.root / "proj" / ".roo" / "mcp.json",
+        _entry_seed("disabledTools"),
+        *KIRO,
+    ),
+]
+
+
+def target_yaml(target: str, **extra: str) -> str:
+    fields = "".join(f", {k}: {v}" for k, v in extra.items())
+    return f"targets:\n  client: {target[:-1]}, servers: [files, time]{fields}}}\n"
+
+
+def setup(ws: Workspace, kind: Kind, servers: str = SERVERS, **extra: str) -> Path:
+    ws.write("servers.yaml", servers)
+    ws.write("targets.yaml", target_yaml(kind.target, **extra))
+    path = kind.file(ws)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(kind.seed, encoding="utf-8")
+    return path
+
+
+def tool_changes(report: dict[str, Any]) -> list[tuple[str, str, str, bool, list[str]]]:
+    (target,) = report["targets"]
+    return [
+        (c["server"], c["action"], c["origin"], c["applied"], c["paths"])
+        for c in target["changes"]
+        if c["action"].startswith("tool-")
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.id)
+def test_exact_denies_become_native_entries_owned_like_server_entries(
+    workspace: Workspace, kind: Kind
+) -> None:
+    path = setup(workspace, kind)
+    first = workspace.run("--json")
+    assert first.exit_code == 0, first.stdout
+    # Exactly the matching native entries, and the user's own rule kept.
+    assert kind.denied(path, "files") == {"write_file", "delete_file", "mine"}
+    ((server, action, origin, applied, paths),) = tool_changes(first.json)
+    assert (server, action, applied) == ("files", "tool-disable", True)
+    assert paths == ["/tools/delete_file", "/tools/write_file"]
+    assert origin in ("new", "desired")  # with the entry it comes with, or on its own
+    text = path.read_text(encoding="utf-8")
+    assert ("theme" in text) or ("model = 'o4'" in text) or ("$schema" in text)
+
+    # A second pass is a no-op: nothing planned, nothing written.
+    before = snapshot_tree(workspace.root) | snapshot_tree(workspace.home)
+    second = workspace.run("--json")
+    assert second.exit_code == 0 and tool_changes(second.json) == []
+    assert snapshot_tree(workspace.root) | snapshot_tree(workspace.home) == before
+
+    # Re-enabled by hand: drift with origin live; a dry run reports it, a sync reverts it.
+    kind.remove(path, "files", "delete_file")
+    dry = workspace.run("--dry-run", "--json")
+    assert dry.exit_code == 1
+    assert tool_changes(dry.json) == [
+        ("files", "tool-disable", "live", False, ["/tools/delete_file"])
+    ]
+    synced = workspace.run("--json")
+    assert synced.exit_code == 0
+    assert tool_changes(synced.json) == [
+        ("files", "tool-disable", "live", True, ["/tools/delete_file"])
+    ]
+    assert kind.denied(path, "files") == {"write_file", "delete_file", "mine"}
+
+    # The policy no longer disables write_file: the rule this tool wrote is released; the
+    # user's rule for 'mine' is never touched.
+    workspace.write("servers.yaml", SERVERS.replace("[write_file, delete_file]", "[delete_file]"))
+    third = workspace.run("--json")
+    assert tool_changes(third.json) == [
+        ("files", "tool-enable", "desired", True, ["/tools/write_file"])
+    ]
+    assert kind.denied(path, "files") == {"delete_file", "mine"}
+
+    # No policy at all: every rule this tool wrote goes, the user's stays.
+    workspace.write(
+        "servers.yaml", SERVERS.replace("    tools:\n      deny: [write_file, delete_file]\n", "")
+    )
+    assert workspace.run().exit_code == 0
+    assert kind.denied(path, "files") == {"mine"}
+    assert workspace.run("--json").json["targets"][0]["changes"] == []
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.id)
+def test_on_drift_report_leaves_a_rule_removed_by_hand(workspace: Workspace, kind: Kind) -> None:
+    path = setup(workspace, kind, on_drift="report")
+    assert workspace.run().exit_code == 0
+    kind.remove(path, "files", "write_file")
+    result = workspace.run("--json")
+    assert result.exit_code == 1
+    assert tool_changes(result.json) == [
+        ("files", "tool-disable", "live", False, ["/tools/write_file"])
+    ]
+    assert kind.denied(path, "files") == {"delete_file", "mine"}
+
+
+@pytest.mark.parametrize(
+    "target", ["{kind: cursor}", "{kind: claude-desktop}", "{kind: windsurf}", "{kind: vscode}"]
+)
+def test_kinds_without_a_control_say_not_enforceable(workspace: Workspace, target: str) -> None:
+    workspace.write("servers.yaml", SERVERS)
+    workspace.write("targets.yaml", target_yaml(target))
+    kind = target.removeprefix("{kind: ").removesuffix("}")
+    note = f"tools of 'files' not enforceable on {kind}"
+    dry = workspace.run("--dry-run")
+    assert note in dry.stdout
+    applied = workspace.run("--json")
+    assert any(note in n for n in applied.json["targets"][0]["notes"])
+    status = workspace.run("status")
+    assert note in status.stdout
+    # An ungoverned server gets no such note.
+    assert "'time' not enforceable" not in dry.stdout + status.stdout

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from fnmatch import fnmatchcase
 
 from reconciler.core.compare import (
     FieldChange,
@@ -25,7 +24,8 @@ from reconciler.core.compare import (
     resolve_pointer,
 )
 from reconciler.core.essence import Essence
-from reconciler.core.model import OnDrift, ToolPolicy
+from reconciler.core.model import Block, OnChange, OnDrift, ToolPolicy
+from reconciler.core.tools import ToolClass, govern
 
 
 class Action(StrEnum):
@@ -55,6 +55,9 @@ class Slot:
     desired: Essence | None
     required: bool = False
     tools: ToolPolicy | None = None  # governed tools, where the kind has a tool switch
+    # Tools new or changed against the tool lock (``core.tools.unreviewed``), held disabled
+    # by ``on_change: block``.
+    unreviewed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ def plan_target(
     scope: frozenset[str] | None = None,
     replace_only: bool = False,
     live_tools: Mapping[str, Mapping[str, bool]] | None = None,
+    live_classes: Mapping[str, Mapping[str, ToolClass]] | None = None,
 ) -> TargetPlan:
     """Plan one target.
 
@@ -109,7 +113,8 @@ def plan_target(
     ``may_delete`` is False when desired state looks empty, so nothing is ever pruned
     after a failed or empty read. ``replace_only``: the kind cannot update an entry in
     place, so an update is planned as a replace. ``live_tools`` (kinds with a tool switch):
-    each entry's tool flags, against which governed tools are planned.
+    each entry's tool flags, against which governed tools are planned; ``live_classes``:
+    each listed tool's class, as the target reports it (from its annotations).
     """
     changes: list[Change] = []
     in_sync: list[str] = []
@@ -137,7 +142,8 @@ def plan_target(
             changes.append(change)
         tool_changes = []
         if live_tools is not None:
-            tool_changes = plan_tools(slot, change, live_tools.get(slot.entry), on_drift)
+            classes = (live_classes or {}).get(slot.entry)
+            tool_changes = plan_tools(slot, change, live_tools.get(slot.entry), on_drift, classes)
             changes.extend(tool_changes)
         if change is None and not tool_changes and want is not None:
             in_sync.append(slot.server)
@@ -172,16 +178,23 @@ def plan_target(
     return TargetPlan(tuple(changes), tuple(in_sync), unmanaged, orphaned, live=live)
 
 
-def disabled_by_policy(tools: Iterable[str], policy: ToolPolicy | None) -> frozenset[str]:
-    """The tools (names without the server prefix) a policy disables: those matching a
-    ``deny`` glob, and, when ``allow`` globs are given, those matching none of them."""
-    if policy is None:
-        return frozenset()
-    return frozenset(
-        tool
-        for tool in tools
-        if any(fnmatchcase(tool, g) for g in policy.deny)
-        or (policy.allow and not any(fnmatchcase(tool, g) for g in policy.allow))
+def listed_governance(
+    policy: ToolPolicy | None,
+    tools: Iterable[str],
+    classes: Mapping[str, ToolClass] | None,
+    unreviewed: frozenset[str] = frozenset(),
+) -> frozenset[str]:
+    """The tools a target lists that the policy disables there: the target's own listing is
+    the inventory (a tool whose class the target did not say counts as destructive)."""
+    known = classes or {}
+    inventory = {tool: known.get(tool, ToolClass.DESTRUCTIVE) for tool in tools}
+    return govern(policy, inventory, unreviewed).disabled
+
+
+def has_effect(policy: ToolPolicy | None) -> bool:
+    """Whether a policy can disable anything (``allow`` alone only excepts from ``block``)."""
+    return policy is not None and bool(
+        policy.deny or policy.block is not Block.NONE or policy.on_change is OnChange.BLOCK
     )
 
 
@@ -190,6 +203,7 @@ def plan_tools(
     change: Change | None,
     live: Mapping[str, bool] | None,
     on_drift: OnDrift = OnDrift.SYNC,
+    classes: Mapping[str, ToolClass] | None = None,
 ) -> list[Change]:
     """Governed tools of one placed server: ``tool-disable``/``tool-enable`` changes.
 
@@ -211,9 +225,15 @@ def plan_tools(
         and change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.ENABLE)
     )
     if live is None or (change is not None and change.action is Action.CREATE):
-        if not (policy.deny or policy.allow) or not reset:
+        if not has_effect(policy) or not reset:
             return []
-        shown = {k: list(v) for k, v in (("allow", policy.allow), ("deny", policy.deny)) if v}
+        shown: dict[str, object] = {
+            k: list(v) for k, v in (("allow", policy.allow), ("deny", policy.deny)) if v
+        }
+        if policy.block is not Block.NONE:
+            shown["block"] = policy.block.value
+        if policy.on_change is OnChange.BLOCK:
+            shown["on_change"] = policy.on_change.value
         assert change is not None
         return [
             Change(
@@ -227,7 +247,7 @@ def plan_tools(
             )
         ]
     current = {tool: True for tool in live} if reset else dict(live)
-    off = disabled_by_policy(current, policy)
+    off = listed_governance(policy, current, classes, slot.unreviewed)
     out = []
     for action in (Action.TOOL_DISABLE, Action.TOOL_ENABLE):
         wanted = action is Action.TOOL_ENABLE

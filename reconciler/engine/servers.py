@@ -218,6 +218,7 @@ class ServerEntries:
             scope=scope,
             replace_only=capability.replace_only,
             live_tools=observation.tools if capability.tool_switch else None,
+            live_classes=observation.tool_classes if capability.tool_switch else None,
         )
         for change in plan.changes:  # a literal token in a drifted live entry is never shown
             if change.fields and change.entry in observation.entries:
@@ -290,6 +291,7 @@ class ServerEntries:
                 change.action,
                 sensitive=item is not None and item.sensitive and not deleting,
                 tools=item.slot.tools if item is not None else None,
+                unreviewed=item.slot.unreviewed if item is not None else frozenset(),
             )
             # A sync of an entry keeps the values that a record allows to differ.
             pointers = matched.keep.get(write.entry)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import Kind, ToolPolicy
 from reconciler.core.plan import Action
+from reconciler.core.tools import ToolClass
 from reconciler.secrets import REDACTOR, Redactor
 
 
@@ -41,6 +42,8 @@ class Observation:
     exists: bool = True
     # Per entry, each tool's enabled flag (kinds with a tool switch; empty elsewhere).
     tools: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    # Per entry, each listed tool's class from the target's own annotations (same kinds).
+    tool_classes: Mapping[str, Mapping[str, ToolClass]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Write:
     action: Action
     sensitive: bool = False  # the essence holds resolved secret values
     tools: ToolPolicy | None = None  # the server's governed tools (kinds with a tool switch)
+    unreviewed: frozenset[str] = frozenset()  # tools new or changed against the tool lock
 
 
 class PassCache:

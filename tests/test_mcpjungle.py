@@ -17,8 +17,7 @@ import pytest
 
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import normalize
-from reconciler.core.model import Kind, TargetSpec, ToolPolicy
-from reconciler.core.plan import disabled_by_policy
+from reconciler.core.model import Kind, TargetSpec
 from reconciler.secrets import Redactor, SecretResolver
 from reconciler.targets.base import Context
 from reconciler.targets.mcpjungle import (
@@ -785,19 +784,6 @@ def test_mapping_round_trips() -> None:
         "headers": {"authorization": "Token zz"},
     }
     assert config_to_essence(both, True)["headers"] == {"authorization": "Token zz"}
-
-
-def test_tool_policy_globs() -> None:
-    tools = ["read_file", "write_file", "delete_repo", "search"]
-    assert disabled_by_policy(tools, None) == frozenset()
-    assert disabled_by_policy(tools, ToolPolicy(deny=("*_file",))) == {"read_file", "write_file"}
-    assert disabled_by_policy(tools, ToolPolicy(allow=("read_*", "search"))) == {
-        "write_file",
-        "delete_repo",
-    }
-    assert disabled_by_policy(tools, ToolPolicy(allow=("*",), deny=("delete_*",))) == {
-        "delete_repo"
-    }
 
 
 def test_errors_carry_no_secret(tmp_path: Any, jungle: FakeMCPJungle) -> None:

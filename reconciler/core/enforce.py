@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 
-from reconciler.core.model import ToolPolicy
+from reconciler.core.model import Block, OnChange, ToolPolicy
+from reconciler.core.tools import Governance, ToolClass, govern
 
-GLOB_CHARS = frozenset("*?[")
+# An inventory older than this is stale: a pass still enforces it, and says so.
+INVENTORY_MAX_AGE_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -25,51 +26,52 @@ class Governed:
     """One server's tool policy with what the last probe knows of its tools.
 
     ``classes`` is the probe's inventory of the server (tool name -> class), None when the
-    server was never probed; ``stale`` when that inventory is older than the server's
-    definition or the probe's freshness bound.
+    server was never probed; ``stale`` when that inventory is older than
+    ``INVENTORY_MAX_AGE_DAYS``; ``changed``: its tools new or changed against the tool lock
+    (``core.tools.unreviewed``), held disabled by ``on_change: block``.
     """
 
     policy: ToolPolicy
-    classes: Mapping[str, str] | None = None
+    classes: Mapping[str, ToolClass] | None = None
     stale: bool = False
-    # Tools new or changed against the tool lock (kept off with ``on_change: block``).
     changed: frozenset[str] = field(default=frozenset())
 
     @property
     def known(self) -> bool:
         return self.classes is not None
 
-    def disabled(self, names: Iterable[str] = ()) -> frozenset[str]:
-        """The tools this policy disables: those of the inventory, plus ``names`` seen on the
-        target itself (MCPJungle lists them; a tool never probed counts as unannotated), plus
-        every exact name in ``deny`` (which needs no inventory)."""
-        inventory = dict(self.classes or {})
-        for name in names:
-            inventory.setdefault(name, "destructive")
-        off = _govern(self.policy, inventory, self.changed)
-        return off | exact_denies(self.policy)
+    def governance(
+        self, names: Iterable[str] = (), classes: Mapping[str, ToolClass] | None = None
+    ) -> Governance:
+        """``core.tools.govern`` over the probe's inventory, where ``classes`` (a target's
+        own listing, from its annotations) overrides it and ``names`` seen on the target
+        but in neither count as unannotated (destructive)."""
+        inventory = dict(self.classes) if self.classes is not None else None
+        if classes:
+            inventory = (inventory or {}) | dict(classes)
+        listed = list(names)
+        if listed:
+            inventory = inventory or {}
+            for name in listed:
+                inventory.setdefault(name, ToolClass.DESTRUCTIVE)
+        return govern(self.policy, inventory, self.changed)
+
+    def disabled(
+        self, names: Iterable[str] = (), classes: Mapping[str, ToolClass] | None = None
+    ) -> frozenset[str]:
+        """The tools this policy disables (exact names need no inventory)."""
+        return self.governance(names, classes).disabled
 
     @property
     def restrictive(self) -> bool:
-        """The policy can disable something (it is not an empty ``tools:``)."""
-        block = getattr(self.policy, "block", "none")
-        return bool(self.policy.deny or self.policy.allow or str(block) != "none")
+        """The policy can disable something."""
+        return has_effect(self.policy)
 
 
-def exact_denies(policy: ToolPolicy) -> frozenset[str]:
-    """The ``deny`` entries without a glob character: tool names as they are."""
-    return frozenset(d for d in policy.deny if not GLOB_CHARS & set(d))
-
-
-def _govern(
-    policy: ToolPolicy, inventory: Mapping[str, str], changed: frozenset[str]
-) -> frozenset[str]:
-    """Stand-in for ``core.tools.govern`` until it lands: allow/deny globs only."""
-    return frozenset(
-        tool
-        for tool in inventory
-        if any(fnmatchcase(tool, g) for g in policy.deny)
-        or (policy.allow and not any(fnmatchcase(tool, g) for g in policy.allow))
+def has_effect(policy: ToolPolicy | None) -> bool:
+    """Whether a policy can disable anything (``allow`` alone only excepts from ``block``)."""
+    return policy is not None and bool(
+        policy.deny or policy.block is not Block.NONE or policy.on_change is OnChange.BLOCK
     )
 
 
@@ -111,14 +113,17 @@ def is_governance_note(note: str) -> bool:
 
 def inventory_note(server: str, governed: Governed) -> str | None:
     """Why a pass enforces less than the policy says, for a server (None: nothing to say)."""
-    needs = governed.restrictive and set(governed.policy.deny) != exact_denies(governed.policy)
-    needs = needs or str(getattr(governed.policy, "block", "none")) != "none"
-    needs = needs or bool(governed.policy.allow)
-    if not governed.known and needs:
-        return (
-            f"{NO_INVENTORY} '{server}': only its exact-name denies are enforced;"
-            " run `reconcile probe` to enforce the rest"
-        )
+    if not governed.known:
+        unresolved = governed.governance().unresolved
+        if unresolved:
+            return (
+                f"{NO_INVENTORY} '{server}': {', '.join(unresolved)} not enforced, only exact"
+                " names; run `reconcile probe` to enforce the rest"
+            )
+        return None
     if governed.stale:
-        return f"{STALE_INVENTORY} '{server}' is stale: run `reconcile probe` to refresh it"
+        return (
+            f"{STALE_INVENTORY} '{server}' is stale (over {INVENTORY_MAX_AGE_DAYS} days):"
+            " enforced as it is; run `reconcile probe` to refresh it"
+        )
     return None

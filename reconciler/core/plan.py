@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from fnmatch import fnmatchcase
 
 from reconciler.core.compare import (
     FieldChange,
@@ -27,7 +26,8 @@ from reconciler.core.compare import (
 )
 from reconciler.core.enforce import Governed, NativeTools
 from reconciler.core.essence import Essence
-from reconciler.core.model import OnDrift, ToolPolicy
+from reconciler.core.model import Block, OnChange, OnDrift, ToolPolicy
+from reconciler.core.tools import ToolClass, govern
 
 
 class Action(StrEnum):
@@ -104,6 +104,7 @@ def plan_target(
     scope: frozenset[str] | None = None,
     replace_only: bool = False,
     live_tools: Mapping[str, Mapping[str, bool]] | None = None,
+    live_classes: Mapping[str, Mapping[str, ToolClass]] | None = None,
     native_tools: Mapping[str, NativeTools] | None = None,
     owned_tools: Mapping[str, frozenset[str]] | None = None,
 ) -> TargetPlan:
@@ -113,9 +114,11 @@ def plan_target(
     ``may_delete`` is False when desired state looks empty, so nothing is ever pruned
     after a failed or empty read. ``replace_only``: the kind cannot update an entry in
     place, so an update is planned as a replace. ``live_tools`` (kinds with a tool switch):
-    each entry's tool flags, against which governed tools are planned. ``native_tools`` (kinds
-    whose control is a list of denied tools in a client file): per entry, what that control
-    must hold and holds. ``owned_tools``: per entry, the tools this tool disabled before.
+    each entry's tool flags, against which governed tools are planned; ``live_classes``:
+    each listed tool's class, as the target reports it (from its annotations).
+    ``native_tools`` (kinds whose control is a list of denied tools in a client file): per
+    entry, what that control must hold and holds. ``owned_tools``: per entry, the tools
+    this tool disabled before.
     """
     changes: list[Change] = []
     in_sync: list[str] = []
@@ -144,7 +147,10 @@ def plan_target(
         tool_changes = []
         if live_tools is not None:
             owned = (owned_tools or {}).get(slot.entry, frozenset())
-            tool_changes = plan_tools(slot, change, live_tools.get(slot.entry), on_drift, owned)
+            classes = (live_classes or {}).get(slot.entry)
+            tool_changes = plan_tools(
+                slot, change, live_tools.get(slot.entry), on_drift, owned, classes
+            )
             changes.extend(tool_changes)
         elif native_tools is not None and slot.entry in native_tools:
             tool_changes = plan_native_tools(slot, change, native_tools[slot.entry], on_drift)
@@ -182,17 +188,17 @@ def plan_target(
     return TargetPlan(tuple(changes), tuple(in_sync), unmanaged, orphaned, live=live)
 
 
-def disabled_by_policy(tools: Iterable[str], policy: ToolPolicy | None) -> frozenset[str]:
-    """The tools (names without the server prefix) a policy disables: those matching a
-    ``deny`` glob, and, when ``allow`` globs are given, those matching none of them."""
-    if policy is None:
-        return frozenset()
-    return frozenset(
-        tool
-        for tool in tools
-        if any(fnmatchcase(tool, g) for g in policy.deny)
-        or (policy.allow and not any(fnmatchcase(tool, g) for g in policy.allow))
-    )
+def listed_governance(
+    policy: ToolPolicy | None,
+    tools: Iterable[str],
+    classes: Mapping[str, ToolClass] | None,
+    unreviewed: frozenset[str] = frozenset(),
+) -> frozenset[str]:
+    """The tools a target lists that the policy disables there: the target's own listing is
+    the inventory (a tool whose class the target did not say counts as destructive)."""
+    known = classes or {}
+    inventory = {tool: known.get(tool, ToolClass.DESTRUCTIVE) for tool in tools}
+    return govern(policy, inventory, unreviewed).disabled
 
 
 def plan_tools(
@@ -201,6 +207,7 @@ def plan_tools(
     live: Mapping[str, bool] | None,
     on_drift: OnDrift = OnDrift.SYNC,
     owned: frozenset[str] = frozenset(),
+    classes: Mapping[str, ToolClass] | None = None,
 ) -> list[Change]:
     """Governed tools of one placed server: ``tool-disable``/``tool-enable`` changes.
 
@@ -229,9 +236,10 @@ def plan_tools(
         shown: dict[str, object] = {
             k: list(v) for k, v in (("allow", policy.allow), ("deny", policy.deny)) if v
         }
-        block = str(getattr(policy, "block", "none"))
-        if block != "none":
-            shown["block"] = block
+        if policy.block is not Block.NONE:
+            shown["block"] = policy.block.value
+        if policy.on_change is OnChange.BLOCK:
+            shown["on_change"] = policy.on_change.value
         assert change is not None
         return [
             Change(
@@ -245,7 +253,7 @@ def plan_tools(
             )
         ]
     current = {tool: True for tool in live} if reset else dict(live)
-    off = governed.disabled(current) & frozenset(current)
+    off = governed.disabled(current, classes) & frozenset(current)
     out = []
     for action in (Action.TOOL_DISABLE, Action.TOOL_ENABLE):
         wanted = action is Action.TOOL_ENABLE

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from reconciler.core import divergence
 from reconciler.core.compare import align_header_names
-from reconciler.core.enforce import Governed, NativeTools, inventory_note, not_enforceable
+from reconciler.core.enforce import (
+    INVENTORY_MAX_AGE_DAYS,
+    Governed,
+    NativeTools,
+    inventory_note,
+    not_enforceable,
+)
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import (
     Essence,
@@ -26,7 +33,7 @@ from reconciler.core.essence import (
     mask,
     seal,
 )
-from reconciler.core.model import Kind, OnDrift
+from reconciler.core.model import Kind, OnChange, OnDrift
 from reconciler.core.plan import (
     Action,
     Change,
@@ -37,6 +44,7 @@ from reconciler.core.plan import (
     plan_target,
 )
 from reconciler.core.report import TargetReport
+from reconciler.core.tools import ToolRecord, unreviewed
 from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import (
     SecretResolver,
@@ -45,6 +53,7 @@ from reconciler.secrets import (
     render_essence,
     seal_paths,
 )
+from reconciler.store import toollock
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
 from reconciler.targets import Observation, Target, ToolRules, Write
@@ -144,7 +153,8 @@ class ServerEntries:
         self.resolver = resolver
         self.store = store
         self.inventory = store.inventory(name)
-        self.probed = probed_tools(store)
+        self.probed = store.tool_inventory()
+        self._lock: Mapping[str, Mapping[str, ToolRecord]] | None = None
         self.base = TargetReport(name, target.kind.value, target.describe(), self.spec.optional)
 
     # -- plan ------------------------------------------------------------------------------
@@ -209,8 +219,16 @@ class ServerEntries:
         policy = self.state.servers[server].tools
         if policy is None:
             return None
-        classes, stale = self.probed.get(server, (None, False))
-        return Governed(policy, classes, stale)
+        inventory = self.probed.get(server)
+        if inventory is None:
+            return Governed(policy)
+        changed: frozenset[str] = frozenset()
+        if policy.on_change is OnChange.BLOCK:
+            if self._lock is None:
+                self._lock = toollock.load(self.state.root) or {}
+            changed = unreviewed(self._lock.get(server), inventory)
+        old = stale(inventory.probed_at, datetime.now(UTC))
+        return Governed(policy, inventory.classes(), old, changed)
 
     def native_tools(self, view: View, observation: Observation) -> dict[str, NativeTools]:
         """Per entry, what the client's own tool control must hold and holds (kinds with
@@ -286,6 +304,7 @@ class ServerEntries:
             scope=scope,
             replace_only=capability.replace_only,
             live_tools=observation.tools if capability.tool_switch else None,
+            live_classes=observation.tool_classes if capability.tool_switch else None,
             native_tools=native if capability.tool_rules else None,
             owned_tools=inventory.tools,
         )
@@ -518,9 +537,12 @@ def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:
     return {k: v for k, v in essence.items() if k not in blind}
 
 
-def probed_tools(store: StateStore) -> dict[str, tuple[dict[str, str] | None, bool]]:
-    """Per server, the last probe's tools with their classes, and whether that is stale.
-
-    Stand-in until the probe keeps its inventory in the state directory.
-    """
-    return {}
+def stale(probed_at: str | None, now: datetime) -> bool:
+    """An inventory older than ``INVENTORY_MAX_AGE_DAYS`` (or of unknown age) is stale."""
+    try:
+        when = datetime.fromisoformat(probed_at or "")
+    except ValueError:
+        return True
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return now - when > timedelta(days=INVENTORY_MAX_AGE_DAYS)

@@ -1,6 +1,7 @@
 """The state directory, one store for every file in it: last-applied essences, the
-fingerprint key, the status file, rejected records, the daemon's heartbeat and lock, and
-the mirrors' hash caches. Every write goes through ``fsutil.atomic_write``.
+fingerprint key, the status file, rejected records, the daemon's heartbeat and lock, the
+mirrors' hash caches, and the last probe's tool inventory. Every write goes through
+``fsutil.atomic_write``.
 
 Client files carry no metadata, so what this tool wrote (the inventory that makes pruning
 safe and the third side of the three-way compare) is kept here, per target. Essences are
@@ -16,12 +17,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import ReconcilerError, TargetError
 from reconciler.core.essence import Essence
+from reconciler.core.tools import LOCKED_FIELDS, ServerTools, ToolClass, ToolRecord
 from reconciler.store import fsutil
 
 KEY_FILE = "fingerprint.key"
@@ -29,6 +32,7 @@ STATUS_FILE = "status.json"
 REJECTED_FILE = "rejected.json"
 DAEMON_STATUS_FILE = "daemon.json"
 DAEMON_LOCK_FILE = "daemon.lock"
+TOOLS_FILE = "tools.json"  # the last probe's tool inventory: classes and hashes, no texts
 CACHE_DIR = "mirror-cache"
 FORMAT = 1
 KEY_FIX = (
@@ -199,6 +203,58 @@ class StateStore:
         payload = {"format": 1, "targets": {t: s for t, s in sorted(rejected.items()) if s}}
         data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
         path = self.root / REJECTED_FILE
+        if fsutil.read_snapshot(path).content != data:
+            fsutil.atomic_write(path, data)
+
+    def tool_inventory(self) -> dict[str, ServerTools]:
+        """Per server, the tools the last probe found: a pass governs from it without
+        probing. Absent or unreadable reads as empty (a pass then says it is missing)."""
+        try:
+            data = json.loads(_read(self.root / TOOLS_FILE))
+        except (ReconcilerError, ValueError, RecursionError):
+            return {}
+        servers = data.get("servers") if isinstance(data, dict) else None
+        if not isinstance(servers, dict):
+            return {}
+        classes = {c.value: c for c in ToolClass}
+        out: dict[str, ServerTools] = {}
+        for server, entry in servers.items():
+            tools = entry.get("tools") if isinstance(entry, dict) else None
+            if not isinstance(tools, dict):
+                continue
+            records = {
+                str(name): ToolRecord(
+                    str(name),
+                    classes[t["class"]],
+                    str(t.get("sha256", "")),
+                    {k: str(v) for k, v in (t.get("fields") or {}).items() if k in LOCKED_FIELDS},
+                )
+                for name, t in tools.items()
+                if isinstance(t, dict) and t.get("class") in classes
+            }
+            probed = entry.get("probed_at")
+            out[str(server)] = ServerTools(
+                str(server), records, str(probed) if probed is not None else None
+            )
+        return out
+
+    def save_tool_inventory(self, servers: Mapping[str, ServerTools]) -> None:
+        """Keep what a probe found for these servers; the other servers' entries stay.
+        One atomic write; an unchanged inventory is not rewritten."""
+        merged = {**self.tool_inventory(), **servers}
+        payload = {
+            "format": FORMAT,
+            "servers": {
+                name: {
+                    "probed_at": found.probed_at,
+                    "counts": found.counts(),
+                    "tools": {t: found.tools[t].to_json() for t in sorted(found.tools)},
+                }
+                for name, found in sorted(merged.items())
+            },
+        }
+        data = (json.dumps(payload, indent=2) + "\n").encode()
+        path = self.root / TOOLS_FILE
         if fsutil.read_snapshot(path).content != data:
             fsutil.atomic_write(path, data)
 

@@ -19,6 +19,7 @@ from reconciler.core.enforce import Governed
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import Kind
 from reconciler.core.plan import Action
+from reconciler.core.tools import ToolClass
 from reconciler.secrets import REDACTOR, Redactor
 
 
@@ -42,6 +43,8 @@ class Observation:
     exists: bool = True
     # Per entry, each tool's enabled flag (kinds with a tool switch; empty elsewhere).
     tools: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    # Per entry, each listed tool's class from the target's own annotations (same kinds).
+    tool_classes: Mapping[str, Mapping[str, ToolClass]] = field(default_factory=dict)
     # Every rule of the client's own per-tool control, in the family's spelling
     # (``tool_rule``), the user's included (kinds with tool rules; empty elsewhere).
     tool_rules: frozenset[str] = frozenset()

@@ -43,7 +43,8 @@ from reconciler.core.enforce import Governed
 from reconciler.core.errors import PartialApply, TargetError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
 from reconciler.core.model import Kind, TargetSpec
-from reconciler.core.plan import Action, disabled_by_policy
+from reconciler.core.plan import Action
+from reconciler.core.tools import ToolClass, classify
 from reconciler.secrets import detect, might_reference
 from reconciler.targets.base import Context, Entries, Observation, Write
 
@@ -160,6 +161,13 @@ def _secret_values(config: Mapping[str, Any] | None) -> list[str]:
     return [v for v in values if len(v) >= 4]
 
 
+def _tool_class(tool: Mapping[str, Any]) -> ToolClass:
+    """A listed tool's class from its ``annotations`` (null on rows registered before
+    MCPJungle kept them: then destructive, as any unannotated tool)."""
+    annotations = tool.get("annotations")
+    return classify(annotations if isinstance(annotations, Mapping) and annotations else None)
+
+
 # -- the snapshot -------------------------------------------------------------------------
 
 
@@ -173,6 +181,7 @@ class RegistrySnapshot:
     enabled: Mapping[str, bool]
     tools: Mapping[str, Mapping[str, bool]]
     full: bool = True
+    classes: Mapping[str, Mapping[str, ToolClass]] = field(default_factory=dict)
 
 
 # -- the target ---------------------------------------------------------------------------
@@ -243,10 +252,12 @@ class MCPJungleTarget:
             raise self._failure(response, "read the registered servers")
         tool_list = self._list(self._expect(self._call("GET", f"{API}/tools"), 200), "tools")
         tools: dict[str, dict[str, bool]] = {}
+        classes: dict[str, dict[str, ToolClass]] = {}
         for tool in tool_list:
             server, sep, short = str(tool.get("name", "")).partition(SEPARATOR)
             if sep:
                 tools.setdefault(server, {})[short] = bool(tool.get("enabled", True))
+                classes.setdefault(server, {})[short] = _tool_class(tool)
         by_name = {str(c.get("name")): c for c in configs}
         enabled: dict[str, bool] = {}
         if listed is not None:
@@ -265,8 +276,10 @@ class MCPJungleTarget:
         for config in configs:
             self._remember_secrets(config)
         entries = {n: config_to_essence(c, enabled[n]) for n, c in by_name.items()}
-        snapshot = RegistrySnapshot(by_name, enabled, tools, full)
-        return Observation(entries, snapshot, blind, tuple(notes), tools=tools)
+        snapshot = RegistrySnapshot(by_name, enabled, tools, full, classes)
+        return Observation(
+            entries, snapshot, blind, tuple(notes), tools=tools, tool_classes=classes
+        )
 
     def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
         snapshot = observation.snapshot
@@ -345,7 +358,14 @@ class MCPJungleTarget:
             if not reset:
                 only = {t for w in group if w.action in _TOOL_ACTIONS for t in w.tool_names}
             current = None if reset else before
-            self._govern_tools(entry, policy, current, restore=before, only=only)
+            self._govern_tools(
+                entry,
+                policy,
+                current,
+                restore=before,
+                only=only,
+                classes=snapshot.classes.get(entry, {}),
+            )
 
     def _govern_tools(
         self,
@@ -355,18 +375,19 @@ class MCPJungleTarget:
         *,
         restore: Mapping[str, bool],
         only: set[str] | None = None,
+        classes: Mapping[str, ToolClass] | None = None,
     ) -> None:
-        """Set each tool's flag: by policy when there is one; without one, a reset server
-        gets back the flags its tools had (a replace must not undo a hand-made disable)."""
+        """Set each tool's flag: by policy when there is one (classes from MCPJungle's own
+        annotations); without one, a reset server gets back the flags its tools had (a
+        replace must not undo a hand-made disable)."""
         if current is None:  # after a reset: the tool list may have changed too
             response = self._call("GET", f"{API}/tools", params={"server": entry})
             listed = self._list(self._expect(response, 200), "tools")
-            current = {
-                str(t.get("name", "")).partition(SEPARATOR)[2]: bool(t.get("enabled", True))
-                for t in listed
-            }
+            short = {id(t): str(t.get("name", "")).partition(SEPARATOR)[2] for t in listed}
+            current = {short[id(t)]: bool(t.get("enabled", True)) for t in listed}
+            classes = {short[id(t)]: _tool_class(t) for t in listed}
         if policy is not None:
-            off = policy.disabled(current)
+            off = policy.disabled(current, classes)
             want = {tool: tool not in off for tool in current}
         else:
             want = {tool: restore.get(tool, True) for tool in current}
@@ -691,6 +712,5 @@ __all__: Sequence[str] = (
     "RegistrySnapshot",
     "build",
     "config_to_essence",
-    "disabled_by_policy",
     "essence_to_config",
 )

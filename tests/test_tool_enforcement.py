@@ -11,6 +11,7 @@ disables is released, the user's rule staying. Kinds without a control say so, n
 from __future__ import annotations
 
 import json
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Workspace, snapshot_tree
+from tests.servers import DIR
 
 SERVERS = """
 servers:
@@ -304,3 +306,47 @@ def test_kinds_without_a_control_say_not_enforceable(workspace: Workspace, targe
     assert note in status.stdout
     # An ungoverned server gets no such note.
     assert "'time' not enforceable" not in dry.stdout + status.stdout
+
+
+# -- block: mutating, from the last probe's inventory -----------------------------------------
+
+GOVERNED_SERVER = f"""
+servers:
+  media:
+    command: {sys.executable}
+    args: [{json.dumps(str(DIR / "governed.py"))}]
+    tools:
+      block: mutating
+      allow: [library_audit]   # read-only in fact, but unannotated
+      deny: [bulk_*]           # claims read-only although it deletes
+"""
+# What that policy disables on the governed test server (its classes: tests/servers/governed.py).
+BLOCKED = {"library_stats", "media_tag", "media_delete", "bulk_delete"}
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.id)
+def test_block_mutating_writes_exactly_the_non_read_only_tools(
+    workspace: Workspace, kind: Kind
+) -> None:
+    workspace.write("servers.yaml", GOVERNED_SERVER)
+    workspace.write("targets.yaml", target_yaml(kind.target).replace("[files, time]", "[media]"))
+    path = kind.file(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(kind.seed.replace("files", "media"), encoding="utf-8")
+
+    # Without an inventory the pass says what it cannot enforce yet, and writes no rule.
+    blind = workspace.run("--json")
+    assert blind.exit_code == 0, blind.stdout
+    (note,) = [n for n in blind.json["targets"][0]["notes"] if "tool inventory" in n]
+    assert "no tool inventory for 'media'" in note and "block: mutating" in note
+    assert kind.denied(path, "media") == {"mine"}
+
+    probed = workspace.run("probe", "--timeout", "30", "--json")
+    assert probed.exit_code == 0, probed.stdout
+    applied = workspace.run("--json")
+    assert applied.exit_code == 0, applied.stdout
+    assert kind.denied(path, "media") == BLOCKED | {"mine"}
+    assert not [n for n in applied.json["targets"][0]["notes"] if "tool inventory" in n]
+    before = snapshot_tree(workspace.root) | snapshot_tree(workspace.home)
+    assert workspace.run().exit_code == 0
+    assert snapshot_tree(workspace.root) | snapshot_tree(workspace.home) == before

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from reconciler.targets.mcpjungle import MCPJungleTarget
 from tests.conftest import Workspace, snapshot_tree
+from tests.fakes.mcpjungle import FakeMCPJungle, Upstream, UpstreamTool
 from tests.servers import DIR
 
 SERVERS = """
@@ -350,3 +352,45 @@ def test_block_mutating_writes_exactly_the_non_read_only_tools(
     before = snapshot_tree(workspace.root) | snapshot_tree(workspace.home)
     assert workspace.run().exit_code == 0
     assert snapshot_tree(workspace.root) | snapshot_tree(workspace.home) == before
+
+
+# -- MCPJungle: its tool flags, classes from the annotations it keeps -------------------------
+
+ANNOTATED = Upstream(
+    tools=[
+        UpstreamTool("search", annotations={"readOnlyHint": True}),
+        UpstreamTool("tag", annotations={"destructiveHint": False}),
+        UpstreamTool("purge", annotations={"readOnlyHint": False, "destructiveHint": True}),
+        UpstreamTool("audit"),  # unannotated: destructive
+    ]
+)
+
+
+def test_block_mutating_on_mcpjungle_and_a_tool_re_enabled_by_hand(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MCPJungleTarget, "retry_delays", (0.0, 0.0))
+    with FakeMCPJungle({"media": ANNOTATED}) as jungle:
+        workspace.write(
+            "servers.yaml",
+            "servers:\n  media:\n    url: https://media.example.test/mcp\n"
+            "    tools: {block: mutating}\n",
+        )
+        workspace.write(
+            "targets.yaml", f"targets:\n  jungle: {{kind: mcpjungle, url: {jungle.url}}}\n"
+        )
+        assert workspace.run().exit_code == 0
+        off = {n for n, t in jungle.tools.items() if not t.enabled}
+        assert off == {"media__tag", "media__purge", "media__audit"}
+        jungle.reset_log()
+        assert workspace.run().exit_code == 0 and jungle.mutations == []  # a no-op
+
+        jungle.tools["media__purge"].enabled = True  # re-enabled by hand
+        dry = workspace.run("--dry-run", "--json")
+        assert dry.exit_code == 1
+        assert tool_changes(dry.json) == [
+            ("media", "tool-disable", "live", False, ["/tools/purge"])
+        ]
+        assert workspace.run().exit_code == 0
+        assert not jungle.tools["media__purge"].enabled
+    assert jungle.errors == []

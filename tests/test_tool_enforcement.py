@@ -23,6 +23,7 @@ import pytest
 from reconciler.targets.mcpjungle import MCPJungleTarget
 from tests.conftest import Workspace, snapshot_tree
 from tests.fakes.mcpjungle import FakeMCPJungle, Upstream, UpstreamTool
+from tests.gitrepo import commit_all, init_repo, isolate_git
 from tests.servers import DIR
 
 SERVERS = """
@@ -394,3 +395,50 @@ def test_block_mutating_on_mcpjungle_and_a_tool_re_enabled_by_hand(
         assert workspace.run().exit_code == 0
         assert not jungle.tools["media__purge"].enabled
     assert jungle.errors == []
+
+
+# -- on_change: block: a tool changed upstream stays off until the lock accepts it ------------
+
+
+def things_yaml(description: str | None = None) -> str:
+    env = f"    env: {{TOOL_DESCRIPTION: {json.dumps(description)}}}\n" if description else ""
+    return (
+        "servers:\n  things:\n"
+        f"    command: {sys.executable}\n"
+        f"    args: [{json.dumps(str(DIR / 'tools_server.py'))}]\n"
+        + env
+        + "    tools: {on_change: block}\n"
+    )
+
+
+@pytest.mark.parametrize("kind", [KINDS[0], KINDS[3]], ids=lambda k: k.id)
+def test_on_change_block_holds_a_changed_tool_until_the_lock_accepts_it(
+    workspace: Workspace, kind: Kind, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    isolate_git(tmp_path, monkeypatch)
+    init_repo(workspace.root)
+    workspace.write("servers.yaml", things_yaml())
+    workspace.write("targets.yaml", target_yaml(kind.target).replace("[files, time]", "[things]"))
+    path = kind.file(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(kind.seed.replace("files", "things"), encoding="utf-8")
+    commit_all(workspace.root)
+    assert workspace.run("probe", "--lock", "--timeout", "30").exit_code == 0
+    assert workspace.run().exit_code == 0
+    assert kind.denied(path, "things") == {"mine"}  # every tool reviewed: nothing held
+
+    workspace.write("servers.yaml", things_yaml("Reads a thing, then mails it out"))
+    commit_all(workspace.root, "things changes upstream")
+    drift = workspace.run("probe", "--timeout", "30")
+    assert drift.exit_code == 1 and "read_thing" in drift.stdout
+    held = workspace.run("--json")
+    assert held.exit_code == 0, held.stdout
+    assert kind.denied(path, "things") == {"read_thing", "mine"}
+
+    accepted = workspace.run("probe", "--lock", "--timeout", "30")
+    assert accepted.exit_code == 0, accepted.stdout
+    released = workspace.run("--json")
+    assert tool_changes(released.json) == [
+        ("things", "tool-enable", "desired", True, ["/tools/read_thing"])
+    ]
+    assert kind.denied(path, "things") == {"mine"}

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.tools import ServerTools, tool_record
+from reconciler.store.state import StateStore
 from reconciler.targets.mcpjungle import MCPJungleTarget
 from tests.conftest import Workspace, snapshot_tree
 from tests.fakes.mcpjungle import FakeMCPJungle, Upstream, UpstreamTool
@@ -442,3 +444,64 @@ def test_on_change_block_holds_a_changed_tool_until_the_lock_accepts_it(
         ("things", "tool-enable", "desired", True, ["/tools/read_thing"])
     ]
     assert kind.denied(path, "things") == {"mine"}
+
+
+# -- names, a stale inventory, a malformed control file ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "rule"),
+    [
+        ("{kind: claude-code}", "mcp__files__get_thing_v2"),
+        ("{kind: opencode}", "files_get_thing_v2"),
+    ],
+)
+def test_full_tool_names_are_sanitized_as_the_client_does(
+    workspace: Workspace, target: str, rule: str
+) -> None:
+    """Claude Code and opencode replace every character outside [a-zA-Z0-9_-] with '_':
+    a rule spelled with the raw name would not match (reference/TOOLCONTROLS.md)."""
+    workspace.write("servers.yaml", SERVERS.replace("[write_file, delete_file]", "[get.thing/v2]"))
+    workspace.write("targets.yaml", target_yaml(target))
+    assert workspace.run().exit_code == 0
+    if "claude" in target:
+        rules = _load(workspace.home / ".claude" / "settings.json")["permissions"]["deny"]
+    else:
+        rules = list(_load(workspace.home / ".config" / "opencode" / "opencode.json")["tools"])
+    assert rules == [rule]
+    assert workspace.run("--dry-run").exit_code == 0  # and it reads back as in sync
+
+
+def test_a_stale_inventory_is_enforced_and_said(workspace: Workspace) -> None:
+    workspace.write(
+        "servers.yaml", SERVERS.replace("deny: [write_file, delete_file]", "block: mutating")
+    )
+    workspace.write("targets.yaml", target_yaml("{kind: codex}"))
+    records = {
+        "read_file": tool_record("read_file", "", {}, {"readOnlyHint": True}),
+        "write_file": tool_record("write_file", "", {}, None),
+    }
+    old = ServerTools("files", records, "2026-01-02T03:04:05Z")
+    StateStore(workspace.state_dir).save_tool_inventory({"files": old})
+    result = workspace.run("--json")
+    assert result.exit_code == 0, result.stdout
+    notes = result.json["targets"][0]["notes"]
+    assert any("tool inventory for 'files' is stale" in n for n in notes)
+    assert _codex_denied(workspace.home / ".codex" / "config.toml", "files") == {"write_file"}
+    status = workspace.run("status")
+    assert "governance on client: tool inventory for 'files' is stale" in status.stdout
+
+
+def test_a_malformed_settings_file_is_a_located_error_and_nothing_is_written(
+    workspace: Workspace,
+) -> None:
+    workspace.write("servers.yaml", SERVERS)
+    workspace.write("targets.yaml", target_yaml("{kind: claude-code}"))
+    settings = workspace.home / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text('{"permissions": {"deny": [}\n', encoding="utf-8")
+    result = workspace.run("--json")
+    assert result.exit_code == 3
+    assert f"{settings}:1:" in result.json["targets"][0]["error"]
+    assert settings.read_text(encoding="utf-8") == '{"permissions": {"deny": [}\n'
+    assert not (workspace.home / ".claude.json").exists()

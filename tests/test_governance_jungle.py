@@ -149,3 +149,31 @@ def test_a_blocked_tool_enabled_by_hand_is_disabled_again(
     assert (change["action"], change["paths"]) == ("tool-disable", ["/tools/media_delete"])
     assert workspace.run().exit_code == 0
     assert not jungle.tools["media__media_delete"].enabled
+
+
+def test_audit_finds_a_blocked_tool_enabled_on_mcpjungle(
+    workspace: Workspace, jungle: FakeMCPJungle
+) -> None:
+    desired(workspace, jungle.url, {"media": {"block": "mutating"}})
+    assert workspace.run().exit_code == 0
+    clean = workspace.run("audit", "--declared", "--json")
+    assert clean.exit_code == 0, clean.stdout
+    assert clean.json["governance"]["findings"] == []
+    jungle.tools["media__media_delete"].enabled = True
+    jungle.reset_log()
+    found = workspace.run("audit", "--declared", "--json")
+    assert found.exit_code == 1
+    (finding,) = found.json["governance"]["findings"]
+    assert finding["finding"] == "blocked-enabled"
+    assert (finding["server"], finding["target"], finding["tool"]) == (
+        "media",
+        "jungle",
+        "media_delete",
+    )
+    assert jungle.mutations == []  # the audit changes nothing
+    text = workspace.run("audit", "--declared")
+    assert text.exit_code == 1
+    assert (
+        "blocked-enabled: tool 'media_delete' of 'media' is blocked by policy but enabled on jungle"
+        in text.stdout
+    )

@@ -25,6 +25,7 @@ from reconciler.core.tools import (
 )
 from reconciler.store import desired, toollock
 from reconciler.store.state import StateStore
+from tests.conftest import Workspace
 
 RO, MUT, DES = ToolClass.READ_ONLY, ToolClass.MUTATING, ToolClass.DESTRUCTIVE
 
@@ -286,3 +287,55 @@ def test_malformed_lock_is_exit_2(tmp_path: Path, text: str) -> None:
     with pytest.raises(DesiredStateError) as caught:
         toollock.load(tmp_path)
     assert "tool lock" in str(caught.value)
+
+
+# -- the governance audit without probing -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["claude-desktop", "cursor", "windsurf", "vscode"])
+def test_audit_says_where_a_policy_cannot_be_enforced(workspace: Workspace, kind: str) -> None:
+    workspace.write(
+        "desired.yaml",
+        f"""
+        servers:
+          media: {{command: node, tools: {{block: mutating}}}}
+          plain: {{command: node}}
+        targets:
+          t: {{kind: {kind}, path: {workspace.home}/t.json}}
+        """,
+    )
+    result = workspace.run("audit", "--declared", "--json")
+    findings = result.json["governance"]["findings"]
+    assert result.exit_code == 1
+    assert [(f["finding"], f["server"], f["target"]) for f in findings] == [
+        ("not-enforceable", "media", "t")
+    ]
+    assert f"not enforceable on {kind}" in findings[0]["message"]
+    assert result.json["governance"]["notes"] == [
+        "no tool lock yet (`reconcile probe --lock` reviews and records one)"
+    ]
+
+
+def test_audit_lock_findings_from_the_kept_inventory(workspace: Workspace) -> None:
+    workspace.write(
+        "desired.yaml",
+        """
+        servers:
+          locked: {command: node}
+          new: {command: node}
+          unprobed: {command: node}
+        """,
+    )
+    old = tool_record("read", "Reads", SCHEMA, ANN)
+    toollock.save(workspace.desired, {"locked": {"read": old}, "unprobed": {"read": old}})
+    now = tool_record("read", "Reads, then writes", SCHEMA, ANN)
+    StateStore(workspace.state_dir).save_tool_inventory(
+        {"locked": ServerTools("locked", {"read": now}, "2026-12-01T10:00:00Z")}
+    )
+    result = workspace.run("audit", "--declared", "--json")
+    assert result.exit_code == 1
+    found = {(f["finding"], f["server"], f["tool"]) for f in result.json["governance"]["findings"]}
+    assert found == {("lock-mismatch", "locked", "read"), ("no-lock", "new", None)}
+    (mismatch,) = [f for f in result.json["governance"]["findings"] if f["tool"]]
+    assert "changed (description)" in mismatch["message"]
+    assert any("'unprobed' was never probed" in n for n in result.json["governance"]["notes"])

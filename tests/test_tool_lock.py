@@ -108,7 +108,25 @@ def test_probe_classifies_and_keeps_the_inventory(repo: Workspace) -> None:
                for line in text.stdout.splitlines())  # fmt: skip
     assert "no tool lock entry for media, things" in text.stdout
     assert not (repo.root / LOCK).exists()  # a probe without --lock writes no desired state
+
+    status = repo.run("status", "--json")  # never probes: reads the kept inventory
+    assert status.json["tools"]["media"]["counts"] == {
+        "read-only": 3,
+        "mutating": 1,
+        "destructive": 3,
+    }
+    latest = json.loads((repo.state_dir / "tools.json").read_text())["servers"]["media"]
+    assert status.json["tools"]["media"]["probed_at"] == latest["probed_at"]
+    shown = repo.run("status").stdout
+    assert "  media: 3 read-only, 1 mutating, 3 destructive (probed " in shown
     no_canary_anywhere(repo)
+
+
+def test_status_says_when_a_server_was_never_probed(workspace: Workspace) -> None:
+    workspace.write("servers.yaml", servers_yaml())
+    status = workspace.run("status", "--json")
+    assert status.json["tools"] == {"media": None, "things": None}
+    assert "  media: not probed yet (`reconcile probe`)" in workspace.run("status").stdout
 
 
 def test_lock_is_a_commit_of_the_lock_only_and_a_changed_description_is_drift(

@@ -286,6 +286,9 @@ def probe_pass(
     if on_total is not None:
         on_total(len(specs) + len(failed))
     probed = _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
+    inventory = toolgov.inventory_of(probed.results)
+    if inventory:
+        engine.store.save_tool_inventory(inventory)
     extra = tuple(as_degraded(r) for r in probed.degraded)
     report = replace(report, probed=report.probed + extra)
     status = engine.store.read_status()

@@ -13,6 +13,7 @@ bridge back as the URL it reaches.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from reconciler.core.essence import Essence, display, normalize_url
 from reconciler.core.model import Kind
 from reconciler.core.plan import Action
 from reconciler.core.report import RunReport, TargetReport
+from reconciler.core.tools import ServerTools
 from reconciler.store.desired import DesiredState
 from reconciler.targets import CAPABILITIES
 
@@ -171,8 +173,25 @@ def _compare(
     )
 
 
+def tool_counts(
+    state: DesiredState, inventory: Mapping[str, ServerTools] | None
+) -> dict[str, dict[str, Any] | None]:
+    """Per declared server, its tools by class from the last probe (None: never probed).
+    Status never probes: it reads what ``reconcile probe`` kept."""
+    found = inventory or {}
+    return {
+        server: None
+        if server not in found
+        else {"counts": found[server].counts(), "probed_at": found[server].probed_at}
+        for server in state.servers
+    }
+
+
 def matrix_json(
-    state: DesiredState, report: RunReport, last: dict[str, Any] | None
+    state: DesiredState,
+    report: RunReport,
+    last: dict[str, Any] | None,
+    tools: Mapping[str, ServerTools] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": 1,
@@ -189,6 +208,7 @@ def matrix_json(
         "targets": report.to_json()["targets"],
         "degraded": report.to_json()["degraded"],
         "parity": [p.to_json() for p in parity(state, report)],
+        "tools": tool_counts(state, tools),
         "last_pass": None
         if last is None
         else {
@@ -204,7 +224,24 @@ def governance(target: TargetReport) -> tuple[str, ...]:
     return tuple(n for n in target.notes if is_governance_note(n))
 
 
-def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] | None) -> str:
+def render_tools(state: DesiredState, tools: Mapping[str, ServerTools] | None) -> list[str]:
+    counts = tool_counts(state, tools)
+    lines = ["tools by class (last probe):"] if counts else []
+    for server, found in counts.items():
+        if found is None:
+            lines.append(f"  {server}: not probed yet (`reconcile probe`)")
+            continue
+        text = ", ".join(f"{n} {c}" for c, n in found["counts"].items())
+        lines.append(f"  {server}: {text} (probed {found['probed_at'] or '?'})")
+    return lines
+
+
+def render_matrix(
+    state: DesiredState,
+    report: RunReport,
+    last: dict[str, Any] | None,
+    tools: Mapping[str, ServerTools] | None = None,
+) -> str:
     names = [t.name for t in report.targets]
     rows = [["server", *names]]
     for server in [*state.servers, *mirror_rows(state)]:
@@ -237,6 +274,7 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
             )
         if p.masked and p.state == "differs":
             lines.append(f"      not compared: {', '.join(p.masked)}")
+    lines += render_tools(state, tools)
     if last is not None:
         import datetime
 

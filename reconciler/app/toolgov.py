@@ -15,9 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
+from reconciler.core.compare import pointer_unescape
 from reconciler.core.errors import UsageError
+from reconciler.core.essence import Capability
+from reconciler.core.model import OnChange
+from reconciler.core.plan import Action, has_effect
 from reconciler.core.tools import (
     ServerTools,
     SurfaceChange,
@@ -26,10 +31,12 @@ from reconciler.core.tools import (
     surface_drift,
     tool_record,
 )
-from reconciler.engine import Engine
+from reconciler.engine import Engine, PassOptions
 from reconciler.probe import ProbeResult
 from reconciler.secrets import redact
 from reconciler.store import gitlog, toollock
+from reconciler.store.desired import DesiredState
+from reconciler.targets import CAPABILITIES
 
 
 def now() -> str:
@@ -171,3 +178,141 @@ def _body(accepted: Sequence[ToolDrift], *, first: bool) -> str:
         what = f" ({', '.join(d.fields)})" if d.fields else ""
         lines.append(f"- {d.server}/{d.tool}: {d.change.value}{what}")
     return "\n".join(lines)
+
+
+# -- the governance section of ``reconcile audit`` -----------------------------------------
+
+
+class Finding(StrEnum):
+    """What the governance audit can find (each one makes the audit exit 1)."""
+
+    BLOCKED_ENABLED = "blocked-enabled"  # a tool the policy disables is enabled on a target
+    NOT_ENFORCEABLE = "not-enforceable"  # a governed server on a kind without a tool control
+    NO_LOCK = "no-lock"  # a server the lock does not hold
+    LOCK_MISMATCH = "lock-mismatch"  # the last probe's surface differs from the lock
+
+
+@dataclass(frozen=True)
+class GovernanceFinding:
+    """One governance finding. ``target`` and ``tool`` are None where they do not apply (a
+    lock finding has no target; a not-enforceable one names no tool). Target families that
+    enforce in files report their enabled blocked tools through the same pass plan, so
+    they arrive here as ``blocked-enabled`` like MCPJungle's."""
+
+    finding: Finding
+    server: str
+    message: str
+    target: str | None = None
+    tool: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "finding": self.finding.value,
+            "server": self.server,
+            "target": self.target,
+            "tool": self.tool,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class GovernanceAudit:
+    findings: tuple[GovernanceFinding, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"findings": [f.to_json() for f in self.findings], "notes": list(self.notes)}
+
+
+def enforces_tools(capability: Capability) -> bool:
+    """Whether a kind has a per-tool control this tool compiles the policy into."""
+    return capability.tool_switch
+
+
+def not_enforceable(kind: str, server: str) -> str:
+    return (
+        f"tool policy of '{server}' not enforceable on {kind}: the client has no per-tool control"
+    )
+
+
+def audit_governance(
+    engine: Engine, state: DesiredState, targets: Sequence[str]
+) -> GovernanceAudit:
+    """Governance findings for the declared ``targets``, from what is kept (the inventory of
+    the last probe, the lock) and one dry-run plan of those targets: nothing is probed or
+    written."""
+    findings: list[GovernanceFinding] = []
+    notes: list[str] = []
+    governed = {n: s.tools for n, s in state.servers.items() if has_effect(s.tools)}
+    if targets:
+        report = engine.run(PassOptions(dry_run=True, targets=tuple(targets)), state)
+        for target in report.targets:
+            spec = state.targets[target.name]
+            placed = [s for s in state.placements(target.name) if s in governed]
+            if placed and not enforces_tools(CAPABILITIES[spec.kind]):
+                for server in placed:
+                    findings.append(
+                        GovernanceFinding(
+                            Finding.NOT_ENFORCEABLE,
+                            server,
+                            not_enforceable(spec.kind.value, server),
+                            target.name,
+                        )
+                    )
+            for change in target.changes:
+                if change.action is not Action.TOOL_DISABLE:
+                    continue
+                for field in change.fields:
+                    tool = _tool_of(field.path)
+                    if tool is None or field.old is not True:
+                        continue  # a server not there yet: nothing is enabled
+                    findings.append(
+                        GovernanceFinding(
+                            Finding.BLOCKED_ENABLED,
+                            change.server,
+                            f"tool '{tool}' of '{change.server}' is blocked by policy but "
+                            f"enabled on {target.name} (`reconcile` disables it)",
+                            target.name,
+                            tool,
+                        )
+                    )
+    lock = toollock.load(engine.desired_dir)
+    inventory = engine.store.tool_inventory()
+    needs_lock = [n for n, p in governed.items() if p is not None and p.on_change is OnChange.BLOCK]
+    if lock is None and not needs_lock:
+        notes.append("no tool lock yet (`reconcile probe --lock` reviews and records one)")
+    for server in state.servers:
+        if lock is None and server not in needs_lock:
+            continue
+        if lock is None or server not in lock:
+            findings.append(
+                GovernanceFinding(
+                    Finding.NO_LOCK,
+                    server,
+                    f"'{server}' has no tool lock entry (`reconcile probe --lock --server "
+                    f"{server}` reviews its tools)",
+                )
+            )
+            continue
+        found = inventory.get(server)
+        if found is None:
+            notes.append(f"'{server}' was never probed: its tools are not checked against the lock")
+            continue
+        for drift in surface_drift(server, lock[server], found.tools):
+            findings.append(
+                GovernanceFinding(
+                    Finding.LOCK_MISMATCH,
+                    server,
+                    f"{drift.describe()} (last probe {found.probed_at or '?'})",
+                    tool=drift.tool,
+                )
+            )
+    return GovernanceAudit(tuple(findings), tuple(notes))
+
+
+def _tool_of(path: str) -> str | None:
+    """The tool a ``/tools/<name>`` pointer names (JSON Pointer escapes undone)."""
+    prefix = "/tools/"
+    if not path.startswith(prefix) or len(path) == len(prefix):
+        return None
+    return pointer_unescape(path[len(prefix) :])

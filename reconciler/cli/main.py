@@ -137,20 +137,22 @@ def status(target_names: tuple[str, ...]) -> None:
     """Server x target matrix from a fresh observation (writes nothing).
 
     Each cell is one of: in_sync, drift, missing, disabled, error, or '.' where the
-    server is not placed. Also shows the result of the last applying pass, if any.
+    server is not placed. Also shows each server's tools by class from the last probe,
+    and the result of the last applying pass, if any.
     """
 
     engine = make_engine()
     state = guarded(engine.load)
     report = guarded(lambda: engine.run(PassOptions(dry_run=True, targets=target_names), state))
     last = engine.store.read_status()
+    tools = engine.store.tool_inventory()
 
     daemon = read_daemon_status(engine.store.root)
     if current_settings().json:
-        data = {**matrix_json(state, report, last), "daemon": daemon}
+        data = {**matrix_json(state, report, last, tools), "daemon": daemon}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        click.echo(render_matrix(state, report, last))
+        click.echo(render_matrix(state, report, last, tools))
         if daemon is not None:
             click.echo(render_daemon_status(daemon))
     sys.exit(int(report.exit_code))

@@ -25,6 +25,7 @@ from reconciler.core.compare import (
     resolve_pointer,
 )
 from reconciler.core.enforce import Governed, NativeTools
+from reconciler.core.enforce import has_effect as has_effect  # re-exported (app.toolgov)
 from reconciler.core.essence import Essence
 from reconciler.core.model import Block, OnChange, OnDrift, ToolPolicy
 from reconciler.core.tools import ToolClass, govern

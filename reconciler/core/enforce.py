@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from reconciler.core.model import Block, OnChange, ToolPolicy
 from reconciler.core.tools import Governance, ToolClass, govern
@@ -60,7 +61,16 @@ class Governed:
         self, names: Iterable[str] = (), classes: Mapping[str, ToolClass] | None = None
     ) -> frozenset[str]:
         """The tools this policy disables (exact names need no inventory)."""
-        return self.governance(names, classes).disabled
+        listed = list(names)
+        if not listed and not classes:
+            return self.probed.disabled
+        return self.governance(listed, classes).disabled
+
+    @cached_property
+    def probed(self) -> Governance:
+        """The governance from the probe's inventory alone, computed once: a pass reads
+        it for planning, notes and what it remembers."""
+        return self.governance()
 
     @property
     def restrictive(self) -> bool:
@@ -114,7 +124,7 @@ def is_governance_note(note: str) -> bool:
 def inventory_note(server: str, governed: Governed) -> str | None:
     """Why a pass enforces less than the policy says, for a server (None: nothing to say)."""
     if not governed.known:
-        unresolved = governed.governance().unresolved
+        unresolved = governed.probed.unresolved
         if unresolved:
             return (
                 f"{NO_INVENTORY} '{server}': {', '.join(unresolved)} not enforced, only exact"

@@ -12,8 +12,9 @@ sealing again in their own way.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from reconciler.core import divergence
 from reconciler.core.compare import align_header_names
@@ -118,6 +119,8 @@ class ServerPlan:
     matched: divergence.Match
     report: TargetReport  # the plan as reports show it, nothing applied
     writes: tuple[Write, ...]
+    # Per entry, the client's own tool control as planned (kinds with tool rules).
+    native: Mapping[str, NativeTools] = field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
@@ -154,6 +157,8 @@ class ServerEntries:
         self.store = store
         self.inventory = store.inventory(name)
         self.probed = store.tool_inventory()
+        # The client's own per-tool control, for kinds that have one (else None).
+        self.rules = cast(ToolRules, target) if target.capability.tool_rules else None
         self._lock: Mapping[str, Mapping[str, ToolRecord]] | None = None
         self.base = TargetReport(name, target.kind.value, target.describe(), self.spec.optional)
 
@@ -161,20 +166,21 @@ class ServerEntries:
 
     def plan(self, observation: Observation) -> ServerPlan:
         view = prepare(self.render(observation), observation, self.fingerprint)
-        plan = self._plan(view, observation)
+        native = self.native_tools(view, observation)
+        plan = self._plan(view, observation, native)
         plan = replace(
             plan,
             notes=observation.notes + plan.notes,
             blind=observation.blind_fields,
             live=self._parity_live(observation, plan.live),
         )
-        matched = self._match(view, observation, plan)
+        matched = self._match(view, observation, plan, native)
         plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
         if not observation.exists and self.options.dry_run and plan.to_apply:
             plan = replace(plan, notes=(f"would create {self.target.describe()}", *plan.notes))
         report = replace(self._report(plan, frozenset()), allowed=matched.allowed)
         writes = tuple(self._writes(view, plan, matched, observation))
-        return ServerPlan(view, observation, plan, matched, report, writes)
+        return ServerPlan(view, observation, plan, matched, report, writes, native)
 
     def render(self, observation: Observation) -> list[Rendered]:
         """Each placement as this target must hold it (capability mask, references kept
@@ -234,8 +240,7 @@ class ServerEntries:
         """Per entry, what the client's own tool control must hold and holds (kinds with
         tool rules): only the tools the policy disables and those this tool disabled before
         are looked at."""
-        target = self.target
-        if not isinstance(target, ToolRules) or not target.capability.tool_rules:
+        if self.rules is None:
             return {}
         owned_by_entry = self.inventory.tools
         out = {}
@@ -255,10 +260,9 @@ class ServerEntries:
         return out
 
     def _off(self, entry: str, tools: frozenset[str], observation: Observation) -> frozenset[str]:
-        target = self.target
-        assert isinstance(target, ToolRules)
-        rules = observation.tool_rules
-        return frozenset(t for t in tools if target.tool_rule(entry, t) in rules)
+        assert self.rules is not None
+        rule, rules = self.rules.tool_rule, observation.tool_rules
+        return frozenset(t for t in tools if rule(entry, t) in rules)
 
     def _tool_notes(self, view: View) -> tuple[str, ...]:
         """Never silent: a policy a kind cannot hold, an inventory missing or stale."""
@@ -278,7 +282,11 @@ class ServerEntries:
         return tuple(notes)
 
     def _plan(
-        self, view: View, observation: Observation, on_drift: OnDrift | None = None
+        self,
+        view: View,
+        observation: Observation,
+        native: Mapping[str, NativeTools],
+        on_drift: OnDrift | None = None,
     ) -> TargetPlan:
         spec, blind = self.spec, view.blind
         slots = [
@@ -291,7 +299,6 @@ class ServerEntries:
         if self.options.servers:
             scope = frozenset(self.options.servers) | frozenset(s.entry for s in slots)
         inventory = self.inventory
-        native = self.native_tools(view, observation)
         plan = plan_target(
             slots,
             live,
@@ -311,7 +318,7 @@ class ServerEntries:
         placed = {s.entry for s in slots}
         released: list[Change] = []
         deleted = {c.entry for c in plan.changes if c.action is Action.DELETE}
-        in_entry = getattr(self.target, "tool_list_key", None) is not None
+        in_entry = self.rules is not None and self.rules.tool_list_key is not None
         for entry, tools in native.items():  # owned rules of entries no longer placed
             if entry in placed or (scope is not None and entry not in scope):
                 continue
@@ -325,13 +332,19 @@ class ServerEntries:
         notes = tuple(n for item in view.rendered for n in item.notes) + self._tool_notes(view)
         return replace(plan, notes=plan.notes + notes) if notes else plan
 
-    def _match(self, view: View, observation: Observation, plan: TargetPlan) -> divergence.Match:
+    def _match(
+        self,
+        view: View,
+        observation: Observation,
+        plan: TargetPlan,
+        native: Mapping[str, NativeTools],
+    ) -> divergence.Match:
         """Covered drift out of the plan; rejected records synced; live edits to record."""
         found = self.found
         rejected = found.rejected.get(self.name, {})
         sync_plan = None
         if rejected and any(c.action is Action.RECORD for c in plan.changes):
-            sync_plan = self._plan(view, observation, on_drift=OnDrift.SYNC)
+            sync_plan = self._plan(view, observation, native, on_drift=OnDrift.SYNC)
         return divergence.resolve(
             self.name,
             self.spec.on_drift,
@@ -405,13 +418,11 @@ class ServerEntries:
     def verify(self, planned: ServerPlan, after: Observation) -> None:
         """Every write reads back as written (compared sealed, blind fields left out)."""
         fingerprint = self.fingerprint
-        target = self.target
         for write in planned.writes:
-            if target.capability.tool_rules and write.action in TOOL_ACTIONS:
-                assert isinstance(target, ToolRules)
+            if self.rules is not None and write.action in TOOL_ACTIONS:
                 denied = write.action is Action.TOOL_DISABLE
                 for tool in write.tool_names:
-                    if (target.tool_rule(write.entry, tool) in after.tool_rules) != denied:
+                    if (self.rules.tool_rule(write.entry, tool) in after.tool_rules) != denied:
                         raise TargetError(
                             f"tool '{tool}' of entry '{write.entry}' does not read back as "
                             + ("denied" if denied else "released")
@@ -469,8 +480,7 @@ class ServerEntries:
         before = self.inventory.tools
         out: dict[str, frozenset[str]] = {}
         if capability.tool_rules:
-            native = self.native_tools(planned.view, planned.observation)
-            for entry, tools in native.items():
+            for entry, tools in planned.native.items():
                 owned = tools.owned & tools.desired
                 for write in done:
                     if write.entry == entry and write.action is Action.TOOL_DISABLE:

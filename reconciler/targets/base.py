@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from reconciler.core.enforce import Governed
 from reconciler.core.essence import Capability, Essence
@@ -127,7 +127,6 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
-@runtime_checkable
 class ToolRules(Protocol):
     """A target whose client has a per-tool control in its files (``Capability.tool_rules``)."""
 

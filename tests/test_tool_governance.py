@@ -339,3 +339,15 @@ def test_audit_lock_findings_from_the_kept_inventory(workspace: Workspace) -> No
     (mismatch,) = [f for f in result.json["governance"]["findings"] if f["tool"]]
     assert "changed (description)" in mismatch["message"]
     assert any("'unprobed' was never probed" in n for n in result.json["governance"]["notes"])
+
+
+def test_validate_checks_the_tool_lock(workspace: Workspace) -> None:
+    workspace.write("servers.yaml", "servers:\n  a: {command: a}\n")
+    workspace.write(
+        toollock.LOCK_FILE, "lock: 1\nservers: {a: {t: {class: read-only, sha256: x}}}\n"
+    )
+    assert workspace.run("validate").exit_code == 0
+    workspace.write(toollock.LOCK_FILE, "lock: 1\nservers: {a: [not, a, mapping]}\n")
+    result = workspace.run("validate")
+    assert result.exit_code == 2
+    assert "tools.lock.yaml:1:1: malformed tool lock" in result.stdout + result.stderr

@@ -592,18 +592,38 @@ def test_disabled_server_and_hand_edited_tools(
     ]
 
 
-def test_on_drift_report_leaves_a_hand_disabled_tool_but_enforces_a_denied_one(
+def test_on_drift_report_leaves_hand_edited_tools_but_enforces_a_new_deny(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:
     setup(workspace, jungle.url, on_drift="report")
     converge(workspace, jungle)
     jungle.tools["files__read_dir"].enabled = False
+    # A tool this tool had disabled, re-enabled by hand: drift with origin live (DESIGN 6B).
     jungle.tools["files__write_file"].enabled = True
     result = workspace.run("--json")
-    assert result.exit_code == 1  # the tool-enable is left for a person
-    changes = {c["action"]: c["applied"] for c in result.json["targets"][0]["changes"]}
-    assert changes == {"tool-disable": True, "tool-enable": False}
-    assert not jungle.tools["files__write_file"].enabled
+    assert result.exit_code == 1  # both are left for a person
+    changes = {
+        c["action"]: (c["origin"], c["applied"]) for c in result.json["targets"][0]["changes"]
+    }
+    assert changes == {"tool-disable": ("live", False), "tool-enable": ("live", False)}
+    assert jungle.tools["files__write_file"].enabled
+    assert not jungle.tools["files__read_dir"].enabled
+
+    # A tool newly denied in desired state is governance: applied whatever on_drift says.
+    workspace.write(
+        "servers.yaml", SERVERS.replace("deny: [write_*, delete_*]", "deny: [read_file]")
+    )
+    result = workspace.run("--json")
+    changes = {
+        (c["action"], tuple(c["paths"])): (c["origin"], c["applied"])
+        for c in result.json["targets"][0]["changes"]
+    }
+    assert changes[("tool-disable", ("/tools/read_file",))] == ("desired", True)
+    # The tools it disabled and the policy no longer names are released.
+    assert changes[("tool-enable", ("/tools/delete_file",))] == ("desired", True)
+    assert changes[("tool-enable", ("/tools/read_dir",))] == ("live", False)
+    assert not jungle.tools["files__read_file"].enabled
+    assert jungle.tools["files__delete_file"].enabled
     assert not jungle.tools["files__read_dir"].enabled
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.core.compare import FieldChange, diff
+from reconciler.core.enforce import is_governance_note
 from reconciler.core.essence import Essence, display, normalize_url
 from reconciler.core.model import Kind
 from reconciler.core.plan import Action
@@ -203,6 +204,7 @@ def matrix_json(
             m: {t.name: cell(state, t, m) for t in report.targets} for m in mirror_rows(state)
         },
         "unmanaged": {t.name: list(t.unmanaged) for t in report.targets if t.unmanaged},
+        "governance": {t.name: list(governance(t)) for t in report.targets if governance(t)},
         "targets": report.to_json()["targets"],
         "degraded": report.to_json()["degraded"],
         "parity": [p.to_json() for p in parity(state, report)],
@@ -215,6 +217,11 @@ def matrix_json(
             "duration_s": last.get("duration_s"),
         },
     }
+
+
+def governance(target: TargetReport) -> tuple[str, ...]:
+    """What the target's pass said about tool policies: not enforceable, no inventory."""
+    return tuple(n for n in target.notes if is_governance_note(n))
 
 
 def render_tools(state: DesiredState, tools: Mapping[str, ServerTools] | None) -> list[str]:
@@ -248,6 +255,8 @@ def render_matrix(
             lines.append(f"unmanaged on {t.name}: {', '.join(t.unmanaged)}")
         if t.error:
             lines.append(f"error on {t.name}: {t.error}")
+        for note in governance(t):
+            lines.append(f"governance on {t.name}: {note}")
     copies = parity(state, report)
     if copies:
         lines.append("parity of local and MCPJungle copies:")

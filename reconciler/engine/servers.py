@@ -13,9 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from reconciler.core import divergence
 from reconciler.core.compare import align_header_names
+from reconciler.core.enforce import (
+    INVENTORY_MAX_AGE_DAYS,
+    Governed,
+    NativeTools,
+    inventory_note,
+    not_enforceable,
+)
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import (
     Essence,
@@ -25,9 +33,18 @@ from reconciler.core.essence import (
     mask,
     seal,
 )
-from reconciler.core.model import Kind, OnDrift
-from reconciler.core.plan import Action, Slot, TargetPlan, plan_target
+from reconciler.core.model import Kind, OnChange, OnDrift
+from reconciler.core.plan import (
+    Action,
+    Change,
+    Slot,
+    TargetPlan,
+    changed_tools,
+    plan_native_tools,
+    plan_target,
+)
 from reconciler.core.report import TargetReport
+from reconciler.core.tools import ToolRecord, unreviewed
 from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import (
     SecretResolver,
@@ -36,9 +53,12 @@ from reconciler.secrets import (
     render_essence,
     seal_paths,
 )
+from reconciler.store import toollock
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
-from reconciler.targets import Observation, Target, Write
+from reconciler.targets import Observation, Target, ToolRules, Write
+
+TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
 
 
 @dataclass(frozen=True)
@@ -133,6 +153,8 @@ class ServerEntries:
         self.resolver = resolver
         self.store = store
         self.inventory = store.inventory(name)
+        self.probed = store.tool_inventory()
+        self._lock: Mapping[str, Mapping[str, ToolRecord]] | None = None
         self.base = TargetReport(name, target.kind.value, target.describe(), self.spec.optional)
 
     # -- plan ------------------------------------------------------------------------------
@@ -175,7 +197,7 @@ class ServerEntries:
             essence: Essence | None = mask(full, capability)
             if not server.enabled and not capability.enabled_switch:
                 essence = None  # no switch in this client: disabled means absent
-            slot = Slot(server_name, entry, None, placement.required, server.tools)
+            slot = Slot(server_name, entry, None, placement.required, self.governed(server_name))
             if essence is None:
                 rendered.append(Rendered(slot, essence))
                 continue
@@ -192,6 +214,69 @@ class ServerEntries:
             )
         return rendered
 
+    def governed(self, server: str) -> Governed | None:
+        """The server's tool policy with the last probe's inventory of its tools."""
+        policy = self.state.servers[server].tools
+        if policy is None:
+            return None
+        inventory = self.probed.get(server)
+        if inventory is None:
+            return Governed(policy)
+        changed: frozenset[str] = frozenset()
+        if policy.on_change is OnChange.BLOCK:
+            if self._lock is None:
+                self._lock = toollock.load(self.state.root) or {}
+            changed = unreviewed(self._lock.get(server), inventory)
+        old = stale(inventory.probed_at, datetime.now(UTC))
+        return Governed(policy, inventory.classes(), old, changed)
+
+    def native_tools(self, view: View, observation: Observation) -> dict[str, NativeTools]:
+        """Per entry, what the client's own tool control must hold and holds (kinds with
+        tool rules): only the tools the policy disables and those this tool disabled before
+        are looked at."""
+        target = self.target
+        if not isinstance(target, ToolRules) or not target.capability.tool_rules:
+            return {}
+        owned_by_entry = self.inventory.tools
+        out = {}
+        placed = set()
+        for item in view.rendered:
+            entry = item.slot.entry
+            placed.add(entry)
+            governed = item.slot.tools
+            owned = owned_by_entry.get(entry, frozenset())
+            if governed is None and not owned:
+                continue
+            desired = governed.disabled() if governed is not None else frozenset()
+            out[entry] = NativeTools(desired, owned, self._off(entry, desired | owned, observation))
+        for entry, owned in owned_by_entry.items():  # no longer placed: ours to release
+            if entry not in placed and owned:
+                out[entry] = NativeTools(frozenset(), owned, self._off(entry, owned, observation))
+        return out
+
+    def _off(self, entry: str, tools: frozenset[str], observation: Observation) -> frozenset[str]:
+        target = self.target
+        assert isinstance(target, ToolRules)
+        rules = observation.tool_rules
+        return frozenset(t for t in tools if target.tool_rule(entry, t) in rules)
+
+    def _tool_notes(self, view: View) -> tuple[str, ...]:
+        """Never silent: a policy a kind cannot hold, an inventory missing or stale."""
+        capability = self.target.capability
+        notes = []
+        for item in view.rendered:
+            governed = item.slot.tools
+            if governed is None or not governed.restrictive or item.essence is None:
+                continue
+            if not capability.enforces_tools:
+                if not governed.known or governed.disabled():
+                    notes.append(not_enforceable(self.target.kind.value, item.slot.server))
+                continue
+            note = inventory_note(item.slot.server, governed)
+            if note is not None:
+                notes.append(note)
+        return tuple(notes)
+
     def _plan(
         self, view: View, observation: Observation, on_drift: OnDrift | None = None
     ) -> TargetPlan:
@@ -206,6 +291,7 @@ class ServerEntries:
         if self.options.servers:
             scope = frozenset(self.options.servers) | frozenset(s.entry for s in slots)
         inventory = self.inventory
+        native = self.native_tools(view, observation)
         plan = plan_target(
             slots,
             live,
@@ -219,11 +305,24 @@ class ServerEntries:
             replace_only=capability.replace_only,
             live_tools=observation.tools if capability.tool_switch else None,
             live_classes=observation.tool_classes if capability.tool_switch else None,
+            native_tools=native if capability.tool_rules else None,
+            owned_tools=inventory.tools,
         )
+        placed = {s.entry for s in slots}
+        released: list[Change] = []
+        deleted = {c.entry for c in plan.changes if c.action is Action.DELETE}
+        in_entry = getattr(self.target, "tool_list_key", None) is not None
+        for entry, tools in native.items():  # owned rules of entries no longer placed
+            if entry in placed or (scope is not None and entry not in scope):
+                continue
+            if not (in_entry and entry in deleted):  # a deleted entry takes its list along
+                released += plan_native_tools(Slot(entry, entry, None), None, tools)
+        if released:
+            plan = replace(plan, changes=plan.changes + tuple(released))
         for change in plan.changes:  # a literal token in a drifted live entry is never shown
             if change.fields and change.entry in observation.entries:
                 register_literals(observation.entries[change.entry])
-        notes = tuple(n for item in view.rendered for n in item.notes)
+        notes = tuple(n for item in view.rendered for n in item.notes) + self._tool_notes(view)
         return replace(plan, notes=plan.notes + notes) if notes else plan
 
     def _match(self, view: View, observation: Observation, plan: TargetPlan) -> divergence.Match:
@@ -291,7 +390,7 @@ class ServerEntries:
                 change.action,
                 sensitive=item is not None and item.sensitive and not deleting,
                 tools=item.slot.tools if item is not None else None,
-                unreviewed=item.slot.unreviewed if item is not None else frozenset(),
+                tool_names=changed_tools(change) if change.action in TOOL_ACTIONS else (),
             )
             # A sync of an entry keeps the values that a record allows to differ.
             pointers = matched.keep.get(write.entry)
@@ -306,7 +405,18 @@ class ServerEntries:
     def verify(self, planned: ServerPlan, after: Observation) -> None:
         """Every write reads back as written (compared sealed, blind fields left out)."""
         fingerprint = self.fingerprint
+        target = self.target
         for write in planned.writes:
+            if target.capability.tool_rules and write.action in TOOL_ACTIONS:
+                assert isinstance(target, ToolRules)
+                denied = write.action is Action.TOOL_DISABLE
+                for tool in write.tool_names:
+                    if (target.tool_rule(write.entry, tool) in after.tool_rules) != denied:
+                        raise TargetError(
+                            f"tool '{tool}' of entry '{write.entry}' does not read back as "
+                            + ("denied" if denied else "released")
+                        )
+                continue
             live = after.entries.get(write.entry)
             want = write.essence
             if after.blind_fields:
@@ -327,7 +437,10 @@ class ServerEntries:
             return
         by_entry = planned.view.by_entry()
         inventory = self.inventory
+        inventory.tools = self._owned_tools(planned, done, after)
         for write in done:
+            if self.target.capability.tool_rules and write.action in TOOL_ACTIONS:
+                continue  # the entry itself was not written
             if write.essence is None:
                 inventory.entries.pop(write.entry, None)
                 inventory.created.discard(write.entry)
@@ -345,6 +458,38 @@ class ServerEntries:
             if item.slot.server in in_sync and item.essence is not None:
                 inventory.entries[item.slot.entry] = planned.view.desired[item.slot.entry] or {}
         self.store.save_inventory(self.name, inventory)
+
+    def _owned_tools(
+        self, planned: ServerPlan, done: Sequence[Write], after: Observation | None
+    ) -> dict[str, frozenset[str]]:
+        """The tools this tool holds disabled after the pass, per entry: those it held and
+        the policy still disables, and those it disabled now. A tool someone re-enabled by
+        hand stays owned until reverted (so it stays drift with origin live)."""
+        capability = self.target.capability
+        before = self.inventory.tools
+        out: dict[str, frozenset[str]] = {}
+        if capability.tool_rules:
+            native = self.native_tools(planned.view, planned.observation)
+            for entry, tools in native.items():
+                owned = tools.owned & tools.desired
+                for write in done:
+                    if write.entry == entry and write.action is Action.TOOL_DISABLE:
+                        owned |= frozenset(write.tool_names)
+                if owned:
+                    out[entry] = owned
+        elif capability.tool_switch:
+            flags = (after or planned.observation).tools
+            for item in planned.view.rendered:
+                entry, governed = item.slot.entry, item.slot.tools
+                if governed is None or entry not in flags:
+                    continue
+                off = governed.disabled(flags[entry])
+                owned = (before.get(entry, frozenset()) & off) | frozenset(
+                    t for t, on in flags[entry].items() if not on and t in off
+                )
+                if owned:
+                    out[entry] = owned
+        return out
 
     def skip(self) -> TargetReport | None:
         return None
@@ -390,3 +535,14 @@ def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:
     if essence is None or not blind:
         return essence
     return {k: v for k, v in essence.items() if k not in blind}
+
+
+def stale(probed_at: str | None, now: datetime) -> bool:
+    """An inventory older than ``INVENTORY_MAX_AGE_DAYS`` (or of unknown age) is stale."""
+    try:
+        when = datetime.fromisoformat(probed_at or "")
+    except ValueError:
+        return True
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return now - when > timedelta(days=INVENTORY_MAX_AGE_DAYS)

@@ -59,9 +59,12 @@ class Inventory:
 
     entries: dict[str, Essence] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)
+    # Per entry, the tools this tool disabled in the target's own control (its rules, or
+    # MCPJungle's flags): only these are ever released, and one missing is a live edit.
+    tools: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def to_json(self, target: str) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "target": target,
             "entries": {
@@ -69,6 +72,10 @@ class Inventory:
                 for name, essence in sorted(self.entries.items())
             },
         }
+        owned = {name: sorted(tools) for name, tools in sorted(self.tools.items()) if tools}
+        if owned:
+            data["disabled_tools"] = owned
+        return data
 
 
 class StateStore:
@@ -124,6 +131,12 @@ class StateStore:
             inventory.entries[str(name)] = record["essence"]
             if record.get("created"):
                 inventory.created.add(str(name))
+        owned = data.get("disabled_tools", {})
+        if not isinstance(owned, dict) or not all(
+            isinstance(t, list) and all(isinstance(n, str) for n in t) for t in owned.values()
+        ):
+            raise StateFileError(f"{path}: malformed last-applied record ({fix})")
+        inventory.tools = {str(name): frozenset(tools) for name, tools in owned.items()}
         return inventory
 
     def save_inventory(self, target: str, inventory: Inventory) -> None:

@@ -16,7 +16,7 @@ from reconciler.core.model import Kind, TargetSpec
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
 from reconciler.targets import codex, ideclients, jsonclients, mcpjungle, mirror, opencode
-from reconciler.targets.base import Context, Entries, Observation, Target, Write
+from reconciler.targets.base import Context, Entries, Observation, Target, ToolRules, Write
 
 __all__ = [
     "KINDS",
@@ -25,6 +25,7 @@ __all__ = [
     "Entries",
     "Observation",
     "Target",
+    "ToolRules",
     "Write",
     "build",
     "supported",

@@ -13,10 +13,11 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from reconciler.core.enforce import Governed
 from reconciler.core.essence import Capability, Essence
-from reconciler.core.model import Kind, ToolPolicy
+from reconciler.core.model import Kind
 from reconciler.core.plan import Action
 from reconciler.core.tools import ToolClass
 from reconciler.secrets import REDACTOR, Redactor
@@ -44,6 +45,11 @@ class Observation:
     tools: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     # Per entry, each listed tool's class from the target's own annotations (same kinds).
     tool_classes: Mapping[str, Mapping[str, ToolClass]] = field(default_factory=dict)
+    # Every rule of the client's own per-tool control, in the family's spelling
+    # (``tool_rule``), the user's included (kinds with tool rules; empty elsewhere).
+    tool_rules: frozenset[str] = frozenset()
+    # What the control's file looked like, when it is not the entries' file (Claude Code).
+    tool_snapshot: Any = None
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,9 @@ class Write:
     essence: Essence | None
     action: Action
     sensitive: bool = False  # the essence holds resolved secret values
-    tools: ToolPolicy | None = None  # the server's governed tools (kinds with a tool switch)
-    unreviewed: frozenset[str] = frozenset()  # tools new or changed against the tool lock
+    tools: Governed | None = None  # the server's governed tools (kinds with a tool switch)
+    # tool-disable / tool-enable on a kind with tool rules: the tools to deny or release.
+    tool_names: tuple[str, ...] = ()
 
 
 class PassCache:
@@ -118,3 +125,17 @@ class Target(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ToolRules(Protocol):
+    """A target whose client has a per-tool control in its files (``Capability.tool_rules``)."""
+
+    capability: Capability
+    # The deny list's key inside each entry, when the control lives there (its rules go
+    # with the entry); None when it lives elsewhere (opencode's ``tools``, Claude's settings).
+    tool_list_key: str | None
+
+    def tool_rule(self, entry: str, tool: str) -> str:
+        """The control's rule denying ``tool`` of the server at ``entry``."""
+        ...

@@ -68,10 +68,12 @@ class Kiro(DisabledFlag):
         STDIO_FIELDS | REMOTE_FIELDS | {"enabled"},
         True,
         env_references=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
     syntax = references.BRACED
     managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")
+    tool_list_key = "disabledTools"  # governed tools, exact names (custom_tool.rs)
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:
@@ -104,9 +106,11 @@ class Roo(DisabledFlag):
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
         True,
         env_references=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "headers", "disabled")
+    tool_list_key = "disabledTools"  # governed tools, exact names (McpHub.ts)
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:

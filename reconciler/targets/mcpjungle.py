@@ -39,10 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from reconciler.core.enforce import Governed
 from reconciler.core.errors import PartialApply, TargetError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
-from reconciler.core.model import Kind, TargetSpec, ToolPolicy
-from reconciler.core.plan import Action, listed_governance
+from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.plan import Action
 from reconciler.core.tools import ToolClass, classify
 from reconciler.secrets import detect, might_reference
 from reconciler.targets.base import Context, Entries, Observation, Write
@@ -330,7 +331,6 @@ class MCPJungleTarget:
     ) -> None:
         actions = {w.action for w in group}
         policy = next((w.tools for w in group if w.tools is not None), None)
-        unreviewed = frozenset().union(*(w.unreviewed for w in group))
         if Action.DELETE in actions or body is None:
             self._delete(entry)
             return
@@ -352,32 +352,30 @@ class MCPJungleTarget:
             reset = True
         if reset or actions & _TOOL_ACTIONS:
             before = snapshot.tools.get(entry, {})
-            # Without a reset, only the planned directions (a tool-enable left to
-            # ``on_drift: report`` is not carried out along with a tool-disable).
-            allowed = {True, False}
+            # Without a reset, only the planned tools (a tool-enable left to
+            # ``on_drift: report`` is not carried out along with another one).
+            only = None
             if not reset:
-                allowed = {a is Action.TOOL_ENABLE for a in actions & _TOOL_ACTIONS}
+                only = {t for w in group if w.action in _TOOL_ACTIONS for t in w.tool_names}
             current = None if reset else before
             self._govern_tools(
                 entry,
                 policy,
                 current,
                 restore=before,
-                directions=allowed,
+                only=only,
                 classes=snapshot.classes.get(entry, {}),
-                unreviewed=unreviewed,
             )
 
     def _govern_tools(
         self,
         entry: str,
-        policy: ToolPolicy | None,
+        policy: Governed | None,
         current: Mapping[str, bool] | None,
         *,
         restore: Mapping[str, bool],
-        directions: frozenset[bool] | set[bool] = frozenset({True, False}),
+        only: set[str] | None = None,
         classes: Mapping[str, ToolClass] | None = None,
-        unreviewed: frozenset[str] = frozenset(),
     ) -> None:
         """Set each tool's flag: by policy when there is one (classes from MCPJungle's own
         annotations); without one, a reset server gets back the flags its tools had (a
@@ -389,12 +387,12 @@ class MCPJungleTarget:
             current = {short[id(t)]: bool(t.get("enabled", True)) for t in listed}
             classes = {short[id(t)]: _tool_class(t) for t in listed}
         if policy is not None:
-            off = listed_governance(policy, current, classes, unreviewed)
+            off = policy.disabled(current, classes)
             want = {tool: tool not in off for tool in current}
         else:
             want = {tool: restore.get(tool, True) for tool in current}
         for tool in sorted(current):
-            if current[tool] != want[tool] and want[tool] in directions:
+            if current[tool] != want[tool] and (only is None or tool in only):
                 verb = "enable" if want[tool] else "disable"
                 response = self._call(
                     "POST", f"{API}/tools/{verb}", params={"entity": f"{entry}{SEPARATOR}{tool}"}

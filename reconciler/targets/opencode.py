@@ -4,20 +4,25 @@ An entry is ``{"type": "local", "command": [cmd, *args], "environment": {...}, "
 or ``{"type": "remote", "url": ..., "headers": {...}}``, both with ``enabled``. A remote
 server negotiates streamable http or sse by itself, so only http is declared. Fields the
 client owns (``timeout``, ``oauth``) are kept. opencode expands ``{env:NAME}`` anywhere.
+
+Governed tools go to the top-level ``tools`` map as ``"<server>_<tool>": false`` (opencode
+turns it into ``permission: deny``), one exact name per tool: its prefix globs would also
+catch another server whose name starts the same way, or a built-in tool.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence
 from reconciler.core.model import Kind, TargetSpec
 from reconciler.targets import paths, references
 from reconciler.targets.base import Context
-from reconciler.targets.jsonfile import JsonFileTarget
+from reconciler.targets.jsonfile import JsonFileTarget, sanitized
 
 
 class OpenCode(JsonFileTarget):
@@ -28,6 +33,7 @@ class OpenCode(JsonFileTarget):
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
         True,
         env_references=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
     servers_key = ("mcp",)
@@ -81,3 +87,31 @@ class OpenCode(JsonFileTarget):
 
     def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
         return {"enabled": enabled is not False}
+
+    # -- governed tools: the ``tools`` map ------------------------------------------------
+
+    def tool_rule(self, entry: str, tool: str) -> str:
+        return f"{sanitized(entry)}_{sanitized(tool)}"
+
+    def read_tool_rules(self, document: Any) -> frozenset[str]:
+        tools = document.get("tools")
+        if not isinstance(tools, Mapping):
+            return frozenset()
+        return frozenset(str(name) for name, on in tools.items() if on is False)
+
+    def write_tool_rules(
+        self, document: Any, entry: str, deny: Sequence[str], release: Sequence[str]
+    ) -> None:
+        tools = document.get("tools")
+        if tools is not None and not isinstance(tools, MutableMapping):
+            raise TargetFormatError(f"{self.path}: 'tools' is not a JSON object")
+        tools = {} if tools is None else tools
+        for tool in release:
+            if tools.get(self.tool_rule(entry, tool)) is False:
+                del tools[self.tool_rule(entry, tool)]
+        for tool in deny:
+            tools[self.tool_rule(entry, tool)] = False
+        if tools:
+            document["tools"] = tools
+        else:
+            document.pop("tools", None)

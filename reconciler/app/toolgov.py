@@ -145,7 +145,9 @@ def write_lock(
             accepted.extend(surface_drift(name, old.get(name, {}), new.get(name, {})))
     servers = tuple(sorted({d.server for d in accepted}))
     path = toollock.lock_path(engine.desired_dir)
-    if not toollock.save(engine.desired_dir, new):
+    # Nothing to accept (every probe failed, or the surface is as reviewed): no file is
+    # created and no commit made.
+    if not accepted or not toollock.save(engine.desired_dir, new):
         return LockCommit(None, tuple(sorted(inventory)), ())
     message = gitlog.build_message(
         f"lock: tool surface of {', '.join(servers) or 'no server'}",

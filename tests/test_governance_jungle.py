@@ -93,6 +93,39 @@ def not_read_only(result: ProbeResult) -> set[str]:
     }
 
 
+@pytest.mark.parametrize(
+    ("server", "counts", "sample"),
+    [
+        # annotated throughout: the reads say read-only, the toggles and gzip only not destructive
+        (
+            "everything",
+            {"read-only": 9, "mutating": 4, "destructive": 0},
+            {"echo": ToolClass.READ_ONLY, "gzip-file-as-resource": ToolClass.MUTATING},
+        ),
+        ("time", {"read-only": 2, "mutating": 0, "destructive": 0}, {}),
+        (
+            "media",
+            {"read-only": 3, "mutating": 1, "destructive": 3},
+            {
+                "library_audit": ToolClass.DESTRUCTIVE,  # unannotated
+                "bulk_delete": ToolClass.READ_ONLY,  # wrongly annotated: trusted as it says
+                "media_tag": ToolClass.MUTATING,
+            },
+        ),
+    ],
+)
+def test_the_inventory_of_the_real_servers(
+    probed: dict[str, ProbeResult],
+    server: str,
+    counts: dict[str, int],
+    sample: dict[str, ToolClass],
+) -> None:
+    result = probed[server]
+    assert result.tool_classes() == counts
+    classes = {t.name: t.tool_class for t in result.tools}
+    assert {name: classes[name] for name in sample} == sample
+
+
 def test_block_mutating_disables_exactly_the_tools_that_are_not_read_only(
     workspace: Workspace, jungle: FakeMCPJungle, probed: dict[str, ProbeResult]
 ) -> None:

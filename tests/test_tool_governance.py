@@ -3,6 +3,7 @@ merge of ``defaults:``, and the tool surface against the lock (DESIGN.md 6B)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -339,3 +340,58 @@ def test_audit_lock_findings_from_the_kept_inventory(workspace: Workspace) -> No
     (mismatch,) = [f for f in result.json["governance"]["findings"] if f["tool"]]
     assert "changed (description)" in mismatch["message"]
     assert any("'unprobed' was never probed" in n for n in result.json["governance"]["notes"])
+
+
+def test_validate_checks_the_tool_lock(workspace: Workspace) -> None:
+    workspace.write("servers.yaml", "servers:\n  a: {command: a}\n")
+    workspace.write(
+        toollock.LOCK_FILE, "lock: 1\nservers: {a: {t: {class: read-only, sha256: x}}}\n"
+    )
+    assert workspace.run("validate").exit_code == 0
+    workspace.write(toollock.LOCK_FILE, "lock: 1\nservers: {a: [not, a, mapping]}\n")
+    result = workspace.run("validate")
+    assert result.exit_code == 2
+    assert "tools.lock.yaml:1:1: malformed tool lock" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("kind", ["claude-code", "codex", "gemini", "opencode"])
+def test_audit_finds_no_enforcement_gap_on_kinds_with_a_tool_control(
+    workspace: Workspace, kind: str
+) -> None:
+    workspace.write(
+        "desired.yaml",
+        f"""
+        servers:
+          media: {{command: node, tools: {{deny: [delete_thing]}}}}
+        targets:
+          t: {{kind: {kind}}}
+        """,
+    )
+    assert workspace.run().exit_code == 0
+    result = workspace.run("audit", "--declared", "--json")
+    assert result.json["governance"]["findings"] == [], result.stdout
+    assert result.exit_code == 0
+
+
+def test_audit_finds_a_denied_tool_re_enabled_by_hand_in_claude_code(workspace: Workspace) -> None:
+    workspace.write(
+        "desired.yaml",
+        """
+        servers:
+          media: {command: node, tools: {deny: [delete_thing]}}
+        targets:
+          code: {kind: claude-code}
+        """,
+    )
+    assert workspace.run().exit_code == 0
+    settings = workspace.home / ".claude" / "settings.json"
+    data = json.loads(settings.read_text())
+    assert "mcp__media__delete_thing" in data["permissions"]["deny"]
+    data["permissions"]["deny"].remove("mcp__media__delete_thing")  # re-enabled by hand
+    settings.write_text(json.dumps(data))
+    result = workspace.run("audit", "--declared", "--json")
+    assert result.exit_code == 1
+    assert [
+        (f["finding"], f["server"], f["target"], f["tool"])
+        for f in result.json["governance"]["findings"]
+    ] == [("blocked-enabled", "media", "code", "delete_thing")]

@@ -240,3 +240,13 @@ def test_lock_refusals_are_exit_2_and_probe_nothing(
     result = workspace.run("probe", *args)
     assert result.exit_code == 2, result.stdout + result.stderr
     assert not marker.exists()
+
+
+def test_lock_with_every_probe_failing_writes_nothing(repo: Workspace) -> None:
+    repo.write("servers.yaml", "servers:\n  gone: {command: /nonexistent/mcp-gone}\n")
+    commit_all(repo.root, "a server that cannot start")
+    before = commit_count(repo.root)
+    result = probe(repo, "--lock", "--json")
+    assert result.exit_code == 0  # an optional server's failure is a warning
+    assert result.json["tool_surface"]["lock"] == {"commit": None, "servers": [], "accepted": []}
+    assert not (repo.root / LOCK).exists() and commit_count(repo.root) == before

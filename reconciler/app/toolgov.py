@@ -19,10 +19,10 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.compare import pointer_unescape
+from reconciler.core.enforce import has_effect, not_enforceable
 from reconciler.core.errors import UsageError
-from reconciler.core.essence import Capability
 from reconciler.core.model import OnChange
-from reconciler.core.plan import Action, has_effect
+from reconciler.core.plan import Action
 from reconciler.core.tools import (
     ServerTools,
     SurfaceChange,
@@ -145,7 +145,9 @@ def write_lock(
             accepted.extend(surface_drift(name, old.get(name, {}), new.get(name, {})))
     servers = tuple(sorted({d.server for d in accepted}))
     path = toollock.lock_path(engine.desired_dir)
-    if not toollock.save(engine.desired_dir, new):
+    # Nothing to accept (every probe failed, or the surface is as reviewed): no file is
+    # created and no commit made.
+    if not accepted or not toollock.save(engine.desired_dir, new):
         return LockCommit(None, tuple(sorted(inventory)), ())
     message = gitlog.build_message(
         f"lock: tool surface of {', '.join(servers) or 'no server'}",
@@ -224,17 +226,6 @@ class GovernanceAudit:
         return {"findings": [f.to_json() for f in self.findings], "notes": list(self.notes)}
 
 
-def enforces_tools(capability: Capability) -> bool:
-    """Whether a kind has a per-tool control this tool compiles the policy into."""
-    return capability.tool_switch
-
-
-def not_enforceable(kind: str, server: str) -> str:
-    return (
-        f"tool policy of '{server}' not enforceable on {kind}: the client has no per-tool control"
-    )
-
-
 def audit_governance(
     engine: Engine, state: DesiredState, targets: Sequence[str]
 ) -> GovernanceAudit:
@@ -249,7 +240,7 @@ def audit_governance(
         for target in report.targets:
             spec = state.targets[target.name]
             placed = [s for s in state.placements(target.name) if s in governed]
-            if placed and not enforces_tools(CAPABILITIES[spec.kind]):
+            if placed and not CAPABILITIES[spec.kind].enforces_tools:
                 for server in placed:
                     findings.append(
                         GovernanceFinding(

@@ -49,6 +49,7 @@ from reconciler.core.model import json_schema
 from reconciler.core.report import ExitCode, RunReport, plural, render_text
 from reconciler.engine import Engine, PassOptions
 from reconciler.secrets import wrap_streams
+from reconciler.store import toollock
 from reconciler.store.state import default_state_dir
 
 
@@ -227,13 +228,14 @@ def probe(
 @main.command()
 @global_options
 def validate() -> None:
-    """Check desired state only: schema, references, placements. Exit 0 or 2.
+    """Check desired state only: schema, references, placements, the tool lock. Exit 0 or 2.
 
     Lists every problem at once, each as file:line:column: message (hint).
     Suited to pre-commit hooks and CI.
     """
     settings = current_settings()
     state = guarded(Engine(settings.desired, Path(os.devnull)).load)
+    guarded(lambda: toollock.load(settings.desired))  # a malformed tool lock fails here too
     if settings.json:
         click.echo(json.dumps({"schema": 1, "exit_code": 0, "errors": []}))
     elif settings.verbosity >= 0:

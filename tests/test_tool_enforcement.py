@@ -505,3 +505,55 @@ def test_a_malformed_settings_file_is_a_located_error_and_nothing_is_written(
     assert f"{settings}:1:" in result.json["targets"][0]["error"]
     assert settings.read_text(encoding="utf-8") == '{"permissions": {"deny": [}\n'
     assert not (workspace.home / ".claude.json").exists()
+
+
+# -- ownership across switches, --server and prune --------------------------------------------
+
+
+def test_a_server_switched_off_and_on_gets_its_rules_back_as_desired(
+    workspace: Workspace,
+) -> None:
+    kind = next(k for k in KINDS if k.id == "codex")
+    path = setup(workspace, kind, on_drift="report")
+    assert workspace.run().exit_code == 0
+    workspace.write("servers.yaml", SERVERS.replace("  files:\n", "  files:\n    enabled: false\n"))
+    off = workspace.run("--json")
+    assert off.exit_code == 0, off.stdout
+    assert kind.denied(path, "files") == {"mine"}  # a server switched off offers no tools
+    workspace.write("servers.yaml", SERVERS)
+    on = workspace.run("--json")
+    assert on.exit_code == 0, on.stdout  # desired, so applied although on_drift is report
+    assert (
+        "files",
+        "tool-disable",
+        "desired",
+        True,
+        ["/tools/delete_file", "/tools/write_file"],
+    ) in (tool_changes(on.json))
+    assert kind.denied(path, "files") == {"write_file", "delete_file", "mine"}
+
+
+def test_a_pass_for_another_server_keeps_what_this_tool_owns(workspace: Workspace) -> None:
+    kind = KINDS[0]  # claude-code, user scope
+    path = setup(workspace, kind)
+    assert workspace.run().exit_code == 0
+    assert workspace.run("--server", "time").exit_code == 0
+    kind.remove(path, "files", "write_file")
+    dry = workspace.run("--dry-run", "--json")
+    assert tool_changes(dry.json) == [
+        ("files", "tool-disable", "live", False, ["/tools/write_file"])
+    ]
+
+
+@pytest.mark.parametrize("kind", [KINDS[0], KINDS[3], KINDS[5]], ids=lambda k: k.id)
+def test_a_pruned_server_leaves_no_rule_of_ours(workspace: Workspace, kind: Kind) -> None:
+    path = setup(workspace, kind, prune="true")
+    assert workspace.run().exit_code == 0
+    workspace.write("servers.yaml", "servers:\n  time:\n" + SERVERS.split("  time:\n")[1])
+    workspace.write("targets.yaml", target_yaml(kind.target, prune="true").replace("files, ", ""))
+    pruned = workspace.run("--json")
+    assert pruned.exit_code == 0, pruned.stdout
+    text = path.read_text(encoding="utf-8")
+    assert "write_file" not in text and "delete_file" not in text
+    assert "mine" in text  # the user's rule stays (with the entry, where it lives in one)
+    assert workspace.run("--json").json["targets"][0]["changes"] == []

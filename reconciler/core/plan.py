@@ -290,12 +290,9 @@ def plan_native_tools(
     removed it by hand, and ``on_drift`` applies); an owned tool the policy no longer
     disables is released. A rule the user wrote stays, whatever it says.
     """
-    if slot.tools is None or slot.desired is None or not slot.desired.get("enabled", True):
-        desired: frozenset[str] = frozenset()
-    else:
-        desired = native.desired
     if change is not None and change.action is Action.DELETE:
         return []
+    desired = native.desired
     missing = sorted(desired - native.off)
     out = []
     fresh = [t for t in missing if t not in native.owned]

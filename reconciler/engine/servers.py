@@ -252,10 +252,14 @@ class ServerEntries:
             owned = owned_by_entry.get(entry, frozenset())
             if governed is None and not owned:
                 continue
-            desired = governed.disabled() if governed is not None else frozenset()
+            desired: frozenset[str] = frozenset()
+            enabled = item.essence is not None and item.essence.get("enabled", True)
+            if governed is not None and enabled:  # a server switched off offers no tools
+                desired = governed.disabled()
             out[entry] = NativeTools(desired, owned, self._off(entry, desired | owned, observation))
+        selected = self.options.servers
         for entry, owned in owned_by_entry.items():  # no longer placed: ours to release
-            if entry not in placed and owned:
+            if entry not in placed and owned and (not selected or entry in selected):
                 out[entry] = NativeTools(frozenset(), owned, self._off(entry, owned, observation))
         return out
 
@@ -478,28 +482,29 @@ class ServerEntries:
         hand stays owned until reverted (so it stays drift with origin live)."""
         capability = self.target.capability
         before = self.inventory.tools
-        out: dict[str, frozenset[str]] = {}
+        out = dict(before)  # entries this pass did not look at (``--server``) keep theirs
         if capability.tool_rules:
             for entry, tools in planned.native.items():
                 owned = tools.owned & tools.desired
                 for write in done:
                     if write.entry == entry and write.action is Action.TOOL_DISABLE:
                         owned |= frozenset(write.tool_names)
-                if owned:
-                    out[entry] = owned
+                out[entry] = owned
         elif capability.tool_switch:
             flags = (after or planned.observation).tools
             for item in planned.view.rendered:
                 entry, governed = item.slot.entry, item.slot.tools
                 if governed is None or entry not in flags:
+                    out.pop(entry, None)
                     continue
                 off = governed.disabled(flags[entry])
-                owned = (before.get(entry, frozenset()) & off) | frozenset(
+                out[entry] = (before.get(entry, frozenset()) & off) | frozenset(
                     t for t, on in flags[entry].items() if not on and t in off
                 )
-                if owned:
-                    out[entry] = owned
-        return out
+            for write in done:  # a deregistered server takes its tool flags along
+                if write.action is Action.DELETE:
+                    out.pop(write.entry, None)
+        return {entry: tools for entry, tools in out.items() if tools}
 
     def skip(self) -> TargetReport | None:
         return None

@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 
+from reconciler.app import toolgov
 from reconciler.core.tools import ToolClass
 from reconciler.probe import ProbeResult, ProbeSpec, probe_all
+from reconciler.store import toollock
+from reconciler.store.state import StateStore
 from reconciler.targets.mcpjungle import MCPJungleTarget
 from tests.conftest import Workspace
 from tests.fakes.mcpjungle import FakeMCPJungle, UpstreamTool
@@ -210,3 +213,33 @@ def test_audit_finds_a_blocked_tool_enabled_on_mcpjungle(
         "blocked-enabled: tool 'media_delete' of 'media' is blocked by policy but enabled on jungle"
         in text.stdout
     )
+
+
+def test_on_change_block_holds_a_tool_changed_upstream_on_mcpjungle(
+    workspace: Workspace, jungle: FakeMCPJungle, probed: dict[str, ProbeResult]
+) -> None:
+    """The lock holds the reviewed surface of ``media``; the server then changes a tool's
+    description. The probe says so (exit 1), and the next pass keeps that tool disabled on
+    MCPJungle although the policy blocks nothing else, until the lock accepts it."""
+    reviewed = toolgov.server_tools(probed["media"], "2026-12-01T00:00:00Z")
+    toollock.save(workspace.desired, {"media": reviewed.tools})
+    policy = {"on_change": "block"}
+    desired(workspace, jungle.url, {"media": policy})
+    text = (workspace.desired / "desired.yaml").read_text()
+    changed = text.replace(
+        "    tools:",
+        '    env: {TOOL_DESCRIPTION: "Search, then mail the results out"}\n    tools:',
+        1,
+    )
+    assert changed != text
+    (workspace.desired / "desired.yaml").write_text(changed)
+
+    drift = workspace.run("probe", "--server", "media", "--timeout", "30")
+    assert drift.exit_code == 1 and "'library_search' of server 'media' changed" in drift.stdout
+    assert workspace.run().exit_code == 0
+    assert disabled(jungle) == {"media__library_search"}
+
+    inventory = StateStore(workspace.state_dir).tool_inventory()["media"]
+    toollock.save(workspace.desired, {"media": inventory.tools})  # what `probe --lock` writes
+    assert workspace.run().exit_code == 0
+    assert disabled(jungle) == set()

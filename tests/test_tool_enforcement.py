@@ -20,6 +20,9 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.enforce import Governed, NativeTools
+from reconciler.core.model import OnDrift, ToolPolicy
+from reconciler.core.plan import Slot, changed_tools, plan_native_tools
 from reconciler.core.tools import ServerTools, tool_record
 from reconciler.store.state import StateStore
 from reconciler.targets.mcpjungle import MCPJungleTarget
@@ -557,3 +560,39 @@ def test_a_pruned_server_leaves_no_rule_of_ours(workspace: Workspace, kind: Kind
     assert "write_file" not in text and "delete_file" not in text
     assert "mine" in text  # the user's rule stays (with the entry, where it lives in one)
     assert workspace.run("--json").json["targets"][0]["changes"] == []
+
+
+# -- the pure planning of a client's tool control ----------------------------------------------
+
+F = frozenset
+
+
+@pytest.mark.parametrize(
+    ("desired", "owned", "off", "on_drift", "expected"),
+    [
+        # first pass: every desired tool is added, as desired
+        (F({"a", "b"}), F(), F(), "sync", [("tool-disable", "desired", True, ["a", "b"])]),
+        # in sync, whoever wrote the rule (the user's own rule for 'b' counts)
+        (F({"a", "b"}), F({"a"}), F({"a", "b"}), "sync", []),
+        # ours, removed by hand: live; sync applies it, report and record leave it
+        (F({"a"}), F({"a"}), F(), "sync", [("tool-disable", "live", True, ["a"])]),
+        (F({"a"}), F({"a"}), F(), "report", [("tool-disable", "live", False, ["a"])]),
+        (F({"a"}), F({"a"}), F(), "record", [("tool-disable", "live", False, ["a"])]),
+        # the policy no longer disables an owned tool: released, whatever on_drift says
+        (F(), F({"a"}), F({"a"}), "report", [("tool-enable", "desired", True, ["a"])]),
+        # owned, released by hand already: nothing to do
+        (F(), F({"a"}), F(), "sync", []),
+    ],
+)
+def test_plan_native_tools(
+    desired: frozenset[str],
+    owned: frozenset[str],
+    off: frozenset[str],
+    on_drift: str,
+    expected: list[tuple[str, str, bool, list[str]]],
+) -> None:
+    slot = Slot("s", "s", {"transport": "stdio", "command": "x"}, tools=Governed(ToolPolicy()))
+    changes = plan_native_tools(slot, None, NativeTools(desired, owned, off), OnDrift(on_drift))
+    assert [(c.action.value, c.origin.value, c.apply, list(changed_tools(c))) for c in changes] == (
+        expected
+    )

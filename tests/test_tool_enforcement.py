@@ -20,11 +20,14 @@ from typing import Any
 
 import pytest
 
+from reconciler import targets
 from reconciler.core.enforce import Governed, NativeTools
 from reconciler.core.model import OnDrift, ToolPolicy
 from reconciler.core.plan import Slot, changed_tools, plan_native_tools
 from reconciler.core.tools import ServerTools, tool_record
+from reconciler.engine import load_desired
 from reconciler.store.state import StateStore
+from reconciler.targets import Context
 from reconciler.targets.mcpjungle import MCPJungleTarget
 from tests.conftest import Workspace, snapshot_tree
 from tests.fakes.mcpjungle import FakeMCPJungle, Upstream, UpstreamTool
@@ -596,3 +599,40 @@ def test_plan_native_tools(
     assert [(c.action.value, c.origin.value, c.apply, list(changed_tools(c))) for c in changes] == (
         expected
     )
+
+
+def test_a_symlinked_settings_file_stays_a_link(workspace: Workspace) -> None:
+    """Dotfiles managers link ~/.claude/settings.json: the rules land in the file behind it."""
+    workspace.write("servers.yaml", SERVERS)
+    workspace.write("targets.yaml", target_yaml("{kind: claude-code}"))
+    real = workspace.root / "dotfiles" / "claude-settings.json"
+    real.parent.mkdir()
+    real.write_text(CLAUDE_SEED, encoding="utf-8")
+    link = workspace.home / ".claude" / "settings.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    assert workspace.run().exit_code == 0
+    assert link.is_symlink()
+    assert _claude_denied(real, "files") == {"write_file", "delete_file", "mine"}
+
+
+@pytest.mark.parametrize(
+    ("target", "settings"),
+    [
+        ("{kind: claude-code}", ".claude/settings.json"),
+        ("{kind: claude-code, scope: local, project: proj}", "proj/.claude/settings.local.json"),
+    ],
+)
+def test_the_daemon_watches_the_settings_file_too(
+    workspace: Workspace, target: str, settings: str
+) -> None:
+    """A rule removed by hand in the settings file must wake ``reconcile watch``."""
+    workspace.write("servers.yaml", SERVERS)
+    workspace.write("targets.yaml", target_yaml(target))
+    state = load_desired(workspace.desired)
+    context = Context(
+        home=workspace.home, platform=sys.platform, root=workspace.root, lock_dir=None
+    )
+    built = targets.build("client", state.targets["client"], context)
+    base = workspace.home if settings.startswith(".claude") else workspace.root
+    assert (base / settings).absolute() in [p.absolute() for p in built.watch_paths()]

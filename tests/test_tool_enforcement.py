@@ -611,7 +611,9 @@ def test_a_symlinked_settings_file_stays_a_link(workspace: Workspace) -> None:
     link = workspace.home / ".claude" / "settings.json"
     link.parent.mkdir()
     link.symlink_to(real)
-    assert workspace.run().exit_code == 0
+    applied = workspace.run("--json")
+    assert applied.exit_code == 0
+    assert f"governed tools are written to {link}" in applied.json["targets"][0]["notes"]
     assert link.is_symlink()
     assert _claude_denied(real, "files") == {"write_file", "delete_file", "mine"}
 

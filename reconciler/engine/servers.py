@@ -334,6 +334,9 @@ class ServerEntries:
             if change.fields and change.entry in observation.entries:
                 register_literals(observation.entries[change.entry])
         notes = tuple(n for item in view.rendered for n in item.notes) + self._tool_notes(view)
+        side = self.rules.tools_path() if self.rules is not None else None
+        if side is not None and any(c.action in TOOL_ACTIONS for c in plan.to_apply):
+            notes += (f"governed tools are written to {side}",)
         return replace(plan, notes=plan.notes + notes) if notes else plan
 
     def _match(

@@ -138,3 +138,7 @@ class ToolRules(Protocol):
     def tool_rule(self, entry: str, tool: str) -> str:
         """The control's rule denying ``tool`` of the server at ``entry``."""
         ...
+
+    def tools_path(self) -> Path | None:
+        """The control's file when it is not the entries' file (Claude Code's settings)."""
+        ...

@@ -27,8 +27,8 @@ from reconciler.core.compare import (
 from reconciler.core.enforce import Governed, NativeTools
 from reconciler.core.enforce import has_effect as has_effect  # re-exported (app.toolgov)
 from reconciler.core.essence import Essence
-from reconciler.core.model import Block, OnChange, OnDrift, ToolPolicy
-from reconciler.core.tools import ToolClass, govern
+from reconciler.core.model import Block, OnChange, OnDrift
+from reconciler.core.tools import ToolClass
 
 
 class Action(StrEnum):
@@ -187,19 +187,6 @@ def plan_target(
         and not (prune and may_delete)
     )
     return TargetPlan(tuple(changes), tuple(in_sync), unmanaged, orphaned, live=live)
-
-
-def listed_governance(
-    policy: ToolPolicy | None,
-    tools: Iterable[str],
-    classes: Mapping[str, ToolClass] | None,
-    unreviewed: frozenset[str] = frozenset(),
-) -> frozenset[str]:
-    """The tools a target lists that the policy disables there: the target's own listing is
-    the inventory (a tool whose class the target did not say counts as destructive)."""
-    known = classes or {}
-    inventory = {tool: known.get(tool, ToolClass.DESTRUCTIVE) for tool in tools}
-    return govern(policy, inventory, unreviewed).disabled
 
 
 def plan_tools(

@@ -628,3 +628,54 @@ def opencode_mcp(
         "mcp", {}
     )
     return mcp
+
+
+# --------------------------------------------------------------------------------------------
+# Continue (its config parser: the CLI has no offline listing command)
+
+#: Continue's own config library, the one its CLI (``@continuedev/cli``) and IDE extensions
+#: parse ``config.yaml`` and block files with; ``.ci/install-clients continue`` installs it.
+CONTINUE_PARSER = NPM_PREFIX / "node_modules" / "@continuedev" / "config-yaml"
+
+_CONTINUE_SCRIPT = """
+const parser = require(process.argv[1]);
+const text = require("fs").readFileSync(process.argv[2], "utf8");
+process.stdout.write(JSON.stringify(parser.parseConfigYaml(text)));
+"""
+
+
+def require_continue_parser() -> Path:
+    """The parser's folder, or skip the calling test with a visible reason."""
+    import pytest
+
+    if not (CONTINUE_PARSER / "package.json").is_file():
+        pytest.skip(
+            "Continue's config parser (@continuedev/config-yaml) is not installed under "
+            f"{CONTINUE_PARSER.parent.relative_to(REPO_ROOT)}: run .ci/install-clients continue"
+        )
+    return CONTINUE_PARSER
+
+
+def continue_config(home: Path, path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """``parseConfigYaml`` of Continue's library on ``path``: the config as Continue reads it.
+
+    It validates with Continue's zod schema (``packages/config-yaml``): an entry Continue would
+    refuse (a wrong type, a missing ``name``) raises :class:`ClientError` with its message.
+    ``${{ secrets.NAME }}`` templates are kept as written (they are filled when the config is
+    unrolled, from Continue's secret store).
+    """
+    argv = ["node", "-e", _CONTINUE_SCRIPT, str(CONTINUE_PARSER), str(path)]
+    proc = subprocess.run(
+        argv,
+        cwd=str(home),
+        env=client_env(home),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ClientError(argv, proc.returncode, proc.stdout, proc.stderr)
+    config: dict[str, Any] = json.loads(proc.stdout)
+    return config

@@ -9,6 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from reconciler import targets
 from reconciler.cli.main import main
 from reconciler.core.compare import FieldChange, Origin
 from reconciler.core.plan import Action, Change
@@ -49,6 +50,10 @@ def test_schema_is_json_schema_of_a_desired_file(workspace: Workspace) -> None:
         "block",
         "on_change",
     }
+    # The kinds come from the target families: every declarable kind, and only those.
+    kinds = schema["$defs"]["TargetSpec"]["properties"]["kind"]["enum"]
+    assert kinds == sorted(set(targets.FAMILIES) - {targets.MIRROR})
+    assert {"zed", "goose", "crush", "continue", "vscode-insiders", "mcpjungle"} <= set(kinds)
 
 
 def test_validate_reports_counts(workspace: Workspace) -> None:

@@ -22,28 +22,15 @@ from typing import Any
 import pytest
 
 from reconciler import targets
-from reconciler.core.errors import TargetError
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.errors import ConcurrentChange, TargetError
+from reconciler.core.model import TargetSpec
 from reconciler.core.plan import Action
-from reconciler.targets import Context, Write
+from reconciler.targets import Context, Write, yamlclients
 
 CASES = Path(__file__).parent / "data" / "clients"
 ALL = sorted(p for p in CASES.glob("*/*") if p.is_dir())
-CLIENT_KINDS = (
-    Kind.CLAUDE_DESKTOP,
-    Kind.CLAUDE_CODE,
-    Kind.CURSOR,
-    Kind.VSCODE,
-    Kind.WINDSURF,
-    Kind.CODEX,
-    Kind.GEMINI,
-    Kind.OPENCODE,
-    Kind.KIRO,
-    Kind.ROO,
-    Kind.CLINE,
-    Kind.LMSTUDIO,
-    Kind.WARP,
-)
+# Every client kind a family declares (the gateway and mirror copies have no client file).
+CLIENT_KINDS = frozenset(targets.FAMILIES) - {targets.MCPJUNGLE, targets.MIRROR}
 
 
 def _one(case: Path, stem: str) -> Path | None:
@@ -57,10 +44,10 @@ def _load(case: Path, name: str, default: Any) -> Any:
 
 
 def build(case: Path, tmp_path: Path) -> tuple[Any, Path]:
-    kind = Kind(case.parent.name)
+    kind = case.parent.name
     before = _one(case, "before")
     after = _one(case, "after")
-    suffix = (before or after or Path("x.toml" if kind is Kind.CODEX else "x.json")).suffix
+    suffix = (before or after or Path("x.toml" if kind == "codex" else "x.json")).suffix
     path = tmp_path / f"config{suffix}"
     if before is not None:
         shutil.copyfile(before, path)
@@ -111,5 +98,49 @@ def test_observe_then_write(case: Path, tmp_path: Path) -> None:
 
 def test_every_client_kind_has_cases() -> None:
     kinds = {p.parent.name for p in ALL}
-    clients = {k.value for k in CLIENT_KINDS}
+    clients = set(CLIENT_KINDS)
     assert clients <= kinds, f"kinds without golden cases: {sorted(clients - kinds)}"
+
+
+def test_each_kind_is_declared_by_exactly_one_family_class() -> None:
+    declared = [c.kind for module in targets._MODULES for c in module.KIND_CLASSES]
+    assert sorted(declared) == sorted(set(declared)), "a kind name declared twice"
+    assert set(declared) == set(targets.FAMILIES)
+    for kind, family in targets.FAMILIES.items():
+        assert family.scopes == targets.SCOPES[kind]
+        assert isinstance(family.tool_control, str | None), kind
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("GitHub MCP", "githubmcp"),  # whitespace dropped, lowercased
+        ("hand-made", "hand-made"),  # '-' and '_' kept
+        ("a.b/c:d", "a_b_c_d"),  # anything else '_'
+        ("Ünï code", "_n_code"),  # ASCII letters only
+    ],
+)
+def test_goose_keys_an_extension_as_goose_does(name: str, key: str) -> None:
+    assert yamlclients.goose_key(name) == key
+
+
+@pytest.mark.parametrize(
+    "case",
+    [CASES / "goose" / "extensions-and-builtins", CASES / "continue" / "list-and-request-options"],
+    ids=["goose", "continue"],
+)
+def test_a_yaml_client_file_changed_since_observe_is_not_written(
+    case: Path, tmp_path: Path
+) -> None:
+    target, path = build(case, tmp_path)
+    observation = target.observe()
+    edited = path.read_bytes() + b"# the client saved meanwhile\n"
+    path.write_bytes(edited)
+    time = {"transport": "stdio", "command": "uvx", "args": ["mcp-server-time"]}
+    if target.capability.enabled_switch:
+        time["enabled"] = True
+
+    with pytest.raises(ConcurrentChange):
+        target.apply(observation, [Write("time", time, Action.CREATE)])
+
+    assert path.read_bytes() == edited  # the pass is retried; nothing lost

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import targets
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.targets import Context
 from reconciler.targets.files import FileTarget
 from tests.conftest import Workspace, snapshot_tree
@@ -29,7 +29,7 @@ def path_of(
     environ: dict[str, str] | None = None,
     **options: str,
 ) -> str:
-    spec = TargetSpec(kind=Kind(kind), **options)
+    spec = TargetSpec(kind=kind, **options)
     context = Context(HOME, platform, ROOT, None, environ or {})
     target = targets.build("t", spec, context)
     assert isinstance(target, FileTarget)
@@ -94,6 +94,36 @@ def path_of(
          "/src/app/.warp/.mcp.json"),
         ("codex", {"path": "~/dotfiles/codex.toml"}, "linux", {"CODEX_HOME": "/codex"},
          "/home/u/dotfiles/codex.toml"),
+        ("vscode", {"profile": "-6f3a2b1c"}, "linux", {},
+         "/home/u/.config/Code/User/profiles/-6f3a2b1c/mcp.json"),
+        ("vscode", {"profile": "-6f3a2b1c"}, "win32", {"APPDATA": "/appdata"},
+         "/appdata/Code/User/profiles/-6f3a2b1c/mcp.json"),
+        ("vscode-insiders", {}, "linux", {}, "/home/u/.config/Code - Insiders/User/mcp.json"),
+        ("vscode-insiders", {}, "darwin", {},
+         "/home/u/Library/Application Support/Code - Insiders/User/mcp.json"),
+        ("vscode-insiders", {}, "win32", {"APPDATA": "/appdata"},
+         "/appdata/Code - Insiders/User/mcp.json"),
+        ("vscode-insiders", {"profile": "-1a2b"}, "linux", {},
+         "/home/u/.config/Code - Insiders/User/profiles/-1a2b/mcp.json"),
+        ("zed", {}, "linux", {}, "/home/u/.config/zed/settings.json"),
+        ("zed", {}, "linux", {"XDG_CONFIG_HOME": "/xdg"}, "/xdg/zed/settings.json"),
+        ("zed", {}, "darwin", {}, "/home/u/.config/zed/settings.json"),
+        ("zed", {}, "win32", {"APPDATA": "/appdata"}, "/appdata/Zed/settings.json"),
+        ("zed", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.zed/settings.json"),
+        ("crush", {}, "linux", {}, "/home/u/.config/crush/crush.json"),
+        ("crush", {}, "darwin", {}, "/home/u/.config/crush/crush.json"),
+        ("crush", {}, "win32", {"LOCALAPPDATA": "/local"}, "/local/crush/crush.json"),
+        ("crush", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.crush.json"),
+        ("goose", {}, "linux", {}, "/home/u/.config/goose/config.yaml"),
+        ("goose", {}, "darwin", {}, "/home/u/.config/goose/config.yaml"),
+        ("goose", {}, "win32", {"APPDATA": "/appdata"}, "/appdata/Block/goose/config/config.yaml"),
+        ("continue", {}, "linux", {}, "/home/u/.continue/config.yaml"),
+        ("continue", {}, "win32", {}, "/home/u/.continue/config.yaml"),
+        ("continue", {}, "linux", {"CONTINUE_GLOBAL_DIR": "/c"}, "/c/config.yaml"),
+        ("continue", {"scope": "project", "project": "/src/app"}, "linux", {},
+         "/src/app/.continue/mcpServers/mcp-reconciler.yaml"),
     ],
 )  # fmt: skip
 def test_default_paths(
@@ -106,7 +136,7 @@ def test_opencode_writes_the_jsonc_file_when_that_is_the_one_there(tmp_path: Pat
     folder = tmp_path / ".config" / "opencode"
     folder.mkdir(parents=True)
     (folder / "opencode.jsonc").write_text("{}")
-    spec = TargetSpec(kind=Kind.OPENCODE)
+    spec = TargetSpec(kind="opencode")
     target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
     assert isinstance(target, FileTarget)
     assert target.path == folder / "opencode.jsonc"
@@ -124,7 +154,7 @@ def test_kiro_edits_the_amazon_q_file_only_while_the_new_one_is_absent(
     tmp_path: Path, options: dict[str, str], current: str, legacy: str
 ) -> None:
     def path() -> Path:
-        spec = TargetSpec(kind=Kind.KIRO, **options)
+        spec = TargetSpec(kind="kiro", **options)
         target = targets.build("t", spec, Context(tmp_path, "linux", tmp_path, None, {}))
         assert isinstance(target, FileTarget)
         return target.path
@@ -142,7 +172,7 @@ def test_claude_code_local_scope_keys_the_resolved_project_path(tmp_path: Path) 
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
-    spec = TargetSpec(kind=Kind.CLAUDE_CODE, scope="local", project=str(tmp_path / "link"))
+    spec = TargetSpec(kind="claude-code", scope="local", project=str(tmp_path / "link"))
     target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
     assert f"[project {real}]" in target.describe()
 
@@ -150,7 +180,7 @@ def test_claude_code_local_scope_keys_the_resolved_project_path(tmp_path: Path) 
 def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: Path) -> None:
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     (tmp_path / "repo" / "sub").mkdir()
-    spec = TargetSpec(kind=Kind.CLAUDE_CODE, scope="local", project=str(tmp_path / "repo/sub"))
+    spec = TargetSpec(kind="claude-code", scope="local", project=str(tmp_path / "repo/sub"))
     target = targets.build("t", spec, Context(tmp_path, "linux", ROOT, None, {}))
     assert target.describe().endswith(f"[project {(tmp_path / 'repo').resolve()}]")
 
@@ -172,6 +202,23 @@ def test_claude_code_local_scope_keys_the_git_root_around_the_project(tmp_path: 
         ("{kind: warp, servers: [events]}", "(warp) cannot carry sse server 'events'"),
         ("{kind: cline, secrets: reference}", "cannot reference environment variables"),
         ("{kind: lmstudio, secrets: reference}", "cannot reference environment variables"),
+        ("{kind: zed, servers: [events]}", "(zed) cannot carry sse server 'events'"),
+        ("{kind: zed, secrets: reference}", "cannot reference environment variables"),
+        ("{kind: goose, servers: [events]}", "(goose) cannot carry sse server 'events'"),
+        ("{kind: goose, scope: project, project: /src}", "goose has no scope 'project'"),
+        ("{kind: goose, secrets: reference}", "cannot reference environment variables"),
+        (
+            "{kind: vscode-insiders, scope: project, project: /src}",
+            "vscode-insiders has no scope 'project'",
+        ),
+        ("{kind: cursor, profile: work}", "cursor has no profiles"),
+        (
+            "{kind: vscode, scope: project, project: /src, profile: work}",
+            "'profile' applies to scope user",
+        ),
+        ("{kind: vscode, profile: work, path: /x/mcp.json}", "set 'profile' or 'path', not both"),
+        ("{kind: vscode, profile: ../../etc}", "is not a profile's id or name"),
+        ("{kind: cursr}", "targets.t.kind: invalid value 'cursr' (did you mean 'cursor'?"),
     ],
 )
 def test_scope_and_transport_rules_fail_validation(
@@ -244,3 +291,30 @@ def test_a_malformed_client_file_is_reported_and_never_written(
     assert result.exit_code == 3, result.stdout + result.stderr
     assert error in result.stdout + result.stderr
     assert snapshot_tree(workspace.home) == before
+
+
+def test_crush_edits_the_project_file_that_is_there(tmp_path: Path) -> None:
+    def path() -> Path:
+        spec = TargetSpec(kind="crush", scope="project", project=str(tmp_path))
+        target = targets.build("t", spec, Context(tmp_path, "linux", tmp_path, None, {}))
+        assert isinstance(target, FileTarget)
+        return target.path
+
+    assert path() == tmp_path / ".crush.json"  # none yet: the one Crush reads first
+    (tmp_path / "crush.json").write_text("{}")
+    assert path() == tmp_path / "crush.json"
+    (tmp_path / ".crush.json").write_text("{}")
+    assert path() == tmp_path / ".crush.json"  # both: the one Crush reads first
+
+
+def test_vscode_profile_by_name_is_the_folder_vscode_lists_for_it(tmp_path: Path) -> None:
+    user = tmp_path / ".config" / "Code" / "User"
+    (user / "globalStorage").mkdir(parents=True)
+    (user / "globalStorage" / "storage.json").write_text(
+        json.dumps({"userDataProfiles": [{"location": "-5e1d9c", "name": "Work"}]})
+    )
+    context = Context(tmp_path, "linux", ROOT, None, {})
+    by_name = targets.build("t", TargetSpec(kind="vscode", profile="Work"), context)
+    by_id = targets.build("t", TargetSpec(kind="vscode", profile="-5e1d9c"), context)
+    assert isinstance(by_name, FileTarget) and isinstance(by_id, FileTarget)
+    assert by_name.path == by_id.path == user / "profiles" / "-5e1d9c" / "mcp.json"

@@ -115,6 +115,20 @@ CLIENTS = [
         "${env:TIME_TOKEN}",
     ),
     Client(
+        "vscode-profile",
+        "{kind: vscode, profile: -6f3a2b1c}",
+        _json({"servers": {"hand-made": {"type": "stdio", "command": "hm"}}}),
+        "${env:TIME_TOKEN}",
+    ),
+    Client(
+        "vscode-insiders",
+        "{kind: vscode-insiders}",
+        lambda project: (
+            '{\n  // mine\n  "servers": {"hand-made": {"type": "stdio", "command": "hm"}}\n}\n'
+        ),
+        "${env:TIME_TOKEN}",
+    ),
+    Client(
         "windsurf",
         "{kind: windsurf}",
         _json({"mcpServers": {"hand-made": {"command": "hm", "disabledTools": ["a"]}}}),
@@ -213,11 +227,91 @@ CLIENTS = [
         sse=False,
     ),
     Client(
+        "zed",
+        "{kind: zed}",
+        lambda project: (
+            '// Zed settings\n{\n  "theme": "One Dark",\n  "context_servers": {\n'
+            '    "hand-made": {"source": "custom", "command": "hm", "args": []}, // mine\n'
+            "  },\n}\n"
+        ),
+        VALUES["TIME_TOKEN"],  # no references in Zed: resolved into the file
+        sse=False,
+        resolved=True,
+    ),
+    Client(
+        "zed-project",
+        "{kind: zed, scope: project, project: proj}",
+        _json({"context_servers": {"hand-made": {"command": {"path": "hm", "args": []}}}}),
+        VALUES["TIME_TOKEN"],
+        sse=False,
+        resolved=True,
+    ),
+    Client(
+        "crush",
+        "{kind: crush}",
+        _json(
+            {
+                "options": {"debug": False},
+                "mcp": {"hand-made": {"type": "stdio", "command": "hm", "timeout": 60}},
+            }
+        ),
+        "${TIME_TOKEN}",
+    ),
+    Client(
+        "crush-project",
+        "{kind: crush, scope: project, project: proj}",
+        _json({"mcp": {"hand-made": {"type": "stdio", "command": "hm", "disabled_tools": []}}}),
+        "${TIME_TOKEN}",
+    ),
+    Client(
+        "goose",
+        "{kind: goose}",
+        lambda project: (
+            "# mine\nGOOSE_PROVIDER: anthropic\nextensions:\n"
+            "  developer:\n    enabled: true\n    name: developer\n    type: builtin\n"
+            "  hand-made:\n    name: hand-made\n    type: stdio\n    cmd: hm\n"
+            "    args: []\n    enabled: true\n    timeout: 300\n"
+        ),
+        VALUES["TIME_TOKEN"],  # Goose expands no references in the file: resolved
+        sse=False,
+        resolved=True,
+    ),
+    Client(
+        "continue",
+        "{kind: continue}",
+        lambda project: (
+            "# mine\nname: Local\nversion: 0.0.1\nschema: v1\nmcpServers:\n"
+            "  - name: hand-made\n    command: hm\n    connectionTimeout: 2000\n"
+        ),
+        "${{ secrets.TIME_TOKEN }}",
+    ),
+    Client(
+        "continue-project",
+        "{kind: continue, scope: project, project: proj}",
+        lambda project: (
+            "name: Block\nversion: 0.0.1\nschema: v1\nmcpServers:\n"
+            "  - name: hand-made\n    type: stdio\n    command: hm\n"
+        ),
+        "${{ secrets.TIME_TOKEN }}",
+    ),
+    Client(
         "opencode",
         "{kind: opencode}",
         lambda project: (
             '{\n  "$schema": "https://opencode.ai/config.json",\n  // mine\n'
             '  "mcp": {"hand-made": {"type": "local", "command": ["hm"], "timeout": 5000}},\n}\n'
+        ),
+        "{env:TIME_TOKEN}",
+        sse=False,
+    ),
+    Client(
+        "opencode-v2",  # the file's own layout: mcp.servers with "disabled"
+        "{kind: opencode}",
+        _json(
+            {
+                "$schema": "https://opencode.ai/config.json",
+                "mcp": {"servers": {"hand-made": {"type": "local", "command": ["hm"]}}},
+            }
         ),
         "{env:TIME_TOKEN}",
         sse=False,

@@ -12,12 +12,18 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from reconciler import targets
 from reconciler.app.audit import AuditFinding, AuditReport, render_text
+from reconciler.core.model import TargetSpec
+from reconciler.core.plan import Action
+from reconciler.targets import Context, Write
+from reconciler.targets.files import FileTarget
 from tests.conftest import Result, Workspace, snapshot_tree
 from tests.gitrepo import commit_all, git, isolate_git
 
@@ -409,3 +415,42 @@ def test_discover_and_audit_need_no_desired_directory(machine: Machine) -> None:
     assert "reconcile import --discover" in machine.run("audit").stdout
     assert machine.run("audit", "--declared").exit_code == 2  # nothing is declared
     machine.assert_no_canary(found, audited)
+
+
+# -- every client kind ----------------------------------------------------------------------
+
+CLIENT_KINDS = sorted(set(targets.FAMILIES) - {targets.MCPJUNGLE, targets.MIRROR})
+USER_FILES = [
+    *({"kind": kind} for kind in CLIENT_KINDS),
+    {"kind": "vscode", "profile": "-6f3a2b1c"},  # a profile's own file
+]
+
+
+@pytest.mark.parametrize("options", USER_FILES, ids=lambda o: "-".join(o.values()))
+def test_discover_and_audit_know_every_client_kind(
+    workspace: Workspace, options: dict[str, str]
+) -> None:
+    canary = "ghp_" + _alnum(36)
+    spec = TargetSpec.model_validate({**options, "servers": ()})
+    context = Context(workspace.home, sys.platform, workspace.root, workspace.root / "locks")
+    target = targets.build("seed", spec, context)
+    assert isinstance(target, FileTarget)
+    pasted = {"transport": "stdio", "command": "gh-mcp", "env": {"GITHUB_TOKEN": canary}}
+    if target.capability.enabled_switch:
+        pasted["enabled"] = True
+    target.apply(target.observe(), [Write("pasted", pasted, Action.CREATE, sensitive=True)])
+    name = f"{options['kind']}:{target.path}"
+
+    found = workspace.run("discover", "--json")
+    audit = workspace.run("audit", "--json")
+
+    assert found.exit_code == 0, found.stderr
+    (config,) = [c for c in found.json["configs"] if c["name"] == name]
+    assert config["servers"] == ["pasted"]
+    assert (config["kind"], config["declared"], config["error"]) == (options["kind"], None, None)
+    assert audit.exit_code == 1, audit.stdout + audit.stderr
+    findings = {(f["target"], f["server"], f["field"]) for f in audit.json["findings"]}
+    assert findings == {(name, "pasted", "/env/GITHUB_TOKEN")}
+    assert name in audit.json["undeclared"]
+    for result in (found, audit):
+        assert canary not in result.stdout + result.stderr

@@ -14,7 +14,7 @@ from reconciler.core.essence import (
     normalize_url,
     seal,
 )
-from reconciler.core.model import Kind, Server
+from reconciler.core.model import Server
 from reconciler.targets import CAPABILITIES
 
 
@@ -55,7 +55,7 @@ def test_normalize_is_idempotent() -> None:
 
 def test_mask_drops_what_a_kind_cannot_express() -> None:
     server = Server(command="uvx", args=("a",), cwd="/srv", enabled=True)
-    desktop = mask(from_server(server), CAPABILITIES[Kind.CLAUDE_DESKTOP])
+    desktop = mask(from_server(server), CAPABILITIES["claude-desktop"])
     assert desktop == {"transport": "stdio", "command": "uvx", "args": ["a"]}
 
 

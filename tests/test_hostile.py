@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import Workspace
 
 CASES = Path(__file__).parent / "data" / "hostile"
-EXTENSIONS = {"codex": "toml"}
+EXTENSIONS = {"codex": "toml", "goose": "yaml", "continue": "yaml"}
 DEFAULT_DESIRED = """\
 servers:
   time:

@@ -17,7 +17,7 @@ import pytest
 
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import normalize
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.secrets import Redactor, SecretResolver
 from reconciler.targets.base import Context
 from reconciler.targets.mcpjungle import (
@@ -794,7 +794,7 @@ def test_errors_carry_no_secret(tmp_path: Any, jungle: FakeMCPJungle) -> None:
     jungle.inject(
         "POST", "/api/v0/servers", Respond(500, {"error": f"upstream said: bad token {secret}"})
     )
-    spec = TargetSpec(kind=Kind.MCPJUNGLE, url=jungle.url, token="${env:TOKEN}")
+    spec = TargetSpec(kind="mcpjungle", url=jungle.url, token="${env:TOKEN}")
     environ = {"TOKEN": "tok-" + secret}
     redactor = Redactor()
     resolver = SecretResolver({}, environ, root=tmp_path, home=tmp_path, redactor=redactor)
@@ -821,7 +821,7 @@ def test_errors_carry_no_secret(tmp_path: Any, jungle: FakeMCPJungle) -> None:
 
 def test_the_token_is_resolved_by_the_pass_resolver_only(tmp_path: Any) -> None:
     """Without a resolver in the context, a token reference stays as written: an error."""
-    spec = TargetSpec(kind=Kind.MCPJUNGLE, url="http://127.0.0.1:1/", token="${env:TOKEN}")
+    spec = TargetSpec(kind="mcpjungle", url="http://127.0.0.1:1/", token="${env:TOKEN}")
     context = Context(tmp_path, "linux", tmp_path, None, {"TOKEN": "tok-" + "y" * 20})
     target = MCPJungleTarget("j", spec, context)
     with pytest.raises(TargetError, match=r"\(\$\{env:TOKEN\}\) cannot be resolved"):
@@ -830,7 +830,7 @@ def test_the_token_is_resolved_by_the_pass_resolver_only(tmp_path: Any) -> None:
 
 
 def test_default_timeout_is_above_the_upstream_init_time(tmp_path: Any) -> None:
-    spec = TargetSpec(kind=Kind.MCPJUNGLE, url="http://127.0.0.1:1/")
+    spec = TargetSpec(kind="mcpjungle", url="http://127.0.0.1:1/")
     target = MCPJungleTarget("j", spec, Context(tmp_path, "linux", tmp_path, None))
     assert target.timeout > 30 and target.describe() == "http://127.0.0.1:1"
     assert textwrap.dedent(target.__class__.__doc__ or "").startswith("One MCPJungle")

@@ -7,6 +7,10 @@ exactly the declared servers with the declared fields. Reverse: servers added wi
 clients' own commands (``claude mcp add-json``, ``codex mcp add``, ``gemini mcp add``) are
 observed as unmanaged entries, or as live drift of a managed one, with the right essence.
 
+Continue has no CLI command that reads its config offline: its own config parser
+(``@continuedev/config-yaml``, which its CLI and IDE extensions load ``config.yaml`` with)
+stands in for it.
+
 Skipped with a visible reason where a client is not installed (``.ci/install-clients``).
 Nothing leaves loopback: stdio servers name a command that does not exist and remote
 servers a closed loopback port, so the clients' health checks fail at once.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -332,3 +337,38 @@ def test_opencode_resolves_exactly_what_was_declared(workspace: Workspace, targe
         True,
     )
     assert sorted(remote["headers"]) == ["Authorization", "X-Team"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["kind: continue", "kind: continue, scope: project, project: proj"],
+    ids=["user", "project-block"],
+)
+def test_continue_parses_exactly_what_was_declared(workspace: Workspace, target: str) -> None:
+    rc.require_continue_parser()
+    applied = Applied(workspace, target)
+    state = load_desired(workspace.desired)
+    context = Context(workspace.home, sys.platform, workspace.root, None, {})
+    path = targets.build("t", state.targets["t"], context).describe()
+
+    config = rc.continue_config(workspace.home, Path(path))
+
+    servers = {s["name"]: s for s in config["mcpServers"]}
+    assert set(servers) == applied.names
+    assert servers["local-tool"] == {
+        "name": "local-tool",
+        "type": "stdio",
+        "command": NO_SUCH_COMMAND,
+        "args": ["--level", "debug", "--root=/srv"],
+        "env": {"LEVEL": "debug", "API_TOKEN": "${{ secrets.API_TOKEN }}"},
+    }
+    assert servers["remote"] == {
+        "name": "remote",
+        "type": "streamable-http",
+        "url": applied.remote_url,
+        "requestOptions": {
+            "headers": {"X-Team": "platform", "Authorization": "Bearer ${{ secrets.REMOTE_TOKEN }}"}
+        },
+    }
+    assert servers["events"] == {"name": "events", "type": "sse", "url": applied.sse_url}
+    assert applied.dry_run()["changes"] == []  # and it reads back as declared

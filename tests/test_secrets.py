@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.core.errors import DesiredStateError
 from reconciler.core.essence import display, fingerprint_with, seal
-from reconciler.core.model import Kind, Resolver
+from reconciler.core.model import Resolver
 from reconciler.engine import load_desired
 from reconciler.secrets import (
     RedactingFilter,
@@ -242,8 +242,8 @@ def test_referencing_client_keeps_env_references_and_resolves_the_rest(
     done = render_essence(
         essence(),
         filled,
-        capability=CAPABILITIES[Kind.CLAUDE_CODE],
-        kind=Kind.CLAUDE_CODE.value,
+        capability=CAPABILITIES["claude-code"],
+        kind="claude-code",
         keep_env=True,
         server="s",
     )
@@ -262,8 +262,8 @@ def test_only_env_references_means_nothing_sensitive(filled: SecretResolver) -> 
     done = render_essence(
         plain,
         filled,
-        capability=CAPABILITIES[Kind.OPENCODE],
-        kind=Kind.OPENCODE.value,
+        capability=CAPABILITIES["opencode"],
+        kind="opencode",
         keep_env=True,
     )
     assert done.essence["headers"] == {"A": "Bearer ${env:T}"}  # T need not be set here
@@ -274,8 +274,8 @@ def test_resolving_client_gets_values_and_secret_paths(filled: SecretResolver) -
     done = render_essence(
         essence(),
         filled,
-        capability=CAPABILITIES[Kind.CLAUDE_DESKTOP],
-        kind=Kind.CLAUDE_DESKTOP.value,
+        capability=CAPABILITIES["claude-desktop"],
+        kind="claude-desktop",
         keep_env=False,
     )
     assert done.essence["args"] == ["-y", "srv", "--token=tok-value-1", "/h/data"]
@@ -289,8 +289,8 @@ def test_codex_keeps_only_what_it_can_pass_by_name(filled: SecretResolver) -> No
     done = render_essence(
         essence(),
         filled,
-        capability=CAPABILITIES[Kind.CODEX],
-        kind=Kind.CODEX.value,
+        capability=CAPABILITIES["codex"],
+        kind="codex",
         keep_env=True,
         server="s",
     )
@@ -301,26 +301,26 @@ def test_codex_keeps_only_what_it_can_pass_by_name(filled: SecretResolver) -> No
     assert any("/args/2" in n for n in done.notes)
     remote = {"transport": "http", "url": "https://x", "headers": {"Authorization": "Bearer ${T}"}}
     kept = render_essence(
-        remote, filled, capability=CAPABILITIES[Kind.CODEX], kind=Kind.CODEX.value, keep_env=True
+        remote, filled, capability=CAPABILITIES["codex"], kind="codex", keep_env=True
     )
     assert kept.essence["headers"] == {"Authorization": "Bearer ${env:T}"}  # bearer_token_env_var
     assert not kept.sensitive
 
 
 def test_referable_rules() -> None:
-    assert referable(CAPABILITIES[Kind.GEMINI], "args", None, "${env:X}")
-    assert not referable(CAPABILITIES[Kind.CLAUDE_DESKTOP], "env", "X", "${env:X}")
-    assert not referable(CAPABILITIES[Kind.MCPJUNGLE], "env", "X", "${env:X}")
-    assert referable(CAPABILITIES[Kind.CODEX], "headers", "X-Key", "${env:K}")  # env_http_headers
-    assert not referable(CAPABILITIES[Kind.CODEX], "headers", "X-Key", "key ${env:K}")
-    assert not referable(CAPABILITIES[Kind.CODEX], "url", None, "https://${env:H}/")
+    assert referable(CAPABILITIES["gemini"], "args", None, "${env:X}")
+    assert not referable(CAPABILITIES["claude-desktop"], "env", "X", "${env:X}")
+    assert not referable(CAPABILITIES["mcpjungle"], "env", "X", "${env:X}")
+    assert referable(CAPABILITIES["codex"], "headers", "X-Key", "${env:K}")  # env_http_headers
+    assert not referable(CAPABILITIES["codex"], "headers", "X-Key", "key ${env:K}")
+    assert not referable(CAPABILITIES["codex"], "url", None, "https://${env:H}/")
 
 
 def test_reference_mode_follows_kind_and_option() -> None:
-    assert reference_mode(CAPABILITIES[Kind.CLAUDE_CODE], None)
-    assert not reference_mode(CAPABILITIES[Kind.CLAUDE_CODE], "resolve")
-    assert not reference_mode(CAPABILITIES[Kind.CLAUDE_DESKTOP], None)
-    assert not reference_mode(CAPABILITIES[Kind.MCPJUNGLE], None)
+    assert reference_mode(CAPABILITIES["claude-code"], None)
+    assert not reference_mode(CAPABILITIES["claude-code"], "resolve")
+    assert not reference_mode(CAPABILITIES["claude-desktop"], None)
+    assert not reference_mode(CAPABILITIES["mcpjungle"], None)
 
 
 def test_unresolvable_references_name_them_all_and_no_value(tmp_path: Path) -> None:
@@ -331,8 +331,8 @@ def test_unresolvable_references_name_them_all_and_no_value(tmp_path: Path) -> N
         render_essence(
             bad,
             r,
-            capability=CAPABILITIES[Kind.CLAUDE_DESKTOP],
-            kind=Kind.CLAUDE_DESKTOP.value,
+            capability=CAPABILITIES["claude-desktop"],
+            kind="claude-desktop",
             keep_env=False,
             server="api",
         )

@@ -32,7 +32,6 @@ import pytest
 
 from reconciler import targets
 from reconciler.cli.main import main
-from reconciler.core.model import Kind
 from tests.conftest import Result, Workspace
 from tests.servers import DIR
 
@@ -376,11 +375,11 @@ def test_validate_rejects_a_literal_token_with_file_and_line(scene: Scene) -> No
 # -- clients that reference: the file holds the client's syntax, never the value -------------
 
 
-def _kind_ready(kind: Kind) -> bool:
+def _kind_ready(kind: str) -> bool:
     return kind in targets.KINDS
 
 
-REFERENCING: dict[str, tuple[Kind, str, Callable[[str], None]]] = {}
+REFERENCING: dict[str, tuple[str, str, Callable[[str], None]]] = {}
 
 
 def _claude_code(text: str) -> None:
@@ -406,9 +405,9 @@ def _opencode(text: str) -> None:
 
 
 REFERENCING = {
-    "claude-code": (Kind.CLAUDE_CODE, "cc/.claude.json", _claude_code),
-    "codex": (Kind.CODEX, "codex/config.toml", _codex),
-    "opencode": (Kind.OPENCODE, "oc/opencode.json", _opencode),
+    "claude-code": ("claude-code", "cc/.claude.json", _claude_code),
+    "codex": ("codex", "codex/config.toml", _codex),
+    "opencode": ("opencode", "oc/opencode.json", _opencode),
 }
 
 
@@ -418,7 +417,7 @@ def test_referencing_clients_get_their_own_syntax_and_no_value(
 ) -> None:
     kind, relative, check = REFERENCING[client]
     if not _kind_ready(kind):
-        pytest.skip(f"kind {kind.value} is not registered in this build yet")
+        pytest.skip(f"kind {kind} is not registered in this build yet")
     canary = "ghp_" + _alnum(36)
     path = workspace.home / relative
     workspace.write(
@@ -434,13 +433,13 @@ def test_referencing_clients_get_their_own_syntax_and_no_value(
             headers: {Authorization: "Bearer ${CANARY_TOKEN}"}
         """,
     )
-    scope = "scope: user" if kind is Kind.CLAUDE_CODE else ""
+    scope = "scope: user" if kind == "claude-code" else ""
     workspace.write(
         "targets.yaml",
         f"""
         targets:
           client:
-            kind: {kind.value}
+            kind: {kind}
             path: {path}
             {scope}
         """,
@@ -458,7 +457,7 @@ def test_referencing_clients_get_their_own_syntax_and_no_value(
 
 
 def test_codex_resolves_what_it_cannot_reference_and_says_so(workspace: Workspace) -> None:
-    if not _kind_ready(Kind.CODEX):
+    if not _kind_ready("codex"):
         pytest.skip("kind codex is not registered in this build yet")
     canary = "ghp_" + _alnum(36)
     path = workspace.home / "codex" / "config.toml"
@@ -489,7 +488,7 @@ def test_codex_resolves_what_it_cannot_reference_and_says_so(workspace: Workspac
 
 
 def test_secrets_resolve_option_forces_values(workspace: Workspace) -> None:
-    if not _kind_ready(Kind.CLAUDE_CODE):
+    if not _kind_ready("claude-code"):
         pytest.skip("kind claude-code is not registered in this build yet")
     canary = "ghp_" + _alnum(36)
     path = workspace.home / "cc.json"

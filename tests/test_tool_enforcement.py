@@ -85,21 +85,23 @@ CLAUDE_SEED = json.dumps(
 # -- entry-level lists: Codex disabled_tools, Gemini excludeTools, Kiro/Roo disabledTools ----
 
 
-def _entry_list(key: str) -> tuple[Callable[[Path, str], set[str]], Callable[..., None]]:
+def _entry_list(
+    key: str, section: str = "mcpServers"
+) -> tuple[Callable[[Path, str], set[str]], Callable[..., None]]:
     def denied(path: Path, server: str) -> set[str]:
-        return set(_load(path)["mcpServers"][server].get(key, []))
+        return set(_load(path)[section][server].get(key, []))
 
     def remove(path: Path, server: str, tool: str) -> None:
         data = _load(path)
-        data["mcpServers"][server][key].remove(tool)
+        data[section][server][key].remove(tool)
         _save(path, data)
 
     return denied, remove
 
 
-def _entry_seed(key: str, **extra: Any) -> str:
+def _entry_seed(key: str, section: str = "mcpServers", **extra: Any) -> str:
     entry = {"command": "old-command", key: ["mine"], **extra}
-    return json.dumps({"mcpServers": {"files": entry}, "ui": {"theme": "x"}}, indent=2)
+    return json.dumps({section: {"files": entry}, "ui": {"theme": "x"}}, indent=2)
 
 
 def _codex_denied(path: Path, server: str) -> set[str]:
@@ -200,6 +202,13 @@ KINDS = [
         lambda ws: ws.home / ".kiro" / "settings" / "mcp.json",
         _entry_seed("disabledTools"),
         *KIRO,
+    ),
+    Kind(
+        "crush",
+        "{kind: crush}",
+        lambda ws: ws.home / ".config" / "crush" / "crush.json",
+        _entry_seed("disabled_tools", "mcp", type="stdio"),
+        *_entry_list("disabled_tools", "mcp"),
     ),
     Kind(
         "roo",
@@ -638,3 +647,21 @@ def test_the_daemon_watches_the_settings_file_too(
     built = targets.build("client", state.targets["client"], context)
     base = workspace.home if settings.startswith(".claude") else workspace.root
     assert (base / settings).absolute() in [p.absolute() for p in built.watch_paths()]
+
+
+def test_a_malformed_settings_file_does_not_stop_ungoverned_servers(
+    workspace: Workspace,
+) -> None:
+    workspace.write("servers.yaml", "servers:\n  time:\n    command: no-such-time-server\n")
+    workspace.write("targets.yaml", "targets:\n  client: {kind: claude-code, servers: [time]}\n")
+    settings = workspace.home / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("{not json\n", encoding="utf-8")
+    result = workspace.run("--json")
+    assert result.exit_code == 0, result.stdout
+    assert any(
+        str(settings) in n and "governed tools cannot be read" in n
+        for n in result.json["targets"][0]["notes"]
+    )
+    assert "time" in _load(workspace.home / ".claude.json")["mcpServers"]
+    assert settings.read_text(encoding="utf-8") == "{not json\n"

@@ -25,7 +25,7 @@ from reconciler.core import divergence
 from reconciler.core.compare import diff, pointer_parts
 from reconciler.core.errors import DesiredStateError, ReconcilerError, UsageError
 from reconciler.core.essence import Essence, from_server
-from reconciler.core.model import Kind, TargetSpec, server_name_problem
+from reconciler.core.model import TargetSpec, server_name_problem
 from reconciler.engine.passdata import PassOptions
 from reconciler.secrets import (
     ENV,
@@ -416,7 +416,7 @@ def _server_file(state: DesiredState, name: str) -> Path:
     raise UsageError(f"server '{name}' is not declared in desired state")
 
 
-def _managed_keys(kind: Kind) -> frozenset[str]:
+def _managed_keys(kind: str) -> frozenset[str]:
     capability = registry.CAPABILITIES[kind]
     keys = set(capability.fields) - {"transport"}
     if "url" in keys:
@@ -538,17 +538,13 @@ def import_target(
     if declared_target:
         spec = state.targets[target]
     else:
-        try:
-            kind = Kind(target)
-        except ValueError as e:
+        kind = target
+        if kind not in registry.DECLARABLE:
             raise UsageError(
                 f"unknown target: {target} (declared: {', '.join(state.targets) or 'none'}); "
-                f"or give a kind to declare one: {', '.join(k.value for k in Kind)}"
-            ) from e
+                f"or give a kind to declare one: {', '.join(registry.DECLARABLE)}"
+            )
         spec = TargetSpec(kind=kind, servers=())
-
-        if not registry.supported(kind):
-            raise UsageError(f"kind '{kind.value}' is not supported yet")
     observation = engine.observe(target, spec, state)
     missing = [s for s in only if s not in observation.entries]
     if missing:
@@ -608,7 +604,7 @@ def import_target(
                 from ruamel.yaml.comments import CommentedMap
 
                 node = CommentedMap()
-                node["kind"] = spec.kind.value
+                node["kind"] = spec.kind
                 node["servers"] = _flow_list(to_place)
                 append_key(targets_node, target, node)
         if only_target and fresh:
@@ -753,9 +749,9 @@ def _write_validated(
 
 
 def _target_name(found: Found, taken: set[str]) -> str:
-    base = (
-        found.kind.value if found.scope in (None, "user") else f"{found.kind.value}-{found.scope}"
-    )
+    base = found.kind if found.scope in (None, "user") else f"{found.kind}-{found.scope}"
+    if found.spec.profile is not None:
+        base = f"{base}-{found.spec.profile.strip('-')}"
     name, n = base, 2
     while name in taken:
         name, n = f"{base}-{n}", n + 1
@@ -851,11 +847,13 @@ def import_discovered(engine: Engine, cwd: Path | None = None) -> Result:
                 continue
             target = _target_name(config, taken)
             node = _block_map({})
-            node["kind"] = config.kind.value
+            node["kind"] = config.kind
             if config.scope not in (None, "user"):
                 node["scope"] = config.scope
                 if config.project is not None:
                     node["project"] = _project_field(engine, config.project)
+            if config.spec.profile is not None:
+                node["profile"] = config.spec.profile
             node["servers"] = _flow_list(names)
             append_key(_section(doc(targets_path), "targets"), target, node)
             created.append(target)

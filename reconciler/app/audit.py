@@ -123,7 +123,7 @@ def audit(
     found: list[Found] = []
     if not declared_only and (not names or any(n not in state.targets for n in names)):
         found = [f for f in discover(engine, state, cwd).found if f.declared is None]
-    kinds = {f.kind.value for f in found}
+    kinds = {f.kind for f in found}
     unknown = [
         n
         for n in names
@@ -136,7 +136,7 @@ def audit(
             f"(declared: {', '.join(state.targets) or 'none'}{hint})"
         )
     selected = [n for n in names if n in state.targets] if names else list(state.targets)
-    extra = [f for f in found if not names or f.name in names or f.kind.value in names]
+    extra = [f for f in found if not names or f.name in names or f.kind in names]
     fingerprint = fingerprint_with(engine.store.fingerprint_key(create=False))
     REDACTOR.use_fingerprint(fingerprint)
     context = engine.context(state)

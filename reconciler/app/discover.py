@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import targets
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.essence import Essence
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.secrets import redact
 from reconciler.store.desired import DesiredState
 from reconciler.targets import Context, paths
@@ -33,14 +33,14 @@ if TYPE_CHECKING:
     from reconciler.engine import Engine
 
 # Kinds without a client file of their own.
-NOT_DISCOVERED = frozenset({Kind.MCPJUNGLE, Kind.MIRROR})
+NOT_DISCOVERED = frozenset({targets.MCPJUNGLE, targets.MIRROR})
 
 
 @dataclass(frozen=True)
 class Found:
     """One client config on the machine."""
 
-    kind: Kind
+    kind: str
     scope: str | None  # None for a kind with one file and no scopes (Claude Desktop)
     path: Path
     project: Path | None  # the repository, for project and local scopes
@@ -55,13 +55,13 @@ class Found:
         """How the config is named in reports: its target, or ``kind:path``."""
         if self.declared is not None:
             return self.declared
-        where = f"{self.kind.value}:{self.path}"
+        where = f"{self.kind}:{self.path}"
         return f"{where}#{self.project}" if self.scope == "local" else where
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "kind": self.kind.value,
+            "kind": self.kind,
             "scope": self.scope,
             "path": str(self.path),
             "project": None if self.project is None else str(self.project),
@@ -114,7 +114,17 @@ def candidates(project: Path | None) -> list[TargetSpec]:
     return specs
 
 
-def _key(kind: Kind, scope: str | None, path: Path, project: Path | None) -> tuple[Any, ...]:
+def _variants(specs: list[TargetSpec], context: Context) -> list[TargetSpec]:
+    """Each candidate, and its variants on this machine (a VS Code profile's own file)."""
+    out: list[TargetSpec] = []
+    for spec in specs:
+        family = targets.FAMILIES[spec.kind]
+        assert issubclass(family, FileTarget)
+        out += family.variants(spec, context)
+    return out
+
+
+def _key(kind: str, scope: str | None, path: Path, project: Path | None) -> tuple[Any, ...]:
     return (kind, scope, _real(path), _real(project) if scope == "local" and project else None)
 
 
@@ -160,7 +170,7 @@ def discover(engine: Engine, state: DesiredState, cwd: Path | None = None) -> Di
     declared = declared_keys(state, context)
     found: list[Found] = []
     seen: set[tuple[Any, ...]] = set()
-    for spec in candidates(project):
+    for spec in _variants(candidates(project), context):
         family = targets.FAMILIES[spec.kind]
         assert issubclass(family, FileTarget)
         scope = _scope(spec)
@@ -178,7 +188,7 @@ def discover(engine: Engine, state: DesiredState, cwd: Path | None = None) -> Di
         entries: Mapping[str, Essence] = {}
         error = None
         try:
-            target = family(f"{spec.kind.value}:{path}", spec, context)
+            target = family(f"{spec.kind}:{path}", spec, context)
             try:
                 entries = target.observe().entries
             finally:
@@ -211,7 +221,7 @@ def render_text(discovery: Discovery) -> str:
         servers = f"error: {f.error}" if f.error else (", ".join(f.servers) or "-")
         rows.append(
             [
-                f.kind.value,
+                f.kind,
                 f.scope or "-",
                 str(f.path) + (f" [project {f.project}]" if f.scope == "local" else ""),
                 servers,

@@ -22,7 +22,6 @@ from reconciler.app import toolgov
 from reconciler.app.toolgov import Surface
 from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.essence import Essence, from_server
-from reconciler.core.model import Kind
 from reconciler.core.report import SCHEMA_VERSION, Degraded, ExitCode, RunReport
 from reconciler.engine import Engine
 from reconciler.probe import (
@@ -36,6 +35,7 @@ from reconciler.probe import (
 from reconciler.secrets import SecretError, SecretResolver, redact, redact_data, render_essence
 from reconciler.store import toollock
 from reconciler.store.desired import DesiredState
+from reconciler.targets import MCPJUNGLE
 
 REREGISTER = "re-register: MCPJungle lists tools only at registration"
 
@@ -193,7 +193,7 @@ def jungle_parity(engine: Engine, state: DesiredState, report: ProbeReport) -> P
             s for s in state.placements(name) if any(r.ok and r.server == s for r in report.results)
         ]
         for name, spec in state.targets.items()
-        if spec.kind is Kind.MCPJUNGLE
+        if spec.kind == MCPJUNGLE
     }
     parity: list[Parity] = []
     notes: list[str] = []

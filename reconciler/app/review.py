@@ -22,12 +22,12 @@ from reconciler.core.compare import Origin, diff, origin, resolve_pointer
 from reconciler.core.divergence import Record, State, covered
 from reconciler.core.errors import ReconcilerError, RepositoryError, UsageError
 from reconciler.core.essence import display
-from reconciler.core.model import Kind
 from reconciler.core.report import Phase, TargetReport, json_value
 from reconciler.engine import Divergences, Engine, Inspection
 from reconciler.secrets import detect, redact
 from reconciler.store import fsutil, gitlog, recordfiles
 from reconciler.store.yamlio import make_yaml
+from reconciler.targets import MIRROR
 
 FILE_MODE = 0o644  # desired/ files are shared through git: not private
 
@@ -356,7 +356,7 @@ def list_records(engine: Engine, only: str | None = None) -> list[Listed]:
                 State.EXPIRED if record.expired(today) else State.STALE
             )
             kind = inspection.state.targets[record.target].kind
-            last = {} if kind is Kind.MIRROR else engine.store.inventory(record.target).entries
+            last = {} if kind == MIRROR else engine.store.inventory(record.target).entries
             drift = _drift_of(inspection, record, last)
         listed.append(
             Listed(

@@ -20,12 +20,11 @@ from typing import Any
 from reconciler.core.compare import FieldChange, diff
 from reconciler.core.enforce import is_governance_note
 from reconciler.core.essence import Essence, display, normalize_url
-from reconciler.core.model import Kind
 from reconciler.core.plan import Action
 from reconciler.core.report import RunReport, TargetReport
 from reconciler.core.tools import ServerTools
 from reconciler.store.desired import DesiredState
-from reconciler.targets import CAPABILITIES
+from reconciler.targets import CAPABILITIES, MCPJUNGLE
 
 NOT_PLACED = "."
 
@@ -100,11 +99,9 @@ class Parity:
         }
 
 
-def _kind(target: TargetReport) -> Kind | None:
-    try:
-        return Kind(target.kind)
-    except ValueError:  # a mirror, or anything that is not a server registry
-        return None
+def _kind(target: TargetReport) -> str | None:
+    """The report's kind when a family declares it (None for anything else)."""
+    return target.kind if target.kind in CAPABILITIES else None
 
 
 def _bridged_url(essence: Essence) -> str | None:
@@ -117,8 +114,8 @@ def _bridged_url(essence: Essence) -> str | None:
 
 def parity(state: DesiredState, report: RunReport) -> list[Parity]:
     """Every (server, local client, MCPJungle) triple where the server is placed on both."""
-    jungles = [t for t in report.targets if _kind(t) is Kind.MCPJUNGLE]
-    clients = [t for t in report.targets if _kind(t) not in (None, Kind.MCPJUNGLE)]
+    jungles = [t for t in report.targets if _kind(t) == MCPJUNGLE]
+    clients = [t for t in report.targets if _kind(t) not in (None, MCPJUNGLE)]
     rows = []
     for server_name, server in state.servers.items():
         names = (server_name, *server.aliases)
@@ -144,7 +141,7 @@ def _compare(
     if mine is None or theirs is None:
         absent = " and ".join(t.name for t, e in ((local, mine), (jungle, theirs)) if e is None)
         return replace(row, state="missing", reason=f"absent on {absent}")
-    ours, gateway = CAPABILITIES[Kind(local.kind)], CAPABILITIES[Kind.MCPJUNGLE]
+    ours, gateway = CAPABILITIES[local.kind], CAPABILITIES[MCPJUNGLE]
     common = (ours.fields & gateway.fields) | {"transport"}
     if not (ours.enabled_switch and gateway.enabled_switch):
         common -= {"enabled"}

@@ -246,7 +246,7 @@ def audit_governance(
                         GovernanceFinding(
                             Finding.NOT_ENFORCEABLE,
                             server,
-                            not_enforceable(spec.kind.value, server),
+                            not_enforceable(spec.kind, server),
                             target.name,
                         )
                     )

@@ -51,6 +51,7 @@ from reconciler.engine import Engine, PassOptions
 from reconciler.secrets import wrap_streams
 from reconciler.store import toollock
 from reconciler.store.state import default_state_dir
+from reconciler.targets import DECLARABLE
 
 
 def _run(
@@ -308,7 +309,7 @@ def discover() -> None:
 @global_options
 def schema() -> None:
     """Print the JSON Schema of a desired-state file (for editor completion)."""
-    click.echo(json.dumps(json_schema(), indent=2))
+    click.echo(json.dumps(json_schema(DECLARABLE), indent=2))
 
 
 # -- the daemon (issue 7) ----------------------------------------------------------------------

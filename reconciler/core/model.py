@@ -9,7 +9,7 @@ server on a stdio-only target) live in ``desired.py``, which knows file location
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -44,24 +44,10 @@ def path_name_problem(name: str) -> str | None:
     return None
 
 
-class Kind(StrEnum):
-    """Every target kind the schema knows. Kinds without an implementation fail validation."""
-
-    CLAUDE_DESKTOP = "claude-desktop"
-    CLAUDE_CODE = "claude-code"
-    CURSOR = "cursor"
-    VSCODE = "vscode"
-    WINDSURF = "windsurf"
-    CODEX = "codex"
-    GEMINI = "gemini"
-    OPENCODE = "opencode"
-    KIRO = "kiro"
-    ROO = "roo"
-    CLINE = "cline"
-    LMSTUDIO = "lmstudio"
-    WARP = "warp"
-    MCPJUNGLE = "mcpjungle"
-    MIRROR = "mirror"  # a mirror copy: declared under ``mirrors:``, never under ``targets:``
+# A target's ``kind`` is a plain name here: the kinds are what the target families declare
+# (``reconciler.targets.FAMILIES``), checked by the targets layer's desired-state check, so
+# that adding a client kind touches its family module and not this one.
+MIRROR_COPY_KIND = "mirror"  # the kind of a mirror copy's spec: declared under ``mirrors:``
 
 
 class OnDrift(StrEnum):
@@ -165,10 +151,13 @@ Placement = Annotated[StrictStr | PlacementRef, Field(union_mode="left_to_right"
 class TargetSpec(_Closed):
     """A place that holds copies of servers. Kind-specific fields are checked in ``desired.py``."""
 
-    kind: Kind
+    kind: StrictStr
     path: StrictStr | None = None
     scope: Literal["user", "project", "local"] | None = None
     project: StrictStr | None = None
+    # A client profile of the user scope (VS Code: a folder under ``User/profiles``, or the
+    # profile's name); kinds without profiles refuse it.
+    profile: StrictStr | None = None
     servers: tuple[Placement, ...] = ("*",)
     on_drift: OnDrift = OnDrift.SYNC
     prune: StrictBool = False
@@ -214,7 +203,7 @@ def mirror_targets(mirrors: Mapping[str, Mirror]) -> dict[str, MirrorCopySpec]:
     for name, mirror in mirrors.items():
         for copy in mirror.copies:
             out[mirror_target_name(name, copy, len(mirror.copies))] = MirrorCopySpec(
-                kind=Kind.MIRROR,
+                kind=MIRROR_COPY_KIND,
                 path=copy,
                 servers=(),
                 on_drift=mirror.on_drift,
@@ -245,9 +234,14 @@ class DesiredFile(_Closed):
     secrets: dict[StrictStr, Resolver] = Field(default_factory=dict)
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of one desired-state file, for editors and ``reconcile schema``."""
+def json_schema(kinds: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON Schema of one desired-state file, for editors and ``reconcile schema``.
+
+    ``kinds``: the target kinds the families declare, listed as the enum of ``kind``.
+    """
     schema = DesiredFile.model_json_schema()
+    if kinds:
+        schema["$defs"]["TargetSpec"]["properties"]["kind"]["enum"] = list(kinds)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mcp-reconciler desired state"
     return schema

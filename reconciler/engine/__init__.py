@@ -207,7 +207,7 @@ class Engine:
         """
         found = found or Divergences()
         spec = state.targets[name]
-        base = TargetReport(name, target.kind.value, target.describe(), spec.optional)
+        base = TargetReport(name, target.kind, target.describe(), spec.optional)
         phase = Phase.OBSERVE
         try:
             planner = self.planner(name, target, state, fingerprint, options, found)

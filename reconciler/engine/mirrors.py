@@ -275,7 +275,7 @@ class FileEntries:
         self.fingerprint = fingerprint
         self.options = options
         self.found = found
-        self.base = TargetReport(name, KIND.value, target.describe(), self.spec.optional)
+        self.base = TargetReport(name, KIND, target.describe(), self.spec.optional)
 
     def skip(self) -> TargetReport | None:
         """``--server`` names servers only: a mirror copy then has nothing in scope."""

@@ -34,7 +34,7 @@ from reconciler.core.essence import (
     mask,
     seal,
 )
-from reconciler.core.model import Kind, OnChange, OnDrift
+from reconciler.core.model import OnChange, OnDrift
 from reconciler.core.plan import (
     Action,
     Change,
@@ -57,7 +57,7 @@ from reconciler.secrets import (
 from reconciler.store import toollock
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import StateStore
-from reconciler.targets import Observation, Target, ToolRules, Write
+from reconciler.targets import MCPJUNGLE, Observation, Target, ToolRules, Write
 
 TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
 
@@ -160,7 +160,7 @@ class ServerEntries:
         # The client's own per-tool control, for kinds that have one (else None).
         self.rules = cast(ToolRules, target) if target.capability.tool_rules else None
         self._lock: Mapping[str, Mapping[str, ToolRecord]] | None = None
-        self.base = TargetReport(name, target.kind.value, target.describe(), self.spec.optional)
+        self.base = TargetReport(name, target.kind, target.describe(), self.spec.optional)
 
     # -- plan ------------------------------------------------------------------------------
 
@@ -212,7 +212,7 @@ class ServerEntries:
                 self.resolver,
                 keep_env=keep_env,
                 capability=capability,
-                kind=target.kind.value,
+                kind=target.kind,
                 server=server_name,
             )
             rendered.append(
@@ -278,7 +278,7 @@ class ServerEntries:
                 continue
             if not capability.enforces_tools:
                 if not governed.known or governed.disabled():
-                    notes.append(not_enforceable(self.target.kind.value, item.slot.server))
+                    notes.append(not_enforceable(self.target.kind, item.slot.server))
                 continue
             note = inventory_note(item.slot.server, governed)
             if note is not None:
@@ -321,12 +321,8 @@ class ServerEntries:
         )
         placed = {s.entry for s in slots}
         released: list[Change] = []
-        deleted = {c.entry for c in plan.changes if c.action is Action.DELETE}
-        in_entry = self.rules is not None and self.rules.tool_list_key is not None
         for entry, tools in native.items():  # owned rules of entries no longer placed
-            if entry in placed or (scope is not None and entry not in scope):
-                continue
-            if not (in_entry and entry in deleted):  # a deleted entry takes its list along
+            if entry not in placed and (scope is None or entry in scope):
                 released += plan_native_tools(Slot(entry, entry, None), None, tools)
         if released:
             plan = replace(plan, changes=plan.changes + tuple(released))
@@ -375,7 +371,7 @@ class ServerEntries:
         before sealing. Only computed when some target is an MCPJungle."""
         target = self.target
         if not target.capability.env_references or all(
-            t.kind is not Kind.MCPJUNGLE for t in self.state.targets.values()
+            t.kind != MCPJUNGLE for t in self.state.targets.values()
         ):
             return live
         out = dict(live)

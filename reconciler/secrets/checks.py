@@ -16,7 +16,7 @@ from typing import Protocol
 from reconciler.core.compare import pointer_parts
 from reconciler.core.errors import Problem
 from reconciler.core.essence import Capability, Essence, from_server
-from reconciler.core.model import Kind, Resolver, Server, TargetSpec
+from reconciler.core.model import Resolver, Server, TargetSpec
 from reconciler.secrets.detection import (
     detect,
     has_secret_marker,
@@ -50,7 +50,7 @@ def check_desired(
     resolvers: Mapping[str, Resolver],
     at: Callable[..., _Where],
     *,
-    capability_of: Callable[[Kind], Capability | None],
+    capability_of: Callable[[str], Capability | None],
     redactor: Redactor | None = None,
 ) -> list[Problem]:
     """Secret rules of desired state, each problem located: ``at(section, name, *path)``.
@@ -110,7 +110,7 @@ def check_desired(
         if spec.secrets == "reference" and not can_reference(capability_of(spec.kind)):
             problem(
                 at("targets", name, "secrets"),
-                f"target '{name}': kind {spec.kind.value} cannot reference environment "
+                f"target '{name}': kind {spec.kind} cannot reference environment "
                 "variables, so 'secrets: reference' is impossible",
                 "remove the option: values are resolved at apply time and written with mode 0600",
             )

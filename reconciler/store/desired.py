@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.core import model
 from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
-from reconciler.core.model import DesiredFile, Kind, Server, TargetSpec
+from reconciler.core.model import DesiredFile, Server, TargetSpec
 from reconciler.core.tools import merge_policy
 from reconciler.store import fsutil, yamlio
 from reconciler.store.toollock import LOCK_FILE
@@ -448,11 +448,6 @@ def _translate(
             value = item.get("input")
             expected = item.get("ctx", {}).get("expected", "")
             hint = f"expected {expected}"
-            if kind == "enum" and loc[-1:] == ("kind",):
-                hint = f"known kinds: {', '.join(k.value for k in Kind)}"
-                close = difflib.get_close_matches(str(value), [k.value for k in Kind], n=1)
-                if close:
-                    hint = f"did you mean '{close[0]}'? " + hint
             problems.append(
                 Problem(
                     where.file, where.line, where.column, f"{path}: invalid value {value!r}", hint

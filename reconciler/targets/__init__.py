@@ -1,7 +1,8 @@
 """Target kinds: the registry from a ``kind:`` in desired state to the class that handles it.
 
-A kind is supported when it has an entry here; validation rejects placements on kinds that
-are declared by the schema but not implemented yet, instead of failing at apply time.
+The kinds are what the family modules declare: a ``kind:`` in desired state is a plain name,
+and the desired-state check here (``check``, handed to the loader) refuses one that no family
+declares, with the closest known kind, instead of failing at apply time.
 """
 
 from __future__ import annotations
@@ -12,14 +13,27 @@ from typing import Any
 
 from reconciler.core.errors import Problem
 from reconciler.core.essence import Capability
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.store.desired import DesiredState, Locator, is_glob
 from reconciler.store.yamlio import Located
-from reconciler.targets import codex, ideclients, jsonclients, mcpjungle, mirror, opencode
+from reconciler.targets import (
+    codex,
+    ideclients,
+    jsonclients,
+    mcpjungle,
+    mirror,
+    opencode,
+    yamlclients,
+)
 from reconciler.targets.base import Context, Entries, Observation, Target, ToolRules, Write
 
 __all__ = [
+    "CAPABILITIES",
+    "DECLARABLE",
+    "FAMILIES",
     "KINDS",
+    "MCPJUNGLE",
+    "MIRROR",
     "REMOTE_KINDS",
     "Context",
     "Entries",
@@ -33,46 +47,38 @@ __all__ = [
 
 Factory = Callable[[str, TargetSpec, Context], Target]
 
+# The family modules. Each lists the classes of its kinds in ``KIND_CLASSES``; a class
+# declares everything about its kind: its name (``kind``), capability mask, scopes (the
+# first is the default), default paths per OS, reference dialect and per-tool control key.
+# Every family module is imported here (each imports its heavy libraries, tomlkit or httpx,
+# only when a target of its kind is built), so a run pays only for the kinds it uses.
+_MODULES = (jsonclients, ideclients, yamlclients, codex, opencode, mcpjungle, mirror)
+
+MCPJUNGLE = mcpjungle.KIND
+MIRROR = mirror.KIND  # copies from ``mirrors:``, never declared under ``targets:``
+
+FAMILIES: dict[str, type[Target]] = {
+    family.kind: family for module in _MODULES for family in module.KIND_CLASSES
+}
+KINDS: dict[str, Factory] = {
+    **{kind: family for kind, family in FAMILIES.items() if kind != MIRROR},
+    MIRROR: mirror.build,  # refuses a spec that is not a mirror copy
+}
 # Kinds reached over the network: their passes wait on I/O and run concurrently.
-REMOTE_KINDS = frozenset({Kind.MCPJUNGLE})
+REMOTE_KINDS = frozenset({MCPJUNGLE})
+CAPABILITIES: dict[str, Capability] = {k: f.capability for k, f in FAMILIES.items()}
+SCOPES: dict[str, tuple[str, ...]] = {k: f.scopes for k, f in FAMILIES.items()}
+# The kinds a ``targets:`` entry may name (a mirror copy comes from ``mirrors:``).
+DECLARABLE = tuple(sorted(k for k in FAMILIES if k != MIRROR))
 
 
-# Each kind's family class: it declares the kind's capability mask, its scopes (the first is
-# the default), its default paths per OS and its reference dialect. Every family module is
-# imported here (each imports its heavy libraries, tomlkit or httpx, only when a target of
-# its kind is built), so a run pays only for the kinds it uses.
-FAMILIES: dict[Kind, type[Target]] = {
-    Kind.CLAUDE_DESKTOP: jsonclients.ClaudeDesktop,
-    Kind.CLAUDE_CODE: jsonclients.ClaudeCode,
-    Kind.CURSOR: jsonclients.Cursor,
-    Kind.VSCODE: jsonclients.VSCode,
-    Kind.WINDSURF: jsonclients.Windsurf,
-    Kind.GEMINI: jsonclients.Gemini,
-    Kind.CODEX: codex.Codex,
-    Kind.OPENCODE: opencode.OpenCode,
-    Kind.KIRO: ideclients.Kiro,
-    Kind.ROO: ideclients.Roo,
-    Kind.CLINE: ideclients.Cline,
-    Kind.LMSTUDIO: ideclients.LMStudio,
-    Kind.WARP: ideclients.Warp,
-    Kind.MCPJUNGLE: mcpjungle.MCPJungleTarget,
-    Kind.MIRROR: mirror.MirrorTarget,  # copies from ``mirrors:``
-}
-KINDS: dict[Kind, Factory] = {
-    **{kind: family for kind, family in FAMILIES.items() if kind is not Kind.MIRROR},
-    Kind.MIRROR: mirror.build,  # refuses a spec that is not a mirror copy
-}
-CAPABILITIES: dict[Kind, Capability] = {k: f.capability for k, f in FAMILIES.items()}
-SCOPES: dict[Kind, tuple[str, ...]] = {k: f.scopes for k, f in FAMILIES.items()}
-
-
-def capability(kind: Kind) -> Capability | None:
+def capability(kind: str) -> Capability | None:
     """What ``kind`` can express (None for a kind without server entries)."""
     found = CAPABILITIES.get(kind)
     return found if found is not None and found.fields else None
 
 
-def supported(kind: Kind) -> bool:
+def supported(kind: str) -> bool:
     return kind in KINDS
 
 
@@ -88,7 +94,7 @@ def check(state: DesiredState, at: Locator) -> list[Problem]:
     problems: list[Problem] = []
     for name, spec in state.targets.items():
         problems += _check_target(state, name, spec, lambda *p, n=name: at("targets", n, *p))
-    if state.mirrors or any(t.kind is Kind.MIRROR for t in state.targets.values()):
+    if state.mirrors or any(t.kind == MIRROR for t in state.targets.values()):
         problems += mirror.check(state, at)
     return problems
 
@@ -100,15 +106,18 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
         problems.append(Problem(where.file, where.line, where.column, message, hint))
 
     kind = spec.kind
-    if kind is Kind.MIRROR:
+    if kind == MIRROR:
         return problems  # refused by mirror.check: mirrors are declared under ``mirrors:``
     if kind not in KINDS:
+        hint = f"known kinds: {', '.join(DECLARABLE)}"
+        close = difflib.get_close_matches(kind, DECLARABLE, n=1)
         problem(
             at("kind"),
-            f"target '{name}': kind '{kind.value}' is not supported yet",
-            f"supported kinds: {', '.join(sorted(k.value for k in KINDS))}",
+            f"targets.{name}.kind: invalid value {kind!r}",
+            f"did you mean '{close[0]}'? {hint}" if close else hint,
         )
-    if kind is Kind.MCPJUNGLE:
+        return problems  # nothing else about a kind nobody declares can be checked
+    if kind == MCPJUNGLE:
         if spec.url is None:
             problem(
                 at("@key"),
@@ -126,14 +135,16 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
                     f"target '{name}': '{key}' applies only to kind mcpjungle",
                     "a client target is a file: use 'path' to move it",
                 )
-    if not SCOPES[kind] and kind is not Kind.MCPJUNGLE:
-        title = getattr(FAMILIES[kind], "title", kind.value)
+    if not SCOPES[kind] and kind != MCPJUNGLE:
+        title = getattr(FAMILIES[kind], "title", kind)
         if spec.scope is not None:
             problem(at("scope"), f"target '{name}': {title} has one file and no scopes")
         elif spec.project is not None:
             problem(at("project"), f"target '{name}': {title} has one file and no projects")
     elif SCOPES[kind]:
         problems += _check_scope(name, spec, at)
+    if spec.profile is not None:
+        problems += _check_profile(name, spec, at)
     capability = CAPABILITIES[kind]
     for index, item in enumerate(spec.servers):
         ref = item if isinstance(item, str) else item.name
@@ -155,7 +166,7 @@ def _check_target(state: DesiredState, name: str, spec: TargetSpec, at: Any) -> 
             where = at("servers")
             problem(
                 where,
-                f"target '{name}' ({kind.value}) cannot carry {transport} server '{server_name}'",
+                f"target '{name}' ({kind}) cannot carry {transport} server '{server_name}'",
                 "place it elsewhere, or set bridge: mcp-remote to run it through mcp-remote"
                 if transport != "stdio"
                 else "this kind carries remote servers only",
@@ -176,7 +187,7 @@ def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
     if scope not in scopes:
         problem(
             "scope",
-            f"target '{name}': {spec.kind.value} has no scope '{scope}'",
+            f"target '{name}': {spec.kind} has no scope '{scope}'",
             f"scopes: {', '.join(scopes)}",
         )
     elif scope in ("project", "local") and spec.project is None:
@@ -193,3 +204,26 @@ def _check_scope(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
             "set scope: project (or local for Claude Code)",
         )
     return problems
+
+
+def _check_profile(name: str, spec: TargetSpec, at: Any) -> list[Problem]:
+    """``profile`` needs a kind with profiles, the user scope, no ``path``, one folder name."""
+    where = at("profile")
+    profile = spec.profile or ""
+    family = FAMILIES[spec.kind]
+    title = getattr(family, "title", spec.kind)
+    message = hint = ""
+    if not getattr(family, "profiles", False):
+        with_profiles = sorted(k for k, f in FAMILIES.items() if getattr(f, "profiles", False))
+        message = f"target '{name}': {title} has no profiles"
+        hint = f"kinds with profiles: {', '.join(with_profiles)}"
+    elif (spec.scope or "user") != "user":
+        message = f"target '{name}': 'profile' applies to scope user"
+    elif spec.path is not None:
+        message = f"target '{name}': set 'profile' or 'path', not both"
+    elif profile in ("", ".", "..") or any(c in profile for c in "/\\\0"):
+        message = f"target '{name}': profile {profile!r} is not a profile's id or name"
+        hint = "the id is the profile's folder under User/profiles; or give its name"
+    if not message:
+        return []
+    return [Problem(where.file, where.line, where.column, message, hint)]

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 from reconciler.core.enforce import Governed
 from reconciler.core.essence import Capability, Essence
-from reconciler.core.model import Kind
 from reconciler.core.plan import Action
 from reconciler.core.tools import ToolClass
 from reconciler.secrets import REDACTOR, Redactor
@@ -107,10 +106,11 @@ class Context:
 
 class Target(Protocol):
     name: str
-    kind: Kind
+    kind: str  # the name a target's ``kind:`` gives in desired state
     capability: Capability
     entry_kind: Entries
     scopes: tuple[str, ...]  # the first is the default; () for one file without scopes
+    tool_control: str | None  # where the client turns single tools off (None: nowhere)
 
     def describe(self) -> str:
         """Where the target is, for people: a path or a URL."""
@@ -131,9 +131,6 @@ class ToolRules(Protocol):
     """A target whose client has a per-tool control in its files (``Capability.tool_rules``)."""
 
     capability: Capability
-    # The deny list's key inside each entry, when the control lives there (its rules go
-    # with the entry); None when it lives elsewhere (opencode's ``tools``, Claude's settings).
-    tool_list_key: str | None
 
     def tool_rule(self, entry: str, tool: str) -> str:
         """The control's rule denying ``tool`` of the server at ``entry``."""

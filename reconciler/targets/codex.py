@@ -31,7 +31,7 @@ from typing import Any
 
 from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.secrets import BEARER_ENV, env_reference, referenced_env
 from reconciler.store import fsutil
 from reconciler.targets import paths
@@ -53,7 +53,7 @@ MANAGED = (
 
 
 class Codex(FileTarget):
-    kind = Kind.CODEX
+    kind = "codex"
     capability = Capability(
         frozenset({"stdio", "http"}),
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
@@ -65,7 +65,7 @@ class Codex(FileTarget):
     scopes: tuple[str, ...] = ("user", "project")
     # Governed tools: ``disabled_tools`` in the server's table, exact names only (Codex has
     # no globs: ``disabled_tools = ["*"]`` disables nothing; reference/TOOLCONTROLS.md).
-    tool_list_key = "disabled_tools"
+    tool_control = "disabled_tools"
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:
@@ -416,3 +416,7 @@ def _string_map(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
     return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[FileTarget], ...] = (Codex,)

@@ -7,7 +7,7 @@ snapshot (compare-and-swap), merge only the managed entries into the document as
 disk, and write atomically. Subclasses supply only the format and the dialect.
 
 A kind with a per-tool control (``Capability.tool_rules``) holds governed tools as rules of
-that control: in each entry (``tool_list_key``: Codex ``disabled_tools``, Gemini
+that control: in each entry (``tool_control``, the list's key: Codex ``disabled_tools``, Gemini
 ``excludeTools``), elsewhere in the document (opencode's ``tools`` map), or in another file
 (Claude Code's settings, ``tools_path``). The family spells a rule (``tool_rule``); the
 mechanism here reads every rule, and adds or removes only the rules it is told to, so a
@@ -26,7 +26,7 @@ from typing import Any
 from reconciler.core.compare import pointer_escape
 from reconciler.core.errors import ConcurrentChange, TargetError, TargetFormatError
 from reconciler.core.essence import Capability, Essence
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.core.plan import Action
 from reconciler.store import fsutil
 from reconciler.targets import paths
@@ -36,13 +36,15 @@ from reconciler.targets.base import Context, Entries, Observation, Write
 class FileTarget(ABC):
     """A client config file holding a map of server entries somewhere inside a document."""
 
-    kind: Kind
+    kind: str  # the name a target's ``kind:`` gives in desired state
     entry_kind = Entries.SERVERS
     capability: Capability
     scopes: tuple[str, ...] = ("user",)  # the first is the default
-
-    # The key of the per-tool deny list inside an entry, for kinds whose control is one.
-    tool_list_key: str | None = None
+    # Where the client turns single tools of a server off: the entry key (``disabled_tools``),
+    # or a key elsewhere in the client's settings (Claude Code's ``permissions.deny``). None:
+    # the client has none in its files. Declared per kind for tool governance, which compiles
+    # ``tools.deny``/``allow`` into it; reference/TOOLCONTROLS.md sections 1 and 3.
+    tool_control: str | None = None
 
     def __init__(self, name: str, spec: TargetSpec, context: Context) -> None:
         self.name = name
@@ -83,6 +85,14 @@ class FileTarget(ABC):
 
     # -- the shared mechanism ----------------------------------------------------------
 
+    # The kind has profiles of the user scope (``profile:`` in desired state).
+    profiles = False
+
+    @classmethod
+    def variants(cls, spec: TargetSpec, context: Context) -> tuple[TargetSpec, ...]:
+        """The spec, and one per profile found on this machine (for discovery)."""
+        return (spec,)
+
     @classmethod
     def locate(cls, spec: TargetSpec, context: Context) -> Path:
         if spec.path:
@@ -104,13 +114,24 @@ class FileTarget(ABC):
         side = self.tools_path()
         rules: frozenset[str] = frozenset()
         side_snapshot = None
+        notes: tuple[str, ...] = ()
         if side is not None and self.capability.tool_rules:
             side_snapshot = fsutil.read_snapshot(side)
-            if _filled(side_snapshot.content):
-                rules = self.read_tool_rules(self.parse_tools(side_snapshot.content or b""))
+            try:
+                if _filled(side_snapshot.content):
+                    rules = self.read_tool_rules(self.parse_tools(side_snapshot.content or b""))
+            except TargetFormatError as e:
+                # Not this pass's business unless it has tool rules to write (then the
+                # write refuses with this error); the servers are still reconciled.
+                notes = (f"{e}; governed tools cannot be read there",)
         if not snapshot.exists:
             return Observation(
-                {}, snapshot, exists=False, tool_rules=rules, tool_snapshot=side_snapshot
+                {},
+                snapshot,
+                notes=notes,
+                exists=False,
+                tool_rules=rules,
+                tool_snapshot=side_snapshot,
             )
         if not _filled(snapshot.content):
             # Empty is not "no servers": a client halfway through its own save leaves it so
@@ -122,7 +143,9 @@ class FileTarget(ABC):
         }
         if side is None and self.capability.tool_rules:
             rules = self.read_tool_rules(document)
-        return Observation(essences, snapshot, tool_rules=rules, tool_snapshot=side_snapshot)
+        return Observation(
+            essences, snapshot, notes=notes, tool_rules=rules, tool_snapshot=side_snapshot
+        )
 
     # "file": any change since observe refuses the write (the pass is retried).
     # "entries": only a change to an entry being written does; a change elsewhere in the
@@ -137,10 +160,10 @@ class FileTarget(ABC):
         side = self.tools_path()
         tools = [w for w in writes if w.action in TOOL_ACTIONS]
         entries = [w for w in writes if w.action not in TOOL_ACTIONS]
+        if tools and side is not None:  # first: an unreadable control file changes nothing
+            self._apply_tools_file(side, observation.tool_snapshot, tools)
         if entries or (tools and side is None):
             self._apply_document(observation, entries, [] if side is not None else tools)
-        if tools and side is not None:
-            self._apply_tools_file(side, observation.tool_snapshot, tools)
 
     def _apply_document(
         self, observation: Observation, writes: Sequence[Write], tools: Sequence[Write]
@@ -209,14 +232,14 @@ class FileTarget(ABC):
     def tool_rule(self, entry: str, tool: str) -> str:
         """The rule denying ``tool`` of the server at ``entry``, spelled as the control holds
         it. An entry-level list: the rule is its JSON Pointer in the document."""
-        key = self.tool_list_key
+        key = self.tool_control
         if key is None:
-            raise TargetError(f"{self.kind.value} has no per-tool control")
+            raise TargetError(f"{self.kind} has no per-tool control")
         return f"{pointer_escape(entry)}/{key}/{pointer_escape(tool)}"
 
     def read_tool_rules(self, document: Any) -> frozenset[str]:
         """Every rule of the control, whoever wrote it."""
-        key = self.tool_list_key
+        key = self.tool_control
         if key is None:
             return frozenset()
         return frozenset(
@@ -232,11 +255,13 @@ class FileTarget(ABC):
     ) -> None:
         """Add the rules denying the ``deny`` tools of ``entry`` and remove those of the
         ``release`` tools; no other rule is touched."""
-        key = self.tool_list_key
+        key = self.tool_control
         if key is None:
-            raise TargetError(f"{self.kind.value} has no per-tool control")
+            raise TargetError(f"{self.kind} has no per-tool control")
         native = self.entries_for_update(document).get(entry)
         if not isinstance(native, MutableMapping):
+            if not deny:  # deleted in this same write: its rules went with it
+                return
             raise TargetError(f"{self.path}: no entry '{entry}' to hold its denied tools")
         have = native.get(key)
         if have is not None and not isinstance(have, list):

@@ -1,8 +1,10 @@
-"""More clients with ``mcpServers`` in a JSON file (IDEs and agents): each client's dialect.
+"""More clients with their servers in a JSON file (IDEs and agents): each client's dialect.
 
-The JSON format is ``jsonfile``; each class maps its client's spelling of an entry to the
-essence and back. These kinds are proven from the clients' source and documentation only
-(``reference/TOOLCONTROLS.md`` section 3): no CLI of theirs reads its config offline here.
+The JSON format is ``jsonfile`` (JSONC, comments kept, for the clients that accept it);
+each class maps its client's spelling of an entry to the essence and back. These kinds are
+proven from the clients' source and documentation only (``reference/TOOLCONTROLS.md``
+section 3): no CLI of theirs reads its config offline here (Crush's npm package downloads
+its binary from GitHub at install time, which this machine cannot reach).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from reconciler.core.essence import (
     Capability,
     Essence,
 )
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.targets import paths, references
 from reconciler.targets.base import Context
 from reconciler.targets.jsonfile import JsonFileTarget, transport_of
@@ -61,7 +63,7 @@ class Kiro(DisabledFlag):
     ``crates/chat-cli/src/cli/chat/tools/custom_tool.rs``, kiro.dev/docs/mcp/configuration.
     """
 
-    kind = Kind.KIRO
+    kind = "kiro"
     # No sse and no cwd: Kiro's server config has neither.
     capability = Capability(
         frozenset({"stdio", "http"}),
@@ -71,9 +73,9 @@ class Kiro(DisabledFlag):
         tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
+    tool_control = "disabledTools"
     syntax = references.BRACED
     managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")
-    tool_list_key = "disabledTools"  # governed tools, exact names (custom_tool.rs)
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:
@@ -100,7 +102,7 @@ class Roo(DisabledFlag):
     RooCodeInc/Roo-Code ``src/services/mcp/McpHub.ts`` (``${env:VAR}``, ``disabled``).
     """
 
-    kind = Kind.ROO
+    kind = "roo"
     capability = Capability(
         frozenset({"stdio", "http", "sse"}),
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
@@ -109,8 +111,8 @@ class Roo(DisabledFlag):
         tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
+    tool_control = "disabledTools"
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "headers", "disabled")
-    tool_list_key = "disabledTools"  # governed tools, exact names (McpHub.ts)
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:
@@ -140,7 +142,7 @@ class Cline(DisabledFlag):
     ``src/services/mcp/schemas.ts`` (``disabled``, ``autoApprove``, timeout in seconds).
     """
 
-    kind = Kind.CLINE
+    kind = "cline"
     capability = Capability(
         frozenset({"stdio", "http", "sse"}),
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
@@ -173,7 +175,7 @@ class LMStudio(JsonFileTarget):
     mode 0600). Source: lmstudio-ai/docs ``0_app/2_mcp/index.mdx``.
     """
 
-    kind = Kind.LMSTUDIO
+    kind = "lmstudio"
     capability = Capability(frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS)
     scopes: tuple[str, ...] = ("user",)
     title = "LM Studio"
@@ -196,7 +198,7 @@ class Warp(JsonFileTarget):
     warpdotdev/warp ``app/src/ai/mcp/parsing.rs``.
     """
 
-    kind = Kind.WARP
+    kind = "warp"
     capability = Capability(
         frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
     )
@@ -226,3 +228,105 @@ class Warp(JsonFileTarget):
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         fields = super().written_fields(essence)
         return {"working_directory" if k == "cwd" else k: v for k, v in fields.items()}
+
+
+class Zed(JsonFileTarget):
+    """Zed: ``context_servers`` in ``~/.config/zed/settings.json`` (``%APPDATA%\\Zed`` on
+    Windows) or ``<project>/.zed/settings.json``.
+
+    The settings file is JSONC (edited in place, comments kept). A stdio server is flat
+    ``command``, ``args`` (required, written even when empty), ``env`` (older releases nest
+    ``command: {path, args, env}``, read too and rewritten flat); a remote one is ``url``
+    with ``headers``, no type. The switch is ``enabled`` (default true). Zed expands no
+    references: they are resolved into the file (mode 0600). Source: zed-industries/zed
+    ``crates/settings_content/src/project.rs`` (``ContextServerSettingsContent``),
+    zed.dev/docs/ai/mcp.
+    """
+
+    kind = "zed"
+    capability = Capability(
+        frozenset({"stdio", "http"}), STDIO_FIELDS | REMOTE_FIELDS | {"enabled"}, True
+    )
+    scopes: tuple[str, ...] = ("user", "project")
+    servers_key = ("context_servers",)
+    jsonc = True
+    managed_fields = ("command", "args", "env", "url", "headers", "enabled")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            return paths.project_dir(spec, context) / ".zed" / "settings.json"
+        if context.platform == "win32":
+            return paths.appdata(context) / "Zed" / "settings.json"
+        return paths.xdg_config(context) / "zed" / "settings.json"  # macOS too
+
+    def native_to_essence(self, native: Mapping[str, Any]) -> Essence:
+        raw = dict(native, transport=None)  # inferred: command or url
+        command = native.get("command")
+        if isinstance(command, dict):  # the nested form of older releases
+            raw["command"] = command.get("path")
+            raw["args"] = command.get("args")
+            raw["env"] = command.get("env")
+        raw["enabled"] = native.get("enabled", True)
+        return self.essence_of(raw)
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        fields = super().written_fields(essence)
+        if essence["transport"] == "stdio":  # Zed requires ``args`` (``ContextServerCommand``)
+            fields = {"command": fields.pop("command"), "args": fields.pop("args", []), **fields}
+        return fields
+
+    def switch_fields(self, enabled: Any, existing: Mapping[str, Any]) -> dict[str, Any]:
+        if enabled is False:
+            return {"enabled": False}
+        return {"enabled": True} if "enabled" in existing else {}
+
+
+class Crush(DisabledFlag):
+    """Crush (Charm): ``mcp`` in ``.crush.json`` or ``crush.json`` of a project, or
+    ``~/.config/crush/crush.json``.
+
+    ``type`` (required) is ``stdio``, ``http`` or ``sse``; the switch is ``disabled``; single
+    tools are turned off with ``disabled_tools``. Crush expands shell references (``$VAR``,
+    ``${VAR}``) in ``env`` values and ``headers`` (``ResolvedEnv``, ``ResolvedHeaders``),
+    and in the command; written as ``${VAR}``. It does not expand them in ``url`` (nor in
+    ``args`` before its newer releases): the secrets layer keeps a reference wherever the
+    kind can reference, so a reference there is not expanded by Crush (a per-field mask
+    belongs to ``secrets.referable``). In a project the file that exists is edited
+    (``.crush.json`` first, as Crush reads it); a new one is ``.crush.json``. Source:
+    charmbracelet/crush ``internal/config/config.go`` (``MCPConfig``),
+    ``internal/config/load.go``.
+    """
+
+    kind = "crush"
+    capability = Capability(
+        frozenset({"stdio", "http", "sse"}),
+        STDIO_FIELDS | REMOTE_FIELDS | {"enabled"},
+        True,
+        env_references=True,
+        tool_rules=True,
+    )
+    scopes: tuple[str, ...] = ("user", "project")
+    tool_control = "disabled_tools"  # governed tools, exact names (internal/config/config.go)
+    servers_key = ("mcp",)
+    syntax = references.GEMINI  # the shell's ``$VAR`` or ``${VAR}``, written braced
+    managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")
+
+    @classmethod
+    def default_path(cls, spec: TargetSpec, context: Context) -> Path:
+        if paths.scope(spec) == "project":
+            folder = paths.project_dir(spec, context)
+            hidden, plain = folder / ".crush.json", folder / "crush.json"
+            return plain if plain.exists() and not hidden.exists() else hidden
+        if context.platform == "win32":
+            local = context.environ.get("LOCALAPPDATA")
+            base = Path(local) if local else context.home / "AppData" / "Local"
+            return base / "crush" / "crush.json"
+        return paths.xdg_config(context) / "crush" / "crush.json"
+
+    def written_fields(self, essence: Essence) -> dict[str, Any]:
+        return {"type": essence["transport"], **super().written_fields(essence)}
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[JsonFileTarget], ...] = (Kiro, Roo, Cline, LMStudio, Warp, Zed, Crush)

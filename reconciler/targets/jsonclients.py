@@ -7,12 +7,13 @@ client owns.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.errors import TargetFormatError
+from reconciler.core.errors import ReconcilerError, TargetFormatError
 from reconciler.core.essence import (
     REMOTE_FIELDS,
     STDIO_FIELDS,
@@ -21,7 +22,8 @@ from reconciler.core.essence import (
     Essence,
     normalize,
 )
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
+from reconciler.store import fsutil
 from reconciler.targets import (
     nodelock,
     paths,
@@ -34,7 +36,7 @@ from reconciler.targets.jsonfile import JsonFileTarget, plain_fields, sanitized,
 class ClaudeDesktop(JsonFileTarget):
     """Claude Desktop's ``claude_desktop_config.json``: stdio entries, no enabled switch."""
 
-    kind = Kind.CLAUDE_DESKTOP
+    kind = "claude-desktop"
     # Claude Desktop's file carries stdio servers only (remote ones are app connectors).
     capability = Capability(frozenset({"stdio"}), STDIO_FIELDS)
     scopes: tuple[str, ...] = ()
@@ -85,11 +87,12 @@ class ClaudeCode(JsonFileTarget):
     offered. The file is edited in place: every other key and the user's own rules stay.
     """
 
-    kind = Kind.CLAUDE_CODE
+    kind = "claude-code"
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True, tool_rules=True
     )
     scopes: tuple[str, ...] = ("user", "local", "project")
+    tool_control = "permissions.deny"  # mcp__<server>__<tool> in settings.json, not here
     syntax = references.CLAUDE_CODE
     managed_fields = ("type", "command", "args", "env", "url", "headers")
 
@@ -114,7 +117,11 @@ class ClaudeCode(JsonFileTarget):
             config_dir = self.context.environ.get("CLAUDE_CONFIG_DIR")
             folder = Path(config_dir) if config_dir else self.context.home / ".claude"
             return folder / "settings.json"
-        project = paths.project_dir(self.spec, self.context)
+        # The project's folder; a project file given by ``path`` alone is in it.
+        if self.spec.project:
+            project = paths.project_dir(self.spec, self.context)
+        else:
+            project = self.path.parent
         name = "settings.local.json" if self.scope == "local" else "settings.json"
         return project / ".claude" / name
 
@@ -188,7 +195,7 @@ def _git_root(folder: Path) -> Path:
 class Cursor(JsonFileTarget):
     """Cursor: ``~/.cursor/mcp.json`` or ``<project>/.cursor/mcp.json``; the type is inferred."""
 
-    kind = Kind.CURSOR
+    kind = "cursor"
     # Cursor keeps its on/off toggle in app state, not in mcp.json: no switch in the file.
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True
@@ -210,28 +217,81 @@ class Cursor(JsonFileTarget):
 
 
 class VSCode(JsonFileTarget):
-    """VS Code: the user profile's ``mcp.json`` or ``<project>/.vscode/mcp.json``, key ``servers``.
+    """VS Code: the user's ``mcp.json`` or ``<project>/.vscode/mcp.json``, key ``servers``.
 
-    The file is JSONC: comments are kept (an edit that would drop one is refused).
+    The file is JSONC: comments are kept (an edit that would drop one is refused). A
+    ``profile:`` is one of VS Code's profiles: ``User/profiles/<id>/mcp.json``, by the id
+    (the folder's name) or by the profile's name as VS Code lists it in
+    ``User/globalStorage/storage.json`` (``userDataProfiles``). Source: microsoft/vscode
+    ``src/vs/platform/userDataProfile/common/userDataProfile.ts``.
     """
 
-    kind = Kind.VSCODE
+    kind = "vscode"
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
     )
     scopes: tuple[str, ...] = ("user", "project")
     servers_key = ("servers",)
     jsonc = True
+    profiles = True
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "headers")
+    app_folder = "Code"
+
+    @classmethod
+    def user_dir(cls, context: Context) -> Path:
+        return paths.user_config(context) / cls.app_folder / "User"
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:
         if paths.scope(spec) == "project":
             return paths.project_dir(spec, context) / ".vscode" / "mcp.json"
-        return paths.user_config(context) / "Code" / "User" / "mcp.json"
+        user = cls.user_dir(context)
+        if spec.profile is not None:
+            return user / "profiles" / _profile_folder(user, spec.profile) / "mcp.json"
+        return user / "mcp.json"
+
+    @classmethod
+    def variants(cls, spec: TargetSpec, context: Context) -> tuple[TargetSpec, ...]:
+        if paths.scope(spec) != "user" or spec.profile is not None:
+            return (spec,)
+        folder = cls.user_dir(context) / "profiles"
+        profiles = (
+            sorted(p.parent.name for p in folder.glob("*/mcp.json")) if folder.is_dir() else []
+        )
+        return (spec, *(spec.model_copy(update={"profile": p}) for p in profiles))
 
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         return {"type": essence["transport"], **super().written_fields(essence)}
+
+
+class VSCodeInsiders(VSCode):
+    """VS Code Insiders: the same files in its own ``Code - Insiders`` folder.
+
+    Only the user scope: a project's ``.vscode/mcp.json`` is shared with VS Code (kind
+    ``vscode``, scope project).
+    """
+
+    kind = "vscode-insiders"
+    scopes: tuple[str, ...] = ("user",)
+    title = "VS Code Insiders"
+    app_folder = "Code - Insiders"
+
+
+def _profile_folder(user: Path, profile: str) -> str:
+    """The folder of a VS Code profile given by its id (folder name) or its name."""
+    if (user / "profiles" / profile).is_dir():
+        return profile
+    storage = user / "globalStorage" / "storage.json"
+    try:
+        listed = json.loads(fsutil.read_text(storage)).get("userDataProfiles", [])
+    except (OSError, ValueError, AttributeError, ReconcilerError):
+        listed = []
+    for item in listed if isinstance(listed, list) else ():
+        if isinstance(item, dict) and item.get("name") == profile:
+            location = item.get("location")
+            if isinstance(location, str) and "/" not in location and "\\" not in location:
+                return location
+    return profile  # not created yet: the id as given (validated as one path component)
 
 
 class Windsurf(JsonFileTarget):
@@ -241,12 +301,13 @@ class Windsurf(JsonFileTarget):
     ``"type": "sse"`` so that it reads back as declared. The switch is ``disabled``.
     """
 
-    kind = Kind.WINDSURF
+    kind = "windsurf"
     # Windsurf's switch is an inverted ``disabled`` flag inside the entry.
     capability = Capability(
         frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"enabled"}, True, env_references=True
     )
     scopes: tuple[str, ...] = ("user",)
+    tool_control = "disabledTools"  # third-party pages only (TOOLCONTROLS.md 1)
     managed_fields = ("type", "command", "args", "env", "serverUrl", "url", "headers", "disabled")
 
     @classmethod
@@ -283,7 +344,7 @@ class Gemini(JsonFileTarget):
     fallback: the explicit type means sse for both). The file accepts comments.
     """
 
-    kind = Kind.GEMINI
+    kind = "gemini"
     capability = Capability(
         frozenset(TRANSPORTS),
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd"},
@@ -291,9 +352,9 @@ class Gemini(JsonFileTarget):
         tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
+    tool_control = "excludeTools"
     syntax = references.GEMINI
     # Governed tools: ``excludeTools`` on the entry, exact names (it wins over includeTools).
-    tool_list_key = "excludeTools"
     jsonc = True
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "httpUrl", "headers")
 
@@ -321,3 +382,15 @@ class Gemini(JsonFileTarget):
         elif essence["transport"] == "sse":
             fields = {"type": "sse", **fields}
         return fields
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[JsonFileTarget], ...] = (
+    ClaudeDesktop,
+    ClaudeCode,
+    Cursor,
+    VSCode,
+    VSCodeInsiders,
+    Windsurf,
+    Gemini,
+)

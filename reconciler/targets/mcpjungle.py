@@ -42,7 +42,7 @@ from urllib.parse import quote, urlsplit
 from reconciler.core.enforce import Governed
 from reconciler.core.errors import PartialApply, TargetError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
-from reconciler.core.model import Kind, TargetSpec
+from reconciler.core.model import TargetSpec
 from reconciler.core.plan import Action
 from reconciler.core.tools import ToolClass, classify
 from reconciler.secrets import detect, might_reference
@@ -50,6 +50,8 @@ from reconciler.targets.base import Context, Entries, Observation, Write
 
 if TYPE_CHECKING:
     import httpx
+
+KIND = "mcpjungle"  # the gateway: reached over the network, its passes run concurrently
 
 log = logging.getLogger("reconciler.mcpjungle")
 
@@ -190,7 +192,7 @@ class RegistrySnapshot:
 class MCPJungleTarget:
     """One MCPJungle registry (``kind: mcpjungle``), reached at ``url``."""
 
-    kind = Kind.MCPJUNGLE
+    kind = KIND
     entry_kind = Entries.SERVERS
     capability = Capability(
         frozenset({"stdio", "http", "sse"}),
@@ -200,6 +202,7 @@ class MCPJungleTarget:
         tool_switch=True,
     )
     scopes: tuple[str, ...] = ()
+    tool_control: str | None = "tools/disable"  # POST /api/v0/tools/disable?entity=s__t
     # Reads only: (delay before the 2nd attempt, before the 3rd); class-level for tests.
     retry_delays: tuple[float, ...] = (0.2, 0.5)
 
@@ -714,3 +717,7 @@ __all__: Sequence[str] = (
     "config_to_essence",
     "essence_to_config",
 )
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[MCPJungleTarget], ...] = (MCPJungleTarget,)

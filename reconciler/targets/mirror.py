@@ -50,7 +50,7 @@ from reconciler.core.mirrordiff import (
     token,
 )
 from reconciler.core.model import (
-    Kind,
+    MIRROR_COPY_KIND,
     MirrorCopySpec,
     TargetSpec,
     mirror_target_name,
@@ -62,7 +62,7 @@ from reconciler.store.state import StateStore
 from reconciler.store.yamlio import Located
 from reconciler.targets.base import Context, Entries, Observation, Write
 
-KIND = Kind.MIRROR
+KIND = MIRROR_COPY_KIND
 CAPABILITY = Capability(frozenset(), frozenset())  # a mirror carries files, not servers
 CACHE_FORMAT = 1
 RACY_NS = 2_000_000_000  # timestamps this close to a scan are not trusted next time (FAT: 2 s)
@@ -87,7 +87,7 @@ def check(
         problems.append(Problem(where.file, where.line, where.column, message, hint))
 
     for name, spec in state.targets.items():
-        if spec.kind is KIND:
+        if spec.kind == KIND:
             problem(
                 at("targets", name, "kind"),
                 f"target '{name}': kind 'mirror' is not declared under targets",
@@ -392,6 +392,7 @@ class MirrorTarget:
     kind = KIND
     entry_kind = Entries.FILES
     scopes: tuple[str, ...] = ()
+    tool_control: str | None = None  # files, not servers
     capability = CAPABILITY
 
     def __init__(self, name: str, spec: MirrorCopySpec, context: Context) -> None:
@@ -650,3 +651,7 @@ def build(name: str, spec: TargetSpec, context: Context) -> MirrorTarget:
             f"target '{name}': kind 'mirror' is declared under mirrors:, not under targets:"
         )
     return MirrorTarget(name, spec, context)
+
+
+# The kinds this family declares (read by the registry in ``targets/__init__``).
+KIND_CLASSES: tuple[type[MirrorTarget], ...] = (MirrorTarget,)

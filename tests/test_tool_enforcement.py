@@ -311,7 +311,16 @@ def test_on_drift_report_leaves_a_rule_removed_by_hand(workspace: Workspace, kin
 
 
 @pytest.mark.parametrize(
-    "target", ["{kind: cursor}", "{kind: claude-desktop}", "{kind: windsurf}", "{kind: vscode}"]
+    "target",
+    [
+        "{kind: cursor}",
+        "{kind: claude-desktop}",
+        "{kind: windsurf}",
+        "{kind: vscode}",
+        "{kind: zed}",
+        "{kind: goose}",
+        "{kind: continue}",
+    ],
 )
 def test_kinds_without_a_control_say_not_enforceable(workspace: Workspace, target: str) -> None:
     workspace.write("servers.yaml", SERVERS)

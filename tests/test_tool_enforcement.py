@@ -333,6 +333,8 @@ def test_kinds_without_a_control_say_not_enforceable(workspace: Workspace, targe
     assert any(note in n for n in applied.json["targets"][0]["notes"])
     status = workspace.run("status")
     assert note in status.stdout
+    (shown,) = workspace.run("status", "--json").json["governance"]["client"]
+    assert shown.startswith(note)
     # An ungoverned server gets no such note.
     assert "'time' not enforceable" not in dry.stdout + status.stdout
 

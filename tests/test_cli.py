@@ -41,8 +41,15 @@ def test_schema_is_json_schema_of_a_desired_file(workspace: Workspace) -> None:
     result = workspace.run("schema")
     schema = json.loads(result.stdout)
     assert schema["$schema"].startswith("https://json-schema.org/")
-    assert set(schema["properties"]) == {"servers", "targets", "mirrors", "secrets"}
+    assert set(schema["properties"]) == {"servers", "targets", "mirrors", "secrets", "defaults"}
     assert schema["additionalProperties"] is False
+    assert schema["$defs"]["Block"]["enum"] == ["none", "destructive", "mutating"]
+    assert set(schema["$defs"]["ToolPolicy"]["properties"]) == {
+        "allow",
+        "deny",
+        "block",
+        "on_change",
+    }
     # The kinds come from the target families: every declarable kind, and only those.
     kinds = schema["$defs"]["TargetSpec"]["properties"]["kind"]["enum"]
     assert kinds == sorted(set(targets.FAMILIES) - {targets.MIRROR})

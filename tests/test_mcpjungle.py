@@ -17,8 +17,7 @@ import pytest
 
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import normalize
-from reconciler.core.model import TargetSpec, ToolPolicy
-from reconciler.core.plan import disabled_by_policy
+from reconciler.core.model import TargetSpec
 from reconciler.secrets import Redactor, SecretResolver
 from reconciler.targets.base import Context
 from reconciler.targets.mcpjungle import (
@@ -594,18 +593,38 @@ def test_disabled_server_and_hand_edited_tools(
     ]
 
 
-def test_on_drift_report_leaves_a_hand_disabled_tool_but_enforces_a_denied_one(
+def test_on_drift_report_leaves_hand_edited_tools_but_enforces_a_new_deny(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:
     setup(workspace, jungle.url, on_drift="report")
     converge(workspace, jungle)
     jungle.tools["files__read_dir"].enabled = False
+    # A tool this tool had disabled, re-enabled by hand: drift with origin live (DESIGN 6B).
     jungle.tools["files__write_file"].enabled = True
     result = workspace.run("--json")
-    assert result.exit_code == 1  # the tool-enable is left for a person
-    changes = {c["action"]: c["applied"] for c in result.json["targets"][0]["changes"]}
-    assert changes == {"tool-disable": True, "tool-enable": False}
-    assert not jungle.tools["files__write_file"].enabled
+    assert result.exit_code == 1  # both are left for a person
+    changes = {
+        c["action"]: (c["origin"], c["applied"]) for c in result.json["targets"][0]["changes"]
+    }
+    assert changes == {"tool-disable": ("live", False), "tool-enable": ("live", False)}
+    assert jungle.tools["files__write_file"].enabled
+    assert not jungle.tools["files__read_dir"].enabled
+
+    # A tool newly denied in desired state is governance: applied whatever on_drift says.
+    workspace.write(
+        "servers.yaml", SERVERS.replace("deny: [write_*, delete_*]", "deny: [read_file]")
+    )
+    result = workspace.run("--json")
+    changes = {
+        (c["action"], tuple(c["paths"])): (c["origin"], c["applied"])
+        for c in result.json["targets"][0]["changes"]
+    }
+    assert changes[("tool-disable", ("/tools/read_file",))] == ("desired", True)
+    # The tools it disabled and the policy no longer names are released.
+    assert changes[("tool-enable", ("/tools/delete_file",))] == ("desired", True)
+    assert changes[("tool-enable", ("/tools/read_dir",))] == ("live", False)
+    assert not jungle.tools["files__read_file"].enabled
+    assert jungle.tools["files__delete_file"].enabled
     assert not jungle.tools["files__read_dir"].enabled
 
 
@@ -767,19 +786,6 @@ def test_mapping_round_trips() -> None:
         "headers": {"authorization": "Token zz"},
     }
     assert config_to_essence(both, True)["headers"] == {"authorization": "Token zz"}
-
-
-def test_tool_policy_globs() -> None:
-    tools = ["read_file", "write_file", "delete_repo", "search"]
-    assert disabled_by_policy(tools, None) == frozenset()
-    assert disabled_by_policy(tools, ToolPolicy(deny=("*_file",))) == {"read_file", "write_file"}
-    assert disabled_by_policy(tools, ToolPolicy(allow=("read_*", "search"))) == {
-        "write_file",
-        "delete_repo",
-    }
-    assert disabled_by_policy(tools, ToolPolicy(allow=("*",), deny=("delete_*",))) == {
-        "delete_repo"
-    }
 
 
 def test_errors_carry_no_secret(tmp_path: Any, jungle: FakeMCPJungle) -> None:

@@ -85,11 +85,14 @@ def test_to_json_is_plain_data() -> None:
             "description": None,
             "input_schema": {"type": "object"},
             "annotations": {"readOnlyHint": True},
+            "class": "read-only",
         }
     ]
+    assert data["tool_classes"] == {"read-only": 1, "mutating": 0, "destructive": 0}
     assert (data["status"], data["tool_count"], data["target"]) == ("up", 1, "desktop")
     failed = ProbeResult("s", None, False, "http", phase=Phase.CONNECT, error="e", recoverable=True)
     assert failed.to_json()["phase"] == "connect"
+    assert failed.to_json()["tool_classes"] is None
 
 
 def test_the_stderr_tail_is_redacted_before_it_is_cut() -> None:

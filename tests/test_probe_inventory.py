@@ -121,5 +121,7 @@ def test_to_json_is_plain_json(home: Path) -> None:
         "description": "Says nothing about itself",
         "input_schema": data["tools"][0]["input_schema"],
         "annotations": None,
+        "class": "destructive",  # unannotated: the spec's defaults
     }
+    assert data["tool_classes"] == {"read-only": 2, "mutating": 1, "destructive": 2}
     assert data["phase"] is None and data["error"] is None

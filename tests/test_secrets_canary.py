@@ -8,7 +8,9 @@ desired directory, and every git object of the desired repository (``git log -p 
 
 Commands that do not exist yet in this build are skipped with the reason shown, so the suite
 grows with the CLI: see ``COMMANDS``. Server commands are absent binaries, so that a command
-which starts servers (``probe``) fails at once and reaches no network.
+which starts servers (``probe``) fails at once and reaches no network; except ``media``, a
+local test server that writes the token into a tool description, for the tool lock and the
+inventory (``probe --lock``) and the governance audit.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ import pytest
 from reconciler import targets
 from reconciler.cli.main import main
 from tests.conftest import Result, Workspace
+from tests.servers import DIR
+
+GOVERNED = DIR / "governed.py"
 
 IDENTITY = ["-c", "user.name=Canary Test", "-c", "user.email=canary@example.invalid"]
 
@@ -135,6 +140,11 @@ def scene(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
           time:
             command: /nonexistent/mcp-canary-time
             args: [mcp-server-time]
+          media:  # a real server that quotes its token in a tool description
+            command: {json.dumps(sys.executable)}
+            args: [{json.dumps(str(GOVERNED))}]
+            env: {{LEAK: "${{env:CANARY_TOKEN}}"}}
+            tools: {{block: mutating}}
         secrets:
           vault:
             command: [{json.dumps(sys.executable)}, {json.dumps(str(resolver))}, "{{name}}"]
@@ -225,6 +235,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "divergences list": Command(("divergences", "list"), requires=("divergences", "list")),
     "probe": Command(("probe",), requires=("probe",)),
+    "probe lock": Command(("probe", "--lock"), requires=("probe",)),
+    "probe lock server": Command(("probe", "--lock", "--server", "media"), requires=("probe",)),
     "apply probe": Command(("--probe",), applied=False, rotated=True),
     "plan markdown": Command(("--dry-run", "--format", "markdown"), rotated=True, markdown=True),
     "status markdown": Command(("status", "--format", "markdown"), rotated=True, markdown=True),

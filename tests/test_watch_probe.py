@@ -5,11 +5,16 @@ iteration at a time with a fake clock (as in test_watch.py), probing real small 
 from __future__ import annotations
 
 import json
+import logging
+
+import pytest
 
 from reconciler.app.metrics import Metrics
 from reconciler.app.watch import Daemon, WatchOptions, render_daemon_status
+from reconciler.core.tools import tool_record
 from reconciler.engine import Engine
 from reconciler.probe import ProbeResult, ToolInfo
+from reconciler.store import toollock
 from tests.conftest import Workspace
 from tests.servers import command
 from tests.test_watch import Clock
@@ -108,3 +113,35 @@ def test_without_probe_interval_the_daemon_never_probes(workspace: Workspace) ->
     daemon.iteration(start=True)
     assert daemon.probes == 0 and daemon.next_probe is None
     assert "mcp_reconciler_server_up" not in daemon.metrics.render()
+
+
+def test_the_daemons_probe_keeps_the_inventory_and_logs_a_changed_surface(
+    workspace: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    cmd, args = command("minimal")
+    workspace.write(
+        "servers.yaml",
+        f"""
+        servers:
+          echo:
+            command: {cmd}
+            args: {json.dumps(list(args))}
+        """,
+    )
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}}
+    reviewed = tool_record("echo", "Echo the text back, politely", schema, {"readOnlyHint": True})
+    toollock.save(workspace.desired, {"echo": {"echo": reviewed}})
+    engine = Engine(workspace.desired, workspace.state_dir, home=workspace.home)
+    options = WatchOptions(interval=300.0, probe_interval=60.0, probe_timeout=20.0)
+    daemon = Daemon(engine, options, clock=Clock())
+    daemon.prepare()
+    caplog.set_level(logging.INFO, logger="reconciler")
+    daemon.iteration(start=True)
+    assert daemon.probes == 1
+    kept = engine.store.tool_inventory()["echo"]
+    assert kept.counts() == {"read-only": 1, "mutating": 0, "destructive": 0}
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        "probe: tool surface changed upstream: tool 'echo' of server 'echo' changed (description)"
+        in warned
+    )

@@ -1,4 +1,5 @@
-"""``reconcile audit``: every inline secret in the live targets, by fingerprint, never by value.
+"""``reconcile audit``: every inline secret in the live targets, by fingerprint, never by value,
+and the governance of tools (``app.toolgov.audit_governance``).
 
 By default the audit is machine-wide: every declared target, and every client config that
 ``reconcile discover`` finds and no target declares (named ``kind:path``); ``--declared``
@@ -20,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import targets
 from reconciler.app.discover import Found, desired_or_nothing, discover
+from reconciler.app.toolgov import GovernanceAudit, audit_governance
 from reconciler.core.compare import pointer_parts, resolve_pointer
 from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.essence import Sealer, display, fingerprint_with, from_server
@@ -85,6 +87,7 @@ class AuditReport:
     # The file mode checked for each audited file (never for a target without a file).
     modes: tuple[tuple[str, int], ...] = ()
     undeclared: frozenset[str] = frozenset()  # audited configs no target declares
+    governance: GovernanceAudit = field(default_factory=GovernanceAudit)
 
     @property
     def counted(self) -> tuple[AuditFinding, ...]:
@@ -95,7 +98,8 @@ class AuditReport:
     def exit_code(self) -> ExitCode:
         if any(f.required for f in self.failures):
             return ExitCode.FAILED
-        return ExitCode.DRIFT if self.counted else ExitCode.CONVERGED
+        drift = self.counted or self.governance.findings
+        return ExitCode.DRIFT if drift else ExitCode.CONVERGED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +109,7 @@ class AuditReport:
             "undeclared": sorted(self.undeclared),
             "findings": [f.to_json() for f in self.findings],
             "file_modes": {name: f"{mode:04o}" for name, mode in self.modes},
+            "governance": self.governance.to_json(),
             "degraded": [
                 {"target": f.target, "phase": "observe", "required": f.required, "error": f.error}
                 for f in self.failures
@@ -184,6 +189,8 @@ def audit(
     declared = frozenset(state.servers) | frozenset(
         alias for server in state.servers.values() for alias in server.aliases
     )
+    failed = {f.target for f in failures}
+    governance = audit_governance(engine, state, [n for n in selected if n not in failed])
     return AuditReport(
         findings,
         failures,
@@ -192,6 +199,7 @@ def audit(
         declared,
         modes,
         frozenset(f.name for f in extra),
+        governance,
     )
 
 
@@ -362,6 +370,7 @@ def render_text(report: AuditReport) -> str:
             f"{managed} value(s) resolved from references by mcp-reconciler into clients that "
             f"cannot reference them{mode_note}; use --strict to count them too."
         )
+    lines += render_governance(report.governance)
     if not report.findings and not report.failures:
         undeclared = len(report.undeclared)
         lines.append(
@@ -369,3 +378,13 @@ def render_text(report: AuditReport) -> str:
             + (f" ({undeclared} not declared as targets)" if undeclared else "")
         )
     return "\n".join(lines)
+
+
+def render_governance(found: GovernanceAudit) -> list[str]:
+    """The governance section: one line per finding, then the notes."""
+    lines = []
+    if found.findings:
+        lines.append(f"governance: {len(found.findings)} finding(s)")
+        lines += [f"  {f.finding.value}: {f.message}" for f in found.findings]
+    lines += [f"governance note: {note}" for note in found.notes]
+    return lines

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
+from reconciler.app import toolgov
+from reconciler.app.toolgov import Surface
 from reconciler.core.errors import ReconcilerError, UsageError
 from reconciler.core.essence import Essence, from_server
 from reconciler.core.report import SCHEMA_VERSION, Degraded, ExitCode, RunReport
@@ -31,6 +33,7 @@ from reconciler.probe import (
     probe_all,
 )
 from reconciler.secrets import SecretError, SecretResolver, redact, redact_data, render_essence
+from reconciler.store import toollock
 from reconciler.store.desired import DesiredState
 from reconciler.targets import MCPJUNGLE
 
@@ -70,12 +73,13 @@ class ProbeReport:
     results: tuple[ProbeResult, ...]
     parity: tuple[Parity, ...] = ()
     notes: tuple[str, ...] = ()
+    surface: Surface | None = None  # the tool surface against the lock (desired definitions)
 
     @property
     def exit_code(self) -> ExitCode:
         if any(not r.ok and r.required for r in self.results):
             return ExitCode.FAILED
-        if self.parity:
+        if self.parity or (self.surface is not None and self.surface.drift):
             return ExitCode.DRIFT
         return ExitCode.CONVERGED
 
@@ -90,6 +94,7 @@ class ProbeReport:
             "servers": [r.to_json() for r in self.results],
             "degraded": [_degraded_json(r) for r in self.degraded],
             "parity": [p.to_json() for p in self.parity],
+            "tool_surface": self.surface.to_json() if self.surface is not None else None,
             "notes": list(self.notes),
         }
 
@@ -114,9 +119,19 @@ def probe(
     timeout: float = DEFAULT_TIMEOUT,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_done: Callable[[ProbeResult], None] | None = None,
+    lock: bool = False,
 ) -> ProbeReport:
     """Probe the selected servers: their desired definitions, or the live entries of
-    ``targets`` (one probe per target and placed server)."""
+    ``targets`` (one probe per target and placed server).
+
+    A probe of the desired definitions keeps each server's tool inventory in the state
+    directory and compares it with the tool lock; ``lock`` accepts what was found into the
+    lock, as a commit (``toolgov.write_lock``)."""
+    if lock and targets:
+        raise UsageError(
+            "--lock reviews the servers' own surface: probe their desired definitions,"
+            " without --target"
+        )
     state = engine.load()
     for name in servers:
         if name not in state.servers:
@@ -146,8 +161,28 @@ def probe(
                     failed[len(specs) + len(failed)] = _not_there(name, target, placement.required)
                     continue
                 _add(specs, failed, name, target, entry, placement.required, resolver)
+    if lock:
+        toolgov.require_lockable(engine)
     report = _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
-    return jungle_parity(engine, state, report)
+    report = jungle_parity(engine, state, report)
+    if targets:
+        return report
+    return governed(engine, state, report, lock=lock, everything=not servers)
+
+
+def governed(
+    engine: Engine, state: DesiredState, report: ProbeReport, *, lock: bool, everything: bool
+) -> ProbeReport:
+    """Keep the tool inventory of the servers that answered, and hold it to the lock (or,
+    with ``lock``, write it into the lock)."""
+    inventory = toolgov.inventory_of(report.results)
+    if inventory:
+        engine.store.save_tool_inventory(inventory)
+    surface = toolgov.compare(toollock.load(engine.desired_dir), inventory)
+    if lock:
+        done = toolgov.write_lock(engine, inventory, list(state.servers), everything=everything)
+        surface = replace(surface, drift=(), unlocked=(), lock=done)
+    return replace(report, surface=surface)
 
 
 def jungle_parity(engine: Engine, state: DesiredState, report: ProbeReport) -> ProbeReport:
@@ -251,6 +286,9 @@ def probe_pass(
     if on_total is not None:
         on_total(len(specs) + len(failed))
     probed = _run(specs, failed, timeout=timeout, concurrency=concurrency, on_done=on_done)
+    inventory = toolgov.inventory_of(probed.results)
+    if inventory:
+        engine.store.save_tool_inventory(inventory)
     extra = tuple(as_degraded(r) for r in probed.degraded)
     report = replace(report, probed=report.probed + extra)
     status = engine.store.read_status()
@@ -336,13 +374,14 @@ def _not_there(server: str, target: str, required: bool) -> ProbeResult:
 def render_text(report: ProbeReport) -> str:
     """The human table (server, transport, status, protocol, tools, latency), then each
     failure with its phase and context."""
-    rows = [("SERVER", "TRANSPORT", "STATUS", "PROTOCOL", "TOOLS", "LATENCY")]
+    rows = [("SERVER", "TRANSPORT", "STATUS", "PROTOCOL", "TOOLS", "RO/MUT/DES", "LATENCY")]
     for r in report.results:
         name = r.server if r.target is None else f"{r.server} @ {r.target}"
         transport = r.transport + (" (deprecated)" if r.context.deprecated else "")
         tools = str(len(r.tools)) if r.ok else "-"
+        classes = "/".join(str(n) for n in r.tool_classes().values()) if r.ok else "-"
         latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
-        rows.append((name, transport, r.status, r.protocol_version or "-", tools, latency))
+        rows.append((name, transport, r.status, r.protocol_version or "-", tools, classes, latency))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -372,6 +411,7 @@ def render_text(report: ProbeReport) -> str:
         if p.stale:
             lines.append(f"  listed by {p.target}, gone from the server: {', '.join(p.stale)}")
         lines.append(f"  fix: {REREGISTER}")
+    lines += _surface_lines(report.surface)
     lines += [f"note: {note}" for note in report.notes]
     failed = sum(1 for r in report.degraded if r.required)
     warned = len(report.degraded) - failed
@@ -381,6 +421,32 @@ def render_text(report: ProbeReport) -> str:
         f" of {len(report.results)} server{'s' if len(report.results) != 1 else ''}"
     )
     return "\n".join(lines)
+
+
+def _surface_lines(surface: Surface | None) -> list[str]:
+    if surface is None:
+        return []
+    lines = [f"drift: {d.describe()}" for d in surface.drift]
+    if surface.drift:
+        lines.append("  fix: review the change, then `reconcile probe --lock --server SERVER`")
+    if surface.unlocked:
+        lines.append(
+            f"note: no tool lock entry for {', '.join(surface.unlocked)}"
+            " (`reconcile probe --lock` reviews and records it)"
+        )
+    done = surface.lock
+    if done is not None:
+        if done.sha is None:
+            lines.append("lock: the tool lock is up to date")
+        else:
+            lines.append(
+                f"lock: {len(done.accepted)} tool change(s) of {', '.join(done.servers)}"
+                f" accepted in commit {done.sha[:10]}"
+            )
+            lines += [f"  {d.server}/{d.tool}: {d.change.value}" for d in done.accepted[:20]]
+            if len(done.accepted) > 20:
+                lines.append(f"  ... and {len(done.accepted) - 20} more")
+    return lines
 
 
 def progress_wanted(*, json: bool, quiet: bool, stdout: TextIO | None = None) -> bool:

@@ -23,9 +23,11 @@ from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from reconciler.core.compare import FieldChange, diff
+from reconciler.core.enforce import is_governance_note
 from reconciler.core.essence import Essence, display, normalize_url
 from reconciler.core.plan import Action
 from reconciler.core.report import RunReport, TargetReport
+from reconciler.core.tools import ServerTools
 from reconciler.store.desired import DesiredState
 from reconciler.targets import CAPABILITIES, MCPJUNGLE
 
@@ -190,8 +192,25 @@ def _compare(
     )
 
 
+def tool_counts(
+    state: DesiredState, inventory: Mapping[str, ServerTools] | None
+) -> dict[str, dict[str, Any] | None]:
+    """Per declared server, its tools by class from the last probe (None: never probed).
+    Status never probes: it reads what ``reconcile probe`` kept."""
+    found = inventory or {}
+    return {
+        server: None
+        if server not in found
+        else {"counts": found[server].counts(), "probed_at": found[server].probed_at}
+        for server in state.servers
+    }
+
+
 def matrix_json(
-    state: DesiredState, report: RunReport, last: dict[str, Any] | None
+    state: DesiredState,
+    report: RunReport,
+    last: dict[str, Any] | None,
+    tools: Mapping[str, ServerTools] | None = None,
 ) -> dict[str, Any]:
     placed = placements_of(state, report)
     return {
@@ -206,9 +225,11 @@ def matrix_json(
             for m in mirror_rows(state)
         },
         "unmanaged": {t.name: list(t.unmanaged) for t in report.targets if t.unmanaged},
+        "governance": {t.name: list(governance(t)) for t in report.targets if governance(t)},
         "targets": report.to_json()["targets"],
         "degraded": report.to_json()["degraded"],
         "parity": [p.to_json() for p in parity(state, report)],
+        "tools": tool_counts(state, tools),
         "last_pass": None
         if last is None
         else {
@@ -219,7 +240,29 @@ def matrix_json(
     }
 
 
-def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] | None) -> str:
+def governance(target: TargetReport) -> tuple[str, ...]:
+    """What the target's pass said about tool policies: not enforceable, no inventory."""
+    return tuple(n for n in target.notes if is_governance_note(n))
+
+
+def render_tools(state: DesiredState, tools: Mapping[str, ServerTools] | None) -> list[str]:
+    counts = tool_counts(state, tools)
+    lines = ["tools by class (last probe):"] if counts else []
+    for server, found in counts.items():
+        if found is None:
+            lines.append(f"  {server}: not probed yet (`reconcile probe`)")
+            continue
+        text = ", ".join(f"{n} {c}" for c, n in found["counts"].items())
+        lines.append(f"  {server}: {text} (probed {found['probed_at'] or '?'})")
+    return lines
+
+
+def render_matrix(
+    state: DesiredState,
+    report: RunReport,
+    last: dict[str, Any] | None,
+    tools: Mapping[str, ServerTools] | None = None,
+) -> str:
     names = [t.name for t in report.targets]
     rows = [["server", *names]]
     placed = placements_of(state, report)
@@ -236,6 +279,8 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
             lines.append(f"error on {t.name}: {t.error}")
         for value in t.resolved:
             lines.append(f"resolved into {t.name}: {value.note}")
+        for note in governance(t):
+            lines.append(f"governance on {t.name}: {note}")
     copies = parity(state, report)
     if copies:
         lines.append("parity of local and MCPJungle copies:")
@@ -253,6 +298,7 @@ def render_matrix(state: DesiredState, report: RunReport, last: dict[str, Any] |
             )
         if p.masked and p.state == "differs":
             lines.append(f"      not compared: {', '.join(p.masked)}")
+    lines += render_tools(state, tools)
     if last is not None:
         finished = last.get("finished")
         when = (

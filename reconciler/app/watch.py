@@ -452,7 +452,8 @@ class Daemon:
 
     def probe(self) -> ProbeReport | None:
         """Probe every declared server (``--probe-interval``) and export the results as
-        metrics; a failure to probe is logged, and the next probe is still scheduled."""
+        metrics; a failure to probe and a tool surface changed against the lock are logged,
+        and the next probe is still scheduled. The tool inventory is kept fresh by it."""
         interval = self.options.probe_interval or 0.0
         self.next_probe = self.clock() + interval
         try:
@@ -471,6 +472,10 @@ class Daemon:
                 r.phase.value if r.phase is not None else "probe",
                 r.error,
                 extra={"event": "probe", "server": r.server},
+            )
+        for drift in report.surface.drift if report.surface is not None else ():
+            log.warning(
+                "probe: %s", drift.describe(), extra={"event": "probe", "server": drift.server}
             )
         log.info(
             "probed %d server(s): %d up",

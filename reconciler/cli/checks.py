@@ -21,19 +21,21 @@ from reconciler.cli.common import (
 from reconciler.core.model import json_schema
 from reconciler.core.report import plural
 from reconciler.engine import Engine
+from reconciler.store import toollock
 from reconciler.targets import DECLARABLE
 
 
 @click.command()
 @global_options
 def validate() -> None:
-    """Check desired state only: schema, references, placements. Exit 0 or 2.
+    """Check desired state only: schema, references, placements, the tool lock. Exit 0 or 2.
 
     Lists every problem at once, each as file:line:column: message (hint).
     Suited to pre-commit hooks and CI.
     """
     settings = current_settings()
     state = guarded(Engine(settings.desired, Path(os.devnull)).load)
+    guarded(lambda: toollock.load(settings.desired))  # a malformed tool lock fails here too
     warned = targets.warnings(state)
     if settings.json:
         shown = [str(w) for w in warned]

@@ -39,19 +39,28 @@ from reconciler.cli.common import (
     show_default=True,
     help="Servers probed at once.",
 )
+@click.option(
+    "--lock",
+    is_flag=True,
+    help="Accept the tool surface found into desired/tools.lock.yaml, as a commit "
+    "(with --server: only those servers' surface).",
+)
 @global_options
 def probe(
     server_names: tuple[str, ...],
     target_names: tuple[str, ...],
     timeout: float,
     concurrency: int,
+    lock: bool,
 ) -> None:
-    """Connect to each server as a client would: health, protocol, tools. Writes nothing.
+    """Connect to each server as a client would: health, protocol, tools and their classes.
 
     Starts each stdio server (declared env plus a minimal base environment, secrets
     resolved) or connects to it over streamable HTTP or SSE (deprecated: flagged), lists
     every tool, counts prompts and resources, and closes. A failing required server exits
-    3; an optional one is a warning (exit 0).
+    3; an optional one is a warning (exit 0). The tools found are kept in the state
+    directory and held to the tool lock: a tool added, removed or changed upstream exits 1.
+    Only ``--lock`` writes to desired state.
     """
     settings = current_settings()
 
@@ -68,6 +77,7 @@ def probe(
                 timeout=timeout,
                 concurrency=concurrency,
                 on_done=progress,
+                lock=lock,
             )
 
     report = guarded(run)

@@ -55,7 +55,8 @@ def status(
     """Server x target matrix from a fresh observation (writes nothing).
 
     Each cell is one of: in_sync, drift, missing, disabled, error, or '.' where the
-    server is not placed. Also shows the result of the last applying pass, if any.
+    server is not placed. Also shows each server's tools by class from the last probe,
+    and the result of the last applying pass, if any.
     """
 
     engine = make_engine()
@@ -71,17 +72,18 @@ def status(
         state = guarded(engine.load)
     report = guarded(lambda: engine.run(PassOptions(dry_run=True, targets=target_names), state))
     last = engine.store.read_status()
+    tools = engine.store.tool_inventory()
 
     daemon = read_daemon_status(engine.store.root)
     if output_format == "markdown":
-        cells = matrix_json(state, report, last)["servers"]
+        cells = matrix_json(state, report, last, tools)["servers"]
         text = markdown.render_plan(report, title="mcp-reconciler status", matrix=cells)
         click.echo(text, nl=False)
     elif current_settings().json or output_format == "json":
-        data = {**matrix_json(state, report, last), "daemon": daemon}
+        data = {**matrix_json(state, report, last, tools), "daemon": daemon}
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        click.echo(render_matrix(state, report, last))
+        click.echo(render_matrix(state, report, last, tools))
         if daemon is not None:
             click.echo(render_daemon_status(daemon))
     sys.exit(int(report.exit_code))

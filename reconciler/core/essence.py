@@ -57,6 +57,14 @@ class Capability:
     replace_only: bool = False
     # Single tools can be switched off: governed tools (``tools.deny``/``allow``) apply.
     tool_switch: bool = False
+    # The client has a per-tool control in its files (a deny list: Claude Code's
+    # ``permissions.deny``, Codex's ``disabled_tools``, ...): governed tools are written
+    # there as rules (the family's ``tool_rule``), owned like server entries.
+    tool_rules: bool = False
+
+    @property
+    def enforces_tools(self) -> bool:
+        return self.tool_switch or self.tool_rules
 
     def expresses(self, transport: str) -> bool:
         return transport in self.transports

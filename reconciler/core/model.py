@@ -62,11 +62,39 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+class Block(StrEnum):
+    """Which classes of tools a policy disables (``core.tools.BLOCKED``)."""
+
+    NONE = "none"
+    DESTRUCTIVE = "destructive"  # the destructive ones
+    MUTATING = "mutating"  # every tool that is not read-only
+
+
+class OnChange(StrEnum):
+    """What a tool new or changed against the tool lock gets until the lock is updated."""
+
+    REPORT = "report"  # drift in probe and audit; the tool is governed as any other
+    BLOCK = "block"  # also disabled wherever enforceable
+
+
 class ToolPolicy(_Closed):
-    """Governed tools: globs over a server's tool names."""
+    """Governed tools of a server (DESIGN.md 6B): ``allow``/``deny`` are globs over the
+    tool's own name; deny beats allow, an explicit allow beats ``block``."""
 
     allow: tuple[StrictStr, ...] = ()
     deny: tuple[StrictStr, ...] = ()
+    block: Block = Block.NONE
+    on_change: OnChange = OnChange.REPORT
+
+
+class Defaults(_Closed):
+    """``defaults:``: what applies to every server that does not say otherwise.
+
+    ``tools`` is merged key by key under each server's own ``tools`` (the server's keys win
+    whole; ``core.tools.merge_policy``).
+    """
+
+    tools: ToolPolicy | None = None
 
 
 class Server(_Closed):
@@ -197,8 +225,9 @@ class Resolver(_Closed):
 
 
 class DesiredFile(_Closed):
-    """One file of ``desired/``: any of the four sections."""
+    """One file of ``desired/``: any of the four sections, and ``defaults`` (in one file)."""
 
+    defaults: Defaults | None = None
     servers: dict[StrictStr, Server] = Field(default_factory=dict)
     targets: dict[StrictStr, TargetSpec] = Field(default_factory=dict)
     mirrors: dict[StrictStr, Mirror] = Field(default_factory=dict)

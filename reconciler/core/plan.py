@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from fnmatch import fnmatchcase
 
 from reconciler.core.compare import (
     FieldChange,
@@ -22,10 +21,14 @@ from reconciler.core.compare import (
     diff,
     origin,
     pointer_escape,
+    pointer_unescape,
     resolve_pointer,
 )
+from reconciler.core.enforce import Governed, NativeTools
+from reconciler.core.enforce import has_effect as has_effect  # re-exported (app.toolgov)
 from reconciler.core.essence import Essence
-from reconciler.core.model import OnDrift, ToolPolicy
+from reconciler.core.model import Block, OnChange, OnDrift
+from reconciler.core.tools import ToolClass
 
 
 class Action(StrEnum):
@@ -54,7 +57,7 @@ class Slot:
     entry: str
     desired: Essence | None
     required: bool = False
-    tools: ToolPolicy | None = None  # governed tools, where the kind has a tool switch
+    tools: Governed | None = None  # the server's tool policy, with the probe's inventory
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ def plan_target(
     scope: frozenset[str] | None = None,
     replace_only: bool = False,
     live_tools: Mapping[str, Mapping[str, bool]] | None = None,
+    live_classes: Mapping[str, Mapping[str, ToolClass]] | None = None,
+    native_tools: Mapping[str, NativeTools] | None = None,
+    owned_tools: Mapping[str, frozenset[str]] | None = None,
 ) -> TargetPlan:
     """Plan one target.
 
@@ -109,7 +115,11 @@ def plan_target(
     ``may_delete`` is False when desired state looks empty, so nothing is ever pruned
     after a failed or empty read. ``replace_only``: the kind cannot update an entry in
     place, so an update is planned as a replace. ``live_tools`` (kinds with a tool switch):
-    each entry's tool flags, against which governed tools are planned.
+    each entry's tool flags, against which governed tools are planned; ``live_classes``:
+    each listed tool's class, as the target reports it (from its annotations).
+    ``native_tools`` (kinds whose control is a list of denied tools in a client file): per
+    entry, what that control must hold and holds. ``owned_tools``: per entry, the tools
+    this tool disabled before.
     """
     changes: list[Change] = []
     in_sync: list[str] = []
@@ -137,7 +147,14 @@ def plan_target(
             changes.append(change)
         tool_changes = []
         if live_tools is not None:
-            tool_changes = plan_tools(slot, change, live_tools.get(slot.entry), on_drift)
+            owned = (owned_tools or {}).get(slot.entry, frozenset())
+            classes = (live_classes or {}).get(slot.entry)
+            tool_changes = plan_tools(
+                slot, change, live_tools.get(slot.entry), on_drift, owned, classes
+            )
+            changes.extend(tool_changes)
+        elif native_tools is not None and slot.entry in native_tools:
+            tool_changes = plan_native_tools(slot, change, native_tools[slot.entry], on_drift)
             changes.extend(tool_changes)
         if change is None and not tool_changes and want is not None:
             in_sync.append(slot.server)
@@ -172,37 +189,28 @@ def plan_target(
     return TargetPlan(tuple(changes), tuple(in_sync), unmanaged, orphaned, live=live)
 
 
-def disabled_by_policy(tools: Iterable[str], policy: ToolPolicy | None) -> frozenset[str]:
-    """The tools (names without the server prefix) a policy disables: those matching a
-    ``deny`` glob, and, when ``allow`` globs are given, those matching none of them."""
-    if policy is None:
-        return frozenset()
-    return frozenset(
-        tool
-        for tool in tools
-        if any(fnmatchcase(tool, g) for g in policy.deny)
-        or (policy.allow and not any(fnmatchcase(tool, g) for g in policy.allow))
-    )
-
-
 def plan_tools(
     slot: Slot,
     change: Change | None,
     live: Mapping[str, bool] | None,
     on_drift: OnDrift = OnDrift.SYNC,
+    owned: frozenset[str] = frozenset(),
+    classes: Mapping[str, ToolClass] | None = None,
 ) -> list[Change]:
     """Governed tools of one placed server: ``tool-disable``/``tool-enable`` changes.
 
     Only a server with a ``tools`` policy is governed, and only while it is meant to be
     enabled. A create, replace or enable turns every tool on, so the policy is planned again
     after it (for a create the tool names are not known yet: the policy itself is shown).
-    Disabling a denied tool is governance and always applies; re-enabling an allowed tool
-    that was switched off by hand is a live edit and follows ``on_drift`` (``record`` reports
-    it: a tool flag is not part of the essence a record could cover).
+    Disabling a tool the policy disables is governance and always applies, unless this tool
+    had disabled it before (``owned``): then it was re-enabled by hand, a live edit. Live
+    edits (that one, and an allowed tool switched off by hand) follow ``on_drift``
+    (``record`` reports them: a tool flag is not part of the essence a record could cover).
     """
-    policy = slot.tools
-    if policy is None or slot.desired is None or not slot.desired.get("enabled", True):
+    governed = slot.tools
+    if governed is None or slot.desired is None or not slot.desired.get("enabled", True):
         return []
+    policy = governed.policy
     if change is not None and change.action in (Action.DELETE, Action.DISABLE, Action.RECORD):
         return []
     reset = (
@@ -211,9 +219,15 @@ def plan_tools(
         and change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.ENABLE)
     )
     if live is None or (change is not None and change.action is Action.CREATE):
-        if not (policy.deny or policy.allow) or not reset:
+        if not governed.restrictive or not reset:
             return []
-        shown = {k: list(v) for k, v in (("allow", policy.allow), ("deny", policy.deny)) if v}
+        shown: dict[str, object] = {
+            k: list(v) for k, v in (("allow", policy.allow), ("deny", policy.deny)) if v
+        }
+        if policy.block is not Block.NONE:
+            shown["block"] = policy.block.value
+        if policy.on_change is OnChange.BLOCK:
+            shown["on_change"] = policy.on_change.value
         assert change is not None
         return [
             Change(
@@ -227,25 +241,76 @@ def plan_tools(
             )
         ]
     current = {tool: True for tool in live} if reset else dict(live)
-    off = disabled_by_policy(current, policy)
+    off = governed.disabled(current, classes) & frozenset(current)
     out = []
     for action in (Action.TOOL_DISABLE, Action.TOOL_ENABLE):
         wanted = action is Action.TOOL_ENABLE
         tools = [t for t in sorted(current) if current[t] != wanted and (t in off) != wanted]
-        if not tools:
-            continue
-        fields = tuple(
-            FieldChange(f"/tools/{pointer_escape(t)}", not wanted, wanted) for t in tools
-        )
         if reset:
             assert change is not None
-            how, apply = change.origin, True
+            groups = [(tools, change.origin, True)]
         elif action is Action.TOOL_DISABLE:
-            how, apply = Origin.DESIRED, True
-        else:
-            how, apply = Origin.LIVE, on_drift is OnDrift.SYNC
-        out.append(Change(slot.server, slot.entry, action, how, fields, apply, slot.required))
+            rearmed = [t for t in tools if t in owned]  # ours before: re-enabled by hand
+            groups = [
+                ([t for t in tools if t not in owned], Origin.DESIRED, True),
+                (rearmed, Origin.LIVE, on_drift is OnDrift.SYNC),
+            ]
+        else:  # ours and no longer disabled by the policy: released; else a hand edit
+            groups = [
+                ([t for t in tools if t in owned], Origin.DESIRED, True),
+                ([t for t in tools if t not in owned], Origin.LIVE, on_drift is OnDrift.SYNC),
+            ]
+        for names, how, apply in groups:
+            if names:
+                out.append(_tool_change(slot, action, names, how, apply))
     return out
+
+
+def plan_native_tools(
+    slot: Slot, change: Change | None, native: NativeTools, on_drift: OnDrift = OnDrift.SYNC
+) -> list[Change]:
+    """Governed tools of one placed server on a client whose control is a deny list.
+
+    The control holds rules of its own users too: only the tools the policy disables now
+    (``desired``) and those this tool disabled before (``owned``) are looked at. A desired
+    tool missing from the control is added (origin live when it was ours before: someone
+    removed it by hand, and ``on_drift`` applies); an owned tool the policy no longer
+    disables is released. A rule the user wrote stays, whatever it says.
+    """
+    if change is not None and change.action is Action.DELETE:
+        return []
+    desired = native.desired
+    missing = sorted(desired - native.off)
+    out = []
+    fresh = [t for t in missing if t not in native.owned]
+    rearmed = [t for t in missing if t in native.owned]
+    if fresh:
+        how = change.origin if change is not None and change.action is Action.CREATE else None
+        out.append(_tool_change(slot, Action.TOOL_DISABLE, fresh, how or Origin.DESIRED, True))
+    if rearmed:
+        apply = on_drift is OnDrift.SYNC
+        out.append(_tool_change(slot, Action.TOOL_DISABLE, rearmed, Origin.LIVE, apply))
+    released = sorted((native.owned & native.off) - desired)
+    if released:
+        out.append(_tool_change(slot, Action.TOOL_ENABLE, released, Origin.DESIRED, True))
+    return out
+
+
+def _tool_change(
+    slot: Slot, action: Action, tools: Iterable[str], how: Origin, apply: bool
+) -> Change:
+    wanted = action is Action.TOOL_ENABLE
+    fields = tuple(FieldChange(f"/tools/{pointer_escape(t)}", not wanted, wanted) for t in tools)
+    return Change(slot.server, slot.entry, action, how, fields, apply, slot.required)
+
+
+def changed_tools(change: Change) -> tuple[str, ...]:
+    """The tool names a ``tool-disable``/``tool-enable`` change is about."""
+    return tuple(
+        pointer_unescape(f.path.removeprefix("/tools/"))
+        for f in change.fields
+        if f.path.startswith("/tools/")
+    )
 
 
 def _follow_policy(

@@ -12,11 +12,20 @@ sealing again in their own way.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from reconciler.core import divergence
 from reconciler.core.compare import FieldChange, Origin, align_header_names
+from reconciler.core.enforce import (
+    INVENTORY_MAX_AGE_DAYS,
+    Governed,
+    NativeTools,
+    inventory_note,
+    not_enforceable,
+)
 from reconciler.core.errors import TargetError
 from reconciler.core.essence import (
     SECRET_FIELDS,
@@ -28,9 +37,18 @@ from reconciler.core.essence import (
     mask,
     seal,
 )
-from reconciler.core.model import OnDrift
-from reconciler.core.plan import Action, Change, Slot, TargetPlan, plan_target
+from reconciler.core.model import OnChange, OnDrift
+from reconciler.core.plan import (
+    Action,
+    Change,
+    Slot,
+    TargetPlan,
+    changed_tools,
+    plan_native_tools,
+    plan_target,
+)
 from reconciler.core.report import ResolvedValue, TargetReport
+from reconciler.core.tools import ToolRecord, unreviewed
 from reconciler.engine.passdata import Divergences, Inspection, PassOptions
 from reconciler.secrets import (
     SecretResolver,
@@ -41,9 +59,12 @@ from reconciler.secrets import (
     render_essence,
     seal_paths,
 )
+from reconciler.store import toollock
 from reconciler.store.desired import DesiredState
 from reconciler.store.state import Inventory, StateStore
-from reconciler.targets import MCPJUNGLE, Observation, Target, Write
+from reconciler.targets import MCPJUNGLE, Observation, Target, ToolRules, Write
+
+TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
 
 
 @dataclass(frozen=True)
@@ -115,6 +136,8 @@ class ServerPlan:
     matched: divergence.Match
     report: TargetReport  # the plan as reports show it, nothing applied
     writes: tuple[Write, ...]
+    # Per entry, the client's own tool control as planned (kinds with tool rules).
+    native: Mapping[str, NativeTools] = field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
@@ -154,6 +177,10 @@ class ServerEntries:
         # plan, against what the target holds then, and cleared by ``remember``.
         self.intent = store.pending_intent(name)
         self.replayed = False
+        self.probed = store.tool_inventory()
+        # The client's own per-tool control, for kinds that have one (else None).
+        self.rules = cast(ToolRules, target) if target.capability.tool_rules else None
+        self._lock: Mapping[str, Mapping[str, ToolRecord]] | None = None
         self.base = TargetReport(name, target.kind, target.describe(), self.spec.optional)
         # Values resolved into a file are named in the plan; an API target has no file.
         self.holds_file = isinstance(getattr(target, "path", None), Path)
@@ -165,14 +192,15 @@ class ServerEntries:
         if self.intent is not None:
             self._replay(view, *self.intent)
             self.intent, self.replayed = None, True
-        plan = self._plan(view, observation)
+        native = self.native_tools(view, observation)
+        plan = self._plan(view, observation, native)
         plan = replace(
             plan,
             notes=observation.notes + plan.notes,
             blind=observation.blind_fields,
             live=self._parity_live(observation, plan.live),
         )
-        matched = self._match(view, observation, plan)
+        matched = self._match(view, observation, plan, native)
         plan = replace(plan, changes=matched.changes, notes=plan.notes + matched.notes)
         plan = _private(view, observation, plan)
         if not observation.exists and self.options.dry_run and plan.to_apply:
@@ -181,7 +209,7 @@ class ServerEntries:
             self._report(plan, frozenset()), allowed=matched.allowed, resolved=view.resolved()
         )
         writes = tuple(self._writes(view, plan, matched, observation))
-        return ServerPlan(view, observation, plan, matched, report, writes)
+        return ServerPlan(view, observation, plan, matched, report, writes, native)
 
     def render(self, observation: Observation) -> list[Rendered]:
         """Each placement as this target must hold it (capability mask, references kept
@@ -207,7 +235,7 @@ class ServerEntries:
             dropped = capability.unexpressed(full)
             if not server.enabled and not capability.enabled_switch:
                 essence = None  # no switch in this client: disabled means absent
-            slot = Slot(server_name, entry, None, placement.required, server.tools)
+            slot = Slot(server_name, entry, None, placement.required, self.governed(server_name))
             if essence is None:
                 rendered.append(Rendered(slot, essence))
                 continue
@@ -234,8 +262,77 @@ class ServerEntries:
             )
         return rendered
 
+    def governed(self, server: str) -> Governed | None:
+        """The server's tool policy with the last probe's inventory of its tools."""
+        policy = self.state.servers[server].tools
+        if policy is None:
+            return None
+        inventory = self.probed.get(server)
+        if inventory is None:
+            return Governed(policy)
+        changed: frozenset[str] = frozenset()
+        if policy.on_change is OnChange.BLOCK:
+            if self._lock is None:
+                self._lock = toollock.load(self.state.root) or {}
+            changed = unreviewed(self._lock.get(server), inventory)
+        old = stale(inventory.probed_at, datetime.now(UTC))
+        return Governed(policy, inventory.classes(), old, changed)
+
+    def native_tools(self, view: View, observation: Observation) -> dict[str, NativeTools]:
+        """Per entry, what the client's own tool control must hold and holds (kinds with
+        tool rules): only the tools the policy disables and those this tool disabled before
+        are looked at."""
+        if self.rules is None:
+            return {}
+        owned_by_entry = self.inventory.tools
+        out = {}
+        placed = set()
+        for item in view.rendered:
+            entry = item.slot.entry
+            placed.add(entry)
+            governed = item.slot.tools
+            owned = owned_by_entry.get(entry, frozenset())
+            if governed is None and not owned:
+                continue
+            desired: frozenset[str] = frozenset()
+            enabled = item.essence is not None and item.essence.get("enabled", True)
+            if governed is not None and enabled:  # a server switched off offers no tools
+                desired = governed.disabled()
+            out[entry] = NativeTools(desired, owned, self._off(entry, desired | owned, observation))
+        selected = self.options.servers
+        for entry, owned in owned_by_entry.items():  # no longer placed: ours to release
+            if entry not in placed and owned and (not selected or entry in selected):
+                out[entry] = NativeTools(frozenset(), owned, self._off(entry, owned, observation))
+        return out
+
+    def _off(self, entry: str, tools: frozenset[str], observation: Observation) -> frozenset[str]:
+        assert self.rules is not None
+        rule, rules = self.rules.tool_rule, observation.tool_rules
+        return frozenset(t for t in tools if rule(entry, t) in rules)
+
+    def _tool_notes(self, view: View) -> tuple[str, ...]:
+        """Never silent: a policy a kind cannot hold, an inventory missing or stale."""
+        capability = self.target.capability
+        notes = []
+        for item in view.rendered:
+            governed = item.slot.tools
+            if governed is None or not governed.restrictive or item.essence is None:
+                continue
+            if not capability.enforces_tools:
+                if not governed.known or governed.disabled():
+                    notes.append(not_enforceable(self.target.kind, item.slot.server))
+                continue
+            note = inventory_note(item.slot.server, governed)
+            if note is not None:
+                notes.append(note)
+        return tuple(notes)
+
     def _plan(
-        self, view: View, observation: Observation, on_drift: OnDrift | None = None
+        self,
+        view: View,
+        observation: Observation,
+        native: Mapping[str, NativeTools],
+        on_drift: OnDrift | None = None,
     ) -> TargetPlan:
         spec, blind = self.spec, view.blind
         slots = [  # built directly: dataclasses.replace costs ~5x as much, per entry
@@ -268,20 +365,39 @@ class ServerEntries:
             scope=scope,
             replace_only=capability.replace_only,
             live_tools=observation.tools if capability.tool_switch else None,
+            live_classes=observation.tool_classes if capability.tool_switch else None,
+            native_tools=native if capability.tool_rules else None,
+            owned_tools=inventory.tools,
         )
+        placed = {s.entry for s in slots}
+        released: list[Change] = []
+        for entry, tools in native.items():  # owned rules of entries no longer placed
+            if entry not in placed and (scope is None or entry in scope):
+                released += plan_native_tools(Slot(entry, entry, None), None, tools)
+        if released:
+            plan = replace(plan, changes=plan.changes + tuple(released))
         for change in plan.changes:  # a literal token in a drifted live entry is never shown
             if change.fields and change.entry in observation.entries:
                 register_literals(observation.entries[change.entry])
-        notes = tuple(n for item in view.rendered for n in item.notes)
+        notes = tuple(n for item in view.rendered for n in item.notes) + self._tool_notes(view)
+        side = self.rules.tools_path() if self.rules is not None else None
+        if side is not None and any(c.action in TOOL_ACTIONS for c in plan.to_apply):
+            notes += (f"governed tools are written to {side}",)
         return replace(plan, notes=plan.notes + notes) if notes else plan
 
-    def _match(self, view: View, observation: Observation, plan: TargetPlan) -> divergence.Match:
+    def _match(
+        self,
+        view: View,
+        observation: Observation,
+        plan: TargetPlan,
+        native: Mapping[str, NativeTools],
+    ) -> divergence.Match:
         """Covered drift out of the plan; rejected records synced; live edits to record."""
         found = self.found
         rejected = found.rejected.get(self.name, {})
         sync_plan = None
         if rejected and any(c.action is Action.RECORD for c in plan.changes):
-            sync_plan = self._plan(view, observation, on_drift=OnDrift.SYNC)
+            sync_plan = self._plan(view, observation, native, on_drift=OnDrift.SYNC)
         return divergence.resolve(
             self.name,
             self.spec.on_drift,
@@ -342,6 +458,7 @@ class ServerEntries:
                 change.action,
                 sensitive=item is not None and item.sensitive and not deleting,
                 tools=item.slot.tools if item is not None else None,
+                tool_names=changed_tools(change) if change.action in TOOL_ACTIONS else (),
             )
             # A sync of an entry keeps the values that a record allows to differ.
             pointers = matched.keep.get(write.entry)
@@ -357,6 +474,15 @@ class ServerEntries:
         """Every write reads back as written (compared sealed, blind fields left out)."""
         fingerprint = self.fingerprint
         for write in planned.writes:
+            if self.rules is not None and write.action in TOOL_ACTIONS:
+                denied = write.action is Action.TOOL_DISABLE
+                for tool in write.tool_names:
+                    if (self.rules.tool_rule(write.entry, tool) in after.tool_rules) != denied:
+                        raise TargetError(
+                            f"tool '{tool}' of entry '{write.entry}' does not read back as "
+                            + ("denied" if denied else "released")
+                        )
+                continue
             live = after.entries.get(write.entry)
             want = write.essence
             if after.blind_fields:
@@ -402,16 +528,26 @@ class ServerEntries:
         """Last-applied: what was written (and created), and the entries found in sync."""
         if self.options.dry_run:
             return
-        self.inventory = self._after(planned, done, self.inventory)
+        self.inventory = self._after(planned, done, self.inventory, after)
         self.store.save_inventory(self.name, self.inventory)
         if done or self.replayed:
             self.store.clear_intent(self.name)
             self.replayed = False
 
-    def _after(self, planned: ServerPlan, done: Sequence[Write], inventory: Inventory) -> Inventory:
-        """``inventory`` updated with what ``done`` writes, and the entries found in sync."""
+    def _after(
+        self,
+        planned: ServerPlan,
+        done: Sequence[Write],
+        inventory: Inventory,
+        after: Observation | None = None,
+    ) -> Inventory:
+        """``inventory`` updated with what ``done`` writes (entries and the tools this tool
+        holds disabled), and the entries found in sync."""
         by_entry = planned.view.by_entry()
+        inventory.tools = self._owned_tools(planned, done, after)
         for write in done:
+            if self.target.capability.tool_rules and write.action in TOOL_ACTIONS:
+                continue  # the entry itself was not written
             if write.essence is None:
                 inventory.entries.pop(write.entry, None)
                 inventory.created.discard(write.entry)
@@ -429,6 +565,38 @@ class ServerEntries:
             if item.slot.server in in_sync and item.essence is not None:
                 inventory.entries[item.slot.entry] = planned.view.desired[item.slot.entry] or {}
         return inventory
+
+    def _owned_tools(
+        self, planned: ServerPlan, done: Sequence[Write], after: Observation | None
+    ) -> dict[str, frozenset[str]]:
+        """The tools this tool holds disabled after the pass, per entry: those it held and
+        the policy still disables, and those it disabled now. A tool someone re-enabled by
+        hand stays owned until reverted (so it stays drift with origin live)."""
+        capability = self.target.capability
+        before = self.inventory.tools
+        out = dict(before)  # entries this pass did not look at (``--server``) keep theirs
+        if capability.tool_rules:
+            for entry, tools in planned.native.items():
+                owned = tools.owned & tools.desired
+                for write in done:
+                    if write.entry == entry and write.action is Action.TOOL_DISABLE:
+                        owned |= frozenset(write.tool_names)
+                out[entry] = owned
+        elif capability.tool_switch:
+            flags = (after or planned.observation).tools
+            for item in planned.view.rendered:
+                entry, governed = item.slot.entry, item.slot.tools
+                if governed is None or entry not in flags:
+                    out.pop(entry, None)
+                    continue
+                off = governed.disabled(flags[entry])
+                out[entry] = (before.get(entry, frozenset()) & off) | frozenset(
+                    t for t, on in flags[entry].items() if not on and t in off
+                )
+            for write in done:  # a deregistered server takes its tool flags along
+                if write.action is Action.DELETE:
+                    out.pop(write.entry, None)
+        return {entry: tools for entry, tools in out.items() if tools}
 
     def skip(self) -> TargetReport | None:
         return None
@@ -520,15 +688,15 @@ def _readable(last: Essence, others: Sequence[Essence | None], fingerprint: Seal
     live) unsealed where their fingerprint matches: last-applied records written before
     only secrets were masked sealed every env and header value, and must still compare."""
     out = last
-    for field in SECRET_FIELDS:
-        mapping = last.get(field)
+    for name in SECRET_FIELDS:
+        mapping = last.get(name)
         if not isinstance(mapping, dict):
             continue
         for key, value in mapping.items():
             if not is_sealed_value(value):
                 continue
             for other in others:
-                plain = (other or {}).get(field, {}).get(key)
+                plain = (other or {}).get(name, {}).get(key)
                 if (
                     isinstance(plain, str)
                     and not is_sealed_value(plain)
@@ -536,7 +704,7 @@ def _readable(last: Essence, others: Sequence[Essence | None], fingerprint: Seal
                 ):
                     if out is last:
                         out = dict(last)
-                    out[field] = {**out.get(field, mapping), key: plain}
+                    out[name] = {**out.get(name, mapping), key: plain}
                     break
     return out
 
@@ -546,3 +714,14 @@ def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:
     if essence is None or not blind:
         return essence
     return {k: v for k, v in essence.items() if k not in blind}
+
+
+def stale(probed_at: str | None, now: datetime) -> bool:
+    """An inventory older than ``INVENTORY_MAX_AGE_DAYS`` (or of unknown age) is stale."""
+    try:
+        when = datetime.fromisoformat(probed_at or "")
+    except ValueError:
+        return True
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return now - when > timedelta(days=INVENTORY_MAX_AGE_DAYS)

@@ -1,6 +1,7 @@
 """What a probe is asked (ProbeSpec) and what it found (ProbeResult).
 
-These are plain frozen dataclasses with no third-party imports, so the rest of the reconciler
+These are plain frozen dataclasses with no third-party imports (the tool classes come from
+the pure core), so the rest of the reconciler
 (reports, metrics, the tool lock, the CLI) can build, compare and print probe results without
 loading the `mcp` SDK, which only the probing itself needs.
 
@@ -15,6 +16,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from reconciler.core.tools import ToolClass, classify
 
 Transport = Literal["stdio", "http", "sse"]
 TRANSPORTS: tuple[str, ...] = ("stdio", "http", "sse")
@@ -78,12 +81,17 @@ class ToolInfo:
     input_schema: dict[str, Any] = field(hash=False)
     annotations: dict[str, Any] | None = field(default=None, hash=False)
 
+    @property
+    def tool_class(self) -> ToolClass:
+        return classify(self.annotations)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.description,
             "input_schema": dict(self.input_schema),
             "annotations": dict(self.annotations) if self.annotations is not None else None,
+            "class": self.tool_class.value,
         }
 
 
@@ -155,6 +163,13 @@ class ProbeResult:
             return "up"
         return "unsupported" if self.context.unsupported is not None else "down"
 
+    def tool_classes(self) -> dict[str, int]:
+        """Tool counts by class (read-only, mutating, destructive: every class present)."""
+        counts = {c.value: 0 for c in ToolClass}
+        for tool in self.tools:
+            counts[tool.tool_class.value] += 1
+        return counts
+
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (str, int, float, bool, None, list, dict) for ``--json`` output."""
         return {
@@ -168,6 +183,7 @@ class ProbeResult:
             "server_name": self.server_name,
             "server_version": self.server_version,
             "tool_count": len(self.tools) if self.ok else None,
+            "tool_classes": self.tool_classes() if self.ok else None,
             "tools": [t.to_json() for t in self.tools],
             "prompts": self.prompts,
             "resources": self.resources,

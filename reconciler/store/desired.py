@@ -28,7 +28,9 @@ from reconciler.core import model
 from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
 from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import DesiredFile, Server, TargetSpec
+from reconciler.core.tools import merge_policy
 from reconciler.store import fsutil, yamlio
+from reconciler.store.toollock import LOCK_FILE
 from reconciler.store.yamlio import Loc, Located
 
 DIVERGENCES_DIR = "divergences"
@@ -53,6 +55,8 @@ class DesiredState:
     secrets: Mapping[str, model.Resolver] = field(default_factory=dict)
     origins: Mapping[tuple[str, str], Located] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
+    # ``defaults:`` as written; each server's ``tools`` already has the defaults merged in.
+    defaults: model.Defaults = field(default_factory=model.Defaults)
 
     @cached_property
     def essences(self) -> Mapping[str, Essence]:
@@ -104,14 +108,19 @@ def is_glob(name: str) -> bool:
 
 
 def desired_files(root: Path) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` under ``root`` except divergence records, sorted."""
+    """Every ``*.yaml``/``*.yml`` under ``root`` except divergence records and the tool
+    lock, sorted."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = Path(dirpath).relative_to(root)
         if rel.parts[:1] == (DIVERGENCES_DIR,):
             continue
-        found += [Path(dirpath) / f for f in sorted(filenames) if f.endswith((".yaml", ".yml"))]
+        found += [
+            Path(dirpath) / f
+            for f in sorted(filenames)
+            if f.endswith((".yaml", ".yml")) and not (rel == Path() and f == LOCK_FILE)
+        ]
     return found
 
 
@@ -162,7 +171,24 @@ def load(
     secrets: dict[str, model.Resolver] = {}
     origins: dict[tuple[str, str], Located] = {}
     value_locs: dict[tuple[str, str], dict[Loc, Located]] = {}
+    defaults = model.Defaults()
     for path, document, keylocs, vallocs in parsed:
+        if document.defaults is not None:
+            here = keylocs.get(("defaults",)) or Located(display_path(path), 0, 0)
+            first = origins.get(("defaults", ""))
+            if first is not None:
+                problems.append(
+                    Problem(
+                        here.file,
+                        here.line,
+                        here.column,
+                        "'defaults' is defined twice",
+                        f"first defined at {first.file}:{first.line}:{first.column}",
+                    )
+                )
+            else:
+                defaults = document.defaults
+                origins[("defaults", "")] = here
         # Value positions grouped by (section, name) once per file: linear, not per object.
         grouped: dict[tuple[str, str], dict[Loc, Located]] = {}
         for loc, where in vallocs.items():
@@ -192,7 +218,12 @@ def load(
                 origins[(section, name)] = here
                 value_locs[(section, name)] = grouped.get((section, name), {}) | {("@key",): here}
 
-    state = DesiredState(root, servers, targets, mirrors, secrets, origins, tuple(files))
+    if defaults.tools is not None:
+        servers = {
+            name: server.model_copy(update={"tools": merge_policy(defaults.tools, server.tools)})
+            for name, server in servers.items()
+        }
+    state = DesiredState(root, servers, targets, mirrors, secrets, origins, tuple(files), defaults)
     # Cross-references run over every object the schema accepted, so that both kinds of
     # problem come in one run; a placement of a server the schema refused is no news.
     refused = [f"undeclared server '{n}'" for s, n in invalid if s == "servers"]
@@ -236,7 +267,7 @@ def _load_file(
                 1,
                 1,
                 "a desired-state file must be a mapping",
-                "top-level keys: servers, targets, mirrors, secrets",
+                "top-level keys: servers, targets, mirrors, secrets, defaults",
             )
         )
         return None
@@ -273,6 +304,12 @@ def _salvage(plain: dict[Any, Any]) -> tuple[DesiredFile, set[tuple[str, str]]]:
                 continue
             kept[section][name] = value
     try:
+        DesiredFile.model_validate({"defaults": plain.get("defaults")})
+    except ValidationError:
+        pass
+    else:
+        kept["defaults"] = plain.get("defaults")  # type: ignore[assignment]
+    try:
         return DesiredFile.model_validate(kept), refused
     except ValidationError:
         return DesiredFile(), refused
@@ -294,6 +331,10 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
     if len(loc) == 2 and isinstance(section, str):
         return _SECTION_MODELS.get(section)
     if len(loc) == 3 and section == "servers" and loc[2] == "tools":
+        return model.ToolPolicy
+    if len(loc) == 1 and section == "defaults":
+        return model.Defaults
+    if len(loc) == 2 and section == "defaults" and loc[1] == "tools":
         return model.ToolPolicy
     if len(loc) == 4 and section == "targets" and loc[2] == "servers":
         return model.PlacementRef

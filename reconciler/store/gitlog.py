@@ -36,7 +36,7 @@ BOT_NAME = "mcp-reconciler"
 BOT_EMAIL = "reconciler@localhost"
 LOCK_ATTEMPTS = 8
 LOCK_BACKOFF = 0.05  # seconds, doubled per attempt (about 6 s in all)
-TRAILER_ORDER = ("Action", "Target", "Server", "Paths", "Expires", "Record")
+TRAILER_ORDER = ("Action", "Target", "Server", "Tools", "Paths", "Expires", "Record")
 _TRAILER_LINE = re.compile(r"^[A-Za-z0-9-]+:")
 
 

@@ -1,7 +1,8 @@
 """The state directory, one store for every file in it: last-applied essences, the
 fingerprint key, the status file, rejected records, the daemon's heartbeat and lock, the
-intent log of writes in flight, and the targets' caches (mirror hashes, MCPJungle tool flags
-to restore). Every write goes through ``fsutil.atomic_write``.
+intent log of writes in flight, the last probe's tool inventory, and the targets' caches
+(mirror hashes, MCPJungle tool flags to restore). Every write goes through
+``fsutil.atomic_write``.
 
 Client files carry no metadata, so what this tool wrote (the inventory that makes pruning
 safe and the third side of the three-way compare) is kept here, per target. Essences are
@@ -17,12 +18,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import ReconcilerError, TargetError
 from reconciler.core.essence import Essence
+from reconciler.core.tools import LOCKED_FIELDS, ServerTools, ToolClass, ToolRecord
 from reconciler.store import fsutil
 
 KEY_FILE = "fingerprint.key"
@@ -30,6 +33,7 @@ STATUS_FILE = "status.json"
 REJECTED_FILE = "rejected.json"
 DAEMON_STATUS_FILE = "daemon.json"
 DAEMON_LOCK_FILE = "daemon.lock"
+TOOLS_FILE = "tools.json"  # the last probe's tool inventory: classes and hashes, no texts
 CACHE_DIR = "mirror-cache"
 INTENT_DIR = "intents"
 FORMAT = 1
@@ -57,12 +61,15 @@ class Inventory:
 
     entries: dict[str, Essence] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)
+    # Per entry, the tools this tool disabled in the target's own control (its rules, or
+    # MCPJungle's flags): only these are ever released, and one missing is a live edit.
+    tools: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def copy(self) -> Inventory:
-        return Inventory(dict(self.entries), set(self.created))
+        return Inventory(dict(self.entries), set(self.created), dict(self.tools))
 
     def to_json(self, target: str) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "target": target,
             "entries": {
@@ -70,6 +77,10 @@ class Inventory:
                 for name, essence in sorted(self.entries.items())
             },
         }
+        owned = {name: sorted(tools) for name, tools in sorted(self.tools.items()) if tools}
+        if owned:
+            data["disabled_tools"] = owned
+        return data
 
 
 class StateStore:
@@ -125,6 +136,12 @@ class StateStore:
             inventory.entries[str(name)] = record["essence"]
             if record.get("created"):
                 inventory.created.add(str(name))
+        owned = data.get("disabled_tools", {})
+        if not isinstance(owned, dict) or not all(
+            isinstance(t, list) and all(isinstance(n, str) for n in t) for t in owned.values()
+        ):
+            raise StateFileError(f"{path}: malformed last-applied record ({fix})")
+        inventory.tools = {str(name): frozenset(tools) for name, tools in owned.items()}
         return inventory
 
     # -- the intent log: ownership recorded before the client file is renamed ---------------
@@ -233,6 +250,58 @@ class StateStore:
         payload = {"format": 1, "targets": {t: s for t, s in sorted(rejected.items()) if s}}
         data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
         path = self.root / REJECTED_FILE
+        if fsutil.read_snapshot(path).content != data:
+            fsutil.atomic_write(path, data)
+
+    def tool_inventory(self) -> dict[str, ServerTools]:
+        """Per server, the tools the last probe found: a pass governs from it without
+        probing. Absent or unreadable reads as empty (a pass then says it is missing)."""
+        try:
+            data = json.loads(_read(self.root / TOOLS_FILE))
+        except (ReconcilerError, ValueError, RecursionError):
+            return {}
+        servers = data.get("servers") if isinstance(data, dict) else None
+        if not isinstance(servers, dict):
+            return {}
+        classes = {c.value: c for c in ToolClass}
+        out: dict[str, ServerTools] = {}
+        for server, entry in servers.items():
+            tools = entry.get("tools") if isinstance(entry, dict) else None
+            if not isinstance(tools, dict):
+                continue
+            records = {
+                str(name): ToolRecord(
+                    str(name),
+                    classes[t["class"]],
+                    str(t.get("sha256", "")),
+                    {k: str(v) for k, v in (t.get("fields") or {}).items() if k in LOCKED_FIELDS},
+                )
+                for name, t in tools.items()
+                if isinstance(t, dict) and t.get("class") in classes
+            }
+            probed = entry.get("probed_at")
+            out[str(server)] = ServerTools(
+                str(server), records, str(probed) if probed is not None else None
+            )
+        return out
+
+    def save_tool_inventory(self, servers: Mapping[str, ServerTools]) -> None:
+        """Keep what a probe found for these servers; the other servers' entries stay.
+        One atomic write; an unchanged inventory is not rewritten."""
+        merged = {**self.tool_inventory(), **servers}
+        payload = {
+            "format": FORMAT,
+            "servers": {
+                name: {
+                    "probed_at": found.probed_at,
+                    "counts": found.counts(),
+                    "tools": {t: found.tools[t].to_json() for t in sorted(found.tools)},
+                }
+                for name, found in sorted(merged.items())
+            },
+        }
+        data = (json.dumps(payload, indent=2) + "\n").encode()
+        path = self.root / TOOLS_FILE
         if fsutil.read_snapshot(path).content != data:
             fsutil.atomic_write(path, data)
 

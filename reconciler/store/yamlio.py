@@ -342,6 +342,15 @@ class YamlDocument:
         return out.getvalue().encode("utf-8")
 
 
+def dump_plain(data: Any, header: str = "") -> bytes:
+    """A generated file (the tool lock) from plain data, with a comment ``header``: the one
+    factory's layout, so the file reads like the ones people write."""
+    out = io.StringIO()
+    out.write(header)
+    make_yaml().dump(data, out)
+    return out.getvalue().encode("utf-8")
+
+
 def guess_indent(text: str) -> tuple[int, int, int]:
     """(mapping, sequence, offset) as ruamel wants them, read off the file's own layout.
 

@@ -33,7 +33,7 @@ from reconciler.targets import (
     references,
     yamlclients,
 )
-from reconciler.targets.base import Context, Entries, Observation, Target, Write
+from reconciler.targets.base import Context, Entries, Observation, Target, ToolRules, Write
 from reconciler.targets.references import Syntax
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Entries",
     "Observation",
     "Target",
+    "ToolRules",
     "Write",
     "build",
     "supported",

@@ -15,9 +15,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciler.core.enforce import Governed
 from reconciler.core.essence import Capability, Essence
-from reconciler.core.model import ToolPolicy
 from reconciler.core.plan import Action
+from reconciler.core.tools import ToolClass
 from reconciler.secrets import REDACTOR, Redactor
 
 
@@ -43,6 +44,13 @@ class Observation:
     tools: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     # The permission bits of the target's file (None: no file, or a target without one).
     mode: int | None = None
+    # Per entry, each listed tool's class from the target's own annotations (same kinds).
+    tool_classes: Mapping[str, Mapping[str, ToolClass]] = field(default_factory=dict)
+    # Every rule of the client's own per-tool control, in the family's spelling
+    # (``tool_rule``), the user's included (kinds with tool rules; empty elsewhere).
+    tool_rules: frozenset[str] = frozenset()
+    # What the control's file looked like, when it is not the entries' file (Claude Code).
+    tool_snapshot: Any = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,9 @@ class Write:
     essence: Essence | None
     action: Action
     sensitive: bool = False  # the essence holds resolved secret values
-    tools: ToolPolicy | None = None  # the server's governed tools (kinds with a tool switch)
+    tools: Governed | None = None  # the server's governed tools (kinds with a tool switch)
+    # tool-disable / tool-enable on a kind with tool rules: the tools to deny or release.
+    tool_names: tuple[str, ...] = ()
 
 
 class PassCache:
@@ -117,3 +127,17 @@ class Target(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ToolRules(Protocol):
+    """A target whose client has a per-tool control in its files (``Capability.tool_rules``)."""
+
+    capability: Capability
+
+    def tool_rule(self, entry: str, tool: str) -> str:
+        """The control's rule denying ``tool`` of the server at ``entry``."""
+        ...
+
+    def tools_path(self) -> Path | None:
+        """The control's file when it is not the entries' file (Claude Code's settings)."""
+        ...

@@ -18,6 +18,8 @@ Anything else that looks like a reference would be written literally (Codex pass
 through unexpanded); ``secrets.referable`` tells the engine which values Codex can keep as
 references, and the rest is resolved before it reaches this dialect. Codex has no sse
 transport; ``enabled`` is its switch, written only when false or already present.
+Governed tools go to ``disabled_tools`` (exact names), which is not a managed field: an
+entry rewritten keeps it, and only the names this tool wrote are ever removed from it.
 """
 
 from __future__ import annotations
@@ -58,9 +60,12 @@ class Codex(FileTarget):
         True,
         env_references=True,
         references_by_name=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
-    tool_control = "disabled_tools"  # also enabled_tools; exact names only
+    # Governed tools: ``disabled_tools`` in the server's table, exact names only (Codex has
+    # no globs: ``disabled_tools = ["*"]`` disables nothing; reference/TOOLCONTROLS.md).
+    tool_control = "disabled_tools"
 
     @classmethod
     def default_path(cls, spec: TargetSpec, context: Context) -> Path:

@@ -70,6 +70,7 @@ class Kiro(DisabledFlag):
         STDIO_FIELDS | REMOTE_FIELDS | {"enabled"},
         True,
         env_references=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
     tool_control = "disabledTools"
@@ -107,6 +108,7 @@ class Roo(DisabledFlag):
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
         True,
         env_references=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
     tool_control = "disabledTools"
@@ -302,9 +304,10 @@ class Crush(DisabledFlag):
         STDIO_FIELDS | REMOTE_FIELDS | {"enabled"},
         True,
         env_references=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
-    tool_control = "disabled_tools"
+    tool_control = "disabled_tools"  # governed tools, exact names (internal/config/config.go)
     servers_key = ("mcp",)
     syntax = references.GEMINI  # the shell's ``$VAR`` or ``${VAR}``, written braced
     managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")

@@ -8,12 +8,12 @@ client owns.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.errors import ReconcilerError
+from reconciler.core.errors import ReconcilerError, TargetFormatError
 from reconciler.core.essence import (
     REMOTE_FIELDS,
     STDIO_FIELDS,
@@ -30,7 +30,7 @@ from reconciler.targets import (
     references,
 )
 from reconciler.targets.base import Context
-from reconciler.targets.jsonfile import JsonFileTarget, plain_fields, transport_of
+from reconciler.targets.jsonfile import JsonFileTarget, plain_fields, sanitized, transport_of
 
 
 class ClaudeDesktop(JsonFileTarget):
@@ -79,11 +79,17 @@ class ClaudeCode(JsonFileTarget):
     repository around the project, as Claude Code keys it); ``scope: project`` is
     ``<project>/.mcp.json``. Claude Code rewrites ``~/.claude.json`` constantly, so there the
     write takes Claude Code's own lock and merges around any change it made meanwhile.
+
+    Governed tools are ``permissions.deny`` entries ``mcp__<server>__<tool>`` (names
+    sanitized as Claude Code does) in the settings file of the scope: user
+    ``${CLAUDE_CONFIG_DIR:-~/.claude}/settings.json``, project ``.claude/settings.json``,
+    local ``.claude/settings.local.json``; a deny removes the tool from what the model is
+    offered. The file is edited in place: every other key and the user's own rules stay.
     """
 
     kind = "claude-code"
     capability = Capability(
-        frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True
+        frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS, env_references=True, tool_rules=True
     )
     scopes: tuple[str, ...] = ("user", "local", "project")
     tool_control = "permissions.deny"  # mcp__<server>__<tool> in settings.json, not here
@@ -105,6 +111,54 @@ class ClaudeCode(JsonFileTarget):
             return paths.project_dir(spec, context) / ".mcp.json"
         config_dir = context.environ.get("CLAUDE_CONFIG_DIR")
         return (Path(config_dir) if config_dir else context.home) / ".claude.json"
+
+    def tools_path(self) -> Path | None:
+        if self.scope == "user":
+            config_dir = self.context.environ.get("CLAUDE_CONFIG_DIR")
+            folder = Path(config_dir) if config_dir else self.context.home / ".claude"
+            return folder / "settings.json"
+        # The project's folder; a project file given by ``path`` alone is in it.
+        if self.spec.project:
+            project = paths.project_dir(self.spec, self.context)
+        else:
+            project = self.path.parent
+        name = "settings.local.json" if self.scope == "local" else "settings.json"
+        return project / ".claude" / name
+
+    def parse_tools(self, content: bytes) -> Any:
+        side = self.tools_path()
+        assert side is not None
+        return self.parse_at(content, side)
+
+    def tool_rule(self, entry: str, tool: str) -> str:
+        return f"mcp__{sanitized(entry)}__{sanitized(tool)}"
+
+    def read_tool_rules(self, document: Any) -> frozenset[str]:
+        permissions = document.get("permissions")
+        deny = permissions.get("deny") if isinstance(permissions, dict) else None
+        if not isinstance(deny, list):
+            return frozenset()
+        return frozenset(rule for rule in deny if isinstance(rule, str))
+
+    def write_tool_rules(
+        self, document: Any, entry: str, deny: Sequence[str], release: Sequence[str]
+    ) -> None:
+        side = self.tools_path()
+        permissions = document.setdefault("permissions", {})
+        if not isinstance(permissions, dict):
+            raise TargetFormatError(f"{side}: 'permissions' is not a JSON object")
+        rules = permissions.get("deny", [])
+        if not isinstance(rules, list):
+            raise TargetFormatError(f"{side}: 'permissions.deny' is not a list")
+        gone = {self.tool_rule(entry, tool) for tool in release}
+        kept = [rule for rule in rules if rule not in gone]
+        kept += [r for r in (self.tool_rule(entry, t) for t in deny) if r not in kept]
+        if kept:
+            permissions["deny"] = kept
+        else:
+            permissions.pop("deny", None)
+        if not permissions:
+            document.pop("permissions", None)
 
     def describe(self) -> str:
         if self.scope == "local":
@@ -292,11 +346,15 @@ class Gemini(JsonFileTarget):
 
     kind = "gemini"
     capability = Capability(
-        frozenset(TRANSPORTS), STDIO_FIELDS | REMOTE_FIELDS | {"cwd"}, env_references=True
+        frozenset(TRANSPORTS),
+        STDIO_FIELDS | REMOTE_FIELDS | {"cwd"},
+        env_references=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
     tool_control = "excludeTools"
     syntax = references.GEMINI
+    # Governed tools: ``excludeTools`` on the entry, exact names (it wins over includeTools).
     jsonc = True
     managed_fields = ("type", "command", "args", "env", "cwd", "url", "httpUrl", "headers")
 

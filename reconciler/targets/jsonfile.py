@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import TargetFormatError
@@ -20,6 +21,13 @@ from reconciler.targets import jsonc, references
 from reconciler.targets.files import FileTarget
 
 _INDENT = re.compile(rb"^[{\[][^\n]*\n([ \t]+)\S", re.MULTILINE)
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def sanitized(name: str) -> str:
+    """A server or tool name as Claude Code and opencode spell it in a tool's full name:
+    every character outside ``[a-zA-Z0-9_-]`` becomes ``_`` (reference/TOOLCONTROLS.md)."""
+    return _UNSAFE.sub("_", name)
 
 
 class _DuplicateKey(ValueError):
@@ -56,23 +64,28 @@ class JsonFileTarget(FileTarget):
     jsonc: bool = False
     syntax: references.Syntax = references.ENV_COLON
 
-    def _text(self, content: bytes) -> str:
+    def _text(self, content: bytes, path: Path | None = None) -> str:
+        path = path or self.path
         try:
             return content.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            raise TargetFormatError(f"{self.path}: not UTF-8 text (byte {e.start})") from e
+            raise TargetFormatError(f"{path}: not UTF-8 text (byte {e.start})") from e
 
     def parse(self, content: bytes) -> Any:
-        text = self._text(content)
+        return self.parse_at(content, self.path)
+
+    def parse_at(self, content: bytes, path: Path) -> Any:
+        """Parse ``content`` of the file at ``path`` (named in every error)."""
+        text = self._text(content, path)
         if not text.strip():
-            raise TargetFormatError(f"{self.path}: {fsutil.EMPTY_FILE}", recoverable=True)
+            raise TargetFormatError(f"{path}: {fsutil.EMPTY_FILE}", recoverable=True)
         deep = fsutil.too_deep(text)
         if deep is not None:
-            raise TargetFormatError(f"{self.path}:{fsutil.depth_message(deep)}")
+            raise TargetFormatError(f"{path}:{fsutil.depth_message(deep)}")
         lone = fsutil.lone_surrogate(text)
         if lone is not None:
             raise TargetFormatError(
-                f"{self.path}:{lone[0]}:{lone[1]}: invalid JSON: a lone UTF-16 surrogate escape"
+                f"{path}:{lone[0]}:{lone[1]}: invalid JSON: a lone UTF-16 surrogate escape"
             )
         try:
             document = json.loads(text, object_pairs_hook=_unique)
@@ -89,39 +102,39 @@ class JsonFileTarget(FileTarget):
         except json.JSONDecodeError as e:
             if fsutil.truncated(text, e.pos) or e.msg.startswith("Unterminated string"):
                 raise TargetFormatError(
-                    f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {fsutil.TRUNCATED}",
+                    f"{path}:{e.lineno}:{e.colno}: invalid JSON: {fsutil.TRUNCATED}",
                     recoverable=True,
                 ) from e
             if not self.jsonc:
                 raise TargetFormatError(
-                    f"{self.path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
+                    f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"
                 ) from e
 
             try:
                 document = jsonc.parse(text).value
             except jsonc.JsoncError as error:
                 raise TargetFormatError(
-                    f"{self.path}:{error.line}:{error.column}: invalid JSON: {error.message}"
+                    f"{path}:{error.line}:{error.column}: invalid JSON: {error.message}"
                 ) from error
             except (RecursionError, ValueError) as error:
-                raise self._unreadable(text, error) from error
+                raise self._unreadable(text, error, path) from error
         except (RecursionError, ValueError) as e:
-            raise self._unreadable(text, e) from e
+            raise self._unreadable(text, e, path) from e
         if not isinstance(document, dict):
-            raise TargetFormatError(f"{self.path}: the top level is not a JSON object")
+            raise TargetFormatError(f"{path}: the top level is not a JSON object")
         return document
 
-    def _unreadable(self, text: str, error: Exception) -> TargetFormatError:
+    def _unreadable(self, text: str, error: Exception, path: Path) -> TargetFormatError:
         """A parser's own limit hit (a huge integer, deep nesting): one located line."""
         huge = fsutil.huge_integer(text)
         if huge is not None:
             return TargetFormatError(
-                f"{self.path}:{huge[0]}:{huge[1]}: invalid JSON: an integer too large"
+                f"{path}:{huge[0]}:{huge[1]}: invalid JSON: an integer too large"
             )
         deep = fsutil.too_deep(text) or (1, 1)
         if isinstance(error, RecursionError):
-            return TargetFormatError(f"{self.path}:{fsutil.depth_message(deep)}")
-        return TargetFormatError(f"{self.path}: invalid JSON: {str(error).splitlines()[0]}")
+            return TargetFormatError(f"{path}:{fsutil.depth_message(deep)}")
+        return TargetFormatError(f"{path}: invalid JSON: {str(error).splitlines()[0]}")
 
     def render(self, document: Any, original: bytes | None) -> bytes:
         if self.jsonc and original is not None and original.strip():

@@ -40,10 +40,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from reconciler.core.enforce import Governed
 from reconciler.core.errors import PartialApply, TargetError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
-from reconciler.core.model import TargetSpec, ToolPolicy
-from reconciler.core.plan import Action, disabled_by_policy
+from reconciler.core.model import TargetSpec
+from reconciler.core.plan import Action
+from reconciler.core.tools import ToolClass, classify
 from reconciler.secrets import detect, might_reference
 from reconciler.store import fsutil
 from reconciler.store.state import StateStore
@@ -164,6 +166,13 @@ def _secret_values(config: Mapping[str, Any] | None) -> list[str]:
     return [v for v in values if len(v) >= 4]
 
 
+def _tool_class(tool: Mapping[str, Any]) -> ToolClass:
+    """A listed tool's class from its ``annotations`` (null on rows registered before
+    MCPJungle kept them: then destructive, as any unannotated tool)."""
+    annotations = tool.get("annotations")
+    return classify(annotations if isinstance(annotations, Mapping) and annotations else None)
+
+
 # -- the snapshot -------------------------------------------------------------------------
 
 
@@ -177,6 +186,7 @@ class RegistrySnapshot:
     enabled: Mapping[str, bool]
     tools: Mapping[str, Mapping[str, bool]]
     full: bool = True
+    classes: Mapping[str, Mapping[str, ToolClass]] = field(default_factory=dict)
 
 
 # -- the target ---------------------------------------------------------------------------
@@ -258,10 +268,12 @@ class MCPJungleTarget:
             raise self._failure(response, "read the registered servers")
         tool_list = self._list(self._expect(self._call("GET", f"{API}/tools"), 200), "tools")
         tools: dict[str, dict[str, bool]] = {}
+        classes: dict[str, dict[str, ToolClass]] = {}
         for tool in tool_list:
             server, sep, short = str(tool.get("name", "")).partition(SEPARATOR)
             if sep:
                 tools.setdefault(server, {})[short] = bool(tool.get("enabled", True))
+                classes.setdefault(server, {})[short] = _tool_class(tool)
         by_name = {str(c.get("name")): c for c in configs}
         enabled: dict[str, bool] = {}
         if listed is not None:
@@ -281,8 +293,10 @@ class MCPJungleTarget:
             self._remember_secrets(config)
         notes += self._finish_flags(tools, enabled)
         entries = {n: config_to_essence(c, enabled[n]) for n, c in by_name.items()}
-        snapshot = RegistrySnapshot(by_name, enabled, tools, full)
-        return Observation(entries, snapshot, blind, tuple(notes), tools=tools)
+        snapshot = RegistrySnapshot(by_name, enabled, tools, full, classes)
+        return Observation(
+            entries, snapshot, blind, tuple(notes), tools=tools, tool_classes=classes
+        )
 
     def apply(self, observation: Observation, writes: Sequence[Write]) -> None:
         snapshot = observation.snapshot
@@ -355,7 +369,7 @@ class MCPJungleTarget:
             self._replace(entry, body, snapshot)
             reset = True
         try:
-            self._set_flags(entry, actions, policy, want_enabled, reset, before, snapshot)
+            self._set_flags(entry, group, policy, want_enabled, reset, before, snapshot)
         except TargetError as e:
             if not reset:
                 raise
@@ -368,13 +382,14 @@ class MCPJungleTarget:
     def _set_flags(
         self,
         entry: str,
-        actions: set[Action],
-        policy: ToolPolicy | None,
+        group: list[Write],
+        policy: Governed | None,
         want_enabled: bool,
         reset: bool,
         before: Mapping[str, bool],
         snapshot: RegistrySnapshot,
     ) -> None:
+        actions = {w.action for w in group}
         if not want_enabled:
             if reset or snapshot.enabled.get(entry, True):
                 self._toggle_server(entry, enable=False)
@@ -383,39 +398,47 @@ class MCPJungleTarget:
             self._toggle_server(entry, enable=True)
             reset = True
         if reset or actions & _TOOL_ACTIONS:
-            # Without a reset, only the planned directions (a tool-enable left to
-            # ``on_drift: report`` is not carried out along with a tool-disable).
-            allowed = {True, False}
+            # Without a reset, only the planned tools (a tool-enable left to
+            # ``on_drift: report`` is not carried out along with another one).
+            only = None
             if not reset:
-                allowed = {a is Action.TOOL_ENABLE for a in actions & _TOOL_ACTIONS}
+                only = {t for w in group if w.action in _TOOL_ACTIONS for t in w.tool_names}
             current = None if reset else before
-            self._govern_tools(entry, policy, current, restore=before, directions=allowed)
+            self._govern_tools(
+                entry,
+                policy,
+                current,
+                restore=before,
+                only=only,
+                classes=snapshot.classes.get(entry, {}),
+            )
 
     def _govern_tools(
         self,
         entry: str,
-        policy: ToolPolicy | None,
+        policy: Governed | None,
         current: Mapping[str, bool] | None,
         *,
         restore: Mapping[str, bool],
-        directions: frozenset[bool] | set[bool] = frozenset({True, False}),
+        only: set[str] | None = None,
+        classes: Mapping[str, ToolClass] | None = None,
     ) -> None:
-        """Set each tool's flag: by policy when there is one; without one, a reset server
-        gets back the flags its tools had (a replace must not undo a hand-made disable)."""
+        """Set each tool's flag: by policy when there is one (classes from MCPJungle's own
+        annotations); without one, a reset server gets back the flags its tools had (a
+        replace must not undo a hand-made disable)."""
         if current is None:  # after a reset: the tool list may have changed too
             response = self._call("GET", f"{API}/tools", params={"server": entry})
             listed = self._list(self._expect(response, 200), "tools")
-            current = {
-                str(t.get("name", "")).partition(SEPARATOR)[2]: bool(t.get("enabled", True))
-                for t in listed
-            }
+            short = {id(t): str(t.get("name", "")).partition(SEPARATOR)[2] for t in listed}
+            current = {short[id(t)]: bool(t.get("enabled", True)) for t in listed}
+            classes = {short[id(t)]: _tool_class(t) for t in listed}
         if policy is not None:
-            off = disabled_by_policy(current, policy)
+            off = policy.disabled(current, classes)
             want = {tool: tool not in off for tool in current}
         else:
             want = {tool: restore.get(tool, True) for tool in current}
         for tool in sorted(current):
-            if current[tool] != want[tool] and want[tool] in directions:
+            if current[tool] != want[tool] and (only is None or tool in only):
                 verb = "enable" if want[tool] else "disable"
                 response = self._call(
                     "POST", f"{API}/tools/{verb}", params={"entity": f"{entry}{SEPARATOR}{tool}"}
@@ -823,7 +846,6 @@ __all__: Sequence[str] = (
     "RegistrySnapshot",
     "build",
     "config_to_essence",
-    "disabled_by_policy",
     "essence_to_config",
 )
 

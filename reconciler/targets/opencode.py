@@ -10,20 +10,25 @@ under ``mcp`` with an ``enabled`` switch; V2 (anomalyco/opencode ``specs/v2/conf
 under ``mcp.servers`` with ``disabled`` instead. A file whose ``mcp.servers`` is a map of
 entries (not itself a V1 entry named ``servers``) is V2; any other file, and a new one, is
 V1, which the released opencode reads (1.18.33 rejects ``mcp.servers``).
+
+Governed tools go to the top-level ``tools`` map as ``"<server>_<tool>": false`` (opencode
+turns it into ``permission: deny``), one exact name per tool: its prefix globs would also
+catch another server whose name starts the same way, or a built-in tool.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reconciler.core.errors import TargetFormatError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence
 from reconciler.core.model import TargetSpec
 from reconciler.targets import paths, references
 from reconciler.targets.base import Context
-from reconciler.targets.jsonfile import JsonFileTarget
+from reconciler.targets.jsonfile import JsonFileTarget, sanitized
 
 
 class OpenCode(JsonFileTarget):
@@ -34,6 +39,7 @@ class OpenCode(JsonFileTarget):
         STDIO_FIELDS | REMOTE_FIELDS | {"cwd", "enabled"},
         True,
         env_references=True,
+        tool_rules=True,
     )
     scopes: tuple[str, ...] = ("user", "project")
     tool_control = "tools"  # top-level ``"<server>_<tool>": false`` (becomes permission deny)
@@ -116,6 +122,34 @@ class OpenCode(JsonFileTarget):
         if enabled is False:
             return {"disabled": True}
         return {"disabled": False} if "disabled" in existing else {}
+
+    # -- governed tools: the ``tools`` map ------------------------------------------------
+
+    def tool_rule(self, entry: str, tool: str) -> str:
+        return f"{sanitized(entry)}_{sanitized(tool)}"
+
+    def read_tool_rules(self, document: Any) -> frozenset[str]:
+        tools = document.get("tools")
+        if not isinstance(tools, Mapping):
+            return frozenset()
+        return frozenset(str(name) for name, on in tools.items() if on is False)
+
+    def write_tool_rules(
+        self, document: Any, entry: str, deny: Sequence[str], release: Sequence[str]
+    ) -> None:
+        tools = document.get("tools")
+        if tools is not None and not isinstance(tools, MutableMapping):
+            raise TargetFormatError(f"{self.path}: 'tools' is not a JSON object")
+        tools = {} if tools is None else tools
+        for tool in release:
+            if tools.get(self.tool_rule(entry, tool)) is False:
+                del tools[self.tool_rule(entry, tool)]
+        for tool in deny:
+            tools[self.tool_rule(entry, tool)] = False
+        if tools:
+            document["tools"] = tools
+        else:
+            document.pop("tools", None)
 
 
 def is_v2(mcp: Any) -> bool:

@@ -80,7 +80,7 @@ SUBCOMMANDS: Mapping[str, Subcommand] = {
     "probe": _at(
         "probing",
         "probe",
-        "Connect to each server as a client would: health, protocol, tools.",
+        "Connect to each server as a client would: health, protocol, tools and their classes.",
     ),
     "schema": _at(
         "checks",

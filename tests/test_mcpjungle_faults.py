@@ -1,8 +1,8 @@
 """The MCPJungle fault suite (docs/RELIABILITY.md): one pass that replaces two servers on the
 fake MCPJungle and fixes a Claude Desktop file, with one fault injected at a time. Whatever
-the fault (5xx, 403, dropped connections before and after the change, timeouts, malformed
-JSON, a duplicate appearing mid-pass, a failure in the middle of a multi-server apply, a
-failure of the restore itself), the pass:
+the fault (5xx, 403, dropped connections before and after the change, timeouts, answers
+trickling a byte at a time, malformed JSON, a duplicate appearing mid-pass, a failure in the
+middle of a multi-server apply, a failure of the restore itself), the pass:
 
 - prints no traceback, and its ``--json`` report is valid and true: a change it reports as
   applied is in MCPJungle, one it reports as failed is not;
@@ -15,6 +15,7 @@ failure of the restore itself), the pass:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.fakes.mcpjungle import (
     FakeMCPJungle,
     Fault,
     Respond,
+    Trickle,
 )
 from tests.jsonschema1 import assert_report_schema
 
@@ -81,6 +83,8 @@ FAULTS: dict[str, tuple[str, str, tuple[Fault, ...]]] = {
     "configs-malformed-json": ("GET", "/api/v0/server_configs", (Respond(200, b"{not js"),) * 3),
     "configs-not-a-list": ("GET", "/api/v0/server_configs", (Respond(200, {"a": 1}),) * 3),
     "configs-timeout": ("GET", "/api/v0/server_configs", (Delay(3.0),) * 3),
+    "configs-trickling": ("GET", "/api/v0/server_configs", (Trickle(0.05),) * 3),
+    "register-trickling": ("POST", "/api/v0/servers", (Trickle(0.05),)),
     "tools-dropped": ("GET", "/api/v0/tools", (Drop(),) * 3),
     "tools-one-503-retried": ("GET", "/api/v0/tools", (Respond(503, ERROR),)),
     "register-500": ("POST", "/api/v0/servers", (Respond(500, ERROR),)),
@@ -202,3 +206,17 @@ def test_a_failed_restore_reports_what_mcpjungle_holds_as_read_back(
     assert "'time' is still registered in MCPJungle, unchanged" in jungle_report["error"]
     assert "no longer registered" not in jungle_report["error"]
     assert jungle.servers["time"].env == OLD_ENV["time"]
+
+
+def test_a_trickling_answer_is_cut_at_the_timeout(
+    workspace: Workspace, jungle: FakeMCPJungle
+) -> None:
+    setup(workspace, jungle.url)  # timeout: 1 s; three reads of a trickle of ~0.05 s a byte
+    assert workspace.run().exit_code == 0  # three servers: an answer of hundreds of bytes
+    jungle.inject("GET", "/api/v0/server_configs", *(Trickle(0.05),) * 3)
+    started = time.monotonic()
+    result = workspace.run("--json")
+    took = time.monotonic() - started
+    (jungle_report,) = [t for t in result.json["targets"] if t["name"] == "jungle"]
+    assert "did not answer GET /api/v0/server_configs within 1 s" in jungle_report["error"]
+    assert took < 3 * 1.0 + 3.0, took  # each attempt ends at its deadline, not at the end

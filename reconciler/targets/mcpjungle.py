@@ -649,7 +649,7 @@ class MCPJungleTarget:
         attempts = 1 + (len(self.retry_delays) if method == "GET" else 0)
         for attempt in range(attempts):
             try:
-                response = client.request(method, path, params=params, json=json)
+                response = self._within_timeout(client, method, path, params, json)
             except httpx.TimeoutException as e:
                 error: TargetError = TargetError(
                     f"MCPJungle at {self.url} did not answer {method} {path} within "
@@ -675,6 +675,37 @@ class MCPJungleTarget:
                 log.info("%s: %s; retrying", self.name, error)
                 time.sleep(self.retry_delays[attempt])
         raise error
+
+    def _within_timeout(
+        self,
+        client: httpx.Client,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json: Any,
+    ) -> httpx.Response:
+        """One request whose whole answer must arrive within the timeout: httpx's own
+        timeout is per read, so an answer trickling a byte at a time would never end."""
+        import httpx
+
+        deadline = time.monotonic() + self.timeout
+        with client.stream(method, path, params=params, json=json) as streamed:
+            body = bytearray()
+            for chunk in streamed.iter_raw():
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the answer did not end in time", request=None)
+                if len(body) > fsutil.MAX_FILE_BYTES:
+                    raise TargetError(
+                        f"MCPJungle at {self.url} answered {method} {path} with more than"
+                        f" {fsutil.MAX_FILE_BYTES} bytes"
+                    )
+        return httpx.Response(
+            streamed.status_code,
+            headers=streamed.headers,
+            content=bytes(body),
+            request=streamed.request,
+        )
 
     def _expect(self, response: httpx.Response, status: int, what: str = "") -> httpx.Response:
         if response.status_code != status:

@@ -55,6 +55,7 @@ __all__ = [
     "Respond",
     "ServerRecord",
     "ToolRecord",
+    "Trickle",
     "Upstream",
     "UpstreamTool",
     "User",
@@ -245,7 +246,15 @@ class Drop:
     after: bool = False
 
 
-Fault = Respond | Delay | Drop
+@dataclass(frozen=True)
+class Trickle:
+    """Handle the request, then send the answer's body one byte every ``interval`` seconds:
+    each read returns in time, so only a deadline on the whole answer stops the wait."""
+
+    interval: float
+
+
+Fault = Respond | Delay | Drop | Trickle
 
 
 @dataclass
@@ -795,18 +804,26 @@ class FakeMCPJungle:
             if isinstance(fault, Delay) and fault.after and self._stopping.wait(fault.seconds):
                 self._drop(handler, record)
                 return
-            self._answer(handler, record, reply, call.method)
+            trickle = fault.interval if isinstance(fault, Trickle) else None
+            self._answer(handler, record, reply, call.method, trickle)
         except OSError:  # the client went away (its own timeout); Go would just log it
             handler.close_connection = True
             self._finish(record)
 
     def _answer(
-        self, handler: _RequestHandler, record: RecordedRequest, reply: _Reply, method: str
+        self,
+        handler: _RequestHandler,
+        record: RecordedRequest,
+        reply: _Reply,
+        method: str,
+        trickle: float | None = None,
     ) -> None:
         with self._cond:
             record.status = reply.status  # before writing: the client may look right after
         try:
-            handler.write_reply(reply, head_only=method == "HEAD")
+            handler.write_reply(
+                reply, head_only=method == "HEAD", trickle=trickle, stopping=self._stopping
+            )
         finally:
             self._finish(record)
 
@@ -1453,7 +1470,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def write_reply(self, reply: _Reply, *, head_only: bool) -> None:
+    def write_reply(
+        self,
+        reply: _Reply,
+        *,
+        head_only: bool,
+        trickle: float | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.send_response_only(reply.status)  # no "Server:" header, Go sends none
         self.send_header("Date", self.date_time_string())
         for name, value in reply.headers:
@@ -1464,7 +1488,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         if not head_only and reply.status != 204:
-            self.wfile.write(reply.body)
+            if trickle is None:
+                self.wfile.write(reply.body)
+                return
+            for i in range(len(reply.body)):  # a byte at a time, until done or stopped
+                self.wfile.write(reply.body[i : i + 1])
+                self.wfile.flush()
+                if stopping is not None and stopping.wait(trickle):
+                    return
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the request log is the fake's own, not stderr

@@ -93,10 +93,12 @@ class Engine:
         self._secrets: tuple[DesiredState, SecretResolver] | None = None
         self._secrets_lock = threading.Lock()
 
-    def secret_resolver(self, state: DesiredState) -> SecretResolver:
-        """The resolver of ``state``'s references: one per loaded state, so once per pass."""
+    def secret_resolver(self, state: DesiredState, *, fresh: bool = False) -> SecretResolver:
+        """The resolver of ``state``'s references. Each pass starts a ``fresh`` one, so a
+        reference is resolved once per pass (a daemon's resync of the same loaded state
+        picks up a rotated secret); within the pass every target shares it."""
         with self._secrets_lock:
-            if self._secrets is None or self._secrets[0] is not state:
+            if fresh or self._secrets is None or self._secrets[0] is not state:
                 resolver = SecretResolver(
                     state.secrets,
                     self.environ,
@@ -140,9 +142,10 @@ class Engine:
     def _pass(self, state: DesiredState, names: list[str], options: PassOptions) -> RunReport:
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
         REDACTOR.use_fingerprint(fingerprint)  # secrets in any text shown as in the diffs
+        resolver = self.secret_resolver(state, fresh=True)  # this pass's: nothing from the last
         context = self.context(state, writable=not options.dry_run)
         # Every resolver command the pass needs, concurrently, before any target asks.
-        self.secret_resolver(state).prefetch(_references(state, names, options), self.resolving)
+        resolver.prefetch(_references(state, names, options), self.resolving)
         found = self.divergences(state, names, options)
         built = {name: targets.build(name, state.targets[name], context) for name in names}
 

@@ -271,3 +271,18 @@ def test_an_invalid_record_is_one_located_problem(
     (problem,) = caught.value.problems
     assert f"{problem.line}:{problem.column}" == where
     assert message.lower() in (problem.message + " " + problem.hint).lower(), problem
+
+
+def test_a_record_made_when_every_env_value_was_sealed_still_matches() -> None:
+    """Before only secrets were masked, a record's fingerprint covered ``env`` with every
+    value sealed; the same live entry, now with plain values, is still that record's."""
+    live = {"transport": "stdio", "command": "uvx", "env": {"ROOT": "/srv/a", "T": "hmac-sha256:x"}}
+    old_style = {**live, "env": {"ROOT": SEAL("/srv/a"), "T": "hmac-sha256:x"}}
+    drift = [FieldChange("/env/ROOT", "/srv/a", "/srv/b")]
+    for made_from in (live, old_style):
+        rec = record(("/env",), made_from)
+        assert divergence.record_state(rec, drift, live, SEAL, TODAY) is not State.CHANGED
+    moved = {**live, "env": {"ROOT": "/srv/other", "T": "hmac-sha256:x"}}
+    assert divergence.record_state(record(("/env",), old_style), drift, moved, SEAL, TODAY) is (
+        State.CHANGED
+    )

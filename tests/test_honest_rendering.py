@@ -20,6 +20,7 @@ import pytest
 from reconciler.core.essence import bridge_mcp_remote, bridged_headers, from_server
 from reconciler.core.model import Server
 from reconciler.secrets import header_through_env
+from tests import realclients as rc
 from tests.conftest import Workspace
 
 CANARY = "canary-value-" + "Zq7Xw2Vb9Nm4"
@@ -315,3 +316,30 @@ def test_bridged_bearer_token_never_sits_in_the_arguments(workspace: Workspace, 
     assert again.exit_code == 0 and "converged: 0 changed" in again.stdout, again.stdout
     for result in (first, again):
         assert CANARY not in result.stdout + result.stderr
+
+
+def test_real_gemini_reads_the_dollars_kept_as_written_and_expands_the_refused_ones(
+    workspace: Workspace,
+) -> None:
+    """The real Gemini CLI (0.61) lists the args it loaded: a ``$`` before no name stays as
+    written; a literal ``$HOME`` becomes the home folder, which is why validate refuses it."""
+    rc.require_client("gemini")
+    workspace.write(
+        "servers.yaml",
+        """
+        servers:
+          tool:
+            command: no-such-tool
+            args: ["5$", "$-x", "$$"]
+        """,
+    )
+    workspace.write("targets.yaml", "targets:\n  g: {kind: gemini}\n")
+    assert workspace.run().exit_code == 0
+    settings = workspace.home / ".gemini" / "settings.json"
+    data = json.loads(settings.read_text())
+    data["mcpServers"]["hand"] = {"command": "no-such-tool", "args": ["$HOME/data"]}
+    settings.write_text(json.dumps(data))
+    servers, trusted = rc.gemini_list(workspace.home, workspace.root, trusted=True)
+    assert trusted
+    assert servers["tool"]["args"] == "5$ $-x $$"
+    assert servers["hand"]["args"] == f"{workspace.home}/data"

@@ -21,6 +21,7 @@ import pytest
 from reconciler.cli.common import Settings, resolve_progress
 from reconciler.core.essence import fingerprint_with
 from reconciler.core.model import Resolver
+from reconciler.engine import Engine, PassOptions
 from reconciler.secrets import Redactor, SecretError, SecretResolver, find_references, resolution
 from tests.conftest import Workspace, environ_without_locations
 
@@ -247,3 +248,31 @@ def test_a_resolver_error_never_carries_stderr(tmp_path: Path) -> None:
     with pytest.raises(SecretError) as caught:
         r.resolve_text("${vault:x}")
     assert "oops" not in str(caught.value)
+
+
+def test_each_pass_resolves_afresh_even_on_the_same_loaded_state(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """A daemon resyncs with the state it loaded: a secret rotated at its resolver must
+    still be picked up by the next pass."""
+    value = tmp_path / "current"
+    value.write_text("first-value-1\n")
+    script = _script(
+        tmp_path,
+        "rotating.py",
+        f"import sys\nprint(open({str(value)!r}).read().strip())\n",
+    )
+    command = json.dumps([sys.executable, script, "{name}"])
+    workspace.write(
+        "servers.yaml",
+        f"secrets:\n  vault: {{command: {command}}}\n"
+        "servers:\n  s: {command: uvx, env: {T: '${vault:t}'}}\n",
+    )
+    path = workspace.home / "desktop.json"
+    workspace.write("targets.yaml", f"targets:\n  d: {{kind: claude-desktop, path: {path}}}\n")
+    engine = Engine(workspace.desired, workspace.state_dir, home=workspace.home, environ={})
+    state = engine.load()
+    assert engine.run(PassOptions(), state).exit_code == 0
+    value.write_text("rotated-value-2\n")
+    assert engine.run(PassOptions(), state).exit_code == 0
+    assert json.loads(path.read_text())["mcpServers"]["s"]["env"]["T"] == "rotated-value-2"

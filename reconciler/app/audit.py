@@ -272,8 +272,9 @@ def _scan(
     found: list[AuditFinding] = []
     for entry, essence in sorted(entries.items()):
         shaped = scan_essence(essence, known=False)  # by shape only: deterministic
-        found += _resolved_here(name, entry, essence, last_applied.get(entry), fingerprint, why,
-                                skip={f.path for f in shaped})  # fmt: skip
+        last = last_applied.get(entry)
+        skip = {f.path for f in shaped}
+        found += _resolved_here(name, entry, essence, last, fingerprint, why, skip=skip)
         for finding in shaped:
             REDACTOR.add(finding.value)
             for part in url_secret_parts(finding.value):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.compare import FieldChange, pointer_parts, resolve_pointer
-from reconciler.core.essence import Essence, Sealer
+from reconciler.core.essence import SECRET_FIELDS, Essence, Sealer, is_sealed_value
 from reconciler.core.model import OnDrift
 from reconciler.core.plan import Action, Change
 
@@ -113,6 +113,18 @@ def fingerprint(entry: Any, paths: Sequence[str], seal: Sealer) -> str:
     return seal(text)
 
 
+def all_sealed(entry: Any, seal: Sealer) -> Any:
+    """``entry`` with every env and header value sealed, as records written before only
+    secrets were masked saw it: such a record still matches the entry it was made from."""
+    if not isinstance(entry, dict) or not any(k in entry for k in SECRET_FIELDS):
+        return entry
+    out = dict(entry)
+    for name in SECRET_FIELDS:
+        if isinstance(out.get(name), dict):
+            out[name] = {k: v if is_sealed_value(v) else seal(str(v)) for k, v in out[name].items()}
+    return out
+
+
 # -- matching ------------------------------------------------------------------------------
 
 
@@ -178,7 +190,9 @@ def record_state(
         return State.UNKNOWN
     if not any(record.covers(f.path) for f in drift):
         return State.STALE
-    if fingerprint(live_entry, record.paths, seal) != record.observed:
+    if fingerprint(live_entry, record.paths, seal) != record.observed and (
+        fingerprint(all_sealed(live_entry, seal), record.paths, seal) != record.observed
+    ):
         return State.CHANGED
     if record.expiring(today):
         return State.EXPIRING

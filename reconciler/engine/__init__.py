@@ -104,15 +104,16 @@ class Engine:
         self._secrets: tuple[DesiredState, SecretResolver] | None = None
         self._secrets_lock = threading.Lock()
 
-    def secret_resolver(self, state: DesiredState) -> SecretResolver:
+    def secret_resolver(self, state: DesiredState, *, fresh: bool = False) -> SecretResolver:
         """The resolver of ``state``'s references for the current pass.
 
         A resolver caches each outcome (failures too), so it lives for one pass only:
-        ``run`` drops it first, and a daemon that keeps its loaded state between passes
-        still picks up a secret rotated at its resolver, and retries one that failed.
+        each pass starts a ``fresh`` one, and a daemon that keeps its loaded state between
+        passes still picks up a secret rotated at its resolver, and retries one that
+        failed. Within the pass every target shares it (one resolution per reference).
         """
         with self._secrets_lock:
-            if self._secrets is None or self._secrets[0] is not state:
+            if fresh or self._secrets is None or self._secrets[0] is not state:
                 resolver = SecretResolver(
                     state.secrets,
                     self.environ,
@@ -172,9 +173,10 @@ class Engine:
     def _pass(self, state: DesiredState, names: list[str], options: PassOptions) -> RunReport:
         fingerprint = fingerprint_with(self.store.fingerprint_key(create=not options.dry_run))
         REDACTOR.use_fingerprint(fingerprint)  # secrets in any text shown as in the diffs
+        resolver = self.secret_resolver(state, fresh=True)  # this pass's: nothing from the last
         context = self.context(state, writable=not options.dry_run)
         # Every resolver command the pass needs, concurrently, before any target asks.
-        self.secret_resolver(state).prefetch(_references(state, names, options), self.resolving)
+        resolver.prefetch(_references(state, names, options), self.resolving)
         found = self.divergences(state, names, options)
         built = {name: targets.build(name, state.targets[name], context) for name in names}
 

@@ -66,19 +66,9 @@ _SHAPE_MARKERS = (
     "begin", "gh", "glpat-", "sk-", "xox", "akia", "asia", "aiza", "eyj", "bearer", "basic",
     "://", "passw", "pwd",
 )  # fmt: skip
-_KEY_MARKERS = (
-    "token",
-    "secret",
-    "passw",
-    "pwd",
-    "key",
-    "auth",
-    "credential",
-    "cookie",
-    "session",
-    "pass",
-    "\n-p",
-)  # fmt: skip  (mysql's -pSECRET, one per line)
+# "\n-p": mysql's -pSECRET, an argument that starts a line of the joined strings.
+_KEY_MARKERS = ("token", "secret", "passw", "pwd", "key", "auth", "credential", "cookie",
+                "session", "pass", "\n-p")  # fmt: skip
 
 
 def has_secret_marker(lowered: str) -> bool:

@@ -4,19 +4,22 @@
 read-only tool, one that says read-only and destructive at once, three that are not
 read-only) is probed, then applied with ``reconcile`` in a temp HOME; each client's own
 command must then show those three tools denied: ``codex mcp get NAME --json`` lists them
-in ``disabled_tools``, ``opencode debug config`` shows them as ``permission: deny``, and a
+in ``disabled_tools``, ``opencode debug config`` shows them as ``permission: deny``, a
 ``claude -p`` run against a closed loopback model endpoint offers only the two others in its
-``system/init`` event (it starts the server to list them; the model call then fails). No
-network: reference/TOOLCONTROLS.md "Offline check".
+``system/init`` event (it starts the server to list them; the model call then fails), and a
+``gemini -p`` run declares only those two to a loopback recorder standing in for the model
+API. No network: reference/TOOLCONTROLS.md "Offline check".
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -38,7 +41,9 @@ def closed_port() -> int:
 
 
 def governed(ws: Workspace, target: str) -> None:
-    """Desired state with the governed server on ``target``, probed, then applied."""
+    """Desired state with the governed server on ``target``, probed, then applied.
+
+    One page of tools: Gemini CLI 0.61 reads only the first page of a listing."""
     ws.write(
         "servers.yaml",
         f"""
@@ -46,6 +51,7 @@ def governed(ws: Workspace, target: str) -> None:
           things:
             command: {sys.executable}
             args: [{json.dumps(str(DIR / "tools_server.py"))}]
+            env: {{PAGE_SIZE: "100"}}
             tools: {{block: mutating}}
         """,
     )
@@ -118,3 +124,66 @@ def test_claude_offers_only_the_allowed_tools(workspace: Workspace) -> None:
     assert offered == OFFERED
     deny = json.loads(settings.read_text(encoding="utf-8"))["permissions"]["deny"]
     assert deny == ["Bash(rm:*)", *(f"mcp__things__{t}" for t in BLOCKED)]
+
+
+class _ModelRecorder(http.server.BaseHTTPRequestHandler):
+    """Stands in for the Gemini API on loopback: keeps each request body, answers "ok"."""
+
+    bodies: ClassVar[list[dict[str, Any]]] = []
+    REPLY: ClassVar[dict[str, Any]] = {
+        "candidates": [
+            {"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP"}
+        ]
+    }
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", "0"))
+        self.bodies.append(json.loads(self.rfile.read(length) or b"{}"))
+        data = json.dumps(self.REPLY).encode()
+        if "alt=sse" in self.path:
+            data = b"data: " + data + b"\r\n\r\n"
+        self.send_response(200)
+        kind = "text/event-stream" if "alt=sse" in self.path else "application/json"
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_gemini_declares_only_the_allowed_tools(workspace: Workspace) -> None:
+    rc.require_client("gemini")
+    settings = workspace.home / ".gemini" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    auth = {"security": {"auth": {"selectedType": "gemini-api-key"}}}  # kept by the pass
+    settings.write_text(json.dumps(auth), encoding="utf-8")
+    governed(workspace, "kind: gemini")
+    _ModelRecorder.bodies = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ModelRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        rc.run_client(
+            "gemini",
+            ["-p", "hi", "--approval-mode", "yolo"],  # yolo: every server's tools offered
+            home=workspace.home,
+            env={
+                "GEMINI_API_KEY": "fake-key",
+                "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}",
+                "GEMINI_CLI_TRUST_WORKSPACE": "true",
+            },
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    declared = {
+        f["name"]
+        for body in _ModelRecorder.bodies
+        for tools in body.get("tools", [])
+        for f in tools.get("functionDeclarations", [])
+    }
+    assert sorted(n.removeprefix("mcp_things_") for n in declared if "things" in n) == OFFERED

@@ -59,8 +59,10 @@ class DesiredState:
     secrets: Mapping[str, model.Resolver] = field(default_factory=dict)
     origins: Mapping[tuple[str, str], Located] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
-    digest: bytes = b""  # the validated-state cache's key for these files (``Cache``)
-    cached: bool = False  # read from that cache: nothing to keep
+    # The validated-state cache's key for these files (``Cache``), and whether this state was
+    # read from it; neither is desired state, so neither takes part in comparisons.
+    digest: bytes = field(default=b"", compare=False)
+    cached: bool = field(default=False, compare=False)
 
     @cached_property
     def essences(self) -> Mapping[str, Essence]:

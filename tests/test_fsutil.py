@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.errors import ConcurrentChange
+from reconciler.store import fsutil
 from reconciler.store.fsutil import atomic_write, compare_and_swap, read_snapshot
 
 
@@ -57,3 +58,33 @@ def test_compare_and_swap_sees_a_file_created_since_it_was_read(tmp_path: Path) 
     path.write_text("created meanwhile")
     with pytest.raises(ConcurrentChange):
         compare_and_swap(snapshot, b"ours")
+
+
+# The depth check decides the common case in C (balanced brackets, at most MAX_DEPTH deep)
+# and leaves every other text to the exact scan: both must give the exact scan's answer.
+_D = 200  # fsutil.MAX_DEPTH
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (("[" * _D + "]" * _D) * 2, None),  # at the limit (more brackets than the limit)
+        (("{" * _D + "}" * _D) * 2, None),
+        (("[{" * (_D // 2) + "}]" * (_D // 2)) * 2, None),  # mixed, at the limit
+        ("{[" * (_D // 2) + "1" + "]}" * (_D // 2) + "{[" * 101 + "]}" * 101, (1, 602)),
+        ("[" * (_D + 1) + "]" * (_D + 1), (1, _D + 1)),  # one over
+        ("[]" * 300 + "[" * (_D + 1) + "]" * (_D + 1), (1, 600 + _D + 1)),
+        ('["' + "]" * 300 + '"]' + "[]" * 150, None),  # brackets inside a string
+        ("'" + "[" * 300 + "'" + "[]" * 150, None),  # and inside a single-quoted one
+        ('"unterminated [' + "\n" + "[" * _D + "]" * _D, (2, _D)),  # the quote ends at the line
+        ('"unterminated' + "\n" + ("[" * _D + "]" * _D) * 2, None),
+        ("]" * 300 + "[" * _D, None),  # stray closers never go below zero
+        ("]" * 300 + "[" * (_D + 1), (1, 300 + _D + 1)),
+        ('{"a": ["x\\"]", ' + "[" * 150 + "]" * 150 + "]}", None),  # an escaped quote
+    ],
+)
+def test_the_fast_depth_check_agrees_with_the_exact_scan(
+    text: str, where: tuple[int, int] | None
+) -> None:
+    assert fsutil.MAX_DEPTH == _D
+    assert fsutil.too_deep(text) == where

@@ -124,7 +124,9 @@ class Engine:
             return self._secrets[1]
 
     def load(self) -> DesiredState:
-        return load_desired(self.desired_dir)
+        """Desired state, from the state directory's validated-state cache when desired/ and
+        the code are what they were when an applying pass kept it (``store.desired.Cache``)."""
+        return load_desired(self.desired_dir, self.store.desired_cache())
 
     def run(self, options: PassOptions, state: DesiredState | None = None) -> RunReport:
         """One pass; ``state`` spares the load when the caller (the daemon) just loaded it."""
@@ -148,6 +150,8 @@ class Engine:
             # applying pass, with what is known, so `status` and the daemon never show a
             # pass that ended badly as the last good one.
             if not options.dry_run and not invalid:
+                if report is not None and report.exit_code == 0:  # a failing pass adds nothing
+                    self.store.keep_desired(state)  # the next runs skip validating it again
                 status: dict[str, Any] = (
                     report.to_json() if report is not None else {"schema": 1, "exit_code": 3}
                 )
@@ -392,14 +396,15 @@ class Engine:
             target.close()
 
 
-def load_desired(root: Path) -> DesiredState:
+def load_desired(root: Path, cache: desired.Cache | None = None) -> DesiredState:
     """``desired/`` validated by every layer's rules, every problem listed in one run: the
     schema, names and placements (store), each target kind's fields (targets), and secret
-    references and literals (secrets)."""
+    references and literals (secrets); or, unchanged since, from ``cache``."""
     return desired.load(
         root,
         checks=(targets.check, _secret_rules),
         on_invalid=register_document_literals,
+        cache=cache,
     )
 
 

@@ -13,15 +13,21 @@ here because only here are locations known.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
+import hashlib
+import hmac
 import os
+import pickle
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pydantic
 from pydantic import BaseModel, ValidationError
 
 from reconciler.core import model
@@ -57,6 +63,10 @@ class DesiredState:
     files: tuple[Path, ...] = ()
     # ``defaults:`` as written; each server's ``tools`` already has the defaults merged in.
     defaults: model.Defaults = field(default_factory=model.Defaults)
+    # The validated-state cache's key for these files (``Cache``), and whether this state was
+    # read from it; neither is desired state, so neither takes part in comparisons.
+    digest: bytes = field(default=b"", compare=False)
+    cached: bool = field(default=False, compare=False)
 
     @cached_property
     def essences(self) -> Mapping[str, Essence]:
@@ -131,11 +141,33 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+@dataclass(frozen=True)
+class Cache:
+    """Where a validated desired state is kept between runs, and the key that signs it.
+
+    Why: loading a large desired/ (YAML with positions, the schema, every layer's checks) is
+    a quarter of a no-op pass, and desired/ rarely changes between passes. The cache is keyed
+    by the bytes of every desired file, the desired and working directories (problems name
+    files relative to the latter), and the code that validated it (the size and mtime of
+    each of the package's source files, Python's and pydantic's versions), so any change
+    under desired/ or of the code misses it. Only a state that loaded without a problem is
+    kept: desired files hold references, never resolved secrets (a literal secret is a
+    problem), so the cache holds nothing a desired file does not. It is signed with the
+    state directory's fingerprint key (HMAC-SHA256): a file only that key's reader could
+    make is unpickled, and anything else is a miss. Written (one atomic write) by an applying
+    pass, never by a dry run or a reading command.
+    """
+
+    path: Path
+    key: bytes
+
+
 def load(
     root: Path,
     *,
     checks: Sequence[Check] = (),
     on_invalid: Callable[[Any], None] | None = None,
+    cache: Cache | None = None,
 ) -> DesiredState:
     """Load and validate ``root``; raise DesiredStateError listing every problem found.
 
@@ -159,9 +191,18 @@ def load(
     problems: list[Problem] = []
     parsed: list[tuple[Path, DesiredFile, dict[Loc, Located], dict[Loc, Located]]] = []
     files = desired_files(root)
+    texts = {path: _read(path, problems) for path in files}  # each file read once
+    digest = b"" if problems else _cache_key(root, texts)
+    if cache is not None and digest:
+        kept = _cached(cache, digest)
+        if kept is not None:
+            return replace(kept, cached=True)
     invalid: set[tuple[str, str]] = set()  # (section, name) of objects the schema refused
     for path in files:
-        result = _load_file(path, problems, on_invalid, invalid)
+        text = texts[path]
+        if text is None:
+            continue
+        result = _load_file(path, text, problems, on_invalid, invalid)
         if result is not None:
             parsed.append((path, *result))
 
@@ -223,7 +264,9 @@ def load(
             name: server.model_copy(update={"tools": merge_policy(defaults.tools, server.tools)})
             for name, server in servers.items()
         }
-    state = DesiredState(root, servers, targets, mirrors, secrets, origins, tuple(files), defaults)
+    state = DesiredState(
+        root, servers, targets, mirrors, secrets, origins, tuple(files), defaults, digest=digest
+    )
     # Cross-references run over every object the schema accepted, so that both kinds of
     # problem come in one run; a placement of a server the schema refused is no news.
     refused = [f"undeclared server '{n}'" for s, n in invalid if s == "servers"]
@@ -239,21 +282,73 @@ def load(
     return state
 
 
+def _read(path: Path, problems: list[Problem]) -> str | None:
+    try:
+        return fsutil.read_text(path)
+    except ReconcilerError as e:
+        shown = display_path(path)
+        problems.append(Problem(shown, 0, 0, f"cannot read: {str(e).removeprefix(f'{path}: ')}"))
+    except UnicodeDecodeError as e:
+        problems.append(Problem(display_path(path), 0, 0, f"not UTF-8 text (byte {e.start})"))
+    return None
+
+
+# -- the validated-state cache (Cache) ------------------------------------------------------
+
+_CACHE_FORMAT = b"reconciler-desired-cache-1"
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _cache_key(root: Path, texts: Mapping[Path, str | None]) -> bytes:
+    digest = hashlib.sha256(_CACHE_FORMAT)
+    for part in (sys.version, pydantic.VERSION, str(root.resolve()), str(Path.cwd())):
+        digest.update(part.encode() + b"\0")
+    for source in sorted(_PACKAGE.rglob("*.py")):  # the code that validated it
+        stat = source.stat()
+        digest.update(f"{source}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+    for path, text in texts.items():
+        digest.update(f"{path}\0".encode() + (text or "").encode() + b"\0")
+    return digest.digest()
+
+
+def _cached(cache: Cache, digest: bytes) -> DesiredState | None:
+    try:
+        data = fsutil.read_bounded(cache.path)
+    except ReconcilerError:
+        return None
+    size = hashlib.sha256().digest_size
+    if data is None or len(data) < 2 * size or data[size : 2 * size] != digest:
+        return None
+    signature = hmac.new(cache.key, data[size:], hashlib.sha256).digest()
+    if not hmac.compare_digest(signature, data[:size]):
+        return None  # not written with this state directory's key: never unpickled
+    try:
+        state = pickle.loads(data[2 * size :])
+    except Exception:  # a cache from other code that slipped through: load afresh
+        return None
+    return state if isinstance(state, DesiredState) else None
+
+
+def keep(cache: Cache, state: DesiredState) -> None:
+    """Write ``state`` to ``cache`` for the next runs, unless it came from there (or from a
+    loader that did not key it). Called by an applying pass once it is done."""
+    if state.cached or not state.digest:
+        return
+    body = state.digest + pickle.dumps(replace(state, cached=True), pickle.HIGHEST_PROTOCOL)
+    signature = hmac.new(cache.key, body, hashlib.sha256).digest()
+    # a cache that cannot be written costs the next run a load, nothing else
+    with contextlib.suppress(OSError, ReconcilerError):
+        fsutil.atomic_write(cache.path, signature + body, mode=0o600)
+
+
 def _load_file(
     path: Path,
+    text: str,
     problems: list[Problem],
     on_invalid: Callable[[Any], None] | None,
     invalid: set[tuple[str, str]] | None = None,
 ) -> tuple[DesiredFile, dict[Loc, Located], dict[Loc, Located]] | None:
     shown = display_path(path)
-    try:
-        text = fsutil.read_text(path)
-    except ReconcilerError as e:
-        problems.append(Problem(shown, 0, 0, f"cannot read: {str(e).removeprefix(f'{path}: ')}"))
-        return None
-    except UnicodeDecodeError as e:
-        problems.append(Problem(shown, 0, 0, f"not UTF-8 text (byte {e.start})"))
-        return None
     found = yamlio.read(text, shown, problems)
     if found is None:
         return None

@@ -26,9 +26,11 @@ from typing import Any
 from reconciler.core.errors import ReconcilerError, TargetError
 from reconciler.core.essence import Essence
 from reconciler.core.tools import LOCKED_FIELDS, ServerTools, ToolClass, ToolRecord
-from reconciler.store import fsutil
+from reconciler.store import desired, fsutil
+from reconciler.store.desired import DesiredState
 
 KEY_FILE = "fingerprint.key"
+DESIRED_CACHE_FILE = "desired-cache.bin"
 STATUS_FILE = "status.json"
 REJECTED_FILE = "rejected.json"
 DAEMON_STATUS_FILE = "daemon.json"
@@ -88,6 +90,7 @@ class StateStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._kept = b""  # the digest of the desired state last kept (keep_desired)
 
     def _inventory_path(self, target: str) -> Path:
         return self._inside("last-applied", f"{target}.json")
@@ -192,6 +195,27 @@ class StateStore:
         current = fsutil.read_snapshot(path)
         if current.content != payload.encode():  # unchanged state is not rewritten
             fsutil.atomic_write(path, payload.encode())
+
+    def desired_cache(self) -> desired.Cache | None:
+        """The validated desired state kept between runs, signed with the fingerprint key;
+        None until an applying pass has made that key."""
+        try:
+            key = fsutil.read_bounded(self.root / KEY_FILE, limit=4096)
+        except ReconcilerError:
+            return None
+        if key is None or len(key) < 32:
+            return None
+        return desired.Cache(self.root / DESIRED_CACHE_FILE, key)
+
+    def keep_desired(self, state: DesiredState) -> None:
+        """After an applying pass: keep its validated desired state for the next runs
+        (once per state: the daemon passes the same state again and again)."""
+        if state.cached or not state.digest or state.digest == self._kept:
+            return
+        cache = self.desired_cache()
+        if cache is not None:
+            desired.keep(cache, state)
+            self._kept = state.digest
 
     def fingerprint_key(self, *, create: bool) -> bytes:
         """The HMAC key; created (0600) only when ``create``, else ephemeral if absent."""

@@ -96,7 +96,9 @@ SUBCOMMANDS: Mapping[str, Subcommand] = {
         "status", "status", "Server x target matrix from a fresh observation (writes nothing)."
     ),
     "validate": _at(
-        "checks", "validate", "Check desired state only: schema, references, placements."
+        "checks",
+        "validate",
+        "Check desired state only: schema, references, placements, the tool lock.",
     ),
     "watch": _at(
         "daemon",

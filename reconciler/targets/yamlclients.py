@@ -374,7 +374,7 @@ class Continue(YamlFileTarget):
 
     def to_native(self, essence: Essence, existing: Any) -> Any:
         native = super().to_native(essence, existing)
-        headers = references.convert(essence, self.syntax.to_native).get("headers")
+        headers = self.syntax.write(essence).get("headers")
         options = native.get("requestOptions")
         if headers:
             if not isinstance(options, MutableMapping):

@@ -170,3 +170,26 @@ def test_a_reference_where_the_kind_expands_it_stays_a_reference(
     expected = "Bearer ${API_TOKEN}" if field == "headers" else "${API_TOKEN}"
     assert _field(_entry(path), field) == expected
     assert CANARY not in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("field", ["args", "url", "env", "headers"])
+def test_crush_refuses_a_literal_dollar_with_its_own_reason(
+    workspace: Workspace, field: str
+) -> None:
+    value = '"x$HOME"'
+    server = {
+        "args": f"command: npx\n    args: [-y, {value}]",
+        "env": f"command: npx\n    env: {{DIR: {value}}}",
+        "url": 'transport: http\n    url: "https://h.example/mcp?$filter=x"',
+        "headers": "transport: http\n    url: https://h.example/mcp\n"
+        f"    headers: {{X-Dir: {value}}}",
+    }[field]
+    workspace.write("servers.yaml", f"servers:\n  api:\n    {server}\n")
+    path = workspace.home / "crush.json"
+    workspace.write("targets.yaml", f"targets:\n  client: {{kind: crush, path: {path}}}\n")
+    result = workspace.run("validate")
+    assert result.exit_code == 2
+    out = result.stdout + result.stderr
+    assert f"servers.api.{field}" in out and "(crush): Crush runs shell expansion" in out
+    assert "Gemini" not in out
+    assert not path.exists()

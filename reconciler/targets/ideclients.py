@@ -59,7 +59,20 @@ def _existing_or_legacy(current: Path, legacy: Path) -> Path:
 # src/services/mcp/McpHub.ts), Warp (``substitute_env_vars`` over the server's JSON,
 # app/src/ai/mcp/parsing.rs).
 KIRO_SYNTAX = references.BRACED.only_in("command", "env", "headers")
-CRUSH_SYNTAX = references.GEMINI.only_in("command", "env", "headers")
+# Crush reads Gemini CLI's spellings (the shell's ``$VAR`` and ``${VAR}``, written braced);
+# a literal dollar is refused in every field, since its newer releases expand args and url.
+CRUSH_SYNTAX = references.Syntax(
+    "$NAME",
+    references.GEMINI.to_essence,
+    references.GEMINI.to_native,
+    writable=references.GEMINI.writable,
+    why_not=(
+        "Crush runs shell expansion on the command, env and headers (and, in its newer "
+        "releases, on args and url): a literal '$' before a name or '{' would not read back "
+        "as written"
+    ),
+    fields=frozenset({"command", "env", "headers"}),
+)
 
 
 class Kiro(DisabledFlag):
@@ -325,7 +338,7 @@ class Crush(DisabledFlag):
     scopes: tuple[str, ...] = ("user", "project")
     tool_control = "disabled_tools"  # governed tools, exact names (internal/config/config.go)
     servers_key = ("mcp",)
-    syntax = CRUSH_SYNTAX  # the shell's ``$VAR`` or ``${VAR}``, written braced
+    syntax = CRUSH_SYNTAX
     managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")
 
     @classmethod

@@ -32,7 +32,7 @@ EXPANDS: dict[str, frozenset[str]] = {
     "kiro": SHELL_FIELDS,  # amazon-q-developer-cli mcp_client/client.rs
     "roo": EVERY,  # Roo-Code McpHub.ts: injectVariables over the whole server config
     "warp": EVERY,  # warp app/src/ai/mcp/parsing.rs: substitute_env_vars over the JSON
-    "continue": EVERY,  # ${{ secrets.X }} is a template over the whole config
+    "continue": EVERY,  # config-yaml fillTemplateVariables: over the whole YAML text
     "cline": frozenset(),
     "zed": frozenset(),
     "lmstudio": frozenset(),

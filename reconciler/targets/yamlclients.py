@@ -315,7 +315,8 @@ class Continue(YamlFileTarget):
     Each server is an item with ``name``; stdio has ``type: stdio``, ``command``, ``args``,
     ``env``, ``cwd``; a remote one ``type: sse`` or ``streamable-http`` with ``url`` and
     its headers under ``requestOptions.headers`` (the other request options are kept).
-    References are ``${{ secrets.NAME }}``. No switch: a disabled server is absent. A
+    References are ``${{ secrets.NAME }}``, filled in every field (``fillTemplateVariables``
+    runs over the whole YAML text). No switch: a disabled server is absent. A
     project's servers are a block file, ``<project>/.continue/mcpServers/mcp-reconciler.yaml``,
     in the same layout. Source: continuedev/continue
     ``packages/config-yaml/src/schemas/mcp/index.ts``, docs.continue.dev/reference.

@@ -150,6 +150,16 @@ def test_a_reference_where_the_kind_expands_none_is_resolved_with_the_note(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for out in (dry.stdout, dry.stderr, run.stdout, run.stderr):
         assert CANARY not in out
+    status = workspace.run("status")
+    assert (
+        f"resolved into client: api {pointer}: ${{env:API_TOKEN}} is resolved into the file "
+        f"({kind} expands no reference in {field})"
+    ) in status.stdout
+    audit = workspace.run("audit", "--declared")
+    assert f"client: api {pointer}: ${{env:API_TOKEN}} is resolved into the file" in audit.stdout
+    assert "file mode checked: client 0600" in audit.stdout
+    for out in (status.stdout, audit.stdout):
+        assert CANARY not in out
     before = path.read_bytes(), path.stat().st_mtime_ns
     again = workspace.run()  # the resolved value compares equal: nothing to write
     assert again.exit_code == 0 and "0 changed" in again.stdout, again.stdout

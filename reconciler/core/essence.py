@@ -53,6 +53,10 @@ class Capability:
     # References pass through only by the variable's own name (Codex: ``env_vars``,
     # ``bearer_token_env_var``, ``env_http_headers``), not inside other text.
     references_by_name: bool = False
+    # The essence fields the client expands a reference in (None: every field). Crush
+    # expands only in command, env and headers: a reference elsewhere is resolved into
+    # the file. Declared by the family together with its dialect's ``Syntax.fields``.
+    reference_fields: frozenset[str] | None = None
     # No update in place: every change of an entry is a replace (MCPJungle re-registers).
     replace_only: bool = False
     # Single tools can be switched off: governed tools (``tools.deny``/``allow``) apply.
@@ -65,6 +69,12 @@ class Capability:
     @property
     def enforces_tools(self) -> bool:
         return self.tool_switch or self.tool_rules
+
+    def expands_in(self, field: str) -> bool:
+        """Whether the client expands a reference it finds in ``field``."""
+        return self.env_references and (
+            self.reference_fields is None or field in self.reference_fields
+        )
 
     def expresses(self, transport: str) -> bool:
         return transport in self.transports

@@ -6,7 +6,8 @@ its one canonical spelling; each client dialect converts it to its own syntax), 
 other reference is resolved; elsewhere every reference is resolved to its value and the
 write is marked sensitive (file mode 0600). ``referable`` says which values a target can
 keep, from its capability (a client that passes a variable through only under its own name,
-as Codex does, keeps fewer), ``reference_mode`` reads a
+as Codex does, keeps fewer; one that expands references in some fields only, as Crush does,
+keeps them there only), ``reference_mode`` reads a
 target's ``secrets:`` option, and ``seal_paths`` seals the resolved strings outside env and
 headers so they are compared and shown by fingerprint only. A reference that cannot be
 resolved fails the target's plan (``SecretError``); nothing empty or literal is ever
@@ -68,12 +69,13 @@ def reference_mode(capability: Capability | None, option: str | None) -> bool:
 def referable(capability: Capability, field: str, key: str | None, value: str) -> bool:
     """Whether ``value`` (canonical ``${env:NAME}`` spelling) can stay as it is on a target.
 
-    Clients with interpolation take a reference anywhere. A client that passes a variable
-    through by name only (Codex) keeps: an env entry named like its variable (``env_vars``),
-    ``Authorization: Bearer ${env:V}`` (``bearer_token_env_var``) and a header that is
-    exactly ``${env:V}`` (``env_http_headers``).
+    Clients with interpolation take a reference in every field they expand it in
+    (``capability.reference_fields``: Crush only in command, env and headers). A client
+    that passes a variable through by name only (Codex) keeps: an env entry named like its
+    variable (``env_vars``), ``Authorization: Bearer ${env:V}`` (``bearer_token_env_var``)
+    and a header that is exactly ``${env:V}`` (``env_http_headers``).
     """
-    if not can_reference(capability):
+    if not capability.expands_in(field):
         return False
     if not capability.references_by_name:
         return True
@@ -229,7 +231,7 @@ def explain(
 ) -> tuple[str, str]:
     """Why a secret is resolved into this target's file, and how to keep it out (the
     per-kind facts come from the kind's capability: whether it expands variables at all,
-    and whether only by the variable's own name)."""
+    whether only by the variable's own name, and in which fields)."""
     who = kind or "this target"
     variable = _variable(field, key, refs)
     wanted = f"${{env:{variable}}}"
@@ -241,6 +243,13 @@ def explain(
             f"{wanted} keeps it out",
         )
     assert capability is not None
+    if not capability.expands_in(field):
+        where = ", ".join(sorted(capability.reference_fields or ()))
+        return (
+            f"{who} expands no reference in {field}",
+            f"{who} expands references only in {where}: pass the secret through one of "
+            f"those (as {wanted}) instead of {field}",
+        )
     schemes = sorted({r.scheme for r in refs if r.scheme != ENV})
     if not keep_env:
         why = "the target says secrets: resolve"

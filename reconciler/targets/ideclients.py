@@ -53,17 +53,45 @@ def _existing_or_legacy(current: Path, legacy: Path) -> Path:
     return legacy if legacy.exists() and not current.exists() else current
 
 
+# Where each client expands a reference (the rest of an entry goes out as written; the
+# secrets layer resolves a reference there into the file). Kinds not named here expand
+# references in every string of an entry: Roo (``injectVariables`` over the whole config,
+# src/services/mcp/McpHub.ts), Warp (``substitute_env_vars`` over the server's JSON,
+# app/src/ai/mcp/parsing.rs).
+KIRO_SYNTAX = references.BRACED.only_in("command", "env", "headers")
+# Crush reads Gemini CLI's spellings (the shell's ``$VAR`` and ``${VAR}``, written braced);
+# a literal dollar is refused in every field, since its newer releases expand args and url.
+CRUSH_SYNTAX = references.Syntax(
+    "$NAME",
+    references.GEMINI.to_essence,
+    references.GEMINI.to_native,
+    writable=references.GEMINI.writable,
+    why_not=(
+        "Crush runs shell expansion on the command, env and headers (and, in its newer "
+        "releases, on args and url): a literal '$' before a name or '{' would not read back "
+        "as written"
+    ),
+    fields=frozenset({"command", "env", "headers"}),
+)
+
+
 class Kiro(DisabledFlag):
     """Kiro (IDE and CLI, formerly Amazon Q Developer CLI): ``~/.kiro/settings/mcp.json``.
 
     The workspace file is ``<project>/.kiro/settings/mcp.json``. Kiro still reads the Amazon Q
     locations (``~/.aws/amazonq/mcp.json``, ``<project>/.amazonq/mcp.json``) when the new one
     is absent; then that file is the one edited. Remote servers are ``"type": "http"`` with
-    ``url``; stdio entries need no type. Source: aws/amazon-q-developer-cli
-    ``crates/chat-cli/src/cli/chat/tools/custom_tool.rs``, kiro.dev/docs/mcp/configuration.
+    ``url``; stdio entries need no type. References are expanded in the command
+    (``shellexpand``), ``env`` values (``process_env_vars``) and header values, never in
+    ``args`` or ``url``: a reference there is resolved into the file. (The Amazon Q code
+    reads ``${env:VAR}`` in env and headers, Kiro's docs ``${VAR}``.) Source:
+    aws/amazon-q-developer-cli
+    ``crates/chat-cli/src/cli/chat/tools/custom_tool.rs`` and
+    ``crates/chat-cli/src/mcp_client/client.rs``, kiro.dev/docs/mcp/configuration.
     """
 
     kind = "kiro"
+    syntax = KIRO_SYNTAX
     # No sse and no cwd: Kiro's server config has neither.
     capability = Capability(
         frozenset({"stdio", "http"}),
@@ -71,10 +99,10 @@ class Kiro(DisabledFlag):
         True,
         env_references=True,
         tool_rules=True,
+        reference_fields=KIRO_SYNTAX.fields,
     )
     scopes: tuple[str, ...] = ("user", "project")
     tool_control = "disabledTools"
-    syntax = references.BRACED
     managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")
 
     @classmethod
@@ -289,10 +317,10 @@ class Crush(DisabledFlag):
     ``type`` (required) is ``stdio``, ``http`` or ``sse``; the switch is ``disabled``; single
     tools are turned off with ``disabled_tools``. Crush expands shell references (``$VAR``,
     ``${VAR}``) in ``env`` values and ``headers`` (``ResolvedEnv``, ``ResolvedHeaders``),
-    and in the command; written as ``${VAR}``. It does not expand them in ``url`` (nor in
-    ``args`` before its newer releases): the secrets layer keeps a reference wherever the
-    kind can reference, so a reference there is not expanded by Crush (a per-field mask
-    belongs to ``secrets.referable``). In a project the file that exists is edited
+    and in the command; written as ``${VAR}``. Its releases before ``ResolvedArgs`` and
+    ``ResolvedURL`` expand nothing in ``args`` and ``url``, so a reference there is
+    resolved into the file (mode 0600, with the plan note), which every release reads as
+    written. In a project the file that exists is edited
     (``.crush.json`` first, as Crush reads it); a new one is ``.crush.json``. Source:
     charmbracelet/crush ``internal/config/config.go`` (``MCPConfig``),
     ``internal/config/load.go``.
@@ -305,11 +333,12 @@ class Crush(DisabledFlag):
         True,
         env_references=True,
         tool_rules=True,
+        reference_fields=CRUSH_SYNTAX.fields,
     )
     scopes: tuple[str, ...] = ("user", "project")
     tool_control = "disabled_tools"  # governed tools, exact names (internal/config/config.go)
     servers_key = ("mcp",)
-    syntax = references.GEMINI  # the shell's ``$VAR`` or ``${VAR}``, written braced
+    syntax = CRUSH_SYNTAX
     managed_fields = ("type", "command", "args", "env", "url", "headers", "disabled")
 
     @classmethod

@@ -192,11 +192,11 @@ class JsonFileTarget(FileTarget):
 
     def essence_of(self, raw: Mapping[str, Any]) -> Essence:
         """The essence of loosely typed fields, references turned into the canonical form."""
-        return normalize(references.convert(plain_fields(raw), self.syntax.to_essence))
+        return normalize(self.syntax.read(plain_fields(raw)))
 
     def to_native(self, essence: Essence, existing: Any) -> Any:
         native = dict(existing) if isinstance(existing, dict) else {}
-        essence = references.convert(essence, self.syntax.to_native)
+        essence = self.syntax.write(essence)
         written = self.written_fields(essence)
         written.update(self.switch_fields(essence.get("enabled", True), native))
         # Existing keys keep their place; a new managed key takes the place of the first one

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.core.essence import Essence
 from reconciler.secrets import ENV_NAME_PATTERN, ONLY_ENV, env_reference
@@ -38,7 +38,10 @@ class Syntax:
 
     ``writable`` says whether a string's literal text (references blanked out) can be
     written so that the client reads it back as the same literal; ``why_not`` says why not,
-    for ``validate``.
+    for ``validate``. ``fields`` are the essence fields the client expands references in
+    (None: every field); only those are converted, and the kind's capability declares the
+    same set (``reference_fields``) so that the secrets layer resolves a reference anywhere
+    else into the file.
     """
 
     name: str
@@ -46,6 +49,19 @@ class Syntax:
     to_native: Callable[[str], str]
     writable: Callable[[str], bool] = _any_literal  # ANY_LITERAL
     why_not: str = ""
+    fields: frozenset[str] | None = None
+
+    def only_in(self, *fields: str) -> Syntax:
+        """This spelling, expanded by the client in ``fields`` only."""
+        return replace(self, fields=frozenset(fields))
+
+    def read(self, essence: Essence) -> Essence:
+        """An essence read from the client: its references in the canonical form."""
+        return convert(essence, self.to_essence, self.fields)
+
+    def write(self, essence: Essence) -> Essence:
+        """An essence as the client spells it: canonical references in its syntax."""
+        return convert(essence, self.to_native, self.fields)
 
 
 def _identity(value: str) -> str:
@@ -101,18 +117,23 @@ OPENCODE = Syntax(
 )
 
 
-def convert(essence: Essence, convert_string: Callable[[str], str]) -> Essence:
-    """The essence with ``convert_string`` applied to every string a client may expand."""
+def convert(
+    essence: Essence,
+    convert_string: Callable[[str], str],
+    fields: frozenset[str] | None = None,
+) -> Essence:
+    """The essence with ``convert_string`` applied to every string a client may expand (in
+    ``fields`` only, when given)."""
     if convert_string is _identity:
         return essence
     out = dict(essence)
     for name in ("command", "cwd", "url"):
-        if isinstance(out.get(name), str):
+        if isinstance(out.get(name), str) and (fields is None or name in fields):
             out[name] = convert_string(out[name])
-    if isinstance(out.get("args"), list):
+    if isinstance(out.get("args"), list) and (fields is None or "args" in fields):
         out["args"] = [convert_string(a) if isinstance(a, str) else a for a in out["args"]]
     for name in ("env", "headers"):
-        if isinstance(out.get(name), dict):
+        if isinstance(out.get(name), dict) and (fields is None or name in fields):
             out[name] = {
                 k: convert_string(v) if isinstance(v, str) else v for k, v in out[name].items()
             }

@@ -315,7 +315,8 @@ class Continue(YamlFileTarget):
     Each server is an item with ``name``; stdio has ``type: stdio``, ``command``, ``args``,
     ``env``, ``cwd``; a remote one ``type: sse`` or ``streamable-http`` with ``url`` and
     its headers under ``requestOptions.headers`` (the other request options are kept).
-    References are ``${{ secrets.NAME }}``. No switch: a disabled server is absent. A
+    References are ``${{ secrets.NAME }}``, filled in every field (``fillTemplateVariables``
+    runs over the whole YAML text). No switch: a disabled server is absent. A
     project's servers are a block file, ``<project>/.continue/mcpServers/mcp-reconciler.yaml``,
     in the same layout. Source: continuedev/continue
     ``packages/config-yaml/src/schemas/mcp/index.ts``, docs.continue.dev/reference.
@@ -374,7 +375,7 @@ class Continue(YamlFileTarget):
 
     def to_native(self, essence: Essence, existing: Any) -> Any:
         native = super().to_native(essence, existing)
-        headers = references.convert(essence, self.syntax.to_native).get("headers")
+        headers = self.syntax.write(essence).get("headers")
         options = native.get("requestOptions")
         if headers:
             if not isinstance(options, MutableMapping):

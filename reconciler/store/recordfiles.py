@@ -94,7 +94,7 @@ class RecordBody(BaseModel):
     """The fields under ``divergence:`` (DESIGN section 3). Strict and closed, like the
     desired-state models: a typo in a reviewed record must fail, not be ignored."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     target: Text
     server: Text
@@ -110,7 +110,7 @@ class RecordBody(BaseModel):
 class RecordFile(BaseModel):
     """A record file: the single key ``divergence``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     divergence: RecordBody
 

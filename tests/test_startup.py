@@ -53,9 +53,11 @@ NOT_ON_THE_PASS = {
     "reconciler.app.audit",
     "reconciler.app.discover",
     "reconciler.app.metrics",
+    "reconciler.app.probe",
     "reconciler.app.pull",
     "reconciler.app.service",
     "reconciler.app.status",
+    "reconciler.app.toolgov",
     "reconciler.app.watch",
     "reconciler.cli.checks",
     "reconciler.cli.completion",
@@ -64,6 +66,7 @@ NOT_ON_THE_PASS = {
     "reconciler.cli.machine",
     "reconciler.cli.probing",
     "reconciler.cli.status",
+    "reconciler.probe",
 }
 
 

@@ -39,6 +39,13 @@ class Subcommand:
         return command
 
 
+def load_attribute(target: str) -> Any:
+    """``module:attribute`` of ``reconciler.cli``, imported now: the root command's own
+    optional paths (``--probe``) that a plain pass must not pay for."""
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(f"reconciler.cli.{module_name}"), attribute)
+
+
 def _at(module: str, attribute: str, short_help: str) -> Subcommand:
     return Subcommand(f"reconciler.cli.{module}:{attribute}", short_help)
 

@@ -11,12 +11,11 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from reconciler.app import markdown
-from reconciler.app import probe as probes
 from reconciler.cli.common import (
     EXIT_CODES_HELP,
     current_settings,
@@ -30,7 +29,7 @@ from reconciler.cli.common import (
     style,
     target_option,
 )
-from reconciler.cli.lazy import LazyGroup
+from reconciler.cli.lazy import LazyGroup, load_attribute
 from reconciler.core.report import ExitCode, RunReport, render_text
 from reconciler.engine import PassOptions
 from reconciler.secrets import wrap_streams
@@ -38,7 +37,7 @@ from reconciler.secrets import wrap_streams
 
 def _run(
     action: Callable[[], RunReport],
-    probed: list[probes.ProbeReport] | None = None,
+    probed: list[tuple[dict[str, Any], str]] | None = None,
     *,
     output_format: str = "text",
 ) -> NoReturn:
@@ -53,12 +52,12 @@ def _run(
     if settings.json or output_format == "json":
         data = report.to_json()
         if probed:  # reconcile --probe: what each server answered
-            data["probe"] = {"servers": [r.to_json() for r in probed[0].results]}
+            data["probe"] = probed[0][0]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         verbosity = settings.verbosity
         if probed and (verbosity >= 0 or report.exit_code):
-            click.echo(probes.render_text(probed[0]))
+            click.echo(probed[0][1])
         text = render_text(
             report, style(), verbose=verbosity > 0, quiet=verbosity < 0, duration=took
         )
@@ -110,20 +109,10 @@ def main(
         )
     if dry_run:
         fail(ExitCode.INVALID, "error: --probe runs servers, so it is never done in a dry run")
-    probed: list[probes.ProbeReport] = []
-
-    def run_and_probe() -> RunReport:
-        engine = make_engine()
-        report = engine.run(PassOptions(dry_run, target_names, server_names))
-        settings = current_settings()
-        wanted = probes.progress_wanted(json=settings.json, quiet=settings.verbosity < 0)
-        with probes.LiveProgress(wanted) as progress:
-            report, found = probes.probe_pass(
-                engine, report, server_names, on_done=progress, on_total=progress.start
-            )
-        probed.append(found)
-        return report
-
+    # The probe's modules load only on this path (cli/lazy.py), never on a plain pass.
+    run_and_probe, probed = load_attribute("probing:pass_then_probe")(
+        dry_run, target_names, server_names
+    )
     _run(run_and_probe, probed, output_format=output_format)
 
 

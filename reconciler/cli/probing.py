@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -20,6 +22,8 @@ from reconciler.cli.common import (
     server_option,
     target_option,
 )
+from reconciler.core.report import RunReport
+from reconciler.engine import PassOptions
 
 
 @click.command()
@@ -86,3 +90,27 @@ def probe(
     else:
         click.echo(probes.render_text(report))
     sys.exit(int(report.exit_code))
+
+
+def pass_then_probe(
+    dry_run: bool, target_names: tuple[str, ...], server_names: tuple[str, ...]
+) -> tuple[Callable[[], RunReport], list[tuple[dict[str, Any], str]]]:
+    """``reconcile --probe``: the pass, then a probe of each server it holds. Returns the
+    action for the root command's ``_run`` and the list it fills with what each server
+    answered (its JSON value and its text), once the action ran."""
+    probed: list[tuple[dict[str, Any], str]] = []
+
+    def run_and_probe() -> RunReport:
+        engine = make_engine()
+        report = engine.run(PassOptions(dry_run, target_names, server_names))
+        settings = current_settings()
+        wanted = probes.progress_wanted(json=settings.json, quiet=settings.verbosity < 0)
+        with probes.LiveProgress(wanted) as progress:
+            report, found = probes.probe_pass(
+                engine, report, server_names, on_done=progress, on_total=progress.start
+            )
+        servers = {"servers": [r.to_json() for r in found.results]}
+        probed.append((servers, probes.render_text(found)))
+        return report
+
+    return run_and_probe, probed

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 
 from reconciler import targets
@@ -187,12 +188,16 @@ def scene(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def has_command(*path: str) -> bool:
-    group = main
+    """Whether ``reconcile PATH...`` exists, asked the way click resolves it (the root group
+    loads its subcommands lazily, so its ``commands`` mapping starts empty)."""
+    command: click.Command = main
     for name in path:
-        commands = getattr(group, "commands", {})
-        if name not in commands:
+        if not isinstance(command, click.Group):
             return False
-        group = commands[name]
+        found = command.get_command(click.Context(command), name)
+        if found is None:
+            return False
+        command = found
     return True
 
 

@@ -5,11 +5,14 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "hostile"
 OUT.mkdir(parents=True, exist_ok=True)
 
 
-def case(name, exit, error, place="target", kind=None, make=None, expr=None, body="", note=None):
+def case(name, exit, error, place="target", kind=None, make=None, expr=None, body="", note=None,
+         answer=None):
     head = []
     if note:
         head.append(f"# {note}")
     head += [f"exit: {exit}", f"error: {error}", f"place: {place}"]
+    if answer:
+        head.append(f"answer: {answer}")
     if kind:
         head.append(f"kind: {kind}")
     if make:
@@ -184,4 +187,45 @@ for make, error in [("fifo", "is a FIFO"), ("socket", "is a socket"), ("dir", "i
                     ("loop", "symlink loop"), ("device", "is a device"),
                     ("big", "more than the 16777216 allowed")]:
     case(f"secret-file-{make}", 3, error, "secret", make=make)
+# -- MCPJungle answers (served by tests/fakes/mcpjungle.py) ----------------------------------
+# ``answer: STATUS METHOD PATH``: the fake answers that request with the body, as is.
+J = "mcpjungle"
+CONFIGS = "200 GET /api/v0/server_configs"
+TOOLS = "200 GET /api/v0/tools"
+STDIO = '[{"name": "time", "transport": "stdio", "command": "uvx"'
+for name, answer, error, extra in [
+    ("configs", CONFIGS, None, {}),
+    ("tools", TOOLS, None, {}),
+]:
+    case(f"jungle-{name}-malformed", 3, "is not JSON", J, answer=answer, body='[{"name": "ti')
+    case(f"jungle-{name}-deep", 3, "nested deeper than 200 levels", J, answer=answer,
+         expr="'[' * 100000 + ']' * 100000")
+    case(f"jungle-{name}-not-utf8", 3, "not UTF-8 text", J, answer=answer,
+         expr="'[{\"name\": \"\\udcff\"}]'")
+    case(f"jungle-{name}-huge-integer", 3, "an integer too large", J, answer=answer,
+         expr="'[{\"name\": \"time\", \"id\": ' + '9' * 5000 + '}]'")
+    case(f"jungle-{name}-lone-surrogate", 3, "a lone UTF-16 surrogate escape", J, answer=answer,
+         body='[{"name": "\\ud800"}]')
+    case(f"jungle-{name}-object", 3, "is not a list of objects", J, answer=answer,
+         body='{"' + name + '": []}')
+    case(f"jungle-{name}-list-of-strings", 3, "is not a list of objects", J, answer=answer,
+         body='["time"]')
+    case(f"jungle-{name}-name-missing", 3, "has no name", J, answer=answer, body='[{"id": 1}]')
+    case(f"jungle-{name}-name-not-string", 3, "has no name", J, answer=answer,
+         body='[{"name": 7}]')
+    case(f"jungle-{name}-too-big", 3, "more than 16777216 bytes", J, answer=answer, make="big")
+case("jungle-tools-enabled-not-bool", 3, "'enabled' is not true or false", J, answer=TOOLS,
+     body='[{"name": "time__now", "enabled": "no"}]')
+case("jungle-configs-args-not-list", 3, "'args' is not a list of strings", J, answer=CONFIGS,
+     body=STDIO + ', "args": "mcp-server-time"}]')
+case("jungle-configs-env-not-object", 3, "'env' is not an object of strings", J, answer=CONFIGS,
+     body=STDIO + ', "env": "TZ=UTC"}]')
+case("jungle-configs-command-not-string", 3, "'command' is not a string", J, answer=CONFIGS,
+     body='[{"name": "time", "transport": "stdio", "command": ["uvx"]}]')
+case("jungle-configs-headers-not-object", 3, "'headers' is not an object of strings", J,
+     answer=CONFIGS,
+     body='[{"name": "web", "transport": "streamable_http", "url": "http://x", "headers": [1]}]')
+case("jungle-error-body-deep", 3, "could not read the registered servers", J,
+     answer="500 GET /api/v0/server_configs", expr="'{\"error\": ' + '[' * 100000 + ']' * 100000 + '}'",
+     note="the error text of a failed read is itself hostile")
 print(len(list(OUT.glob("*.case"))))

@@ -1,12 +1,15 @@
-"""A sandbox for the crash suite: four client files of every format, a desired state that
+"""A sandbox for the crash suite: client files of every format, a desired state that
 changes them, and a real ``reconcile`` process to kill (tests/test_crash.py,
 bench/crash_trials.py).
 
-Each client file starts with foreign keys, a comment where its format has them, and an
-entry this tool does not manage. ``new`` is what an uninterrupted pass writes. A trial
-kills a real process at a named point (``RECONCILER_TEST_CRASH_AT``) or at a random time,
-then checks that every file is the old or the new content and that the next pass cleans up
-and converges.
+``CLIENTS`` are four (JSON, JSON with Claude Code's lock, JSONC, TOML), for the suite in CI;
+``EVERY_CLIENT`` adds one file of every other file kind the targets registry declares (the
+JSON IDE clients, the JSONC ones, opencode and zed among them, and the YAML ones, Goose and
+Continue), for the long run. Each client file starts with foreign keys, a comment where its
+format has them, and an entry this tool does not manage. ``new`` is what an uninterrupted
+pass writes. A trial kills a real process at a named point (``RECONCILER_TEST_CRASH_AT``)
+or at a random time, then checks that every file is the old or the new content and that the
+next pass cleans up and converges.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.targets import jsonc
+import yaml
+
+from reconciler.targets import KINDS, jsonc
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "canary-crash-5d1e7a90bb3f"
@@ -53,7 +59,53 @@ CLIENTS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
-DESIRED = """
+FOREIGN_JSON = '{{\n  "theme": "dark",\n  "{key}": {{\n    "mine": {mine}\n  }}\n}}\n'
+COMMENTED_JSON = (
+    '{{\n  // keep this comment\n  "theme": "dark",\n  "{key}": {{\n    "mine": {mine}\n  }}\n}}\n'
+)
+PLAIN = '{"command": "mine"}'
+
+
+def _json(
+    kind: str, key: str = "mcpServers", mine: str = PLAIN, *, comment: bool = False
+) -> tuple[str, str, str]:
+    text = (COMMENTED_JSON if comment else FOREIGN_JSON).format(key=key, mine=mine)
+    return kind, f"clients/{kind}/config.json", text
+
+
+# Every other file kind: a path of its own (named write points are "<folder>/<file>").
+OTHER_CLIENTS: dict[str, tuple[str, str, str]] = {
+    "cursor": _json("cursor"),
+    "windsurf": _json("windsurf"),
+    "cline": _json("cline"),
+    "kiro": _json("kiro"),
+    "roo": _json("roo"),
+    "lmstudio": _json("lmstudio"),
+    "warp": _json("warp"),
+    "crush": _json("crush", "mcp", '{"type": "stdio", "command": "mine"}'),
+    "gemini": _json("gemini", comment=True),
+    "insiders": _json("vscode-insiders", "servers", comment=True),
+    "opencode": _json("opencode", "mcp", '{"type": "local", "command": ["mine"]}', comment=True),
+    "zed": _json("zed", "context_servers", comment=True),
+    "goose": (
+        "goose",
+        "clients/goose/config.yaml",
+        "# keep this comment\nGOOSE_MODEL: gpt-4o\nextensions:\n  mine:\n    name: mine\n"
+        "    type: stdio\n    cmd: mine\n    args: []\n    enabled: true\n",
+    ),
+    "continue": (
+        "continue",
+        "clients/continue/config.yaml",
+        "# keep this comment\nname: my-config\nversion: 0.0.1\nschema: v1\nmcpServers:\n"
+        "  - name: mine\n    command: mine\n",
+    ),
+}
+EVERY_CLIENT = {**CLIENTS, **OTHER_CLIENTS}
+NOT_FILES = frozenset({"mcpjungle", "mirror"})  # kinds without a client file
+
+
+def desired(clients: Mapping[str, tuple[str, str, str]]) -> str:
+    return """
 servers:
   time: {command: uvx, args: [mcp-server-time]}
   api:
@@ -62,31 +114,34 @@ servers:
     env: {API_TOKEN: "${env:CRASH_TOKEN}"}
 targets:
 """ + "".join(
-    f'  {name}: {{kind: {kind}, path: "~/{path}", secrets: resolve}}\n'
-    for name, (kind, path, _) in CLIENTS.items()
-)
+        f'  {name}: {{kind: {kind}, path: "~/{path}", secrets: resolve}}\n'
+        for name, (kind, path, _) in clients.items()
+    )
 
 
-def parse(name: str, data: bytes) -> dict[str, object]:
+DESIRED = desired(CLIENTS)
+
+
+def file_kinds() -> set[str]:
+    """Every kind of the targets registry that keeps a client file."""
+    return set(KINDS) - NOT_FILES
+
+
+def parse(kind: str, data: bytes) -> Mapping[str, object]:
+    """A client file's document, in its own format (raises on invalid content)."""
     text = data.decode()
-    if CLIENTS[name][0] == "codex":
+    if kind == "codex":
         return tomllib.loads(text)
-    value: dict[str, object] = jsonc.parse(text).value
+    value = yaml.safe_load(text) if kind in ("goose", "continue") else jsonc.parse(text).value
+    assert isinstance(value, dict), kind
     return value
-
-
-def servers_of(name: str, data: bytes) -> set[str]:
-    document = parse(name, data)
-    key = {"codex": "mcp_servers", "vscode": "servers"}.get(CLIENTS[name][0], "mcpServers")
-    section = document.get(key, {})
-    assert isinstance(section, dict)
-    return set(section)
 
 
 @dataclass
 class Sandbox:
     base: Path
     new: dict[str, bytes] = field(default_factory=dict)
+    clients: Mapping[str, tuple[str, str, str]] = field(default_factory=lambda: CLIENTS)
 
     @property
     def home(self) -> Path:
@@ -101,13 +156,13 @@ class Sandbox:
         return self.base / "state"
 
     def client(self, name: str) -> Path:
-        return self.home / CLIENTS[name][1]
+        return self.home / self.clients[name][1]
 
     def reset(self) -> None:
         """The client files as they were, no state directory, no leftovers."""
         shutil.rmtree(self.home, ignore_errors=True)
         shutil.rmtree(self.state, ignore_errors=True)
-        for _, path, content in CLIENTS.values():
+        for _, path, content in self.clients.values():
             file = self.home / path
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_text(content)
@@ -165,7 +220,7 @@ class Sandbox:
 
     def canary_holders(self) -> list[Path]:
         """Files holding the resolved secret, other than the client files that must."""
-        clients = {self.client(n) for n in CLIENTS}
+        clients = {self.client(n) for n in self.clients}
         found = []
         for path in self.base.rglob("*"):
             if path.is_file() and path not in clients and CANARY.encode() in path.read_bytes():
@@ -173,22 +228,45 @@ class Sandbox:
         return found
 
 
-def make(base: Path) -> Sandbox:
-    sandbox = Sandbox(base)
+def make(base: Path, clients: Mapping[str, tuple[str, str, str]] = CLIENTS) -> Sandbox:
+    """The sandbox, with ``new`` from one uninterrupted pass, checked: each new file valid
+    in its format, its foreign keys, comment and unmanaged entry kept, our entries added."""
+    sandbox = Sandbox(base, clients=clients)
     sandbox.desired.mkdir(parents=True)
-    (sandbox.desired / "a.yaml").write_text(DESIRED.lstrip())
+    (sandbox.desired / "a.yaml").write_text(desired(clients).lstrip())
     sandbox.reset()
     done = sandbox.run()
     assert done.returncode == 0, done.stdout + done.stderr
-    sandbox.new = {n: sandbox.client(n).read_bytes() for n in CLIENTS}
+    sandbox.new = {n: sandbox.client(n).read_bytes() for n in clients}
+    for name, (kind, _, old) in clients.items():
+        new, before = parse(kind, sandbox.new[name]), parse(kind, old.encode())
+        for key in set(before) - {section_key(kind)}:
+            assert new[key] == before[key], (name, key)  # foreign keys kept
+        if "# keep this comment" in old or "// keep this comment" in old:
+            assert b"keep this comment" in sandbox.new[name], name
+        assert {"mine", "time", "api"} <= entry_names(kind, new), (name, new)
     sandbox.reset()
     return sandbox
+
+
+def section_key(kind: str) -> str:
+    keys = {"codex": "mcp_servers", "vscode": "servers", "vscode-insiders": "servers"}
+    keys |= {"goose": "extensions", "opencode": "mcp", "crush": "mcp", "zed": "context_servers"}
+    return keys.get(kind, "mcpServers")
+
+
+def entry_names(kind: str, document: Mapping[str, object]) -> set[str]:
+    section = document.get(section_key(kind)) or {}
+    if isinstance(section, list):  # Continue: a list of entries with a name each
+        return {str(e.get("name")) for e in section if isinstance(e, dict)}
+    assert isinstance(section, dict), kind
+    return set(section)
 
 
 def check_files(sandbox: Sandbox) -> list[str]:
     """Every client file is the old or the new content, whole: a list of what is not."""
     problems = []
-    for name, (_, _, old) in CLIENTS.items():
+    for name, (_, _, old) in sandbox.clients.items():
         data = sandbox.client(name).read_bytes()
         if data not in (old.encode(), sandbox.new[name]):
             problems.append(f"{name}: neither the old nor the new content: {data[:200]!r}")
@@ -203,7 +281,7 @@ def check_recovery(sandbox: Sandbox) -> list[str]:
         problems.append(f"next pass exit {after.returncode}: {after.stdout}{after.stderr}")
     problems += [f"leftover {p}" for p in sandbox.leftovers()]
     problems += [f"canary in {p}" for p in sandbox.canary_holders()]
-    for name in CLIENTS:
+    for name in sandbox.clients:
         if sandbox.client(name).read_bytes() != sandbox.new[name]:
             problems.append(f"{name}: not converged")
         record = sandbox.state / "last-applied" / f"{name}.json"
@@ -214,11 +292,11 @@ def check_recovery(sandbox: Sandbox) -> list[str]:
     return problems
 
 
-def crash_points() -> list[str]:
+def crash_points(clients: Mapping[str, tuple[str, str, str]] = CLIENTS) -> list[str]:
     """Every named point of an applying pass from the empty state: each client file's and
     each state file's write, before and after its rename."""
     points = []
-    for name, (_, path, _) in CLIENTS.items():
+    for name, (_, path, _) in clients.items():
         client = Path("home", path)
         files = (f"{client.parent.name}/{client.name}", f"intents/{name}.json")
         for file in (*files, f"last-applied/{name}.json"):

@@ -2,8 +2,9 @@
 at every named point of an applying pass, and at random times, over JSON, JSONC, TOML and
 Claude Code's locked file. After each kill every client file is the old or the new content,
 whole; the next pass removes every temp file (they hold a resolved secret), converges, and
-still knows which entries it created (the intent log). ``bench/crash_trials.py`` runs many
-more random trials."""
+still knows which entries it created (the intent log). A sandbox of every file kind checks
+the JSONC and YAML clients the four lack. ``bench/crash_trials.py`` runs many more random
+trials, over every file kind."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import crashharness
-from tests.crashharness import CANARY, CLIENTS, Sandbox
+from tests.crashharness import CANARY, CLIENTS, EVERY_CLIENT, Sandbox
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
@@ -24,6 +25,33 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
     return crashharness.make(tmp_path_factory.mktemp("crash"))
+
+
+@pytest.fixture(scope="module")
+def every_kind(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    return crashharness.make(tmp_path_factory.mktemp("crash-every"), EVERY_CLIENT)
+
+
+def test_the_long_run_covers_every_file_kind() -> None:
+    assert {kind for kind, _, _ in EVERY_CLIENT.values()} == crashharness.file_kinds()
+
+
+# The formats the four of CI lack: JSONC edited in place (opencode, zed), YAML (goose,
+# continue). A kill right after the rename of the client file, before its record: the
+# intent note alone must keep ownership.
+@pytest.mark.parametrize("name", ["opencode", "zed", "goose", "continue"])
+def test_a_kill_after_the_rename_of_a_jsonc_or_yaml_file_keeps_ownership(
+    every_kind: Sandbox, name: str
+) -> None:
+    client = Path("home", EVERY_CLIENT[name][1])
+    every_kind.reset()
+    point = f"write:{client.parent.name}/{client.name}:after-rename"
+    killed = every_kind.run(crash_at=point)
+    assert killed.returncode == -signal.SIGKILL, (point, killed.stdout, killed.stderr)
+    assert every_kind.client(name).read_bytes() == every_kind.new[name]
+
+    assert crashharness.check_files(every_kind) == []
+    assert crashharness.check_recovery(every_kind) == []
 
 
 @pytest.mark.parametrize("point", crashharness.crash_points())

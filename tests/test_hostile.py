@@ -8,19 +8,25 @@ A case file is a few ``key: value`` lines, ``---``, then the body::
     place: target                # desired/NAME.yaml, target, secret, or state/RELATIVE
     kind: codex                  # the target's kind (default claude-desktop)
     make: fifo                   # instead of a body: fifo, socket, dir, loop, device, big
+    answer: 200 GET /api/v0/tools  # place mcpjungle: the fake's answer to that request
     expr: "'[' * 10**5"          # instead of a body: a Python expression giving the text
     ---
     the body, written as is (UTF-8); ``{target}`` in a desired body is the target file
 
 Without a desired body, the desired state is one server on one target of ``kind`` whose
-file is ``place``. Every case runs as a dry run and as an applying pass; the applying pass
-may write only the pass status (``status.json``), which every applying pass writes, and
-the empty lock file of the state directory's pass lock.
+file is ``place``. With ``place: mcpjungle`` the body is the fake MCPJungle's (tests/fakes)
+answer to the request ``answer`` names, for a target ``gateway`` that the one (required)
+server shares with a Claude Desktop target: the error line gives the gateway's url under
+its target's name, nothing is changed in MCPJungle, and the desktop file is still fixed
+(with the state a pass keeps of it). Every case runs as a dry run and as an applying pass;
+else the applying pass may write only the pass status (``status.json``), which every
+applying pass writes, and the empty lock file of the state directory's pass lock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -31,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Workspace
+from tests.fakes.mcpjungle import FakeMCPJungle, Respond
 
 CASES = Path(__file__).parent / "data" / "hostile"
 EXTENSIONS = {"codex": "toml", "goose": "yaml", "continue": "yaml"}
@@ -54,6 +61,7 @@ class Case:
     kind: str
     make: str
     body: bytes
+    answer: str = ""
 
 
 def load_case(path: Path) -> Case:
@@ -71,6 +79,7 @@ def load_case(path: Path) -> Case:
         fields.get("kind", "claude-desktop"),
         fields.get("make", ""),
         body,
+        fields.get("answer", ""),
     )
 
 
@@ -148,11 +157,14 @@ def arrange(case: Case, workspace: Workspace) -> Path:
     return hostile
 
 
-CASE_LIST = all_cases()
+ALL_CASES = all_cases()
+CASE_LIST = [c for c in ALL_CASES if c.place != "mcpjungle"]
+JUNGLE_CASES = [c for c in ALL_CASES if c.place == "mcpjungle"]
 
 
 def test_the_corpus_is_large() -> None:
     assert len(CASE_LIST) >= 100
+    assert len(JUNGLE_CASES) >= 10
 
 
 @pytest.mark.reliability
@@ -186,3 +198,71 @@ def test_hostile_input(workspace: Workspace, case: Case, mode: list[str]) -> Non
             del after[path]
             before.pop(path, None)
     assert after == before, "nothing is written"
+
+
+# What an applying pass keeps of itself, the desktop's record included (never one of the
+# gateway's: it changed nothing there).
+STATE_WRITES = {"status.json", "locks", "intents", "last-applied", "last-applied/desktop.json"}
+JUNGLE_DESIRED = """\
+servers:
+  time:
+    required: true
+    command: uvx
+    args: [mcp-server-time]
+targets:
+  gateway: {{kind: mcpjungle, url: "{url}", timeout: 5}}
+  desktop: {{kind: claude-desktop, path: "{desktop}"}}
+"""
+
+
+def hostile_answer(case: Case) -> Respond:
+    status, _, _ = case.answer.split(" ", 2)
+    if case.make == "big":  # more than the cap on any answer
+        return Respond(int(status), b"[" + b" " * (17 * 1024 * 1024) + b"]")
+    return Respond(int(status), case.body)
+
+
+@pytest.mark.reliability
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", [["--dry-run"], []], ids=["dry-run", "apply"])
+@pytest.mark.parametrize("case", JUNGLE_CASES, ids=[c.name for c in JUNGLE_CASES])
+def test_hostile_mcpjungle_answer(workspace: Workspace, case: Case, mode: list[str]) -> None:
+    desktop = workspace.home / "desktop.json"
+    desktop.write_text('{"theme": "dark", "mcpServers": {}}\n')
+    workspace.state_dir.mkdir()
+    (workspace.state_dir / "fingerprint.key").write_bytes(b"k" * 32)
+    _, method, path = case.answer.split(" ", 2)
+    with FakeMCPJungle({"time": ["get_current_time"]}) as jungle:
+        url = jungle.url
+        (workspace.desired / "desired.yaml").write_text(
+            JUNGLE_DESIRED.format(url=jungle.url, desktop=desktop)
+        )
+        jungle.inject(method, path, *(hostile_answer(case),) * 3)  # every retry of a read
+        sandbox = workspace.root.parent
+        before = fingerprint(sandbox)
+
+        result = workspace.run(*mode)
+
+        assert not jungle.mutations, "nothing is changed in MCPJungle"
+        assert not jungle.errors
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert result.exit_code == case.exit, output
+    report = output.splitlines()
+    (at,) = [i for i, line in enumerate(report) if case.error in line]  # one line
+    assert url in report[at], output  # located: the gateway's url, under its target's name
+    assert [h for h in report[:at] if not h.startswith(" ")][-1].startswith("gateway ("), output
+    after = fingerprint(sandbox)
+    changed = str(desktop.relative_to(sandbox))
+    if not mode:  # the other target is still fixed
+        servers = json.loads(desktop.read_text())
+        assert servers["theme"] == "dark" and "time" in servers["mcpServers"]
+        for path_ in [p for p in after if p.startswith(str(Path("state")))]:
+            if path_ not in before or after[path_] != before[path_]:
+                inside = str(Path(path_).relative_to("state"))
+                assert inside in STATE_WRITES or inside.startswith("locks/"), path_
+                after.pop(path_)
+                before.pop(path_, None)
+        before.pop(changed)
+        after.pop(changed)
+    assert after == before, "nothing else is written"

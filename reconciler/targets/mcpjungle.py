@@ -173,6 +173,82 @@ def _tool_class(tool: Mapping[str, Any]) -> ToolClass:
     return classify(annotations if isinstance(annotations, Mapping) and annotations else None)
 
 
+# -- reading answers ----------------------------------------------------------------------
+
+
+class HostileAnswer(ValueError):
+    """An answer body no parser should be trusted with; its text says why, in a few words."""
+
+
+def parse_answer(content: bytes) -> Any:
+    """The JSON of an answer body (already bounded by ``_within_timeout``), checked first for
+    what would crash or mislead a parser: bytes that are not UTF-8, nesting deeper than any
+    reader accepts, lone surrogate escapes, integers too long to convert."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HostileAnswer(f"with bytes that are not UTF-8 text (byte {e.start})") from e
+    deep = fsutil.too_deep(text)
+    if deep is not None:
+        raise HostileAnswer(f"with JSON nested deeper than {fsutil.MAX_DEPTH} levels")
+    if fsutil.lone_surrogate(text) is not None:
+        raise HostileAnswer("with a lone UTF-16 surrogate escape")
+    try:
+        return json.loads(text)
+    except RecursionError as e:
+        raise HostileAnswer(f"with JSON nested deeper than {fsutil.MAX_DEPTH} levels") from e
+    except ValueError as e:
+        if fsutil.huge_integer(text) is not None:
+            raise HostileAnswer("with an integer too large") from e
+        raise HostileAnswer(
+            "with something that is not JSON: is the url an MCPJungle server?"
+        ) from e
+
+
+# The fields read from each item of a list answer, by the type they must have when present
+# (``name`` must be present). ``strings``: a list of strings; ``string map``: an object of
+# strings.
+_SERVER_SHAPE: Mapping[str, str] = {
+    "name": "string",
+    "transport": "string",
+    "command": "string",
+    "url": "string",
+    "bearer_token": "string",
+    "args": "strings",
+    "env": "string map",
+    "headers": "string map",
+    "enabled": "bool",
+}
+_TOOL_SHAPE: Mapping[str, str] = {"name": "string", "enabled": "bool"}
+_SHAPE_TEXT = {
+    "string": "a string",
+    "strings": "a list of strings",
+    "string map": "an object of strings",
+    "bool": "true or false",
+}
+
+
+def _has_shape(value: Any, expected: str) -> bool:
+    if expected == "string":
+        return isinstance(value, str)
+    if expected == "strings":
+        return isinstance(value, list) and all(isinstance(x, str) for x in value)
+    if expected == "string map":
+        return isinstance(value, dict) and all(isinstance(x, str) for x in value.values())
+    return isinstance(value, bool)
+
+
+def _shape_problem(item: Mapping[str, Any], shape: Mapping[str, str]) -> str | None:
+    """What in ``item`` does not have the shape, in a few words, or None."""
+    if not isinstance(item.get("name"), str) or not item["name"]:
+        return "has no name (a non-empty string)"
+    for key, expected in shape.items():
+        value = item.get(key)
+        if value is not None and not _has_shape(value, expected):
+            return f"({item['name']!r}): {key!r} is not {_SHAPE_TEXT[expected]}"
+    return None
+
+
 # -- the snapshot -------------------------------------------------------------------------
 
 
@@ -714,24 +790,31 @@ class MCPJungleTarget:
         return response
 
     def _list(self, response: httpx.Response, what: str) -> list[dict[str, Any]]:
+        """The list an answer holds, every item checked against the shape this module reads:
+        a hostile answer is one located error, never a crash or a wrong registration."""
         try:
-            data = response.json()
-        except ValueError as e:
-            raise TargetError(
-                f"MCPJungle at {self.url} answered /api/v0/{what} with something that is not "
-                "JSON: is the url an MCPJungle server?"
-            ) from e
+            data = parse_answer(response.content)
+        except HostileAnswer as e:
+            raise TargetError(f"MCPJungle at {self.url} answered /api/v0/{what} {e}") from e
         if data is None:
             return []
         if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
             raise TargetError(f"MCPJungle at {self.url}: /api/v0/{what} is not a list of objects")
+        for index, item in enumerate(data):
+            problem = _shape_problem(item, _TOOL_SHAPE if what == "tools" else _SERVER_SHAPE)
+            if problem is not None:
+                raise TargetError(
+                    f"MCPJungle at {self.url}: /api/v0/{what} item {index + 1} {problem}:"
+                    " is the url an MCPJungle 0.4 server?"
+                )
         return data
 
     def _version(self) -> str | None:
         try:
             response = self._call("GET", "/metadata")
-            version = response.json().get("version") if response.status_code == 200 else None
-        except (TargetError, ValueError, AttributeError):
+            metadata = parse_answer(response.content) if response.status_code == 200 else None
+            version = metadata.get("version") if isinstance(metadata, dict) else None
+        except (TargetError, HostileAnswer):
             return None
         return str(version) if version else None
 
@@ -740,9 +823,10 @@ class MCPJungleTarget:
         import httpx
 
         try:
-            health = self._http().get("/health")
-            status = health.json().get("status") if health.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
+            health = self._within_timeout(self._http(), "GET", "/health", None, None)
+            answer = parse_answer(health.content) if health.status_code == 200 else None
+            status = answer.get("status") if isinstance(answer, dict) else None
+        except (httpx.HTTPError, TargetError, HostileAnswer):
             return "its /health does not answer like MCPJungle's"
         version = self._version() or "unknown version"
         return f"MCPJungle {version}, health {status or 'not ok'}"
@@ -816,8 +900,11 @@ class MCPJungleTarget:
 
     def _oauth_hint(self, response: httpx.Response) -> str:
         try:
-            pending = response.json().get("authorization_required") or {}
-        except (ValueError, AttributeError):
+            answer = parse_answer(response.content)
+        except HostileAnswer:
+            return "no detail"
+        pending = answer.get("authorization_required") if isinstance(answer, dict) else None
+        if not isinstance(pending, dict):
             return "no detail"
         expires = pending.get("expires_at", "?")
         url = pending.get("authorization_url")
@@ -847,18 +934,18 @@ class _Duplicate(TargetError):
 def _error_text(response: httpx.Response) -> str:
     """The ``error`` of a JSON answer, else the body's text (gin's plain-text 404)."""
     try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:300]
+        data = parse_answer(response.content)
+    except HostileAnswer:
+        return response.content[:300].decode("utf-8", "replace").strip()
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return str(data["error"])
-    return response.text.strip()[:300]
+        return str(data["error"])[:300]
+    return response.content[:300].decode("utf-8", "replace").strip()
 
 
 def _code(response: httpx.Response) -> str | None:
     try:
-        data = response.json()
-    except ValueError:
+        data = parse_answer(response.content)
+    except HostileAnswer:
         return None
     return str(data.get("code")) if isinstance(data, dict) and data.get("code") else None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.store.state import KEY_FILE, StateStore
 from tests import crashharness
 from tests.crashharness import CANARY, CLIENTS, EVERY_CLIENT, Sandbox
 
@@ -132,3 +133,19 @@ def test_kills_at_random_times(sandbox: Sandbox) -> None:
         problems = crashharness.random_trial(sandbox, rng, (duration * 0.3, duration * 1.1))
         failures += [f"trial {trial}: {p}" for p in problems]
     assert failures == []
+
+
+def test_the_fingerprint_key_appears_whole_and_a_killed_writers_temp_key_is_swept(
+    tmp_path: Path,
+) -> None:
+    """A kill while the key was being written once left a 0-byte key that every later pass
+    refused (found by bench/crash_trials.py): the key is now linked into place whole."""
+    store = StateStore(tmp_path / "state")
+    (tmp_path / "state").mkdir()
+    leftover = tmp_path / "state" / f".{KEY_FILE}.999999999.abcd1234.tmp"
+    leftover.write_bytes(b"")
+    key = store.fingerprint_key(create=True)
+    assert len(key) == 32
+    assert not leftover.exists()
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [KEY_FILE]
+    assert StateStore(tmp_path / "state").fingerprint_key(create=True) == key

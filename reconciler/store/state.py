@@ -15,9 +15,11 @@ an absent key gives an ephemeral one (there is nothing applied to compare agains
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,9 +236,22 @@ class StateStore:
         fresh = secrets.token_bytes(32)
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(fresh)
+            fsutil.sweep(path)  # a temp key left by a killed process
+            # Written whole to a temp file, then linked into place: a kill can never leave a
+            # short key behind (the next pass would refuse it), and of two first passes at
+            # once the second reads the first's key instead of replacing it.
+            fd, temp = tempfile.mkstemp(
+                prefix=f".{KEY_FILE}.{os.getpid()}.", suffix=".tmp", dir=self.root
+            )
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(fresh)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                with contextlib.suppress(FileExistsError):  # the other first pass's key wins
+                    os.link(temp, path)
+            finally:
+                os.unlink(temp)
             return path.read_bytes()
         return fresh
 

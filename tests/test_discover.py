@@ -431,7 +431,7 @@ def test_discover_and_audit_know_every_client_kind(
     workspace: Workspace, options: dict[str, str]
 ) -> None:
     canary = "ghp_" + _alnum(36)
-    spec = TargetSpec.model_validate({**options, "servers": ()})
+    spec = TargetSpec(**options, servers=())
     context = Context(workspace.home, sys.platform, workspace.root, workspace.root / "locks")
     target = targets.build("seed", spec, context)
     assert isinstance(target, FileTarget)

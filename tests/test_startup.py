@@ -37,15 +37,9 @@ FILE_KINDS = {
 }
 
 #: Everything a dry run over file targets imports from outside the standard library, once an
-#: applying pass has kept the validated desired state: not even the YAML parser.
-PASS_THIRD_PARTY = {
-    "annotated_types",
-    "click",
-    "pydantic",
-    "pydantic_core",
-    "typing_extensions",
-    "typing_inspection",
-}
+#: applying pass has kept the validated desired state: not even the YAML parser, nor pydantic
+#: (the cached state is plain value types; the schema is built only to validate a file).
+PASS_THIRD_PARTY = {"click"}
 
 #: Modules of the package a pass never uses: the other commands and the daemon.
 NOT_ON_THE_PASS = {

@@ -110,7 +110,7 @@ def candidates(project: Path | None) -> list[TargetSpec]:
                 if project is None:
                     continue
                 fields["project"] = str(project)
-            specs.append(TargetSpec.model_validate(fields))
+            specs.append(TargetSpec(**fields))
     return specs
 
 

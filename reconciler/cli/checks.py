@@ -18,10 +18,10 @@ from reconciler.cli.common import (
     global_options,
     guarded,
 )
-from reconciler.core.model import json_schema
 from reconciler.core.report import plural
 from reconciler.engine import Engine
 from reconciler.store import toollock
+from reconciler.store.schema import json_schema
 from reconciler.targets import DECLARABLE
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +196,9 @@ def _referenced_variables() -> list[str]:
     except ReconcilerError:
         return []
     data = [
-        *(s.model_dump(mode="json") for s in state.servers.values()),
-        *(t.model_dump(mode="json") for t in state.targets.values()),
-        *(r.model_dump(mode="json") for r in state.secrets.values()),
+        *(asdict(s) for s in state.servers.values()),
+        *(asdict(t) for t in state.targets.values()),
+        *(asdict(r) for r in state.secrets.values()),
     ]
     return svc.referenced_variables(data)
 

@@ -1,19 +1,19 @@
-"""Typed desired state: the pydantic models behind ``desired/*.yaml`` and ``reconcile schema``.
+"""Typed desired state: the value types behind ``desired/*.yaml`` and ``reconcile schema``.
 
-The models are strict (no coercion: ``enabled: yes`` is an error, not a string) and closed
-(an unknown key is an error), because a typo in a GitOps source of truth must fail in review,
-not silently do nothing. Cross-object rules (a placement naming an undeclared server, an http
-server on a stdio-only target) live in ``desired.py``, which knows file locations.
+The schema derived from them (``store.schema``) is strict (no coercion: ``enabled: yes`` is
+an error, not a string) and closed (an unknown key is an error), because a typo in a GitOps
+source of truth must fail in review, not silently do nothing. Cross-object rules (a placement
+naming an undeclared server, an http server on a stdio-only target) live in
+``store.desired``, which knows file locations.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr, model_validator
+from typing import Literal
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -58,10 +58,6 @@ class OnDrift(StrEnum):
     REPORT = "report"  # leave it, report it, exit 1
 
 
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-
 class Block(StrEnum):
     """Which classes of tools a policy disables (``core.tools.BLOCKED``)."""
 
@@ -77,17 +73,48 @@ class OnChange(StrEnum):
     BLOCK = "block"  # also disabled wherever enforceable
 
 
-class ToolPolicy(_Closed):
+# Value types. Plain frozen dataclasses, keyword-only like the YAML mappings they come from:
+# every pass handles them, and a cached pass must not pay for importing pydantic, so the
+# schema that validates them (strict, closed) is derived from these very classes by
+# ``store.schema`` when a file is validated. A field's ``metadata`` holds the constraints
+# that schema adds (``gt``, ``min_length``); a rule over several fields is a ``__post_init__``
+# that raises ValueError, which the schema reports at the object, like any other error.
+
+
+@dataclass(frozen=True, init=False)
+class ToolPolicy:
     """Governed tools of a server (DESIGN.md 6B): ``allow``/``deny`` are globs over the
     tool's own name; deny beats allow, an explicit allow beats ``block``."""
 
-    allow: tuple[StrictStr, ...] = ()
-    deny: tuple[StrictStr, ...] = ()
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
     block: Block = Block.NONE
     on_change: OnChange = OnChange.REPORT
+    # The keys written for this policy: they win whole over ``defaults: {tools: ...}``
+    # (``core.tools.merge_policy``). Not part of the policy's value, nor a key of the schema.
+    given: frozenset[str] = field(
+        default=frozenset(), compare=False, repr=False, metadata={"derived": True}
+    )
+
+    def __init__(
+        self,
+        *,
+        allow: tuple[str, ...] | None = None,
+        deny: tuple[str, ...] | None = None,
+        block: Block | None = None,
+        on_change: OnChange | None = None,
+    ) -> None:
+        given = {"allow": allow, "deny": deny, "block": block, "on_change": on_change}
+        set_ = object.__setattr__  # frozen: the one place the fields are set
+        set_(self, "allow", tuple(allow or ()))
+        set_(self, "deny", tuple(deny or ()))
+        set_(self, "block", Block.NONE if block is None else Block(block))
+        set_(self, "on_change", OnChange.REPORT if on_change is None else OnChange(on_change))
+        set_(self, "given", frozenset(k for k, v in given.items() if v is not None))
 
 
-class Defaults(_Closed):
+@dataclass(frozen=True, kw_only=True)
+class Defaults:
     """``defaults:``: what applies to every server that does not say otherwise.
 
     ``tools`` is merged key by key under each server's own ``tools`` (the server's keys win
@@ -97,24 +124,24 @@ class Defaults(_Closed):
     tools: ToolPolicy | None = None
 
 
-class Server(_Closed):
+@dataclass(frozen=True, kw_only=True)
+class Server:
     """One MCP server, declared once. stdio when ``command`` is set, http/sse when ``url`` is."""
 
-    description: StrictStr | None = None
-    command: StrictStr | None = None
-    args: tuple[StrictStr, ...] = ()
-    env: dict[StrictStr, StrictStr] = Field(default_factory=dict)
-    cwd: StrictStr | None = None
-    url: StrictStr | None = None
+    description: str | None = None
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
     transport: Literal["stdio", "http", "sse"] | None = None
-    headers: dict[StrictStr, StrictStr] = Field(default_factory=dict)
-    enabled: StrictBool = True
-    required: StrictBool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    required: bool = False
     tools: ToolPolicy | None = None
-    aliases: tuple[StrictStr, ...] = ()
+    aliases: tuple[str, ...] = ()
 
-    @model_validator(mode="after")
-    def _one_endpoint(self) -> Server:
+    def __post_init__(self) -> None:
         if (self.command is None) == (self.url is None):
             raise ValueError(
                 "set exactly one of 'command' (a stdio server) or 'url' (an http/sse server)"
@@ -129,7 +156,6 @@ class Server(_Closed):
                 raise ValueError("transport 'stdio' needs 'command', not 'url'")
             if self.args or self.env or self.cwd:
                 raise ValueError("'args', 'env' and 'cwd' apply to stdio servers only")
-        return self
 
     @property
     def effective_transport(self) -> str:
@@ -138,58 +164,66 @@ class Server(_Closed):
         return self.transport or "http"
 
 
-class PlacementRef(_Closed):
+@dataclass(frozen=True, kw_only=True)
+class PlacementRef:
     """A placement written as a mapping: ``{name: github, required: false}``."""
 
-    name: StrictStr
-    required: StrictBool | None = None
+    name: str
+    required: bool | None = None
 
 
-Placement = Annotated[StrictStr | PlacementRef, Field(union_mode="left_to_right")]
+# A placement: a server name (or glob, or ``!NAME``) or a mapping; the schema tries the
+# members of a union left to right.
+Placement = str | PlacementRef
+
+_POSITIVE = {"gt": 0}
 
 
-class TargetSpec(_Closed):
+@dataclass(frozen=True, kw_only=True)
+class TargetSpec:
     """A place that holds copies of servers. Kind-specific fields are checked in ``desired.py``."""
 
-    kind: StrictStr
-    path: StrictStr | None = None
+    kind: str
+    path: str | None = None
     scope: Literal["user", "project", "local"] | None = None
-    project: StrictStr | None = None
+    project: str | None = None
     # A client profile of the user scope (VS Code: a folder under ``User/profiles``, or the
     # profile's name); kinds without profiles refuse it.
-    profile: StrictStr | None = None
+    profile: str | None = None
     servers: tuple[Placement, ...] = ("*",)
     on_drift: OnDrift = OnDrift.SYNC
-    prune: StrictBool = False
-    exclusive: StrictBool = False
-    optional: StrictBool = False
-    create: StrictBool = True  # a missing client file: create it (false: skip, report absent)
+    prune: bool = False
+    exclusive: bool = False
+    optional: bool = False
+    create: bool = True  # a missing client file: create it (false: skip, report absent)
     secrets: Literal["reference", "resolve"] | None = None
     bridge: Literal["mcp-remote"] | None = None
-    url: StrictStr | None = None
-    token: StrictStr | None = None
-    timeout: Annotated[float, Strict()] | None = Field(default=None, gt=0)
+    url: str | None = None
+    token: str | None = None
+    timeout: float | None = field(default=None, metadata=_POSITIVE)
 
 
-class Mirror(_Closed):
+@dataclass(frozen=True, kw_only=True)
+class Mirror:
     """Source-copy parity for a file tree (the ``mirrors`` issue implements it)."""
 
-    source: StrictStr
-    copies: tuple[StrictStr, ...] = Field(min_length=1)
-    include: tuple[StrictStr, ...] = ()
-    exclude: tuple[StrictStr, ...] = ()
+    source: str
+    copies: tuple[str, ...] = field(metadata={"min_length": 1})
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     on_drift: OnDrift = OnDrift.REPORT
-    prune: StrictBool = False
+    prune: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
 class MirrorCopySpec(TargetSpec):
     """The target spec of one mirror copy, derived from ``mirrors:`` (never written by hand)."""
 
-    mirror: StrictStr
-    source: StrictStr
-    copy_path: StrictStr
-    include: tuple[StrictStr, ...] = ()
-    exclude: tuple[StrictStr, ...] = ()
+    mirror: str
+    source: str
+    copy_path: str
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 def mirror_target_name(mirror: str, copy: str, copies: int) -> str:
@@ -217,31 +251,20 @@ def mirror_targets(mirrors: Mapping[str, Mirror]) -> dict[str, MirrorCopySpec]:
     return out
 
 
-class Resolver(_Closed):
+@dataclass(frozen=True, kw_only=True)
+class Resolver:
     """A secret resolver: a command run without a shell; ``{name}`` is substituted."""
 
-    command: tuple[StrictStr, ...] = Field(min_length=1)
-    timeout: Annotated[float, Strict()] = Field(default=10.0, gt=0)
+    command: tuple[str, ...] = field(metadata={"min_length": 1})
+    timeout: float = field(default=10.0, metadata=_POSITIVE)
 
 
-class DesiredFile(_Closed):
+@dataclass(frozen=True, kw_only=True)
+class DesiredFile:
     """One file of ``desired/``: any of the four sections, and ``defaults`` (in one file)."""
 
     defaults: Defaults | None = None
-    servers: dict[StrictStr, Server] = Field(default_factory=dict)
-    targets: dict[StrictStr, TargetSpec] = Field(default_factory=dict)
-    mirrors: dict[StrictStr, Mirror] = Field(default_factory=dict)
-    secrets: dict[StrictStr, Resolver] = Field(default_factory=dict)
-
-
-def json_schema(kinds: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON Schema of one desired-state file, for editors and ``reconcile schema``.
-
-    ``kinds``: the target kinds the families declare, listed as the enum of ``kind``.
-    """
-    schema = DesiredFile.model_json_schema()
-    if kinds:
-        schema["$defs"]["TargetSpec"]["properties"]["kind"]["enum"] = list(kinds)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "mcp-reconciler desired state"
-    return schema
+    servers: dict[str, Server] = field(default_factory=dict)
+    targets: dict[str, TargetSpec] = field(default_factory=dict)
+    mirrors: dict[str, Mirror] = field(default_factory=dict)
+    secrets: dict[str, Resolver] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any
@@ -127,9 +127,11 @@ def merge_policy(defaults: ToolPolicy | None, own: ToolPolicy | None) -> ToolPol
     leaves out come from the defaults."""
     if defaults is None or own is None:
         return own if defaults is None else defaults
-    taken = own.model_fields_set
+    keys = [f.name for f in fields(ToolPolicy) if not f.metadata.get("derived")]
     values = {
-        key: getattr(own if key in taken else defaults, key) for key in ToolPolicy.model_fields
+        key: getattr(own if key in own.given else defaults, key)
+        for key in keys
+        if key in own.given | defaults.given
     }
     return ToolPolicy(**values)
 

@@ -5,10 +5,10 @@ explain as to parse: it collects every problem in every file before giving up (o
 them all), points at the key or value at fault, and suggests the likely fix ("did you mean").
 
 The YAML module (``yamlio``) gives plain data with a map from each path to its position;
-the data is validated by the pydantic models, and pydantic's error locations are translated
-back to lines. Cross-file and cross-object rules (a name defined
-twice, a placement of an undeclared server, a transport a target cannot carry) are checked
-here because only here are locations known.
+the data is validated by the schema derived from the value types (``schema``), and
+pydantic's error locations are translated back to lines. Cross-file and cross-object rules
+(a name defined twice, a placement of an undeclared server, a transport a target cannot
+carry) are checked here because only here are locations known.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import difflib
 import fnmatch
 import hashlib
 import hmac
+import importlib.util
 import os
 import pickle
 import sys
@@ -27,15 +28,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import pydantic
-from pydantic import BaseModel, ValidationError
-
 from reconciler.core import model
 from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
 from reconciler.core.essence import Essence, from_server
 from reconciler.core.model import DesiredFile, Server, TargetSpec
 from reconciler.core.tools import merge_policy
 from reconciler.store import fsutil, yamlio
+from reconciler.store.schema import keys, schema
 from reconciler.store.toollock import LOCK_FILE
 from reconciler.store.yamlio import Loc, Located
 
@@ -261,7 +260,7 @@ def load(
 
     if defaults.tools is not None:
         servers = {
-            name: server.model_copy(update={"tools": merge_policy(defaults.tools, server.tools)})
+            name: replace(server, tools=merge_policy(defaults.tools, server.tools))
             for name, server in servers.items()
         }
     state = DesiredState(
@@ -299,9 +298,22 @@ _CACHE_FORMAT = b"reconciler-desired-cache-1"
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
+def _validator_stamp() -> str:
+    """Which pydantic is installed, without importing it (a cached pass never does): the
+    size and mtime of its version module, which an upgrade rewrites."""
+    spec = importlib.util.find_spec("pydantic")
+    if spec is None or spec.origin is None:
+        return ""
+    try:
+        stat = Path(spec.origin).with_name("version.py").stat()
+    except OSError:
+        return ""
+    return f"pydantic:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def _cache_key(root: Path, texts: Mapping[Path, str | None]) -> bytes:
     digest = hashlib.sha256(_CACHE_FORMAT)
-    for part in (sys.version, pydantic.VERSION, str(root.resolve()), str(Path.cwd())):
+    for part in (sys.version, _validator_stamp(), str(root.resolve()), str(Path.cwd())):
         digest.update(part.encode() + b"\0")
     for source in sorted(_PACKAGE.rglob("*.py")):  # the code that validated it
         stat = source.stat()
@@ -366,9 +378,10 @@ def _load_file(
             )
         )
         return None
+    validator = schema()
     try:
-        return DesiredFile.model_validate(plain), keylocs, vallocs
-    except ValidationError as e:
+        return validator.validate(plain), keylocs, vallocs
+    except validator.error as e:
         problems += translate(e, plain, shown, keylocs, vallocs)
         if on_invalid is not None:
             on_invalid(plain)  # a token in a mistyped field is never echoed
@@ -384,6 +397,7 @@ SECTIONS = ("servers", "targets", "mirrors", "secrets")
 def _salvage(plain: dict[Any, Any]) -> tuple[DesiredFile, set[tuple[str, str]]]:
     """The objects of a file that failed the schema which are valid on their own, so that
     the cross-reference checks still run over them (every problem in one run)."""
+    validator = schema()
     kept: dict[str, dict[Any, Any]] = {}
     refused: set[tuple[str, str]] = set()
     for section in SECTIONS:
@@ -393,24 +407,24 @@ def _salvage(plain: dict[Any, Any]) -> tuple[DesiredFile, set[tuple[str, str]]]:
         kept[section] = {}
         for name, value in items.items():
             try:
-                DesiredFile.model_validate({section: {name: value}})
-            except ValidationError:
+                validator.validate({section: {name: value}})
+            except validator.error:
                 refused.add((section, str(name)))
                 continue
             kept[section][name] = value
     try:
-        DesiredFile.model_validate({"defaults": plain.get("defaults")})
-    except ValidationError:
+        validator.validate({"defaults": plain.get("defaults")})
+    except validator.error:
         pass
     else:
         kept["defaults"] = plain.get("defaults")  # type: ignore[assignment]
     try:
-        return DesiredFile.model_validate(kept), refused
-    except ValidationError:
+        return validator.validate(kept), refused
+    except validator.error:
         return DesiredFile(), refused
 
 
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
+_SECTION_MODELS: dict[str, type] = {
     "servers": model.Server,
     "targets": model.TargetSpec,
     "mirrors": model.Mirror,
@@ -418,8 +432,8 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The model whose fields are valid keys at ``loc`` (for "did you mean")."""
+def _model_at(loc: Loc) -> type | None:
+    """The value type whose fields are valid keys at ``loc`` (for "did you mean")."""
     if len(loc) == 0:
         return DesiredFile
     section = loc[0]
@@ -434,6 +448,11 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
     if len(loc) == 4 and section == "targets" and loc[2] == "servers":
         return model.PlacementRef
     return None
+
+
+def _keys_at(loc: Loc) -> list[str] | None:
+    found = _model_at(loc)
+    return None if found is None else keys(found)
 
 
 def _data_loc(raw: tuple[Any, ...], data: Any) -> Loc:
@@ -473,17 +492,17 @@ def _position(
 
 
 def translate(
-    error: ValidationError,
+    error: Any,
     data: Any,
     file: str,
     keylocs: Mapping[Loc, Located],
     vallocs: Mapping[Loc, Located],
-    model_at: Callable[[Loc], type[BaseModel] | None] | None = None,
+    keys_at: Callable[[Loc], Sequence[str] | None] | None = None,
 ) -> list[Problem]:
-    """Pydantic's errors as located problems: each at the key or value at fault, with a
-    hint ("did you mean"). ``model_at`` names the model whose fields are valid at a
+    """Pydantic's errors (a ``ValidationError``) as located problems: each at the key or
+    value at fault, with a hint ("did you mean"). ``keys_at`` gives the keys valid at a
     location (desired state's by default; divergence records pass their own)."""
-    model_at = model_at or _model_at
+    keys_at = keys_at or _keys_at
     problems: list[Problem] = []
     seen: set[Loc] = set()
     for item in error.errors(include_url=False):
@@ -510,7 +529,7 @@ def translate(
                         where.line,
                         where.column,
                         f"unknown key '{key}' in a placement",
-                        _did_you_mean(key, model.PlacementRef),
+                        _did_you_mean(key, keys(model.PlacementRef)),
                     )
                 )
                 continue
@@ -532,7 +551,7 @@ def translate(
         if kind == "extra_forbidden":
             key = str(loc[-1]) if loc else str(raw[-1])
             where = _position(loc, keylocs, vallocs, key=True, file=file)
-            owner = model_at(loc[:-1])
+            owner = keys_at(loc[:-1])
             problems.append(
                 Problem(
                     where.file,
@@ -606,10 +625,9 @@ def _yaml_type(python_type: str) -> str:
     }.get(python_type, python_type)
 
 
-def _did_you_mean(key: str, owner: type[BaseModel] | None) -> str:
-    if owner is None:
+def _did_you_mean(key: str, known: Sequence[str] | None) -> str:
+    if known is None:
         return ""
-    known = list(owner.model_fields)
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
         return f"did you mean '{close[0]}'?"

@@ -2,29 +2,22 @@
 
 The records themselves and their matching against drift are pure (``core.divergence``); this
 module is the file side. A record file is read like a desired-state file (``yamlio.read``:
-plain data with the position of every key), validated by the pydantic model ``RecordFile``,
-and its errors go through the desired loader's translator (``desired.translate``), so a
+plain data with the position of every key), validated by the pydantic model ``RecordFile``
+(built on first use, like the desired-state schema: a pass without records never imports
+pydantic), and its errors go through the desired loader's translator (``desired.translate``), so a
 record gets the same ``file:line:column`` problems, "did you mean" included.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    StrictBool,
-    StrictStr,
-    ValidationError,
-)
+from typing import TYPE_CHECKING, Annotated, Any
 
 from reconciler.core.divergence import KEY, Record
 from reconciler.core.errors import DesiredStateError, Problem, ReconcilerError
@@ -32,6 +25,9 @@ from reconciler.store import fsutil, yamlio
 from reconciler.store.desired import display_path, translate
 from reconciler.store.paths import repository_root
 from reconciler.store.yamlio import Loc, make_yaml
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 DIRECTORY = "divergences"
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -87,38 +83,52 @@ def _stamp(value: Any) -> Any:
     return value
 
 
-Text = Annotated[StrictStr, AfterValidator(_text)]
+@dataclass(frozen=True)
+class _Models:
+    file: type[BaseModel]  # RecordFile: the single key ``divergence``
+    body: type[BaseModel]  # RecordBody: the fields under it
+    error: type[ValidationError]
 
 
-class RecordBody(BaseModel):
-    """The fields under ``divergence:`` (DESIGN section 3). Strict and closed, like the
-    desired-state models: a typo in a reviewed record must fail, not be ignored."""
+@functools.cache
+def _models() -> _Models:
+    import pydantic  # heavy: only a pass with record files pays for it
+    from pydantic import AfterValidator, BeforeValidator, StrictBool, StrictStr
 
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+    text = Annotated[StrictStr, AfterValidator(_text)]
+    config = pydantic.ConfigDict(extra="forbid", strict=True)
 
-    target: Text
-    server: Text
-    paths: Annotated[list[StrictStr], AfterValidator(_pointers)]
-    observed: Annotated[Text, AfterValidator(_fingerprint)]
-    reason: Text
-    expires: Annotated[date | None, BeforeValidator(_date)] = None
-    created: Annotated[StrictStr, BeforeValidator(_stamp)] = ""
-    created_by: Annotated[StrictStr, BeforeValidator(_stamp)] = ""
-    reviewed: StrictBool = False
+    class RecordBody(pydantic.BaseModel):
+        """The fields under ``divergence:`` (DESIGN section 3). Strict and closed, like the
+        desired-state schema: a typo in a reviewed record must fail, not be ignored."""
+
+        model_config = config
+
+        target: text
+        server: text
+        paths: Annotated[list[StrictStr], AfterValidator(_pointers)]
+        observed: Annotated[text, AfterValidator(_fingerprint)]
+        reason: text
+        expires: Annotated[date | None, BeforeValidator(_date)] = None
+        created: Annotated[StrictStr, BeforeValidator(_stamp)] = ""
+        created_by: Annotated[StrictStr, BeforeValidator(_stamp)] = ""
+        reviewed: StrictBool = False
+
+    class RecordFile(pydantic.BaseModel):
+        """A record file: the single key ``divergence``."""
+
+        model_config = config
+
+        divergence: RecordBody
+
+    return _Models(RecordFile, RecordBody, pydantic.ValidationError)
 
 
-class RecordFile(BaseModel):
-    """A record file: the single key ``divergence``."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
-
-    divergence: RecordBody
-
-
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The model whose fields are valid keys at ``loc`` (for "did you mean")."""
-    models: dict[int, type[BaseModel]] = {0: RecordFile, 1: RecordBody}
-    return models.get(len(loc))
+def _keys_at(loc: Loc) -> list[str] | None:
+    """The keys valid at ``loc`` (for "did you mean")."""
+    models = _models()
+    found = {0: models.file, 1: models.body}.get(len(loc))
+    return None if found is None else list(found.model_fields)
 
 
 def directory(desired_dir: Path) -> Path:
@@ -175,10 +185,11 @@ def _load_file(path: Path, problems: list[Problem]) -> Record | None:
             )
         )
         return None
+    models = _models()
     try:
-        body = RecordFile.model_validate(found.data).divergence
-    except ValidationError as e:
-        problems += translate(e, found.data, shown, found.keys, found.values, _model_at)
+        body: Any = models.file.model_validate(found.data).divergence  # type: ignore[attr-defined]
+    except models.error as e:
+        problems += translate(e, found.data, shown, found.keys, found.values, _keys_at)
         return None
     return Record(
         id=path.stem,

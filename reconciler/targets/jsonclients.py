@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,7 @@ class VSCode(JsonFileTarget):
         profiles = (
             sorted(p.parent.name for p in folder.glob("*/mcp.json")) if folder.is_dir() else []
         )
-        return (spec, *(spec.model_copy(update={"profile": p}) for p in profiles))
+        return (spec, *(replace(spec, profile=p) for p in profiles))
 
     def written_fields(self, essence: Essence) -> dict[str, Any]:
         return {"type": essence["transport"], **super().written_fields(essence)}

@@ -155,6 +155,7 @@ def test_defaults_apply_to_every_server_in_desired_state(tmp_path: Path) -> None
         "servers:\n"
         "  a: {command: a}\n"
         "  b: {command: b, tools: {allow: [audit], block: destructive}}\n"
+        "  c: {command: c, tools: {block: none}}\n"  # a key written as its default still wins
     )
     (root / toollock.LOCK_FILE).write_text("lock: 1\nservers: {}\n")  # not desired state
     state = desired.load(root)
@@ -162,6 +163,7 @@ def test_defaults_apply_to_every_server_in_desired_state(tmp_path: Path) -> None
     assert state.servers["b"].tools == ToolPolicy(
         allow=("audit",), block=Block.DESTRUCTIVE, on_change=OnChange.BLOCK
     )
+    assert state.servers["c"].tools == ToolPolicy(block=Block.NONE, on_change=OnChange.BLOCK)
 
 
 @pytest.mark.parametrize(

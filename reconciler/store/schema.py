@@ -40,8 +40,7 @@ class Schema:
 
     def validate(self, data: Any) -> model.DesiredFile:
         """One desired file's plain data as value types; raises ``self.error``."""
-        document = to_core(self.models[model.DesiredFile].model_validate(data))
-        assert isinstance(document, model.DesiredFile)
+        document: model.DesiredFile = to_core(self.models[model.DesiredFile].model_validate(data))
         return document
 
 

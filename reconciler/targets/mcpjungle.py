@@ -433,24 +433,32 @@ class MCPJungleTarget:
             return
         essence = next(w.essence for w in group if w.essence is not None)
         want_enabled = bool(essence.get("enabled", True))
-        reset = False  # every enabled flag of the server and its tools is back to true
+        reset = ""  # what set every enabled flag of the server and its tools back to true
         creating = Action.CREATE in actions or entry not in snapshot.configs
-        before = snapshot.tools.get(entry) or self.pending_flags.get(entry, {})
+        # A disabled server's tools are all off by MCPJungle's cascade, not by anyone's
+        # choice: those flags are not the ones to put back after an enable or a register.
+        disabled = not snapshot.enabled.get(entry, True)
+        before = ({} if disabled else snapshot.tools.get(entry)) or self.pending_flags.get(
+            entry, {}
+        )
         if policy is None and before and (creating or actions & {Action.REPLACE, Action.UPDATE}):
             self._note_flags(entry, before)  # before the flags are lost by a reset
         if creating:
             self._register(entry, body, force=False)
-            reset = True
+            reset = "registered"
         elif actions & {Action.REPLACE, Action.UPDATE}:
             self._replace(entry, body, snapshot)
-            reset = True
+            reset = "registered"
+        elif want_enabled and disabled:
+            self._toggle_server(entry, enable=True)  # cascades: every tool enabled
+            reset = "enabled"
         try:
-            self._set_flags(entry, group, policy, want_enabled, reset, before, snapshot)
+            self._set_flags(entry, group, policy, want_enabled, bool(reset), before, snapshot)
         except TargetError as e:
             if not reset:
                 raise
             raise _FlagsFailed(
-                f"server '{entry}' was registered as planned, but setting its tool flags"
+                f"server '{entry}' was {reset} as planned, but setting its tool flags"
                 f" failed: {e}; the next pass sets them",
                 recoverable=e.recoverable,
             ) from e
@@ -470,9 +478,6 @@ class MCPJungleTarget:
             if reset or snapshot.enabled.get(entry, True):
                 self._toggle_server(entry, enable=False)
             return
-        if not reset and not snapshot.enabled.get(entry, True):
-            self._toggle_server(entry, enable=True)
-            reset = True
         if reset or actions & _TOOL_ACTIONS:
             # Without a reset, only the planned tools (a tool-enable left to
             # ``on_drift: report`` is not carried out along with another one).
@@ -528,7 +533,7 @@ class MCPJungleTarget:
             return
         if response.status_code == 202:
             raise TargetError(
-                f"MCPJungle needs OAuth authorization for server '{entry}' "
+                f"MCPJungle at {self.url} needs OAuth authorization for server '{entry}' "
                 f"({self._oauth_hint(response)}): finish the OAuth flow in MCPJungle "
                 "(its dashboard, or `mcpjungle register` by hand), then run reconcile again",
                 recoverable=False,
@@ -906,9 +911,11 @@ class MCPJungleTarget:
         pending = answer.get("authorization_required") if isinstance(answer, dict) else None
         if not isinstance(pending, dict):
             return "no detail"
-        expires = pending.get("expires_at", "?")
-        url = pending.get("authorization_url")
-        return f"open {url} before {expires}" if url else f"pending until {expires}"
+        # Texts from the answer: strings only, bounded, scrubbed (a URL may carry a secret).
+        expires = _answer_text(pending.get("expires_at")) or "?"
+        url = _answer_text(pending.get("authorization_url"))
+        hint = f"open {url} before {expires}" if url else f"pending until {expires}"
+        return self._scrub(hint)
 
     def _remember_secrets(self, config: Mapping[str, Any], *, sent: bool = False) -> None:
         """Teach the redactor the secret values of a registration; for a body we send, keep
@@ -931,15 +938,24 @@ class _Duplicate(TargetError):
     """Registering an existing name without a working ``force`` (500 from the unique index)."""
 
 
+# How much of a text from an answer a report quotes (an error, an authorization url).
+ANSWER_TEXT_CHARS = 300
+
+
+def _answer_text(value: Any) -> str:
+    """A string field of an answer, cut to ``ANSWER_TEXT_CHARS``; "" for anything else."""
+    return value[:ANSWER_TEXT_CHARS] if isinstance(value, str) else ""
+
+
 def _error_text(response: httpx.Response) -> str:
     """The ``error`` of a JSON answer, else the body's text (gin's plain-text 404)."""
     try:
         data = parse_answer(response.content)
     except HostileAnswer:
-        return response.content[:300].decode("utf-8", "replace").strip()
+        return response.content[:ANSWER_TEXT_CHARS].decode("utf-8", "replace").strip()
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return str(data["error"])[:300]
-    return response.content[:300].decode("utf-8", "replace").strip()
+        return _answer_text(data["error"])
+    return response.content[:ANSWER_TEXT_CHARS].decode("utf-8", "replace").strip()
 
 
 def _code(response: httpx.Response) -> str | None:

@@ -637,6 +637,28 @@ def test_tools_left_to_set_after_an_enable_are_said_so(
     }
 
 
+def test_a_register_whose_tool_flags_failed_reports_them_not_applied(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    setup(workspace, jungle.url)
+    jungle.inject("POST", "/api/v0/tools/:verb", Respond(500, {"error": "database is locked"}))
+
+    result = workspace.run("--json")
+
+    assert result.exit_code == 3
+    (refused,) = [r for r in jungle.requests_to("POST", "/api/v0/tools/:verb") if r.fault]
+    server = refused.query["entity"][0].partition("__")[0]
+    assert jungle.tools[refused.query["entity"][0]].enabled  # the deny is not in MCPJungle
+    (found,) = [t for t in result.json["targets"] if t["name"] == "jungle"]
+    applied = {c["action"]: c["applied"] for c in found["changes"] if c["server"] == server}
+    assert applied == {"create": True, "tool-disable": False}, found["changes"]
+    assert f"server '{server}' was registered as planned" in found["error"]
+    text = workspace.run("--dry-run")  # what is left: the tool flags only
+    assert f"{server}: tool-disable, origin" in text.stdout and text.exit_code == 1
+    assert workspace.run().exit_code == 0
+    assert not jungle.tools[refused.query["entity"][0]].enabled
+
+
 def test_an_oauth_answer_is_located_bounded_and_scrubbed(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:

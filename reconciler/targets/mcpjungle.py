@@ -397,12 +397,14 @@ class MCPJungleTarget:
         self.version = self._version()
         failures: dict[str, TargetError] = {}
         done: set[str] = set()
+        flags_left: set[str] = set()
         for entry, group in groups.items():  # one failing server does not block the others
             try:
                 self._apply_entry(entry, group, bodies.get(entry), snapshot)
             except _FlagsFailed as e:  # registered as planned; only its flags are left
                 failures[entry] = e
                 done.add(entry)
+                flags_left.add(entry)
             except TargetError as e:
                 failures[entry] = e
             else:
@@ -415,6 +417,7 @@ class MCPJungleTarget:
                 frozenset(done),
                 recoverable=all(e.recoverable for e in failures.values()),
                 failed={entry: str(e) for entry, e in failures.items()},
+                flags_left=frozenset(flags_left),
             )
 
     # -- applying one server -------------------------------------------------------------

@@ -653,6 +653,7 @@ def test_a_register_whose_tool_flags_failed_reports_them_not_applied(
     applied = {c["action"]: c["applied"] for c in found["changes"] if c["server"] == server}
     assert applied == {"create": True, "tool-disable": False}, found["changes"]
     assert f"server '{server}' was registered as planned" in found["error"]
+    assert "for a registration this usually means" not in found["error"]  # not a register
     text = workspace.run("--dry-run")  # what is left: the tool flags only
     assert f"{server}: tool-disable, origin" in text.stdout and text.exit_code == 1
     assert workspace.run().exit_code == 0

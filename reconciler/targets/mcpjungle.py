@@ -895,7 +895,7 @@ class MCPJungleTarget:
             return _Duplicate(f"{where} could not {what}: {text}")
         if status >= 500 and response.request.method == "GET":
             return TargetError(f"{where} could not {what}: {status} {text} ({self._ready()})")
-        if status >= 500:
+        if status >= 500 and what.startswith("register"):
             return TargetError(
                 f"{where} could not {what}: {status} {text or response.reason_phrase} (for a "
                 "registration this usually means MCPJungle could not connect to the upstream "

@@ -512,9 +512,11 @@ def test_hostile_mcpjungle_answer_to_a_change(workspace: Workspace, case: Case) 
         shutil.rmtree(workspace.state_dir)
         shutil.copytree(saved_state, workspace.state_dir, symlinks=True)
         shutil.move(workspace.state_dir / desktop.name, desktop)
+        assert fingerprint(sandbox) == untouched and registry(jungle) == before  # the start
         jungle.inject(method, path, *faults)
         as_json = workspace.run("--json")
         after_json = registry(jungle)
+        written_json = fingerprint(sandbox)
         jungle.clear_faults()
         assert not jungle.errors
 
@@ -554,7 +556,9 @@ def test_hostile_mcpjungle_answer_to_a_change(workspace: Workspace, case: Case) 
     assert desktop_after == desktop.read_text()
     assert json.loads(desktop_after)["theme"] == "dark"
     changed = str(desktop.relative_to(sandbox))
-    untouched.pop(changed)
-    written.pop(changed)
-    allowed_state_writes(untouched, written)
-    assert written == untouched, "nothing else is written"
+    for after in (written, written_json):
+        start = dict(untouched)
+        start.pop(changed)
+        after.pop(changed)
+        allowed_state_writes(start, after)
+        assert after == start, "nothing else is written"

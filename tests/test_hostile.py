@@ -52,9 +52,11 @@ import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reconciler.core.report import PAST
 from tests.conftest import Workspace
 from tests.fakes.mcpjungle import Delay, FakeMCPJungle, Fault, Respond
 
@@ -300,8 +302,9 @@ def test_hostile_mcpjungle_answer(workspace: Workspace, case: Case, mode: list[s
 # The change an applying pass makes, by ``scenario``: the desired extras of ``time`` (and the
 # ``fetch`` server) before it (None: nothing before, MCPJungle is empty) and after. Each
 # reaches the request its cases answer: register (create; replace, with ?force=true),
-# server disable and enable, tool disable and enable (a deny policy added or dropped), the
-# tools read after a register, deregister (a server the last pass registered, now gone).
+# server disable and enable, tool disable and enable (a deny policy added, or changed to
+# another tool), the tools read after a register or an enable, deregister (a server the
+# last pass registered, now gone from desired).
 WRITE_SCENARIOS: dict[str, tuple[str | None, str, bool]] = {
     # scenario: (before, after, fetch before: a second registered server)
     "create": (None, "tools: {deny: [convert_time]}", False),
@@ -337,8 +340,7 @@ servers:
 """
 FETCH = "  fetch:\n    required: true\n    command: uvx\n    args: [mcp-server-fetch]\n"
 CONFIG_ACTIONS = {"create", "update", "replace", "delete"}
-PAST = {"created", "updated", "replaced", "deleted", "enabled", "disabled"}
-PAST |= {"tool-enabled", "tool-disabled"}
+ACTION_DONE = {past: action for action, past in PAST.items()}  # "created": "create"
 
 
 @dataclass(frozen=True)
@@ -378,14 +380,13 @@ def text_changes(lines: list[str]) -> list[Reported]:
         found = re.match(r"  \S (\S+): ([a-z-]+)[,( ]", line)
         if found:
             verb = found.group(2)
-            applied = verb in PAST
-            action = verb.removesuffix("d") if applied else verb  # created: create
-            out.append(Reported(found.group(1), action, applied))
+            action = ACTION_DONE.get(verb, verb)
+            out.append(Reported(found.group(1), action, verb in ACTION_DONE))
     return out
 
 
-def json_changes(report: dict[str, object]) -> list[Reported]:
-    (gateway,) = [t for t in report["targets"] if t["name"] == "gateway"]  # type: ignore[attr-defined,index]
+def json_changes(report: dict[str, Any]) -> list[Reported]:
+    (gateway,) = [t for t in report["targets"] if t["name"] == "gateway"]
     return [Reported(c["server"], c["action"], c["applied"]) for c in gateway["changes"]]
 
 

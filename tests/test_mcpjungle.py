@@ -660,6 +660,33 @@ def test_a_register_whose_tool_flags_failed_reports_them_not_applied(
     assert not jungle.tools[refused.query["entity"][0]].enabled
 
 
+@pytest.mark.parametrize(
+    "fault", [Drop(after=True), Respond(500, b"{garbled", after=True)], ids=["lost", "garbled"]
+)
+def test_a_write_made_whose_answer_is_lost_is_read_back_as_made(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str], fault: Drop | Respond
+) -> None:
+    # MCPJungle registered the server, then its answer was lost or garbled: a read-back
+    # finds the registration, so the pass reports it created, not failed.
+    jungle.inject("POST", "/api/v0/servers", fault)
+    setup(workspace, jungle.url)
+
+    result = workspace.run("--json")
+
+    assert result.exit_code == 0, result.stdout
+    (found,) = [t for t in result.json["targets"] if t["name"] == "jungle"]
+    assert found["error"] is None and all(c["applied"] for c in found["changes"])
+    assert len(jungle.servers) == 5 and disabled_tools(jungle) == {
+        "files__write_file",
+        "files__delete_file",
+        "github__delete_repo",
+        "github__merge_pull_request",
+    }
+    assert jungle.count("POST", "/api/v0/servers") == 5  # no register sent twice
+    jungle.reset_log()
+    assert workspace.run().exit_code == 0 and jungle.mutations == []
+
+
 def test_an_oauth_answer_is_located_bounded_and_scrubbed(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:

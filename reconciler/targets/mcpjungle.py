@@ -21,6 +21,10 @@ The contract is /work/shared/reference/MCPJUNGLE.md; its quirks shape this modul
   upstream OAuth settings are not managed: a replace carries them over.
 
 Only reads (GET) are retried, with backoff: a repeated register or toggle could do harm.
+Instead, a write whose answer is an error, garbled or lost is read back (the server's
+config, its flag, a tool's flag): MCPJungle may have acted before its answer went wrong,
+and the report states what the read-back found. A connection that never opened is not
+read back (nothing was sent).
 Errors say what to do (start the server, ``mcpjungle init-server``, the token to set), and
 never carry a secret. The ``token:`` option is resolved by the pass's resolver
 (``Context.resolve``); the token, and the bearer tokens, OAuth secrets, header values and
@@ -34,8 +38,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -523,15 +528,20 @@ class MCPJungleTarget:
             want = {tool: restore.get(tool, True) for tool in current}
         for tool in sorted(current):
             if current[tool] != want[tool] and (only is None or tool in only):
-                verb = "enable" if want[tool] else "disable"
-                response = self._call(
-                    "POST", f"{API}/tools/{verb}", params={"entity": f"{entry}{SEPARATOR}{tool}"}
-                )
-                self._expect(response, 200, f"{verb} tool {entry}{SEPARATOR}{tool}")
+                self._toggle_tool(entry, tool, enable=want[tool])
 
-    def _register(self, entry: str, body: Mapping[str, Any], *, force: bool) -> None:
+    def _register(
+        self, entry: str, body: Mapping[str, Any], *, force: bool, read_back: bool = True
+    ) -> None:
+        """Register ``body``; a failure whose read-back shows it registered as sent is a
+        success (``read_back=False``: the caller reads back itself)."""
         params = {"force": "true"} if force else None
-        response = self._call("POST", f"{API}/servers", params=params, json=dict(body))
+        made = partial(self._registered, entry, body) if read_back else partial(bool, False)
+        try:
+            response = self._call("POST", f"{API}/servers", params=params, json=dict(body))
+        except TargetError as e:
+            self._unless_made(e, made)
+            return
         if response.status_code == 201:
             return
         if response.status_code == 202:
@@ -541,7 +551,7 @@ class MCPJungleTarget:
                 "(its dashboard, or `mcpjungle register` by hand), then run reconcile again",
                 recoverable=False,
             )
-        raise self._failure(response, f"register server '{entry}'")
+        self._unless_made(self._failure(response, f"register server '{entry}'"), made)
 
     def _replace(self, entry: str, body: Mapping[str, Any], snapshot: RegistrySnapshot) -> None:
         """Register ``body`` over ``entry``; on failure, register the previous config again."""
@@ -556,7 +566,8 @@ class MCPJungleTarget:
         except TargetError as e:
             cause = str(e)
             try:
-                self._register(entry, previous, force=True)
+                # A failed restore reads back what MCPJungle holds, and says it (below).
+                self._register(entry, previous, force=True, read_back=False)
             except TargetError as again:
                 raise TargetError(
                     f"replace of server '{entry}' failed: {cause}; registering its previous "
@@ -660,17 +671,71 @@ class MCPJungleTarget:
         return notes
 
     def _delete(self, entry: str) -> None:
-        response = self._call("DELETE", f"{API}/servers/{quote(entry, safe='')}")
+        gone = partial(self._deregistered, entry)
+        try:
+            response = self._call("DELETE", f"{API}/servers/{quote(entry, safe='')}")
+        except TargetError as e:
+            self._unless_made(e, gone)
+            return
         if response.status_code == 204:
             return
         if response.status_code == 404 and _is_json(response):
             return  # already gone
-        raise self._failure(response, f"deregister server '{entry}'")
+        self._unless_made(self._failure(response, f"deregister server '{entry}'"), gone)
 
     def _toggle_server(self, entry: str, *, enable: bool) -> None:
         verb = "enable" if enable else "disable"
-        response = self._call("POST", f"{API}/servers/{quote(entry, safe='')}/{verb}")
-        self._expect(response, 200, f"{verb} server '{entry}'")
+        try:
+            response = self._call("POST", f"{API}/servers/{quote(entry, safe='')}/{verb}")
+            self._expect(response, 200, f"{verb} server '{entry}'")
+        except TargetError as e:
+            self._unless_made(e, partial(self._server_is, entry, enable))
+
+    def _toggle_tool(self, entry: str, tool: str, *, enable: bool) -> None:
+        verb = "enable" if enable else "disable"
+        name = f"{entry}{SEPARATOR}{tool}"
+        try:
+            response = self._call("POST", f"{API}/tools/{verb}", params={"entity": name})
+            self._expect(response, 200, f"{verb} tool {name}")
+        except TargetError as e:
+            self._unless_made(e, partial(self._tool_is, entry, tool, enable))
+
+    # -- read-backs after a failed write -------------------------------------------------
+
+    def _unless_made(self, error: TargetError, made: Callable[[], bool]) -> None:
+        """Raise ``error`` unless a read-back shows the change made all the same: MCPJungle
+        acted, then its answer was lost or garbled. A report states what was read back."""
+        if isinstance(error, _Unreached):
+            raise error  # the request never left: nothing to read back (and no time lost)
+        try:
+            held = made()
+        except TargetError:
+            held = False
+        if not held:
+            raise error
+        log.info("%s: %s; read back: made as planned", self.name, error)
+
+    def _configs(self) -> dict[str, dict[str, Any]]:
+        response = self._expect(self._call("GET", f"{API}/server_configs"), 200)
+        return {str(c.get("name")): c for c in self._list(response, "server_configs")}
+
+    def _registered(self, entry: str, body: Mapping[str, Any]) -> bool:
+        held = self._configs().get(entry)
+        return held is not None and config_to_essence(held, True) == config_to_essence(body, True)
+
+    def _deregistered(self, entry: str) -> bool:
+        return entry not in self._configs()
+
+    def _server_is(self, entry: str, enabled: bool) -> bool:
+        response = self._expect(self._call("GET", f"{API}/servers"), 200)
+        listed = {str(s.get("name")): s.get("enabled") for s in self._list(response, "servers")}
+        return listed.get(entry) is enabled
+
+    def _tool_is(self, entry: str, tool: str, enabled: bool) -> bool:
+        response = self._call("GET", f"{API}/tools", params={"server": entry})
+        listed = self._list(self._expect(response, 200), "tools")
+        name = f"{entry}{SEPARATOR}{tool}"
+        return any(t.get("name") == name and t.get("enabled", True) is enabled for t in listed)
 
     # -- HTTP --------------------------------------------------------------------------
 
@@ -741,7 +806,7 @@ class MCPJungleTarget:
                     "upstream server: raise the target's timeout, or check the server"
                 )
             except httpx.ConnectError as e:
-                error = TargetError(
+                error = _Unreached(
                     f"cannot connect to MCPJungle at {self.url} ({self._scrub(str(e))}): is it "
                     "running (`mcpjungle start`) and is the target's url right?"
                 )
@@ -935,6 +1000,10 @@ class MCPJungleTarget:
 
 class _FlagsFailed(TargetError):
     """The server is registered as planned; only setting its flags afterwards failed."""
+
+
+class _Unreached(TargetError):
+    """MCPJungle could not be connected to: a request that never left changed nothing."""
 
 
 class _Duplicate(TargetError):

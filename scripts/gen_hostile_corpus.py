@@ -341,4 +341,20 @@ for body in ("malformed", "deep", "not-utf8", "huge-integer", "too-big"):
 jungle_write("deregister-404-not-json", "delete", f"404 {DELETE}", "has no route for DELETE",
              ERRORS["not-utf8"])
 jungle_write("deregister-204-garbage", "delete", f"204 {DELETE}", "none", ERRORS["deep"], exit=0)
+# MCPJungle made the change, then answered an error (its answer garbled or wrong): with
+# ``exit: 0`` the fake makes the change before it answers, and a read-back must find it.
+for name, scenario, answer in [
+    ("register-500-made", "create", f"500 {REGISTER}"),
+    ("register-400-made", "create", f"400 {REGISTER}"),
+    ("register-500-made", "replace", f"500 {REGISTER}"),
+    ("server-disable-500-made", "disable", "500 POST /api/v0/servers/:name/disable"),
+    ("server-enable-500-made", "enable", "500 POST /api/v0/servers/:name/enable"),
+    ("tool-disable-500-made", "govern", "500 POST /api/v0/tools/disable"),
+    ("tool-enable-500-made", "allow", "500 POST /api/v0/tools/enable"),
+    ("tool-disable-500-made", "create", "500 POST /api/v0/tools/disable"),
+    ("deregister-500-made", "delete", f"500 {DELETE}"),
+]:
+    jungle_write(f"{name}-deep", scenario, answer, "none", ERRORS["deep"], exit=0)
+jungle_write("deregister-500-made-too-big", "delete", f"500 {DELETE}", "none", ("make", "big"),
+             exit=0)
 print(len(list(OUT.glob("*.case"))))

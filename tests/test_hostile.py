@@ -30,8 +30,9 @@ enable, govern, allow, delete: register, register with ?force=true, server disab
 enable, tool disable and enable, the tools read after a register, deregister). A write gets
 the answer once (writes are never retried), a read on every retry; ``skip: N`` lets the
 first N matching requests through (the observing tools read before the one after a
-register). A case with ``exit: 0`` is a success whose body is garbage: MCPJungle made the
-change (``Respond(after=True)``) and the pass must not need the body. The same pass runs
+register). A case with ``exit: 0`` is a change MCPJungle made (``Respond(after=True)``)
+whose answer is garbage: a success with a hostile body, which the pass must not need, or an
+error answer, which a read-back must see through. The same pass runs
 twice from the same start (the fake's registry and the state directory put back between),
 once for the text report and once for ``--json``; each report must be true against what
 the fake holds afterwards (a change reported as carried out is there, one reported as not

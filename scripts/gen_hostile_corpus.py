@@ -6,13 +6,17 @@ OUT.mkdir(parents=True, exist_ok=True)
 
 
 def case(name, exit, error, place="target", kind=None, make=None, expr=None, body="", note=None,
-         answer=None):
+         answer=None, scenario=None, skip=None):
     head = []
     if note:
         head.append(f"# {note}")
     head += [f"exit: {exit}", f"error: {error}", f"place: {place}"]
     if answer:
         head.append(f"answer: {answer}")
+    if scenario:
+        head.append(f"scenario: {scenario}")
+    if skip:
+        head.append(f"skip: {skip}")
     if kind:
         head.append(f"kind: {kind}")
     if make:
@@ -228,4 +232,129 @@ case("jungle-configs-headers-not-object", 3, "'headers' is not an object of stri
 case("jungle-error-body-deep", 3, "could not read the registered servers", J,
      answer="500 GET /api/v0/server_configs", expr="'{\"error\": ' + '[' * 100000 + ']' * 100000 + '}'",
      note="the error text of a failed read is itself hostile")
+# -- MCPJungle answers to the requests of an applying pass ----------------------------------
+# ``scenario``: the change the pass makes (tests/test_hostile.py, WRITE_SCENARIOS): create,
+# replace, disable, enable, govern, allow, delete; ``skip: N``: the first N requests that
+# match ``answer`` are handled normally (the observing read before the one after a register).
+# The fake answers the request once (writes are never retried; a read three times); exit 0
+# cases have ``error: none``: the body of a success is not needed, and the pass converges.
+ERRORS = {  # an error body, by what is wrong with it
+    "malformed": ("body", '{"error": "fail'),
+    "deep": ("expr", "'{\"error\": ' + '[' * 100000 + ']' * 100000 + '}'"),
+    "not-utf8": ("expr", "'{\"error\": \"\\udcff\"}'"),
+    "huge-integer": ("expr", "'{\"error\": ' + '9' * 5000 + '}'"),
+    "lone-surrogate": ("body", '{"error": "\\ud800"}'),
+    "too-big": ("make", "big"),
+    "not-object": ("body", '["error", 1]'),
+}
+OAUTH = {  # a 202 (OAuth pending) body, by what is wrong with it
+    **{k: v for k, v in ERRORS.items() if k != "deep"},
+    "deep": ("expr", "'{\"authorization_required\": ' + '[' * 100000 + ']' * 100000 + '}'"),
+    "authorization-not-object": ("body", '{"authorization_required": "soon"}'),
+    "authorization-url-huge": (
+        "expr", "'{\"authorization_required\": {\"authorization_url\": \"https://idp.test/' "
+        "+ 'a' * 100000 + '\", \"expires_at\": ' + '[' * 50 + ']' * 50 + '}}'"),
+}
+
+
+def jungle_write(name, scenario, answer, error, how, exit=3, skip=None):
+    kind, value = how
+    case(f"jungle-{scenario}-{name}", exit, error, J, answer=answer, scenario=scenario, skip=skip,
+         **{kind: value})
+
+
+REGISTER = "POST /api/v0/servers"
+for scenario, oauth, statuses in [
+    ("create", OAUTH, {"500": ERRORS, "400": ERRORS}),
+    ("replace", {k: OAUTH[k] for k in ("malformed", "deep", "authorization-not-object")},
+     {"500": {k: ERRORS[k] for k in ("deep", "not-utf8", "too-big")},
+      "400": {k: ERRORS[k] for k in ("huge-integer", "lone-surrogate")}}),
+]:
+    for body, how in oauth.items():
+        error = ("with more than 16777216 bytes" if body == "too-big"
+                 else "needs OAuth authorization for server 'time'")
+        jungle_write(f"register-202-{body}", scenario, f"202 {REGISTER}", error, how)
+    for status, bodies in statuses.items():
+        for body, how in bodies.items():
+            error = ("with more than 16777216 bytes" if body == "too-big"
+                     else f"could not register server 'time': {status}")
+            jungle_write(f"register-{status}-{body}", scenario, f"{status} {REGISTER}", error, how)
+    jungle_write("register-400-code-not-string", scenario, f"400 {REGISTER}",
+                 "could not register server 'time': 400",
+                 ("body", '{"error": "bad input", "code": ["upstream_oauth_required"]}'))
+    jungle_write("register-201-garbage", scenario, f"201 {REGISTER}", "none",
+                 ERRORS["deep"], exit=0)
+jungle_write("register-400-code-number", "create", f"400 {REGISTER}",
+             "could not register server 'time': 400", ("body", '{"error": "no", "code": 400}'))
+for scenario, verb, picks in [
+    ("disable", "disable", ("malformed", "deep", "not-utf8", "lone-surrogate", "too-big")),
+    ("enable", "enable", ("deep", "huge-integer", "not-object")),
+]:
+    answer = f"/api/v0/servers/:name/{verb}"
+    for body in picks:
+        status = "400" if body in ("lone-surrogate", "huge-integer") else "500"
+        error = ("with more than 16777216 bytes" if body == "too-big"
+                 else f"could not {verb} server 'time': {status}")
+        jungle_write(f"server-{verb}-{status}-{body}", scenario, f"{status} POST {answer}",
+                     error, ERRORS[body])
+    jungle_write(f"server-{verb}-200-garbage", scenario, f"200 POST {answer}", "none",
+                 ERRORS["malformed"], exit=0)
+FLAGS_LEFT = "was registered as planned, but setting its tool flags failed"
+TOOLS_OF = "200 GET /api/v0/tools"  # ?server=time, after a register: the second tools read
+for body, how, error in [
+    ("malformed", ("body", '[{"name": "ti'), "is not JSON"),
+    ("deep", ("expr", "'[' * 100000 + ']' * 100000"), "nested deeper than 200 levels"),
+    ("not-utf8", ("expr", "'[{\"name\": \"\\udcff\"}]'"), "not UTF-8 text"),
+    ("object", ("body", '{"tools": []}'), "is not a list of objects"),
+    ("name-missing", ("body", '[{"enabled": true}]'), "has no name"),
+    ("enabled-not-bool", ("body", '[{"name": "time__convert_time", "enabled": 0}]'),
+     "'enabled' is not true or false"),
+    ("too-big", ("make", "big"), "more than 16777216 bytes"),
+]:
+    jungle_write(f"tools-of-server-{body}", "create", TOOLS_OF, error, how, skip=1)
+jungle_write("tools-of-server-after-enable-deep", "enable", TOOLS_OF,
+             "nested deeper than 200 levels", ("expr", "'[' * 100000 + ']' * 100000"), skip=1)
+for scenario, verb, picks in [
+    ("govern", "disable", ("deep", "not-utf8", "huge-integer", "malformed")),
+    ("allow", "enable", ("deep", "lone-surrogate")),
+    ("create", "disable", ("deep",)),
+]:
+    answer = f"POST /api/v0/tools/{verb}"
+    for body in picks:
+        status = {"huge-integer": "400", "malformed": "404"}.get(body, "500")
+        error = f"could not {verb} tool time__convert_time: {status}"
+        if status == "404":  # not JSON: gin's own 404 for a route it does not have
+            error = f"has no route for POST /api/v0/tools/{verb}"
+        if scenario == "create":
+            error = FLAGS_LEFT
+        jungle_write(f"tool-{verb}-{status}-{body}", scenario, f"{status} {answer}", error,
+                     ERRORS[body])
+    jungle_write(f"tool-{verb}-200-garbage", scenario, f"200 {answer}", "none",
+                 ERRORS["deep"], exit=0)
+DELETE = "DELETE /api/v0/servers/:name"
+for body in ("malformed", "deep", "not-utf8", "huge-integer", "too-big"):
+    status = "400" if body == "huge-integer" else "500"
+    error = ("with more than 16777216 bytes" if body == "too-big"
+             else f"could not deregister server 'fetch': {status}")
+    jungle_write(f"deregister-{status}-{body}", "delete", f"{status} {DELETE}", error,
+                 ERRORS[body])
+jungle_write("deregister-404-not-json", "delete", f"404 {DELETE}", "has no route for DELETE",
+             ERRORS["not-utf8"])
+jungle_write("deregister-204-garbage", "delete", f"204 {DELETE}", "none", ERRORS["deep"], exit=0)
+# MCPJungle made the change, then answered an error (its answer garbled or wrong): with
+# ``exit: 0`` the fake makes the change before it answers, and a read-back must find it.
+for name, scenario, answer in [
+    ("register-500-made", "create", f"500 {REGISTER}"),
+    ("register-400-made", "create", f"400 {REGISTER}"),
+    ("register-500-made", "replace", f"500 {REGISTER}"),
+    ("server-disable-500-made", "disable", "500 POST /api/v0/servers/:name/disable"),
+    ("server-enable-500-made", "enable", "500 POST /api/v0/servers/:name/enable"),
+    ("tool-disable-500-made", "govern", "500 POST /api/v0/tools/disable"),
+    ("tool-enable-500-made", "allow", "500 POST /api/v0/tools/enable"),
+    ("tool-disable-500-made", "create", "500 POST /api/v0/tools/disable"),
+    ("deregister-500-made", "delete", f"500 {DELETE}"),
+]:
+    jungle_write(f"{name}-deep", scenario, answer, "none", ERRORS["deep"], exit=0)
+jungle_write("deregister-500-made-too-big", "delete", f"500 {DELETE}", "none", ("make", "big"),
+             exit=0)
 print(len(list(OUT.glob("*.case"))))

@@ -659,6 +659,29 @@ def test_respond_fault_answers_without_touching_state(
     assert [r.processed for r in jungle.requests] == [False, False, True]
 
 
+def test_respond_after_makes_the_change_and_sends_the_answer_instead(
+    jungle: FakeMCPJungle, http: httpx.Client
+) -> None:
+    jungle.inject("POST", "/api/v0/servers", Respond(201, b"{garbage", after=True))
+    response = register(http, GITHUB)
+    assert (response.status_code, response.content) == (201, b"{garbage")
+    assert "github" in jungle.servers and jungle.requests[0].processed
+
+
+def test_save_and_restore_state_put_the_registry_back(
+    jungle: FakeMCPJungle, http: httpx.Client
+) -> None:
+    saved = jungle.save_state()
+    assert register(http, GITHUB).status_code == 201
+    jungle.restore_state(saved)
+    assert jungle.servers == {} and jungle.tools == {}
+    assert register(http, GITHUB).status_code == 201  # no duplicate: it is gone
+    first_id = jungle.servers["github"].id
+    jungle.restore_state(saved)  # a saved state can be used again
+    assert register(http, GITHUB).status_code == 201
+    assert jungle.servers["github"].id == first_id  # the id counters came back too
+
+
 def test_faults_match_method_and_pattern(jungle: FakeMCPJungle, http: httpx.Client) -> None:
     register(http, GITHUB)
     jungle.inject("*", "/api/v0/servers/:name", Respond(500, {"error": "x"}))

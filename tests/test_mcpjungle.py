@@ -593,6 +593,117 @@ def test_disabled_server_and_hand_edited_tools(
     ]
 
 
+def test_enabling_a_disabled_server_enables_its_tools(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    # Disabling a server disables its tools (MCPJungle's cascade): those flags are no one's
+    # choice, and enabling it again must not put them back (it did: every tool stayed off).
+    disabled = SERVERS.replace("[mcp-server-fetch]\n", "[mcp-server-fetch]\n    enabled: false\n")
+    setup(workspace, jungle.url, servers=disabled)
+    converge(workspace, jungle)
+    assert not jungle.servers["fetch"].enabled and not jungle.tools["fetch__fetch"].enabled
+    setup(workspace, jungle.url)
+
+    result = workspace.run("--json")
+
+    assert result.exit_code == 0 and actions(result.json) == [("fetch", "enable")]
+    assert jungle.servers["fetch"].enabled and jungle.tools["fetch__fetch"].enabled
+    assert workspace.run("--dry-run").exit_code == 0
+
+
+def test_tools_left_to_set_after_an_enable_are_said_so(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    disabled = SERVERS.replace("/srv/data}\n", "/srv/data}\n    enabled: false\n", 1)
+    setup(workspace, jungle.url, servers=disabled)
+    converge(workspace, jungle)
+    setup(workspace, jungle.url)
+    # The enable works; the tools read after it (to apply the deny policy) fails.
+    jungle.inject("GET", "/api/v0/tools", Delay(0.0), *(Respond(500, {"error": "busy"}),) * 3)
+
+    result = workspace.run("--json")
+
+    assert result.exit_code == 3
+    (found,) = [t for t in result.json["targets"] if t["name"] == "jungle"]
+    assert "server 'files' was enabled as planned, but setting its tool flags" in found["error"]
+    assert jungle.servers["files"].enabled  # the report says what MCPJungle holds
+    jungle.clear_faults()  # a 500 is not retried: two answers are left
+    assert workspace.run().exit_code == 0
+    assert disabled_tools(jungle) == {
+        "files__write_file",
+        "files__delete_file",
+        "github__delete_repo",
+        "github__merge_pull_request",
+    }
+
+
+def test_a_register_whose_tool_flags_failed_reports_them_not_applied(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    setup(workspace, jungle.url)
+    jungle.inject("POST", "/api/v0/tools/:verb", Respond(500, {"error": "database is locked"}))
+
+    result = workspace.run("--json")
+
+    assert result.exit_code == 3
+    (refused,) = [r for r in jungle.requests_to("POST", "/api/v0/tools/:verb") if r.fault]
+    server = refused.query["entity"][0].partition("__")[0]
+    assert jungle.tools[refused.query["entity"][0]].enabled  # the deny is not in MCPJungle
+    (found,) = [t for t in result.json["targets"] if t["name"] == "jungle"]
+    applied = {c["action"]: c["applied"] for c in found["changes"] if c["server"] == server}
+    assert applied == {"create": True, "tool-disable": False}, found["changes"]
+    assert f"server '{server}' was registered as planned" in found["error"]
+    assert "for a registration this usually means" not in found["error"]  # not a register
+    text = workspace.run("--dry-run")  # what is left: the tool flags only
+    assert f"{server}: tool-disable, origin" in text.stdout and text.exit_code == 1
+    assert workspace.run().exit_code == 0
+    assert not jungle.tools[refused.query["entity"][0]].enabled
+
+
+@pytest.mark.parametrize(
+    "fault", [Drop(after=True), Respond(500, b"{garbled", after=True)], ids=["lost", "garbled"]
+)
+def test_a_write_made_whose_answer_is_lost_is_read_back_as_made(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str], fault: Drop | Respond
+) -> None:
+    # MCPJungle registered the server, then its answer was lost or garbled: a read-back
+    # finds the registration, so the pass reports it created, not failed.
+    jungle.inject("POST", "/api/v0/servers", fault)
+    setup(workspace, jungle.url)
+
+    result = workspace.run("--json")
+
+    assert result.exit_code == 0, result.stdout
+    (found,) = [t for t in result.json["targets"] if t["name"] == "jungle"]
+    assert found["error"] is None and all(c["applied"] for c in found["changes"])
+    assert len(jungle.servers) == 5 and disabled_tools(jungle) == {
+        "files__write_file",
+        "files__delete_file",
+        "github__delete_repo",
+        "github__merge_pull_request",
+    }
+    assert jungle.count("POST", "/api/v0/servers") == 5  # no register sent twice
+    jungle.reset_log()
+    assert workspace.run().exit_code == 0 and jungle.mutations == []
+
+
+def test_an_oauth_answer_is_located_bounded_and_scrubbed(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
+) -> None:
+    url = "https://idp.test/authorize?token=" + PAT + "&pad=" + "a" * 100_000
+    pending = {"authorization_url": url, "expires_at": {"nested": ["not", "a", "time"]}}
+    jungle.inject("POST", "/api/v0/servers", Respond(202, {"authorization_required": pending}))
+    setup(workspace, jungle.url)
+
+    result = workspace.run("--json")
+
+    errors = {d["server"]: d["error"] for d in result.json["degraded"]}
+    assert f"MCPJungle at {jungle.url} needs OAuth authorization" in errors["time"]
+    assert "before ?" in errors["time"] and "nested" not in errors["time"]
+    assert len(errors["time"]) < 1000, "the authorization url is cut"
+    no_secret(result)
+
+
 def test_on_drift_report_leaves_hand_edited_tools_but_enforces_a_new_deny(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:

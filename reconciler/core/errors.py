@@ -92,7 +92,9 @@ class PartialApply(TargetError):
     """An API target (MCPJungle) applies entry by entry and some entries failed; ``done``
     names the entries changed as planned, so that what this tool created stays its own, and
     ``failed`` maps each entry that failed to its error, so that the report can weigh each
-    failure by the requiredness of its server there."""
+    failure by the requiredness of its server there. ``flags_left`` names the entries of
+    ``done`` whose tool flags are still to set: registered as planned, their tool changes
+    not carried out."""
 
     def __init__(
         self,
@@ -101,7 +103,9 @@ class PartialApply(TargetError):
         *,
         recoverable: bool | None = None,
         failed: Mapping[str, str] | None = None,
+        flags_left: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(message, recoverable=recoverable)
         self.done = done
         self.failed: Mapping[str, str] = dict(failed or {})
+        self.flags_left = flags_left

@@ -17,6 +17,8 @@ from reconciler.core.divergence import Allowed
 from reconciler.core.essence import Essence, display, is_sealed_value
 from reconciler.core.plan import Action, Change
 
+_TOOL_ACTIONS = frozenset({Action.TOOL_ENABLE, Action.TOOL_DISABLE})
+
 SCHEMA_VERSION = 1
 
 
@@ -113,6 +115,9 @@ class TargetReport:
     optional: bool
     changes: tuple[Change, ...] = ()
     applied: frozenset[str] = frozenset()  # entries whose change this pass carried out
+    # Entries of ``applied`` whose tool flags are still to set (the server was registered or
+    # enabled, its tool flags then failed): their tool changes were not carried out.
+    flags_left: frozenset[str] = frozenset()
     in_sync: tuple[str, ...] = ()
     unmanaged: tuple[str, ...] = ()
     orphaned: tuple[str, ...] = ()
@@ -138,6 +143,8 @@ class TargetReport:
     def was_applied(self, change: Change) -> bool:
         # ``apply`` False (on_drift: report) is never carried out, even when another change
         # of the same entry was (a tool-disable beside a tool-enable left to a person).
+        if change.action in _TOOL_ACTIONS and change.entry in self.flags_left:
+            return False
         return change.apply and change.entry in self.applied
 
     @property

@@ -296,6 +296,7 @@ class Engine:
                             phase=Phase.APPLY,
                             recoverable=e.recoverable,
                             failed={k: redact(v) for k, v in e.failed.items()},
+                            flags_left=e.flags_left,
                         )
                     phase = Phase.VERIFY
                     after = target.observe()

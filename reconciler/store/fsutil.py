@@ -169,14 +169,24 @@ _NOT_BRACKET = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|[^\[\]{}"\']+')
 _PAIR = re.compile(r"\[\]|\{\}")
 
 
+# What ``_shallow`` may spend, in passes over the brackets it started with: one pass per
+# level costs (length x depth) on a long, deep text, where the exact scan stops at once.
+_SHALLOW_BUDGET = 8
+
+
 def _shallow(text: str) -> bool:
     """The flow brackets of ``text`` balance and nest at most MAX_DEPTH deep: the common
     case, decided in C (one substitution per level) instead of a Python loop per bracket.
-    False also when they do not balance: then the exact scan decides."""
+    False also when they do not balance, or when the passes cost more than a few over the
+    whole text (a long, deep text): then the exact scan decides."""
     brackets = _NOT_BRACKET.sub("", text)
+    budget = _SHALLOW_BUDGET * len(brackets)
     for _ in range(MAX_DEPTH):
         if not brackets:
             return True
+        budget -= len(brackets)
+        if budget < 0:
+            return False
         brackets = _PAIR.sub("", brackets)
     return not brackets
 

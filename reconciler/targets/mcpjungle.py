@@ -21,6 +21,10 @@ The contract is /work/shared/reference/MCPJUNGLE.md; its quirks shape this modul
   upstream OAuth settings are not managed: a replace carries them over.
 
 Only reads (GET) are retried, with backoff: a repeated register or toggle could do harm.
+Instead, a write whose answer is an error, garbled or lost is read back (the server's
+config, its flag, a tool's flag): MCPJungle may have acted before its answer went wrong,
+and the report states what the read-back found. A connection that never opened is not
+read back (nothing was sent).
 Errors say what to do (start the server, ``mcpjungle init-server``, the token to set), and
 never carry a secret. The ``token:`` option is resolved by the pass's resolver
 (``Context.resolve``); the token, and the bearer tokens, OAuth secrets, header values and
@@ -34,8 +38,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -397,12 +402,14 @@ class MCPJungleTarget:
         self.version = self._version()
         failures: dict[str, TargetError] = {}
         done: set[str] = set()
+        flags_left: set[str] = set()
         for entry, group in groups.items():  # one failing server does not block the others
             try:
                 self._apply_entry(entry, group, bodies.get(entry), snapshot)
             except _FlagsFailed as e:  # registered as planned; only its flags are left
                 failures[entry] = e
                 done.add(entry)
+                flags_left.add(entry)
             except TargetError as e:
                 failures[entry] = e
             else:
@@ -415,6 +422,7 @@ class MCPJungleTarget:
                 frozenset(done),
                 recoverable=all(e.recoverable for e in failures.values()),
                 failed={entry: str(e) for entry, e in failures.items()},
+                flags_left=frozenset(flags_left),
             )
 
     # -- applying one server -------------------------------------------------------------
@@ -433,24 +441,32 @@ class MCPJungleTarget:
             return
         essence = next(w.essence for w in group if w.essence is not None)
         want_enabled = bool(essence.get("enabled", True))
-        reset = False  # every enabled flag of the server and its tools is back to true
+        reset = ""  # what set every enabled flag of the server and its tools back to true
         creating = Action.CREATE in actions or entry not in snapshot.configs
-        before = snapshot.tools.get(entry) or self.pending_flags.get(entry, {})
+        # A disabled server's tools are all off by MCPJungle's cascade, not by anyone's
+        # choice: those flags are not the ones to put back after an enable or a register.
+        disabled = not snapshot.enabled.get(entry, True)
+        before = ({} if disabled else snapshot.tools.get(entry)) or self.pending_flags.get(
+            entry, {}
+        )
         if policy is None and before and (creating or actions & {Action.REPLACE, Action.UPDATE}):
             self._note_flags(entry, before)  # before the flags are lost by a reset
         if creating:
             self._register(entry, body, force=False)
-            reset = True
+            reset = "registered"
         elif actions & {Action.REPLACE, Action.UPDATE}:
             self._replace(entry, body, snapshot)
-            reset = True
+            reset = "registered"
+        elif want_enabled and disabled:
+            self._toggle_server(entry, enable=True)  # cascades: every tool enabled
+            reset = "enabled"
         try:
-            self._set_flags(entry, group, policy, want_enabled, reset, before, snapshot)
+            self._set_flags(entry, group, policy, want_enabled, bool(reset), before, snapshot)
         except TargetError as e:
             if not reset:
                 raise
             raise _FlagsFailed(
-                f"server '{entry}' was registered as planned, but setting its tool flags"
+                f"server '{entry}' was {reset} as planned, but setting its tool flags"
                 f" failed: {e}; the next pass sets them",
                 recoverable=e.recoverable,
             ) from e
@@ -470,9 +486,6 @@ class MCPJungleTarget:
             if reset or snapshot.enabled.get(entry, True):
                 self._toggle_server(entry, enable=False)
             return
-        if not reset and not snapshot.enabled.get(entry, True):
-            self._toggle_server(entry, enable=True)
-            reset = True
         if reset or actions & _TOOL_ACTIONS:
             # Without a reset, only the planned tools (a tool-enable left to
             # ``on_drift: report`` is not carried out along with another one).
@@ -515,25 +528,30 @@ class MCPJungleTarget:
             want = {tool: restore.get(tool, True) for tool in current}
         for tool in sorted(current):
             if current[tool] != want[tool] and (only is None or tool in only):
-                verb = "enable" if want[tool] else "disable"
-                response = self._call(
-                    "POST", f"{API}/tools/{verb}", params={"entity": f"{entry}{SEPARATOR}{tool}"}
-                )
-                self._expect(response, 200, f"{verb} tool {entry}{SEPARATOR}{tool}")
+                self._toggle_tool(entry, tool, enable=want[tool])
 
-    def _register(self, entry: str, body: Mapping[str, Any], *, force: bool) -> None:
+    def _register(
+        self, entry: str, body: Mapping[str, Any], *, force: bool, read_back: bool = True
+    ) -> None:
+        """Register ``body``; a failure whose read-back shows it registered as sent is a
+        success (``read_back=False``: the caller reads back itself)."""
         params = {"force": "true"} if force else None
-        response = self._call("POST", f"{API}/servers", params=params, json=dict(body))
+        made = partial(self._registered, entry, body) if read_back else partial(bool, False)
+        try:
+            response = self._call("POST", f"{API}/servers", params=params, json=dict(body))
+        except TargetError as e:
+            self._unless_made(e, made)
+            return
         if response.status_code == 201:
             return
         if response.status_code == 202:
             raise TargetError(
-                f"MCPJungle needs OAuth authorization for server '{entry}' "
+                f"MCPJungle at {self.url} needs OAuth authorization for server '{entry}' "
                 f"({self._oauth_hint(response)}): finish the OAuth flow in MCPJungle "
                 "(its dashboard, or `mcpjungle register` by hand), then run reconcile again",
                 recoverable=False,
             )
-        raise self._failure(response, f"register server '{entry}'")
+        self._unless_made(self._failure(response, f"register server '{entry}'"), made)
 
     def _replace(self, entry: str, body: Mapping[str, Any], snapshot: RegistrySnapshot) -> None:
         """Register ``body`` over ``entry``; on failure, register the previous config again."""
@@ -548,7 +566,8 @@ class MCPJungleTarget:
         except TargetError as e:
             cause = str(e)
             try:
-                self._register(entry, previous, force=True)
+                # A failed restore reads back what MCPJungle holds, and says it (below).
+                self._register(entry, previous, force=True, read_back=False)
             except TargetError as again:
                 raise TargetError(
                     f"replace of server '{entry}' failed: {cause}; registering its previous "
@@ -652,17 +671,71 @@ class MCPJungleTarget:
         return notes
 
     def _delete(self, entry: str) -> None:
-        response = self._call("DELETE", f"{API}/servers/{quote(entry, safe='')}")
+        gone = partial(self._deregistered, entry)
+        try:
+            response = self._call("DELETE", f"{API}/servers/{quote(entry, safe='')}")
+        except TargetError as e:
+            self._unless_made(e, gone)
+            return
         if response.status_code == 204:
             return
         if response.status_code == 404 and _is_json(response):
             return  # already gone
-        raise self._failure(response, f"deregister server '{entry}'")
+        self._unless_made(self._failure(response, f"deregister server '{entry}'"), gone)
 
     def _toggle_server(self, entry: str, *, enable: bool) -> None:
         verb = "enable" if enable else "disable"
-        response = self._call("POST", f"{API}/servers/{quote(entry, safe='')}/{verb}")
-        self._expect(response, 200, f"{verb} server '{entry}'")
+        try:
+            response = self._call("POST", f"{API}/servers/{quote(entry, safe='')}/{verb}")
+            self._expect(response, 200, f"{verb} server '{entry}'")
+        except TargetError as e:
+            self._unless_made(e, partial(self._server_is, entry, enable))
+
+    def _toggle_tool(self, entry: str, tool: str, *, enable: bool) -> None:
+        verb = "enable" if enable else "disable"
+        name = f"{entry}{SEPARATOR}{tool}"
+        try:
+            response = self._call("POST", f"{API}/tools/{verb}", params={"entity": name})
+            self._expect(response, 200, f"{verb} tool {name}")
+        except TargetError as e:
+            self._unless_made(e, partial(self._tool_is, entry, tool, enable))
+
+    # -- read-backs after a failed write -------------------------------------------------
+
+    def _unless_made(self, error: TargetError, made: Callable[[], bool]) -> None:
+        """Raise ``error`` unless a read-back shows the change made all the same: MCPJungle
+        acted, then its answer was lost or garbled. A report states what was read back."""
+        if isinstance(error, _Unreached):
+            raise error  # the request never left: nothing to read back (and no time lost)
+        try:
+            held = made()
+        except TargetError:
+            held = False
+        if not held:
+            raise error
+        log.info("%s: %s; read back: made as planned", self.name, error)
+
+    def _configs(self) -> dict[str, dict[str, Any]]:
+        response = self._expect(self._call("GET", f"{API}/server_configs"), 200)
+        return {str(c.get("name")): c for c in self._list(response, "server_configs")}
+
+    def _registered(self, entry: str, body: Mapping[str, Any]) -> bool:
+        held = self._configs().get(entry)
+        return held is not None and config_to_essence(held, True) == config_to_essence(body, True)
+
+    def _deregistered(self, entry: str) -> bool:
+        return entry not in self._configs()
+
+    def _server_is(self, entry: str, enabled: bool) -> bool:
+        response = self._expect(self._call("GET", f"{API}/servers"), 200)
+        listed = {str(s.get("name")): s.get("enabled") for s in self._list(response, "servers")}
+        return listed.get(entry) is enabled
+
+    def _tool_is(self, entry: str, tool: str, enabled: bool) -> bool:
+        response = self._call("GET", f"{API}/tools", params={"server": entry})
+        listed = self._list(self._expect(response, 200), "tools")
+        name = f"{entry}{SEPARATOR}{tool}"
+        return any(t.get("name") == name and t.get("enabled", True) is enabled for t in listed)
 
     # -- HTTP --------------------------------------------------------------------------
 
@@ -733,7 +806,7 @@ class MCPJungleTarget:
                     "upstream server: raise the target's timeout, or check the server"
                 )
             except httpx.ConnectError as e:
-                error = TargetError(
+                error = _Unreached(
                     f"cannot connect to MCPJungle at {self.url} ({self._scrub(str(e))}): is it "
                     "running (`mcpjungle start`) and is the target's url right?"
                 )
@@ -887,7 +960,7 @@ class MCPJungleTarget:
             return _Duplicate(f"{where} could not {what}: {text}")
         if status >= 500 and response.request.method == "GET":
             return TargetError(f"{where} could not {what}: {status} {text} ({self._ready()})")
-        if status >= 500:
+        if status >= 500 and what.startswith("register"):
             return TargetError(
                 f"{where} could not {what}: {status} {text or response.reason_phrase} (for a "
                 "registration this usually means MCPJungle could not connect to the upstream "
@@ -906,9 +979,11 @@ class MCPJungleTarget:
         pending = answer.get("authorization_required") if isinstance(answer, dict) else None
         if not isinstance(pending, dict):
             return "no detail"
-        expires = pending.get("expires_at", "?")
-        url = pending.get("authorization_url")
-        return f"open {url} before {expires}" if url else f"pending until {expires}"
+        # Texts from the answer: strings only, bounded, scrubbed (a URL may carry a secret).
+        expires = _answer_text(pending.get("expires_at")) or "?"
+        url = _answer_text(pending.get("authorization_url"))
+        hint = f"open {url} before {expires}" if url else f"pending until {expires}"
+        return self._scrub(hint)
 
     def _remember_secrets(self, config: Mapping[str, Any], *, sent: bool = False) -> None:
         """Teach the redactor the secret values of a registration; for a body we send, keep
@@ -927,8 +1002,21 @@ class _FlagsFailed(TargetError):
     """The server is registered as planned; only setting its flags afterwards failed."""
 
 
+class _Unreached(TargetError):
+    """MCPJungle could not be connected to: a request that never left changed nothing."""
+
+
 class _Duplicate(TargetError):
     """Registering an existing name without a working ``force`` (500 from the unique index)."""
+
+
+# How much of a text from an answer a report quotes (an error, an authorization url).
+ANSWER_TEXT_CHARS = 300
+
+
+def _answer_text(value: Any) -> str:
+    """A string field of an answer, cut to ``ANSWER_TEXT_CHARS``; "" for anything else."""
+    return value[:ANSWER_TEXT_CHARS] if isinstance(value, str) else ""
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -936,10 +1024,10 @@ def _error_text(response: httpx.Response) -> str:
     try:
         data = parse_answer(response.content)
     except HostileAnswer:
-        return response.content[:300].decode("utf-8", "replace").strip()
+        return response.content[:ANSWER_TEXT_CHARS].decode("utf-8", "replace").strip()
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return str(data["error"])[:300]
-    return response.content[:300].decode("utf-8", "replace").strip()
+        return _answer_text(data["error"])
+    return response.content[:ANSWER_TEXT_CHARS].decode("utf-8", "replace").strip()
 
 
 def _code(response: httpx.Response) -> str | None:

@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
 import secrets
@@ -218,7 +219,9 @@ class RegisterInput:
 
 @dataclass(frozen=True)
 class Respond:
-    """Answer with this instead of handling the request (no state change).
+    """Answer with this instead of handling the request (no state change); with
+    ``after=True``, handle the request (the change is made) and send this answer in place of
+    the real one (a success whose body is garbage).
 
     ``body``: dict/list -> JSON as gin writes it; str -> text/plain; bytes as is; None -> empty.
     """
@@ -226,6 +229,7 @@ class Respond:
     status: int
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    after: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,10 @@ class Trickle:
 
 
 Fault = Respond | Delay | Drop | Trickle
+# What ``save_state`` copies: servers, tools, OAuth sessions, the id counters.
+SavedState = tuple[
+    dict[str, "ServerRecord"], dict[str, "ToolRecord"], dict[str, "OAuthSession"], dict[str, int]
+]
 
 
 @dataclass
@@ -694,6 +702,17 @@ class FakeMCPJungle:
                 self._new_tool(name, spec).enabled = enabled
             return record
 
+    def save_state(self) -> SavedState:
+        """A copy of the registry (servers, tools, OAuth sessions, ids), for ``restore_state``:
+        to run the same request sequence twice from the same start."""
+        with self._cond:
+            return copy.deepcopy((self.servers, self.tools, self.oauth_sessions, self._ids))
+
+    def restore_state(self, saved: SavedState) -> None:
+        """Put back a registry ``save_state`` returned (a copy of it: it can be used again)."""
+        with self._cond:
+            self.servers, self.tools, self.oauth_sessions, self._ids = copy.deepcopy(saved)
+
     # ---- test API: faults and the request log
 
     def inject(self, method: str, pattern: str, *faults: Fault) -> None:
@@ -781,7 +800,7 @@ class FakeMCPJungle:
             record.fault = fault = self._take_fault(call.method, call.path)
             self._cond.notify_all()
         try:
-            if isinstance(fault, Respond):
+            if isinstance(fault, Respond) and not fault.after:
                 self._answer(handler, record, _fault_reply(fault), call.method)
                 return
             if isinstance(fault, Drop) and not fault.after:
@@ -804,6 +823,8 @@ class FakeMCPJungle:
             if isinstance(fault, Delay) and fault.after and self._stopping.wait(fault.seconds):
                 self._drop(handler, record)
                 return
+            if isinstance(fault, Respond):  # after=True: the change is made, the answer lies
+                reply = _fault_reply(fault)
             trickle = fault.interval if isinstance(fault, Trickle) else None
             self._answer(handler, record, reply, call.method, trickle)
         except OSError:  # the client went away (its own timeout); Go would just log it

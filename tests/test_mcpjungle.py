@@ -739,6 +739,36 @@ def test_on_drift_report_leaves_hand_edited_tools_but_enforces_a_new_deny(
     assert not jungle.tools["files__read_dir"].enabled
 
 
+@pytest.mark.parametrize("replaced", [False, True], ids=["policy-only", "with-a-replace"])
+def test_a_policy_removed_releases_the_tools_it_disabled_and_only_those(
+    workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str], replaced: bool
+) -> None:
+    setup(workspace, jungle.url)
+    converge(workspace, jungle)
+    assert {"files__write_file", "files__delete_file"} <= disabled_tools(jungle)
+    jungle.tools["files__read_dir"].enabled = False  # by hand: not this tool's to release
+    servers = SERVERS.replace("    tools:\n      deny: [write_*, delete_*]\n", "")
+    if replaced:  # the same pass re-registers the server (a config change)
+        servers = servers.replace("{ROOT: /srv/data}", "{ROOT: /srv/other}")
+    workspace.write("servers.yaml", servers)
+
+    planned = workspace.run("--dry-run", "--json")
+    assert planned.exit_code == 1, planned.stdout
+    (found,) = planned.json["targets"]
+    released = [c for c in found["changes"] if c["action"] == "tool-enable"]
+    assert [(c["server"], c["origin"], c["paths"]) for c in released] == [
+        ("files", "desired", ["/tools/delete_file", "/tools/write_file"])
+    ]
+
+    result = workspace.run("--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert jungle.tools["files__write_file"].enabled
+    assert jungle.tools["files__delete_file"].enabled
+    assert not jungle.tools["files__read_dir"].enabled
+    again = workspace.run("--dry-run")
+    assert again.exit_code == 0, again.stdout  # converged: nothing left owned or to release
+
+
 def test_replace_keeps_hand_disabled_tools_of_ungoverned_servers(
     workspace: Workspace, jungle: FakeMCPJungle, env: dict[str, str]
 ) -> None:

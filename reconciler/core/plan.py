@@ -206,13 +206,20 @@ def plan_tools(
     had disabled it before (``owned``): then it was re-enabled by hand, a live edit. Live
     edits (that one, and an allowed tool switched off by hand) follow ``on_drift``
     (``record`` reports them: a tool flag is not part of the essence a record could cover).
+    A server whose policy is gone gets back the tools this tool had disabled (``owned``);
+    the ones disabled by someone else stay as they are.
     """
     governed = slot.tools
-    if governed is None or slot.desired is None or not slot.desired.get("enabled", True):
+    if slot.desired is None or not slot.desired.get("enabled", True):
         return []
-    policy = governed.policy
     if change is not None and change.action in (Action.DELETE, Action.DISABLE, Action.RECORD):
         return []
+    if governed is None:
+        released = sorted(t for t in owned if live is not None and live.get(t) is False)
+        if not released:
+            return []
+        return [_tool_change(slot, Action.TOOL_ENABLE, released, Origin.DESIRED, True)]
+    policy = governed.policy
     reset = (
         change is not None
         and change.apply

@@ -587,7 +587,11 @@ class ServerEntries:
             for item in planned.view.rendered:
                 entry, governed = item.slot.entry, item.slot.tools
                 if governed is None or entry not in flags:
-                    out.pop(entry, None)
+                    # Without a policy, what it held and is still off stays owned until
+                    # released (a release that failed is tried again by the next pass).
+                    live = flags.get(entry, {})
+                    held = before.get(entry, frozenset())
+                    out[entry] = frozenset(t for t in held if not live.get(t, True))
                     continue
                 off = governed.disabled(flags[entry])
                 out[entry] = (before.get(entry, frozenset()) & off) | frozenset(

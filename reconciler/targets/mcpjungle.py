@@ -449,8 +449,12 @@ class MCPJungleTarget:
         before = ({} if disabled else snapshot.tools.get(entry)) or self.pending_flags.get(
             entry, {}
         )
+        # The flags to put back after a reset: as they were, but a tool this tool had
+        # disabled under a policy now gone is released (planned as a tool-enable).
+        released = {t for w in group if w.action is Action.TOOL_ENABLE for t in w.tool_names}
+        restore = {**before, **dict.fromkeys(released, True)} if policy is None else before
         if policy is None and before and (creating or actions & {Action.REPLACE, Action.UPDATE}):
-            self._note_flags(entry, before)  # before the flags are lost by a reset
+            self._note_flags(entry, restore)  # before the flags are lost by a reset
         if creating:
             self._register(entry, body, force=False)
             reset = "registered"
@@ -461,7 +465,9 @@ class MCPJungleTarget:
             self._toggle_server(entry, enable=True)  # cascades: every tool enabled
             reset = "enabled"
         try:
-            self._set_flags(entry, group, policy, want_enabled, bool(reset), before, snapshot)
+            self._set_flags(
+                entry, group, policy, want_enabled, bool(reset), before, restore, snapshot
+            )
         except TargetError as e:
             if not reset:
                 raise
@@ -479,6 +485,7 @@ class MCPJungleTarget:
         want_enabled: bool,
         reset: bool,
         before: Mapping[str, bool],
+        restore: Mapping[str, bool],
         snapshot: RegistrySnapshot,
     ) -> None:
         actions = {w.action for w in group}
@@ -497,7 +504,7 @@ class MCPJungleTarget:
                 entry,
                 policy,
                 current,
-                restore=before,
+                restore=restore,
                 only=only,
                 classes=snapshot.classes.get(entry, {}),
             )

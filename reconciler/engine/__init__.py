@@ -33,7 +33,7 @@ from reconciler.core.errors import (
     TargetError,
     UsageError,
 )
-from reconciler.core.essence import Sealer, fingerprint_with, from_server
+from reconciler.core.essence import Sealer, fingerprint_with
 from reconciler.core.model import OnDrift, TargetSpec
 from reconciler.core.report import Phase, RunReport, TargetReport
 from reconciler.engine.mirrors import FileEntries
@@ -430,7 +430,7 @@ def _references(
             if server in seen or (options.servers and server not in options.servers):
                 continue
             seen.add(server)
-            for text in essence_texts(from_server(state.servers[server])):
+            for text in essence_texts(state.essences[server]):
                 yield from find_references(text)
 
 

@@ -147,6 +147,11 @@ def parse_cell_path(path: str) -> tuple[str, str] | None:
     return unquote(parts[2]), unquote(parts[3])
 
 
+def _head(*columns: str) -> str:
+    """A table's header row: each column's name, as written (no markup in them)."""
+    return "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+
+
 def _when(stamp: object) -> str:
     if not isinstance(stamp, (int, float)):
         return "?"
@@ -264,8 +269,8 @@ def _daemon_section(data: Mapping[str, Any]) -> str:
         out += "<ul>" + "".join(f'<li class="error">{h(e)}</li>' for e in errors) + "</ul>"
     backoff = d.get("backoff") or {}
     if backoff:
-        out += '<h2>Backoffs</h2><table id="backoffs"><tr><th>target</th><th>failures</th>'
-        out += "<th>retry in</th></tr>"
+        out += '<h2>Backoffs</h2><table id="backoffs">'
+        out += _head("target", "failures", "retry in")
         for name, b in sorted(backoff.items()):
             out += (
                 f"<tr><td>{h(name)}</td><td>{h(b.get('failures'))}</td>"
@@ -308,10 +313,7 @@ def _divergences_section(data: Mapping[str, Any]) -> str:
         return out[0] + "</table><p class='muted'>not collected</p>"
     if not records:
         return '<h2>Divergence records</h2><p class="muted" id="divergences">none</p>'
-    out.append(
-        "<tr><th>record</th><th>target / server</th><th>fields</th><th>state</th>"
-        "<th>reason</th><th>expires</th><th>commit</th></tr>"
-    )
+    out.append(_head("record", "target / server", "fields", "state", "reason", "expires", "commit"))
     for r in records:
         state = str(r.get("state"))
         if not r.get("reviewed") and state != "unreviewed":
@@ -341,8 +343,17 @@ def _probe_section(data: Mapping[str, Any]) -> str:
         )
     out = [
         f'<h2>Probe health</h2><p class="muted">probed {_when(probe.get("finished"))}</p>',
-        '<table id="probe"><tr><th>server</th><th>health</th><th>transport</th>'
-        "<th>protocol</th><th>tools</th><th>by class</th><th>latency</th><th>last error</th></tr>",
+        '<table id="probe">'
+        + _head(
+            "server",
+            "health",
+            "transport",
+            "protocol",
+            "tools",
+            "by class",
+            "latency",
+            "last error",
+        ),
     ]
     for s in probe.get("servers") or []:
         classes = s.get("tool_classes")
@@ -374,8 +385,8 @@ def _governance_section(data: Mapping[str, Any]) -> str:
             "status data</p>"
         )
     out = [
-        '<h2>Governance</h2><table id="governance"><tr><th>server</th><th>target</th>'
-        "<th>blocked tools</th><th>enforcement</th></tr>"
+        '<h2>Governance</h2><table id="governance">'
+        + _head("server", "target", "blocked tools", "enforcement")
     ]
     for g in rows:
         enforceable = g.get("enforceable", True)
@@ -395,8 +406,8 @@ def _timeline_section(data: Mapping[str, Any]) -> str:
         return '<h2>Last passes</h2><p class="muted" id="passes">none yet</p>'
     longest = max(float(p.get("duration_s") or 0) for p in passes) or 1.0
     out = [
-        '<h2>Last passes</h2><table id="passes"><tr><th>#</th><th>when</th><th>trigger</th>'
-        "<th>changed</th><th>result</th><th>duration</th></tr>"
+        '<h2>Last passes</h2><table id="passes">'
+        + _head("#", "when", "trigger", "changed", "result", "duration")
     ]
     for p in reversed(passes):
         changes = p.get("changes") or []
@@ -455,8 +466,7 @@ def render_cell(data: Mapping[str, Any], target: str, server: str) -> str | None
     if change is not None:
         out.append(
             f"<h2>{h(change.get('action'))} (origin {h(change.get('origin'))})</h2>"
-            '<table id="diff"><tr><th>field</th><th>live</th><th>desired</th>'
-            "<th>last applied</th></tr>"
+            '<table id="diff">' + _head("field", "live", "desired", "last applied")
         )
         for f in change.get("diff") or []:
             last = _value(f["last_applied"]) if "last_applied" in f else ""

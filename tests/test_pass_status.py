@@ -6,6 +6,7 @@ must not leave the previous good one standing, and an invalid invocation changes
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -55,3 +56,32 @@ def test_an_invalid_invocation_writes_no_status(workspace: Workspace) -> None:
     with pytest.raises(Exception, match="unknown target"):
         engine.run(PassOptions(targets=("nope",)))
     assert not (workspace.state_dir / "status.json").exists()
+
+
+def test_the_collector_is_off_during_a_pass_and_back_on_after_it_on_every_exit_path(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass runs without the cyclic collector (its allocations would be walked again
+    and again), and leaves it as it found it, also when it raises; a caller that had
+    turned it off keeps it off."""
+    engine = _engine(workspace)
+    seen: list[bool] = []
+    observe = Engine._reconcile
+
+    def spy(self: Engine, *args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        return observe(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "_reconcile", spy)
+    assert gc.isenabled()
+    assert engine.run(PassOptions()).exit_code == 0
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(Exception, match="unknown target"):
+        engine.run(PassOptions(targets=("nope",)))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        engine.run(PassOptions(dry_run=True))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

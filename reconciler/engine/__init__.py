@@ -9,6 +9,7 @@ not Flux's all-or-nothing). The state directory is touched only by a non-dry run
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -72,6 +73,23 @@ def _seconds(text: str | None, default: float) -> float:
         return default
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the span of one pass, as Mercurial's
+    ``util.nogc`` does while it builds large structures. A pass allocates hundreds of
+    thousands of small dicts and lists that live until it ends, and every few hundred
+    allocations the collector walked all of them again: a fifth of a 2,000 x 8 pass, for
+    nothing, since reference counting frees them. The few cycles a pass leaves (an
+    exception's traceback) are collected once the collector is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # Commits the divergence records a pass drafted (on_drift: record); the application layer
 # provides it (``app.review.record_drafts``), so the engine never calls a command module.
 Recorder = Callable[["Engine", Divergences, Sequence[TargetReport]], list[TargetReport]]
@@ -130,6 +148,10 @@ class Engine:
 
     def run(self, options: PassOptions, state: DesiredState | None = None) -> RunReport:
         """One pass; ``state`` spares the load when the caller (the daemon) just loaded it."""
+        with _collector_paused():
+            return self._run(options, state)
+
+    def _run(self, options: PassOptions, state: DesiredState | None) -> RunReport:
         started = time.monotonic()
         state = self.load() if state is None else state
         with self._secrets_lock:

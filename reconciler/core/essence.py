@@ -92,6 +92,9 @@ STDIO_FIELDS = frozenset({"transport", "command", "args", "env"})
 REMOTE_FIELDS = frozenset({"url", "headers"})
 
 
+# The same URLs recur in every target and pass, and parsing one is the dearest step of
+# normalizing an entry: each is normalized once per process.
+@functools.lru_cache(maxsize=4096)
 def normalize_url(url: str) -> str:
     """Lowercase scheme and host, drop a default port; keep path, slash, query, fragment."""
     try:

@@ -68,6 +68,23 @@ def _identity(value: str) -> str:
     return value
 
 
+def rewriter(
+    pattern: re.Pattern[str], marker: str, spell: Callable[[re.Match[str]], str]
+) -> Callable[[str], str]:
+    """Every match of ``pattern`` in a string spelled by ``spell``. Every match holds
+    ``marker``, and most strings of an entry hold no reference: those are returned as they
+    are without running the pattern (this runs on every string of every entry, both ways)."""
+
+    def rewrite(text: str) -> str:
+        return pattern.sub(spell, text) if marker in text else text
+
+    return rewrite
+
+
+# Canonical references in a client's braced spelling, ``${NAME}`` (to_native of two dialects).
+_TO_BRACED = rewriter(ONLY_ENV, "${env:", lambda m: "${" + m.group(1) + "}")
+
+
 # Cursor, Windsurf, VS Code: ``${env:NAME}`` is already the canonical form.
 ENV_COLON = Syntax("${env:NAME}", _identity, _identity)
 
@@ -75,8 +92,8 @@ ENV_COLON = Syntax("${env:NAME}", _identity, _identity)
 _CLAUDE_IN = re.compile(r"\$\{(" + ENV_NAME_PATTERN + r")\}")
 CLAUDE_CODE = Syntax(
     "${NAME}",
-    lambda s: _CLAUDE_IN.sub(lambda m: env_reference(m.group(1)), s),
-    lambda s: ONLY_ENV.sub(lambda m: "${" + m.group(1) + "}", s),
+    rewriter(_CLAUDE_IN, "${", lambda m: env_reference(m.group(1))),
+    _TO_BRACED,
 )
 
 # Kiro, Warp: ``${NAME}``, read and written as Claude Code's (Kiro's older releases read
@@ -97,8 +114,8 @@ _GEMINI_IN = re.compile(r"\$\{(" + ENV_NAME_PATTERN + r")\}|\$(" + ENV_NAME_PATT
 _GEMINI_EXPANDED = re.compile(r"\$(?:\w|\{[^}]+\})")
 GEMINI = Syntax(
     "$NAME",
-    lambda s: _GEMINI_IN.sub(lambda m: env_reference(m.group(1) or m.group(2)), s),
-    lambda s: ONLY_ENV.sub(lambda m: "${" + m.group(1) + "}", s),
+    rewriter(_GEMINI_IN, "$", lambda m: env_reference(m.group(1) or m.group(2))),
+    _TO_BRACED,
     writable=lambda literal: _GEMINI_EXPANDED.search(literal) is None,
     why_not=(
         "Gemini CLI expands $NAME and ${NAME} in every string of its settings whenever NAME "
@@ -112,8 +129,8 @@ GEMINI = Syntax(
 _OPENCODE_IN = re.compile(r"\{env:(" + ENV_NAME_PATTERN + r")\}")
 OPENCODE = Syntax(
     "{env:NAME}",
-    lambda s: _OPENCODE_IN.sub(lambda m: env_reference(m.group(1)), s),
-    lambda s: ONLY_ENV.sub(lambda m: "{env:" + m.group(1) + "}", s),
+    rewriter(_OPENCODE_IN, "{env:", lambda m: env_reference(m.group(1))),
+    rewriter(ONLY_ENV, "${env:", lambda m: "{env:" + m.group(1) + "}"),
 )
 
 

@@ -262,8 +262,8 @@ class Goose(YamlFileTarget):
 _CONTINUE_IN = re.compile(r"\$\{\{\s*secrets\.(" + ENV_NAME_PATTERN + r")\s*\}\}")
 CONTINUE_SECRETS = references.Syntax(
     "${{ secrets.NAME }}",
-    lambda s: _CONTINUE_IN.sub(lambda m: env_reference(m.group(1)), s),
-    lambda s: ONLY_ENV.sub(lambda m: "${{ secrets." + m.group(1) + " }}", s),
+    references.rewriter(_CONTINUE_IN, "${{", lambda m: env_reference(m.group(1))),
+    references.rewriter(ONLY_ENV, "${env:", lambda m: "${{ secrets." + m.group(1) + " }}"),
 )
 
 

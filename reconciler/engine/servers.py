@@ -173,6 +173,7 @@ class ServerEntries:
         self.resolver = resolver
         self.store = store
         self.inventory = store.inventory(name)
+        self.saved = self.inventory.copy()  # as on disk: a pass that changes none, saves none
         # A write a killed pass noted but did not finish recording: replayed on the first
         # plan, against what the target holds then, and cleared by ``remember``.
         self.intent = store.pending_intent(name)
@@ -529,7 +530,9 @@ class ServerEntries:
         if self.options.dry_run:
             return
         self.inventory = self._after(planned, done, self.inventory, after)
-        self.store.save_inventory(self.name, self.inventory)
+        if self.inventory != self.saved:  # unchanged, it is not even encoded again
+            self.store.save_inventory(self.name, self.inventory)
+            self.saved = self.inventory.copy()
         if done or self.replayed:
             self.store.clear_intent(self.name)
             self.replayed = False

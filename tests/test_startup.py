@@ -21,6 +21,7 @@ import pytest
 
 from reconciler.cli.lazy import SUBCOMMANDS
 from reconciler.cli.main import main
+from tests.fakes.mcpjungle import FakeMCPJungle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -194,3 +195,27 @@ def test_an_unknown_command_is_still_a_usage_error() -> None:
     assert main.get_command(ctx, "no-such-command") is None
     result = click.testing.CliRunner().invoke(main, ["no-such-command"])
     assert result.exit_code == 2 and "No such command" in result.output
+
+
+def test_a_pass_on_mcpjungle_imports_httpx_without_its_command_line_client(
+    tmp_path: Path,
+) -> None:
+    """httpx imports its own CLI (rich, pygments), and httpcore imports trio, whenever they
+    are installed; the pass blocks those imports, and still talks to the gateway."""
+    home, desired = tmp_path / "home", tmp_path / "desired"
+    home.mkdir()
+    desired.mkdir()
+    (desired / "servers.yaml").write_text("servers:\n  api:\n    url: https://api.example/mcp\n")
+    env = _env(home)
+    cli = ["-m", "reconciler", "--desired", str(desired), "--state-dir", str(tmp_path / "s")]
+    with FakeMCPJungle({"api": ["query"]}) as fake:
+        (desired / "targets.yaml").write_text(
+            f"targets:\n  jungle:\n    kind: mcpjungle\n    url: {fake.url}\n"
+        )
+        modules, out = _imported(cli, env, tmp_path)
+        assert "api" in fake.servers, out
+    assert "httpx" in modules
+    # A blocked import is still listed, as a halted one (a few microseconds), but none of
+    # the modules it would have brought is.
+    brought = {m for m in modules if m.split(".")[0] in ("rich", "pygments", "trio")}
+    assert brought <= {"trio"}, sorted(brought)

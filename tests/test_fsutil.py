@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.core.errors import ConcurrentChange
 from reconciler.store import fsutil
@@ -109,3 +113,55 @@ def test_a_long_deep_text_costs_no_more_than_a_long_shallow_one() -> None:
     base = min(cost(shallow) for _ in range(3))
     assert min(cost(deep) for _ in range(3)) < 6 * base
     assert min(cost(wide) for _ in range(3)) < 12 * base
+
+
+# Valid JSON for the JSON readers' fast path (fsutil.checked_json): strings that hold every
+# character the text scan treats specially, containers nested around the limit.
+_JSON_STRING = st.text(alphabet=st.sampled_from("[]{}\"'\\\n/aé😀\u2028"), max_size=6)
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    for i in range(depth):
+        leaf = [leaf] if i % 2 else {"k": leaf}
+    return leaf
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    depth=st.integers(min_value=_D - 3, max_value=_D + 2),
+    strings=st.lists(_JSON_STRING, min_size=1, max_size=4),
+    indent=st.sampled_from([None, 2]),
+    ascii_only=st.booleans(),
+)
+def test_a_parsed_document_nests_as_deep_as_the_text_scan_says(
+    depth: int, strings: list[str], indent: int | None, ascii_only: bool
+) -> None:
+    document = {"servers": strings, "deep": _nested(depth - 1, strings[0])}
+    text = json.dumps(document, indent=indent, ensure_ascii=ascii_only)
+    assert fsutil.nests_deeper(json.loads(text)) == (fsutil.too_deep(text) is not None)
+    parsed = fsutil.checked_json(text)
+    assert (parsed is None) == (depth > _D)
+    if parsed is not None:
+        assert parsed[0] == document
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "\\ud800"}',  # a lone surrogate escape: the checks name it
+        '{"a": 1,}',  # not JSON (JSONC, or broken): the reader's own path decides
+        '{"a": 1} x',
+        "[" * 300 + "]" * 300,  # deeper than json takes within its limit, or than we do
+        "[" * 5000 + "]" * 5000,
+        '{"n": ' + "9" * 5000 + "}",  # an integer json refuses to convert
+        '{"a": 1, "a": 2}',
+    ],
+)
+def test_the_fast_json_path_leaves_every_text_the_checks_refuse_to_them(text: str) -> None:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    assert fsutil.checked_json(text, object_pairs_hook=unique) is None

@@ -79,6 +79,9 @@ class JsonFileTarget(FileTarget):
         text = self._text(content, path)
         if not text.strip():
             raise TargetFormatError(f"{path}: {fsutil.EMPTY_FILE}", recoverable=True)
+        parsed = fsutil.checked_json(text, object_pairs_hook=_unique)
+        if parsed is not None and isinstance(parsed[0], dict):
+            return parsed[0]  # what the checks and the parse below return, without their scan
         deep = fsutil.too_deep(text)
         if deep is not None:
             raise TargetFormatError(f"{path}:{fsutil.depth_message(deep)}")

@@ -82,9 +82,12 @@ class Capability:
     def unexpressed(self, essence: Essence) -> tuple[str, ...]:
         """The fields of ``essence`` this kind has no place for (``cwd`` on Claude Code):
         ``mask`` leaves them out, and validation and the plan say so."""
-        return tuple(
-            k for k in essence if k not in self.fields and k not in ("transport", "enabled")
-        )
+        if essence.keys() - self.fields <= _ALWAYS_EXPRESSED:  # the common case, in C
+            return ()
+        return tuple(k for k in essence if k not in self.fields and k not in _ALWAYS_EXPRESSED)
+
+
+_ALWAYS_EXPRESSED = frozenset({"transport", "enabled"})
 
 
 # Field sets the target families build their capability masks from.

@@ -223,10 +223,9 @@ class ServerEntries:
             if self.options.servers and server_name not in self.options.servers:
                 continue
             server = state.servers[server_name]
-            entry = next(
-                (n for n in (server_name, *server.aliases) if n in observation.entries),
-                server_name,
-            )
+            entry = server_name  # or the first alias the target holds, if it lacks the name
+            if server.aliases and server_name not in observation.entries:
+                entry = next((n for n in server.aliases if n in observation.entries), server_name)
             full = state.essences[server_name]
             literal: frozenset[str] = frozenset()
             if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 
 from reconciler.core.essence import (
@@ -39,6 +41,10 @@ def test_empty_equals_absent_and_defaults_fill_in() -> None:
         "command": "uvx",
     }
     assert normalize({"url": "https://x/mcp"})["transport"] == "http"
+    # Only empties go: a switch that is off stays, and so does a 0 a client wrote.
+    assert normalize({"command": "uvx", "enabled": False})["enabled"] is False
+    assert normalize({"command": "uvx", "cwd": 0})["cwd"] == 0
+    assert "env" not in normalize({"command": "uvx", "env": MappingProxyType({})})
 
 
 def test_env_is_a_map_and_args_keep_their_order() -> None:

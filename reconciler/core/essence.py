@@ -130,7 +130,9 @@ def normalize(raw: Mapping[str, Any]) -> Essence:
     out: Essence = {"transport": transport}
     for field in _NORMALIZED:  # a hot path: every desired and live entry of every target
         value = raw.get(field)
-        if value is None or value == "" or value == [] or value == {}:
+        # Empties out: None, "", [] and {} (not False or 0); a value that is not empty
+        # is told apart by its truth alone, without comparing it with each empty.
+        if value is None or (not value and isinstance(value, (str, list, Mapping))):
             continue
         if field == "args":
             value = [a if type(a) is str else str(a) for a in value]

@@ -235,17 +235,19 @@ def depth_message(where: tuple[int, int]) -> str:
 def nests_deeper(data: Any) -> bool:
     """Whether parsed ``data`` nests lists and mappings more than MAX_DEPTH deep (a
     top-level object is one level), looking at containers only, level by level."""
-    level = [data]
-    for _ in range(MAX_DEPTH):
+    level = [data] if isinstance(data, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return True
         level = [
             child
             for item in level
-            if isinstance(item, (dict, list))
             for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
         ]
-        if not level:
-            return False
-    return any(isinstance(item, (dict, list)) for item in level)
+    return False
 
 
 def checked_json(text: str, **options: Any) -> tuple[Any] | None:

@@ -11,7 +11,7 @@ sealing again in their own way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -345,14 +345,7 @@ class ServerEntries:
         if self.options.servers:
             scope = frozenset(self.options.servers) | frozenset(s.entry for s in slots)
         inventory = self.inventory
-        last = {
-            entry: _readable(
-                _unseen(e, blind) or {},
-                (live.get(entry), view.desired.get(entry)),
-                self.fingerprint,
-            )
-            for entry, e in inventory.entries.items()
-        }
+        last = _LastApplied(inventory.entries, blind, (live, view.desired), self.fingerprint)
         plan = plan_target(
             slots,
             live,
@@ -713,6 +706,44 @@ def _readable(last: Essence, others: Sequence[Essence | None], fingerprint: Seal
                     out[name] = {**out.get(name, mapping), key: plain}
                     break
     return out
+
+
+class _LastApplied(Mapping[str, Essence]):
+    """The last-applied entries as the plan compares them (``_readable``, without blind
+    fields), each made so when first read: a plan reads only the entries that drifted, and
+    asks of the others only whether they are there."""
+
+    def __init__(
+        self,
+        entries: Mapping[str, Essence],
+        blind: frozenset[str],
+        sides: tuple[Mapping[str, Essence], Mapping[str, Essence | None]],
+        fingerprint: Sealer,
+    ) -> None:
+        self._entries, self._blind, self._sides, self._fingerprint = (
+            entries,
+            blind,
+            sides,
+            fingerprint,
+        )
+        self._made: dict[str, Essence] = {}
+
+    def __getitem__(self, entry: str) -> Essence:
+        made = self._made.get(entry)
+        if made is None:
+            others = tuple(side.get(entry) for side in self._sides)
+            raw = _unseen(self._entries[entry], self._blind) or {}
+            made = self._made[entry] = _readable(raw, others, self._fingerprint)
+        return made
+
+    def __contains__(self, entry: object) -> bool:
+        return entry in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def _unseen(essence: Essence | None, blind: frozenset[str]) -> Essence | None:

@@ -128,9 +128,9 @@ def plan_target(
     for slot in slots:
         have = live.get(slot.entry)
         want = slot.desired
-        last = last_applied.get(slot.entry)
         change = None
-        if have != want:
+        if have != want:  # only a drifted entry is compared with what was last written
+            last = last_applied.get(slot.entry)
             how = origin(want, have, last)
             fields = diff(have, want)
             if how is Origin.CONFLICT:  # keep the third value: what this tool last wrote

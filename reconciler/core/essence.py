@@ -207,7 +207,8 @@ def bridged_headers(essence: Essence) -> frozenset[str]:
 
 def mask(essence: Essence, capability: Capability) -> Essence:
     """Drop what the kind cannot express, so both sides are compared on the same fields."""
-    masked = {k: v for k, v in essence.items() if k in capability.fields or k == "transport"}
+    fields = capability.fields
+    masked = {k: v for k, v in essence.items() if k in fields or k == "transport"}
     if capability.enabled_switch:
         masked.setdefault("enabled", True)
     else:

@@ -65,6 +65,7 @@ from reconciler.store.state import Inventory, StateStore
 from reconciler.targets import MCPJUNGLE, Observation, Target, ToolRules, Write
 
 TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
+_NO_POINTERS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -218,16 +219,18 @@ class ServerEntries:
         spec, target, state = self.spec, self.target, self.state
         capability = target.capability
         keep_env = reference_mode(capability, spec.secrets)
+        selected, live = self.options.servers, observation.entries
         rendered = []
+        # A hot loop (every placement of every target): lookups hoisted, nothing built twice.
         for server_name, placement in state.placements(self.name).items():
-            if self.options.servers and server_name not in self.options.servers:
+            if selected and server_name not in selected:
                 continue
             server = state.servers[server_name]
             entry = server_name  # or the first alias the target holds, if it lacks the name
-            if server.aliases and server_name not in observation.entries:
-                entry = next((n for n in server.aliases if n in observation.entries), server_name)
+            if server.aliases and server_name not in live:
+                entry = next((n for n in server.aliases if n in live), server_name)
             full = state.essences[server_name]
-            literal: frozenset[str] = frozenset()
+            literal = _NO_POINTERS
             if not capability.expresses(full["transport"]) and spec.bridge == "mcp-remote":
                 full = bridge_mcp_remote(full, header_through_env) | {"enabled": server.enabled}
                 literal = bridged_headers(full)
@@ -235,7 +238,8 @@ class ServerEntries:
             dropped = capability.unexpressed(full)
             if not server.enabled and not capability.enabled_switch:
                 essence = None  # no switch in this client: disabled means absent
-            slot = Slot(server_name, entry, None, placement.required, self.governed(server_name))
+            governed = None if server.tools is None else self.governed(server_name)
+            slot = Slot(server_name, entry, None, placement.required, governed)
             if essence is None:
                 rendered.append(Rendered(slot, essence))
                 continue

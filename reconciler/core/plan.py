@@ -44,6 +44,10 @@ class Action(StrEnum):
     COPY = "copy"  # mirrors
 
 
+# The actions on single tools of an entry (not on the entry itself).
+TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
+
+
 @dataclass(frozen=True)
 class Slot:
     """One server placed on one target, as planning sees it.

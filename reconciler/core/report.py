@@ -15,9 +15,7 @@ from typing import Any
 from reconciler.core.compare import Origin
 from reconciler.core.divergence import Allowed
 from reconciler.core.essence import Essence, display, is_sealed_value
-from reconciler.core.plan import Action, Change
-
-_TOOL_ACTIONS = frozenset({Action.TOOL_ENABLE, Action.TOOL_DISABLE})
+from reconciler.core.plan import TOOL_ACTIONS, Action, Change
 
 SCHEMA_VERSION = 1
 
@@ -143,7 +141,7 @@ class TargetReport:
     def was_applied(self, change: Change) -> bool:
         # ``apply`` False (on_drift: report) is never carried out, even when another change
         # of the same entry was (a tool-disable beside a tool-enable left to a person).
-        if change.action in _TOOL_ACTIONS and change.entry in self.flags_left:
+        if change.action in TOOL_ACTIONS and change.entry in self.flags_left:
             return False
         return change.apply and change.entry in self.applied
 

@@ -39,6 +39,7 @@ from reconciler.core.essence import (
 )
 from reconciler.core.model import OnChange, OnDrift
 from reconciler.core.plan import (
+    TOOL_ACTIONS,
     Action,
     Change,
     Slot,
@@ -64,7 +65,6 @@ from reconciler.store.desired import DesiredState
 from reconciler.store.state import Inventory, StateStore
 from reconciler.targets import MCPJUNGLE, Observation, Target, ToolRules, Write
 
-TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
 _NO_POINTERS: frozenset[str] = frozenset()
 
 

@@ -28,7 +28,7 @@ from reconciler.core.compare import pointer_escape
 from reconciler.core.errors import ConcurrentChange, TargetError, TargetFormatError
 from reconciler.core.essence import Capability, Essence
 from reconciler.core.model import TargetSpec
-from reconciler.core.plan import Action
+from reconciler.core.plan import TOOL_ACTIONS, Action
 from reconciler.store import fsutil
 from reconciler.targets import paths
 from reconciler.targets.base import Context, Entries, Observation, Write
@@ -310,9 +310,6 @@ def _mode(path: Path) -> int | None:
         return stat.S_IMODE(path.stat().st_mode)
     except OSError:
         return None
-
-
-TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
 
 
 def _filled(content: bytes | None) -> bool:

@@ -50,7 +50,7 @@ from reconciler.core.enforce import Governed
 from reconciler.core.errors import PartialApply, TargetError
 from reconciler.core.essence import REMOTE_FIELDS, STDIO_FIELDS, Capability, Essence, normalize
 from reconciler.core.model import TargetSpec
-from reconciler.core.plan import Action
+from reconciler.core.plan import TOOL_ACTIONS, Action
 from reconciler.core.tools import ToolClass, classify
 from reconciler.secrets import detect, might_reference
 from reconciler.store import fsutil
@@ -104,7 +104,6 @@ _CARRIED = (
     "oauth_client_secret",
     "oauth_scopes",
 )
-_TOOL_ACTIONS = frozenset({Action.TOOL_DISABLE, Action.TOOL_ENABLE})
 # What a token without admin rights cannot read (``/api/v0/servers`` has no headers, no
 # bearer token).
 BLIND_WITHOUT_ADMIN = frozenset({"headers"})
@@ -511,12 +510,12 @@ class MCPJungleTarget:
             if reset or snapshot.enabled.get(entry, True):
                 self._toggle_server(entry, enable=False)
             return
-        if reset or actions & _TOOL_ACTIONS:
+        if reset or actions & TOOL_ACTIONS:
             # Without a reset, only the planned tools (a tool-enable left to
             # ``on_drift: report`` is not carried out along with another one).
             only = None
             if not reset:
-                only = {t for w in group if w.action in _TOOL_ACTIONS for t in w.tool_names}
+                only = {t for w in group if w.action in TOOL_ACTIONS for t in w.tool_names}
             current = None if reset else before
             self._govern_tools(
                 entry,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -71,6 +71,12 @@ class OnChange(StrEnum):
 
     REPORT = "report"  # drift in probe and audit; the tool is governed as any other
     BLOCK = "block"  # also disabled wherever enforceable
+
+
+def written_fields(cls: type) -> list[Field[Any]]:
+    """The fields of value type ``cls`` a user writes, in declaration order: all but those
+    marked ``metadata={"derived": True}`` (``ToolPolicy.given``)."""
+    return [f for f in fields(cls) if not f.metadata.get("derived")]
 
 
 # Value types. Plain frozen dataclasses, keyword-only like the YAML mappings they come from:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any
 
-from reconciler.core.model import Block, OnChange, ToolPolicy
+from reconciler.core.model import Block, OnChange, ToolPolicy, written_fields
 
 GLOB_CHARS = frozenset("*?[")
 # The fields of a tool the lock covers, in the order a change is explained.
@@ -127,11 +127,10 @@ def merge_policy(defaults: ToolPolicy | None, own: ToolPolicy | None) -> ToolPol
     leaves out come from the defaults."""
     if defaults is None or own is None:
         return own if defaults is None else defaults
-    keys = [f.name for f in fields(ToolPolicy) if not f.metadata.get("derived")]
     values = {
-        key: getattr(own if key in own.given else defaults, key)
-        for key in keys
-        if key in own.given | defaults.given
+        f.name: getattr(own if f.name in own.given else defaults, f.name)
+        for f in written_fields(ToolPolicy)
+        if f.name in own.given | defaults.given
     }
     return ToolPolicy(**values)
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def keys(cls: type) -> list[str]:
     """The keys a user may write for ``cls``, in declaration order (for "did you mean")."""
-    return [f.name for f in dataclasses.fields(cls) if not f.metadata.get("derived")]
+    return [f.name for f in model.written_fields(cls)]
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,7 @@ def schema() -> Schema:
             return built[cls]
         hints = get_type_hints(cls, vars(model))
         fields: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.metadata.get("derived"):
-                continue
+        for f in model.written_fields(cls):
             extra = dict(f.metadata)
             if f.default is not dataclasses.MISSING:
                 extra["default"] = f.default

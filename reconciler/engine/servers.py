@@ -238,8 +238,7 @@ class ServerEntries:
             dropped = capability.unexpressed(full)
             if not server.enabled and not capability.enabled_switch:
                 essence = None  # no switch in this client: disabled means absent
-            governed = None if server.tools is None else self.governed(server_name)
-            slot = Slot(server_name, entry, None, placement.required, governed)
+            slot = Slot(server_name, entry, None, placement.required, self.governed(server_name))
             if essence is None:
                 rendered.append(Rendered(slot, essence))
                 continue
@@ -724,12 +723,10 @@ class _LastApplied(Mapping[str, Essence]):
         sides: tuple[Mapping[str, Essence], Mapping[str, Essence | None]],
         fingerprint: Sealer,
     ) -> None:
-        self._entries, self._blind, self._sides, self._fingerprint = (
-            entries,
-            blind,
-            sides,
-            fingerprint,
-        )
+        self._entries = entries
+        self._blind = blind
+        self._sides = sides
+        self._fingerprint = fingerprint
         self._made: dict[str, Essence] = {}
 
     def __getitem__(self, entry: str) -> Essence:
